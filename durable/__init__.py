@@ -1,0 +1,73 @@
+"""durable: plain ``async def`` functions that survive crashes, restarts and long pauses.
+
+``make_durable(fn)`` compiles a function into a resumable program; each call runs or resumes
+one instance, which checkpoints its call stack and resumes mid-function from the last one.
+"""
+
+from ._errors import (
+    AlreadyDurableException,
+    ArgumentsMismatchError,
+    CheckpointException,
+    CorruptStateError,
+    Diagnostic,
+    DurableCompileError,
+    DurableError,
+    EventTimeoutError,
+    IncompatibleStateError,
+    InstanceBusyError,
+    NoSourceCodeException,
+    PauseForEventException,
+    StateFormatError,
+)
+from .runtime.backend import (
+    DurableBackend,
+    Event,
+    OrchestrationBackend,
+    default_backend,
+)
+from .runtime.frames import CallStack, FunctionCall
+from .runtime.operations import (
+    durable_execute,
+    durable_execute_async,
+    sleep,
+    wait_for_event,
+)
+from .runtime.program import DurableProgram, make_durable
+from .runtime.runtime import DurableRuntime
+from .stores import DiskStateStore, InMemoryStateStore, StateStore
+from .transform import CodeBlock, DurableAstTransformer, transform_to_durable_ast
+
+__all__ = [
+    "AlreadyDurableException",
+    "ArgumentsMismatchError",
+    "CallStack",
+    "CheckpointException",
+    "CodeBlock",
+    "CorruptStateError",
+    "Diagnostic",
+    "DiskStateStore",
+    "DurableAstTransformer",
+    "DurableBackend",
+    "DurableCompileError",
+    "DurableError",
+    "DurableProgram",
+    "DurableRuntime",
+    "Event",
+    "EventTimeoutError",
+    "FunctionCall",
+    "InMemoryStateStore",
+    "IncompatibleStateError",
+    "InstanceBusyError",
+    "NoSourceCodeException",
+    "OrchestrationBackend",
+    "PauseForEventException",
+    "StateFormatError",
+    "StateStore",
+    "default_backend",
+    "durable_execute",
+    "durable_execute_async",
+    "make_durable",
+    "sleep",
+    "transform_to_durable_ast",
+    "wait_for_event",
+]

@@ -1,0 +1,119 @@
+"""Every exception the package raises on purpose.
+
+Each error a user can cause names what was wrong and how to fix it; codes (DUR1xx for the
+compiler, DUR2xx for the runtime, DUR3xx for stores) make them searchable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DurableError(Exception):
+    """Base class of the errors raised by ``durable`` itself."""
+
+
+class PauseForEventException(Exception):
+    """A durable function is waiting for the event ``event``.
+
+    Raised *inside* a durable function it marks a wait point: if the event is already in the
+    instance's inbox it is consumed and execution continues after the ``raise``; otherwise the
+    state is saved and this exception reaches the caller. ``instance_id`` is filled in then.
+    """
+
+    def __init__(self, event: str, *, instance_id: str | None = None) -> None:
+        super().__init__(event)
+        self.event = event
+        self.instance_id = instance_id
+
+    def __reduce__(self):
+        return (_rebuild_pause, (self.event, self.instance_id))
+
+
+def _rebuild_pause(event: str, instance_id: str | None) -> PauseForEventException:
+    return PauseForEventException(event, instance_id=instance_id)
+
+
+class AlreadyDurableException(DurableError, TypeError):
+    """``make_durable`` was given a function that is already durable."""
+
+
+class NoSourceCodeException(DurableError):
+    """The function's source code cannot be read, so it cannot be compiled."""
+
+
+class CheckpointException(DurableError):
+    """A checkpoint could not be taken, e.g. a live local variable cannot be pickled."""
+
+
+class InstanceBusyError(DurableError):
+    """The instance is being run by another runner right now."""
+
+
+class ArgumentsMismatchError(DurableError, ValueError):
+    """An existing instance was called with arguments other than the ones it started with."""
+
+
+class CorruptStateError(DurableError):
+    """Stored state failed its integrity check and was not loaded."""
+
+
+class StateFormatError(DurableError):
+    """Stored state was written in a format this version cannot read."""
+
+
+class IncompatibleStateError(DurableError):
+    """A saved frame belongs to a different version of the function's code."""
+
+
+class EventTimeoutError(DurableError, TimeoutError):
+    """``wait_for_event(..., timeout=...)`` expired before the event arrived."""
+
+    def __init__(self, event: str, timeout: float) -> None:
+        super().__init__(f"event {event!r} did not arrive within {timeout} seconds")
+        self.event = event
+        self.timeout = timeout
+
+    def __reduce__(self):
+        return (EventTimeoutError, (self.event, self.timeout))
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One compile error: where it is, what it is and how to fix it."""
+
+    code: str
+    message: str
+    filename: str
+    line: int
+    column: int
+    source_line: str
+    hint: str
+
+    def render(self) -> str:
+        caret = " " * self.column + "^"
+        return (
+            f"{self.filename}:{self.line}:{self.column + 1}: {self.code} {self.message}\n"
+            f"    {self.source_line}\n    {caret}\n    fix: {self.hint}"
+        )
+
+
+class DurableCompileError(DurableError, SyntaxError):
+    """The function uses constructs that cannot be made resumable. Lists every problem."""
+
+    def __init__(self, function: str, diagnostics: list[Diagnostic]) -> None:
+        self.function = function
+        self.diagnostics = list(diagnostics)
+        count = len(self.diagnostics)
+        header = f"cannot make {function!r} durable ({count} error{'s' if count != 1 else ''}):"
+        body = "\n".join(d.render() for d in self.diagnostics)
+        first = self.diagnostics[0]
+        super().__init__(f"{header}\n{body}")
+        # SyntaxError fields, so tools that understand them point at the first problem.
+        self.filename = first.filename
+        self.lineno = first.line
+        self.offset = first.column + 1
+        self.text = first.source_line
+
+    def __str__(self) -> str:
+        return self.args[0]

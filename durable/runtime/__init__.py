@@ -1,0 +1,1 @@
+"""The runtime: programs, frames and call stacks, running instances, events and timers."""

@@ -1,0 +1,159 @@
+"""Backends: where instance state and events live, as seen by the runtime.
+
+`OrchestrationBackend` is the three-method contract (`load_state`, `save_state`,
+`wait_for_event`) a custom backend implements; `DurableBackend` is the standard one over a
+`StateStore`, with a durable inbox whose events are consumed exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import weakref
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+
+from .._errors import StateFormatError
+from .._ids import validate_instance_id
+from ..stores import InMemoryStateStore, StateStore, store_from_url
+from .runtime import DurableRuntime
+
+#: Version of the bytes `DurableBackend` hands its store.
+RECORD_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event delivered to an instance."""
+
+    name: str
+    payload: Any = None
+
+
+class OrchestrationBackend(ABC):
+    """Where the runtime keeps instance state and finds events. Subclass to plug in storage.
+
+    ``save_state`` must be atomic and durable when it returns; ``wait_for_event`` returns the
+    oldest unconsumed event ``event_name`` of the instance (consuming it) or None.
+    """
+
+    @abstractmethod
+    def load_state(self, instance_id: str) -> dict[str, Any] | None:
+        """The state last saved for `instance_id`, or None for an unknown instance."""
+
+    @abstractmethod
+    def save_state(self, instance_id: str, state: dict[str, Any]) -> None:
+        """Replace the state of `instance_id` atomically and durably."""
+
+    @abstractmethod
+    def wait_for_event(self, instance_id: str, event_name: str) -> Event | None:
+        """Take the oldest pending event `event_name` of `instance_id`, or return None."""
+
+
+class DurableBackend(OrchestrationBackend):
+    """The standard backend over a `StateStore` (in memory unless you pass one).
+
+    Events are stored durably by `publish_event` before it returns, kept until consumed, and
+    consumed once each, oldest first per name. A consumed event is deleted only after the
+    state that records its consumption is saved, so a crash in between neither loses nor
+    duplicates it.
+    """
+
+    def __init__(self, store: StateStore | None = None) -> None:
+        self.store = store if store is not None else InMemoryStateStore()
+        #: instance id -> event ids handed to the running instance, not yet saved as consumed.
+        self._claimed: dict[str, list[int]] = {}
+
+    def __repr__(self) -> str:
+        return f"DurableBackend({self.store!r})"
+
+    def load_state(self, instance_id: str) -> dict[str, Any] | None:
+        self._claimed[instance_id] = []
+        data = self.store.read_state(instance_id)
+        if data is None:
+            return None
+        state = _decode(instance_id, data)
+        consumed = state.pop("consumed_events", ())
+        if consumed:
+            self.store.delete_events(instance_id, list(consumed))
+        return state
+
+    def save_state(self, instance_id: str, state: dict[str, Any]) -> None:
+        claimed = self._claimed.pop(instance_id, [])
+        record = {**state, "consumed_events": claimed}
+        self.store.write_state(instance_id, _encode(record))
+        if claimed:
+            self.store.delete_events(instance_id, claimed)
+
+    def wait_for_event(self, instance_id: str, event_name: str) -> Event | None:
+        claimed = self._claimed.setdefault(instance_id, [])
+        for event_id, data in self.store.read_events(instance_id):
+            if event_id in claimed:
+                continue
+            name, payload = cloudpickle.loads(data)
+            if name == event_name:
+                claimed.append(event_id)
+                return Event(name, payload)
+        return None
+
+    def publish_event(self, instance_id: str, event_name: str, payload: Any = None) -> None:
+        """Store `event_name` (with `payload`) for `instance_id`; durable when it returns."""
+        validate_instance_id(instance_id)
+        if not isinstance(event_name, str) or not event_name:
+            raise TypeError(f"an event name must be a non-empty string, got {event_name!r}")
+        self.store.append_event(instance_id, cloudpickle.dumps((event_name, payload)))
+
+    async def publish_event_async(
+        self, instance_id: str, event_name: str, payload: Any = None
+    ) -> None:
+        """`publish_event` off the event loop, for stores that block."""
+        await asyncio.to_thread(self.publish_event, instance_id, event_name, payload)
+
+    def pending_events(self, instance_id: str) -> list[Event]:
+        """The events stored for `instance_id` and not consumed yet, oldest first."""
+        return [Event(*cloudpickle.loads(data)) for _, data in self.store.read_events(instance_id)]
+
+
+def _encode(state: dict[str, Any]) -> bytes:
+    return pickle.dumps((RECORD_FORMAT, state), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _decode(instance_id: str, data: bytes) -> dict[str, Any]:
+    version, state = pickle.loads(data)
+    if version != RECORD_FORMAT:
+        raise StateFormatError(
+            f"instance {instance_id!r} was stored in record format {version!r}; this version "
+            f"reads format {RECORD_FORMAT}"
+        )
+    return state
+
+
+_runtimes: weakref.WeakKeyDictionary[Any, DurableRuntime] = weakref.WeakKeyDictionary()
+
+
+def runtime_for(backend: OrchestrationBackend) -> DurableRuntime:
+    """The runtime of `backend` (one per backend object, so busy-checks see each other)."""
+    runtime = _runtimes.get(backend)
+    if runtime is None:
+        runtime = _runtimes[backend] = DurableRuntime(backend)
+    return runtime
+
+
+_default: DurableBackend | None = None
+
+
+def default_backend() -> DurableBackend:
+    """The process-wide backend used when no `orchestration_backend` is given.
+
+    In memory, unless the environment variable ``DURABLE_STORE`` names a store URL such as
+    ``file:///var/lib/app/durable`` or ``memory://``.
+    """
+    global _default
+    if _default is None:
+        url = os.environ.get("DURABLE_STORE")
+        _default = DurableBackend(store_from_url(url) if url else InMemoryStateStore())
+    return _default

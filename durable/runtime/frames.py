@@ -1,0 +1,264 @@
+"""Frames and call stacks: what a running durable function is, and how it is snapshotted.
+
+A `FunctionCall` is one frame: its compiled function, its resume point, its live locals and
+the durable operation it is suspended in. Compiled code calls the frame's methods (`enter`,
+`at`, `resume`, `pause`, ...) — the only runtime surface the compiler emits calls to.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from .._errors import CheckpointException, IncompatibleStateError
+
+if TYPE_CHECKING:
+    from .program import DurableProgram
+    from .runtime import InstanceRun
+
+#: Version of the pickled call-stack layout; bumped on any change to the records below.
+STACK_FORMAT = 1
+
+
+# -- what a frame is suspended in -----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AwaitingChild:
+    """Suspended in a nested durable call; the callee is the next frame of the stack."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """The operation at the resume point finished with `value`; resuming returns it."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The operation at the resume point raised `error`; resuming raises it again."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingEvent:
+    """Waiting for the event `name`; `deadline` (epoch seconds) when a timeout was given."""
+
+    name: str
+    deadline: float | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sleeping:
+    """In a durable `sleep` until `deadline` (epoch seconds)."""
+
+    deadline: float
+
+
+Pending = AwaitingChild | Settled | Failed | AwaitingEvent | Sleeping
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One frame as stored: enough to re-enter its function at `resume_point`."""
+
+    program: str
+    fingerprint: str
+    resume_point: int
+    line: int
+    live_locals: dict[str, Any]
+    arguments: tuple | None
+    pending: Pending | None
+
+
+@dataclass(frozen=True, slots=True)
+class StackRecord:
+    format: int
+    frames: tuple[FrameRecord, ...]
+
+
+class FunctionCall:
+    """One frame of a durable instance (see module docstring)."""
+
+    __slots__ = (
+        "program",
+        "resume_point",
+        "arguments",
+        "saved_locals",
+        "pending",
+        "run",
+        "python_frame",
+    )
+
+    def __init__(
+        self,
+        program: DurableProgram,
+        run: InstanceRun,
+        *,
+        arguments: tuple | None = None,
+        resume_point: int = 0,
+        saved_locals: dict[str, Any] | None = None,
+        pending: Pending | None = None,
+    ) -> None:
+        self.program = program
+        self.run = run
+        self.arguments = arguments
+        self.resume_point = resume_point
+        self.saved_locals = saved_locals
+        self.pending = pending
+        self.python_frame: FrameType | None = None
+
+    def __repr__(self) -> str:
+        return f"<FunctionCall {self.program.code.qualname} at resume point {self.resume_point}>"
+
+    # -- called by compiled code ----------------------------------------------------------
+    def enter(self) -> int:
+        """Start (0) or resume (the saved resume point) the compiled function calling this."""
+        self.python_frame = sys._getframe(1)
+        return self.resume_point
+
+    def restore(self) -> dict[str, Any]:
+        saved, self.saved_locals = self.saved_locals or {}, None
+        return saved
+
+    def at(self, resume_point: int, awaitable: Any) -> Any:
+        """Record the checkpoint about to be awaited; link a durable operation to this frame."""
+        self.resume_point = resume_point
+        self.pending = None
+        link = getattr(awaitable, "_durable_link", None)
+        if link is not None:
+            link(self, resume_point)
+        return awaitable
+
+    def resume(self, resume_point: int) -> Any:
+        """The awaitable that settles the operation this frame was suspended in."""
+        from .operations import resume_pending
+
+        return resume_pending(self, resume_point)
+
+    def pause(self, event: str) -> Any:
+        """A wait point: `raise PauseForEventException(event)` in the user's source."""
+        from .operations import WaitForEvent
+
+        return WaitForEvent(event, timeout=None)
+
+    @staticmethod
+    def iterate(iterable: Iterable[Any]) -> Iterator[Any]:
+        return iter(iterable)
+
+    @staticmethod
+    def reenter(iterator: Iterator[Any]) -> Iterator[Any]:
+        """Iterate once more without advancing: the resumed iteration is already bound."""
+        return itertools.chain((None,), iterator)
+
+    # -- snapshots ------------------------------------------------------------------------
+    def record(self) -> FrameRecord:
+        code = self.program.code
+        live: dict[str, Any] = {}
+        if self.resume_point and self.python_frame is not None:
+            frame_locals = self.python_frame.f_locals
+            for name in code.live_at(self.resume_point):
+                if name in frame_locals:
+                    live[name] = frame_locals[name]
+        elif self.saved_locals:
+            live = dict(self.saved_locals)
+        return FrameRecord(
+            program=self.program.key,
+            fingerprint=code.fingerprint,
+            resume_point=self.resume_point,
+            line=code.line_of(self.resume_point),
+            live_locals=live,
+            arguments=self.arguments if self.resume_point == 0 else None,
+            pending=self.pending,
+        )
+
+    @classmethod
+    def from_record(cls, record: FrameRecord, run: InstanceRun) -> FunctionCall:
+        from .program import program_for_key
+
+        program = program_for_key(record.program)
+        current = program.code.fingerprint
+        if record.fingerprint != current:
+            raise IncompatibleStateError(
+                f"instance {run.instance_id!r}: {program.code.qualname} was suspended at line "
+                f"{record.line} by code version {record.fingerprint[:16]}, but the function "
+                f"now compiles to version {current[:16]}; restore the code it started with, "
+                "or start a new instance"
+            )
+        return cls(
+            program,
+            run,
+            arguments=record.arguments,
+            resume_point=record.resume_point,
+            saved_locals=record.live_locals,
+            pending=record.pending,
+        )
+
+
+class CallStack:
+    """The frames of one instance, outermost first; pickled as one object."""
+
+    def __init__(self, frames: list[FunctionCall] | None = None) -> None:
+        self.frames: list[FunctionCall] = frames or []
+
+    def push(self, frame: FunctionCall) -> None:
+        self.frames.append(frame)
+
+    def pop(self, frame: FunctionCall) -> None:
+        if self.frames and self.frames[-1] is frame:
+            self.frames.pop()
+
+    def callee_of(self, frame: FunctionCall) -> FunctionCall:
+        index = self.frames.index(frame)
+        return self.frames[index + 1]
+
+    @property
+    def innermost(self) -> FunctionCall:
+        return self.frames[-1]
+
+    def snapshot(self) -> bytes:
+        """All frames in one `cloudpickle.dumps`, so objects shared between frames stay shared."""
+        records = StackRecord(STACK_FORMAT, tuple(frame.record() for frame in self.frames))
+        try:
+            return cloudpickle.dumps(records)
+        except Exception as error:
+            raise _explain_unpicklable(records, error) from error
+
+    @classmethod
+    def from_snapshot(cls, data: bytes, run: InstanceRun) -> CallStack:
+        records: StackRecord = cloudpickle.loads(data)
+        if records.format != STACK_FORMAT:
+            raise IncompatibleStateError(
+                f"instance {run.instance_id!r}: its call stack was saved in format "
+                f"{records.format}, this version reads format {STACK_FORMAT}"
+            )
+        return cls([FunctionCall.from_record(record, run) for record in records.frames])
+
+
+def _explain_unpicklable(records: StackRecord, error: Exception) -> CheckpointException:
+    """Find the variable that could not be pickled and say where it is live."""
+    from .program import program_for_key
+
+    for record in records.frames:
+        code = program_for_key(record.program).code
+        values = dict(record.live_locals)
+        if record.arguments is not None:
+            values.update({f"argument {i}": v for i, v in enumerate(record.arguments)})
+        for name, value in values.items():
+            try:
+                cloudpickle.dumps(value)
+            except Exception as cause:
+                what = code.temp_descriptions.get(name, f"local variable {name!r}")
+                return CheckpointException(
+                    f"{code.module}.{code.qualname}: {what} ({type(value).__name__}) is live "
+                    f"at the checkpoint at line {record.line} and cannot be pickled ({cause}); "
+                    "make it picklable, or create it after the checkpoint / delete it before"
+                )
+    return CheckpointException(f"the call stack cannot be pickled: {error}")

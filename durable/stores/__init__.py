@@ -1,0 +1,8 @@
+"""Stores: where durable state lives. One small contract (`base`), one module per store."""
+
+from .base import StateStore
+from .disk import DiskStateStore
+from .memory import InMemoryStateStore
+from .url import store_from_url
+
+__all__ = ["DiskStateStore", "InMemoryStateStore", "StateStore", "store_from_url"]

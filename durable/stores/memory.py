@@ -1,0 +1,57 @@
+"""`InMemoryStateStore`: the store of one process's lifetime (tests, the default backend)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+from .._ids import validate_instance_id
+from .base import StateStore
+
+
+class InMemoryStateStore(StateStore):
+    """Keeps records and events in dictionaries; safe to use from several threads."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, bytes] = {}
+        self._events: dict[str, dict[int, bytes]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return "InMemoryStateStore()"
+
+    def read_state(self, instance_id: str) -> bytes | None:
+        with self._lock:
+            return self._states.get(instance_id)
+
+    def write_state(self, instance_id: str, data: bytes) -> None:
+        validate_instance_id(instance_id)
+        with self._lock:
+            self._states[instance_id] = bytes(data)
+
+    def delete_state(self, instance_id: str) -> None:
+        with self._lock:
+            self._states.pop(instance_id, None)
+            self._events.pop(instance_id, None)
+
+    def list_instances(self) -> list[str]:
+        with self._lock:
+            return sorted(self._states)
+
+    def append_event(self, instance_id: str, data: bytes) -> int:
+        validate_instance_id(instance_id)
+        with self._lock:
+            event_id = next(self._ids)
+            self._events.setdefault(instance_id, {})[event_id] = bytes(data)
+            return event_id
+
+    def read_events(self, instance_id: str) -> list[tuple[int, bytes]]:
+        with self._lock:
+            return sorted(self._events.get(instance_id, {}).items())
+
+    def delete_events(self, instance_id: str, event_ids: list[int]) -> None:
+        with self._lock:
+            inbox = self._events.get(instance_id, {})
+            for event_id in event_ids:
+                inbox.pop(event_id, None)

@@ -1,0 +1,45 @@
+"""The compiler: one `async def` in, one resumable function out.
+
+Passes, one module each: `analyze` -> `normalize` -> `liveness` -> `lower` -> `emit`;
+`pipeline` runs them and caches the result by source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import libcst as cst
+
+from .pipeline import CodeBlock, compile_function, compile_source, read_source
+
+__all__ = [
+    "CodeBlock",
+    "DurableAstTransformer",
+    "compile_function",
+    "transform_to_durable_ast",
+]
+
+
+class DurableAstTransformer:
+    """Compiles the source text of one ``async def`` into its resumable form.
+
+    ``transform(source)`` returns the compiled function as a libcst module, ready to print
+    with ``.code``; compile errors raise `DurableCompileError` listing every problem.
+    """
+
+    def __init__(self, *, filename: str = "<durable>", first_line: int = 1) -> None:
+        self.filename = filename
+        self.first_line = first_line
+
+    def transform(self, source: str) -> cst.Module:
+        shape = compile_source(source, filename=self.filename, first_line=self.first_line)
+        return cst.parse_module(shape.emitted.source)
+
+
+def transform_to_durable_ast(function_or_source: Callable[..., Any] | str) -> cst.Module:
+    """The compiled, resumable form of an ``async def`` (a function or its source text)."""
+    if isinstance(function_or_source, str):
+        return DurableAstTransformer().transform(function_or_source)
+    source, filename, first_line = read_source(function_or_source)
+    return DurableAstTransformer(filename=filename, first_line=first_line).transform(source)

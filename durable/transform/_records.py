@@ -1,0 +1,214 @@
+"""Records shared by the compiler passes: the compile context, resume points, node facts.
+
+Passes read and extend one `CompileContext`; nothing else is shared between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from .._errors import Diagnostic
+
+#: Every name the compiler introduces starts with this prefix; user code may not use it.
+RESERVED_PREFIX = "_durable_"
+FRAME = RESERVED_PREFIX + "f"
+RESUME = RESERVED_PREFIX + "rp"
+PAUSE = RESERVED_PREFIX + "pause"  # marker call left by normalize for a wait point
+
+#: Bumped whenever emitted code changes shape; part of every fingerprint.
+COMPILER_VERSION = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """A checkpoint statement: its number, its line in the user's file and what is live there."""
+
+    id: int
+    line: int
+    live: tuple[str, ...]
+
+
+@dataclass
+class CompileContext:
+    """What the passes know about the one function being compiled."""
+
+    filename: str
+    #: Line in the user's file of the first line of `source`.
+    first_line: int
+    source: str
+    qualname: str
+    #: Names that may be the wait-point exception (`raise <name>(...)`).
+    wait_exception_names: frozenset[str] = frozenset({"PauseForEventException"})
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: Statement node -> line in the user's file; filled by every pass that creates statements.
+    origins: dict[cst.CSTNode, int] = field(default_factory=dict)
+    #: Names local to the function (parameters, assigned names, compiler temporaries).
+    local_names: set[str] = field(default_factory=set)
+    #: Names captured by nested functions or lambdas, with the line of the capturing scope.
+    captured: dict[str, int] = field(default_factory=dict)
+    #: Compiler temporaries -> what they stand for, for error messages.
+    temp_descriptions: dict[str, str] = field(default_factory=dict)
+    _temp_counter: int = 0
+    _await_cache: dict[cst.CSTNode, bool] = field(default_factory=dict)
+
+    def source_line(self, line: int) -> str:
+        lines = self.source.splitlines()
+        index = line - self.first_line
+        return lines[index].strip() if 0 <= index < len(lines) else ""
+
+    def error(self, code: str, message: str, line: int, column: int, hint: str) -> None:
+        self.diagnostics.append(
+            Diagnostic(
+                code=code,
+                message=message,
+                filename=self.filename,
+                line=line,
+                column=column,
+                source_line=self.source_line(line),
+                hint=hint,
+            )
+        )
+
+    def new_temp(self, kind: str, description: str) -> str:
+        self._temp_counter += 1
+        name = f"{RESERVED_PREFIX}{kind}{self._temp_counter}"
+        self.local_names.add(name)
+        self.temp_descriptions[name] = description
+        return name
+
+    def has_await(self, node: cst.CSTNode) -> bool:
+        """`contains_await`, cached per node for the life of this compilation."""
+        cached = self._await_cache.get(node)
+        if cached is None:
+            cached = self._await_cache[node] = contains_await(node)
+        return cached
+
+    def describe(self, name: str) -> str:
+        return self.temp_descriptions.get(name, f"variable {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitStatement:
+    """The only place a checkpoint may sit after normalize: `[target =] await operand`."""
+
+    target: str | None
+    operand: cst.BaseExpression
+
+
+def as_await_statement(statement: cst.CSTNode) -> AwaitStatement | None:
+    """Recognise the normalized checkpoint forms; `None` for anything else."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return None
+    small = statement.body[0]
+    if isinstance(small, cst.Expr) and isinstance(small.value, cst.Await):
+        return AwaitStatement(None, small.value.expression)
+    if (
+        isinstance(small, cst.Assign)
+        and isinstance(small.value, cst.Await)
+        and len(small.targets) == 1
+        and isinstance(small.targets[0].target, cst.Name)
+    ):
+        return AwaitStatement(small.targets[0].target.value, small.value.expression)
+    return None
+
+
+class _AwaitFinder(cst.CSTVisitor):
+    """Finds an `await` of this function in a re-enterable position.
+
+    Awaits inside nested scopes belong to them; awaits inside comprehensions run to completion
+    inside their statement, so they are not checkpoints either.
+    """
+
+    def __init__(self) -> None:
+        self.found = False
+
+    def visit_Await(self, node: cst.Await) -> bool:
+        self.found = True
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def visit_ListComp(self, node: cst.ListComp) -> bool:
+        return False
+
+    def visit_SetComp(self, node: cst.SetComp) -> bool:
+        return False
+
+    def visit_DictComp(self, node: cst.DictComp) -> bool:
+        return False
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
+        return False
+
+
+def contains_await(node: cst.CSTNode) -> bool:
+    """True when `node` holds an `await` of the enclosing function."""
+    finder = _AwaitFinder()
+    node.visit(finder)
+    return finder.found
+
+
+def is_wait_point(statement: cst.CSTNode, context: CompileContext) -> bool:
+    """`raise PauseForEventException(...)` as a statement line."""
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False
+    return any(_is_wait_raise(small, context) for small in statement.body)
+
+
+def _is_wait_raise(small: cst.CSTNode, context: CompileContext) -> bool:
+    if not isinstance(small, cst.Raise) or not isinstance(small.exc, cst.Call):
+        return False
+    func = small.exc.func
+    if isinstance(func, cst.Name):
+        return func.value in context.wait_exception_names
+    if isinstance(func, cst.Attribute):
+        return func.attr.value == "PauseForEventException"
+    return False
+
+
+def is_wait_raise(small: cst.CSTNode, context: CompileContext) -> bool:
+    return _is_wait_raise(small, context)
+
+
+class _CheckpointFinder(_AwaitFinder):
+    """Finds a checkpoint: an await or a wait point outside the blocks that run natively."""
+
+    def __init__(self, context: CompileContext) -> None:
+        super().__init__()
+        self.context = context
+
+    def visit_Raise(self, node: cst.Raise) -> bool:
+        if _is_wait_raise(node, self.context):
+            self.found = True
+        return False
+
+    def visit_Try(self, node: cst.Try) -> bool:
+        return False
+
+    def visit_TryStar(self, node: cst.TryStar) -> bool:
+        return False
+
+    def visit_With(self, node: cst.With) -> bool:
+        return False
+
+    def visit_Match(self, node: cst.Match) -> bool:
+        return False
+
+    def visit_For(self, node: cst.For) -> bool:
+        return node.asynchronous is None
+
+
+def contains_checkpoint(node: cst.CSTNode, context: CompileContext) -> bool:
+    """True when `node` holds an await or a wait point of this function."""
+    finder = _CheckpointFinder(context)
+    node.visit(finder)
+    return finder.found

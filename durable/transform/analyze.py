@@ -1,0 +1,264 @@
+"""Pass 1, analyze: parse one function, refuse what cannot be resumed, learn its scopes.
+
+Input: the source text of one `async def` (decorators allowed). Output: the libcst
+`FunctionDef`, every statement's line in the user's file (`context.origins`), the function's
+local and captured names, and every diagnostic at once in `context.diagnostics`.
+"""
+
+from __future__ import annotations
+
+import symtable
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from ._records import RESERVED_PREFIX, CompileContext, is_wait_point
+
+#: Child scopes that always finish inside the statement that creates them.
+_COMPREHENSION_SCOPES = frozenset({"listcomp", "setcomp", "dictcomp", "genexpr"})
+
+
+class AnalyzePass:
+    """Parses and validates; see the module docstring for the forms in and out."""
+
+    def __init__(self, context: CompileContext) -> None:
+        self.context = context
+
+    def run(self) -> cst.FunctionDef:
+        context = self.context
+        module = cst.parse_module(context.source)
+        function = next((stmt for stmt in module.body if isinstance(stmt, cst.FunctionDef)), None)
+        if function is None or function.asynchronous is None:
+            raise TypeError(
+                f"{context.qualname}: expected the source of an 'async def' function, "
+                f"found none in {context.filename}"
+            )
+        context.qualname = context.qualname or function.name.value
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        positions = wrapper.resolve(PositionProvider)
+        offset = context.first_line - 1
+
+        def where(node: cst.CSTNode) -> tuple[int, int]:
+            start = positions[node].start
+            return start.line + offset, start.column
+
+        for node, code_range in positions.items():
+            if isinstance(node, cst.BaseStatement | cst.BaseSmallStatement):
+                context.origins[node] = code_range.start.line + offset
+        function.body.visit(_Validator(context, where))
+        self._learn_scopes(function.name.value)
+        return function
+
+    def _learn_scopes(self, name: str) -> None:
+        context = self.context
+        table = symtable.symtable(context.source, context.filename, "exec")
+        function_table = next(
+            child
+            for child in table.get_children()
+            if child.get_name() == name and child.get_type() == "function"
+        )
+        for symbol in function_table.get_symbols():
+            if symbol.is_local() or symbol.is_parameter():
+                context.local_names.add(symbol.get_name())
+        for child in function_table.get_children():
+            if child.get_name() in _COMPREHENSION_SCOPES:
+                continue
+            for free in _free_names(child):
+                if free in context.local_names:
+                    context.captured.setdefault(free, child.get_lineno() + context.first_line - 1)
+
+
+def _free_names(table: symtable.SymbolTable) -> set[str]:
+    names = {symbol.get_name() for symbol in table.get_symbols() if symbol.is_free()}
+    for child in table.get_children():
+        names |= _free_names(child)
+    return names
+
+
+class _Validator(cst.CSTVisitor):
+    """Collects one diagnostic per unsupported construct; never stops at the first."""
+
+    def __init__(self, context: CompileContext, where) -> None:
+        self.context = context
+        self.where = where
+        self.native_block: list[tuple[str, cst.CSTNode]] = []
+        self.function_depth = 0
+
+    def _error(self, node: cst.CSTNode, code: str, message: str, hint: str) -> None:
+        line, column = self.where(node)
+        self.context.error(code, message, line, column, hint)
+
+    # -- scopes -------------------------------------------------------------------------
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        for decorator in node.decorators:
+            self._refuse_await_in(decorator, "a decorator")
+        self._refuse_await_in(node.params, "a default argument value")
+        self.function_depth += 1
+        return True
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.function_depth -= 1
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self.function_depth += 1
+        return True
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.function_depth -= 1
+
+    # -- blocks that are not re-entered ---------------------------------------------------
+    def _enter_native(self, node: cst.CSTNode, kind: str) -> None:
+        self.native_block.append((kind, node))
+
+    def _leave_native(self) -> None:
+        self.native_block.pop()
+
+    def visit_Try(self, node: cst.Try) -> None:
+        self._enter_native(node, "try")
+
+    def leave_Try(self, original_node: cst.Try) -> None:
+        self._leave_native()
+
+    def visit_TryStar(self, node: cst.TryStar) -> None:
+        self._enter_native(node, "try/except*")
+
+    def leave_TryStar(self, original_node: cst.TryStar) -> None:
+        self._leave_native()
+
+    def visit_With(self, node: cst.With) -> None:
+        self._enter_native(node, "async with" if node.asynchronous else "with")
+
+    def leave_With(self, original_node: cst.With) -> None:
+        self._leave_native()
+
+    def visit_Match(self, node: cst.Match) -> None:
+        self._enter_native(node, "match")
+
+    def leave_Match(self, original_node: cst.Match) -> None:
+        self._leave_native()
+
+    def visit_For(self, node: cst.For) -> None:
+        if node.asynchronous is not None:
+            self._enter_native(node, "async for")
+
+    def leave_For(self, original_node: cst.For) -> None:
+        if original_node.asynchronous is not None:
+            self._leave_native()
+
+    # -- statements ---------------------------------------------------------------------
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        if self.function_depth == 0 and is_wait_point(node, self.context) and self.native_block:
+            kind, block = self.native_block[-1]
+            line, _ = self.where(block)
+            self._error(
+                node,
+                "DUR104",
+                f"a wait point inside '{kind}' (line {line}) cannot be resumed yet",
+                f"move the wait point out of the '{kind}' block",
+            )
+
+    def visit_Global(self, node: cst.Global) -> None:
+        if self.function_depth == 0:
+            self._error(
+                node,
+                "DUR102",
+                "'global' is not allowed in a durable function",
+                "return the value instead, or keep shared state in a module-level object",
+            )
+
+    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+        if self.function_depth == 0:
+            self._error(
+                node,
+                "DUR102",
+                "'nonlocal' is not allowed in a durable function",
+                "pass the value in as an argument and return the new value",
+            )
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        if self.function_depth == 0:
+            self._error(
+                node,
+                "DUR101",
+                "'yield' makes a generator, which cannot be made durable",
+                "collect the values in a list and return it",
+            )
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._refuse_await_in(target, "an assignment target")
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._refuse_await_in(node.target, "an assignment target")
+
+    def visit_Del(self, node: cst.Del) -> None:
+        self._refuse_await_in(node, "a 'del' statement")
+
+    def visit_Assert(self, node: cst.Assert) -> None:
+        if node.msg is not None:
+            self._refuse_await_in(node.msg, "an assert message")
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        name = func.value if isinstance(func, cst.Name) else None
+        if name in {"locals", "eval", "exec"} or (name == "vars" and not node.args):
+            self._error(
+                node,
+                "DUR103",
+                f"'{name}()' reads or runs code against the function's frame, which is "
+                "rebuilt on resume",
+                "use the variables directly",
+            )
+        elif (isinstance(func, cst.Attribute) and func.attr.value == "_getframe") or (
+            name == "_getframe"
+        ):
+            self._error(
+                node,
+                "DUR103",
+                "'sys._getframe()' sees the compiled frame, not the function's",
+                "pass what you need as arguments",
+            )
+        elif name == "super" and not node.args and self.function_depth == 0:
+            self._error(
+                node,
+                "DUR109",
+                "zero-argument 'super()' needs the class cell, which a compiled function lacks",
+                "write super(ClassName, self)",
+            )
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if node.value.startswith(RESERVED_PREFIX):
+            self._error(
+                node,
+                "DUR106",
+                f"the name {node.value!r} uses the prefix {RESERVED_PREFIX!r}, reserved for "
+                "the compiler",
+                "rename it",
+            )
+
+    def _refuse_await_in(self, node: cst.CSTNode, what: str) -> None:
+        finder = _FirstAwait()
+        node.visit(finder)
+        if finder.node is not None:
+            self._error(
+                finder.node,
+                "DUR110",
+                f"'await' in {what} is not supported",
+                "await into a variable on the line before and use the variable",
+            )
+
+
+class _FirstAwait(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.node: cst.Await | None = None
+
+    def visit_Await(self, node: cst.Await) -> bool:
+        if self.node is None:
+            self.node = node
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False

@@ -1,0 +1,135 @@
+"""Pass 5, emit: turn the lowered function into a code object that points at the user's lines.
+
+Input: the lowered `FunctionDef`. Output: `Emitted` — the readable compiled source, the
+compiled function's code object (its free variables are the original function's, so closures
+keep reading the same cells) and an argument binder with the original signature. Every
+statement of the generated code carries the line it came from in the user's file, so
+tracebacks show the user's source.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import types
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from ._records import RESERVED_PREFIX, CompileContext
+from .lower import parameter_names
+
+_FACTORY = RESERVED_PREFIX + "factory"
+_BINDER = RESERVED_PREFIX + "bind"
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    source: str
+    code: types.CodeType
+    binder_code: types.CodeType
+
+
+def _strip_params(params: cst.Parameters) -> cst.Parameters:
+    """The signature without annotations and with placeholder defaults (real ones are copied)."""
+
+    def strip(param: cst.Param) -> cst.Param:
+        default = cst.Name("None") if param.default is not None else None
+        return param.with_changes(annotation=None, default=default)
+
+    star_arg = params.star_arg
+    if isinstance(star_arg, cst.Param):
+        star_arg = strip(star_arg)
+    return params.with_changes(
+        posonly_params=[strip(p) for p in params.posonly_params],
+        params=[strip(p) for p in params.params],
+        star_arg=star_arg,
+        kwonly_params=[strip(p) for p in params.kwonly_params],
+        star_kwarg=strip(params.star_kwarg) if params.star_kwarg is not None else None,
+    )
+
+
+class EmitPass:
+    """Renders, re-lines and compiles (module docstring)."""
+
+    def __init__(self, context: CompileContext) -> None:
+        self.context = context
+
+    def run(
+        self,
+        compiled: cst.FunctionDef,
+        original: cst.FunctionDef,
+        free_names: tuple[str, ...],
+    ) -> Emitted:
+        factory = cst.FunctionDef(
+            name=cst.Name(_FACTORY),
+            params=cst.Parameters(params=[cst.Param(cst.Name(n)) for n in free_names]),
+            body=cst.IndentedBlock(
+                [compiled, cst.SimpleStatementLine([cst.Return(cst.Name(compiled.name.value))])]
+            ),
+        )
+        names = parameter_names(original.params)
+        result = cst.Tuple([cst.Element(cst.Name(n)) for n in names]) if names else cst.Tuple([])
+        binder = cst.FunctionDef(
+            name=cst.Name(_BINDER),
+            params=_strip_params(original.params),
+            body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Return(result)])]),
+        )
+        module = cst.Module(body=[factory, binder])
+        source = module.code
+        line_map = self._line_map(module)
+        tree = ast.parse(source, filename=self.context.filename)
+        self._relocate(tree, line_map)
+        module_code = compile(tree, self.context.filename, "exec", dont_inherit=True)
+        factory_code = _find_code(module_code, _FACTORY)
+        name = original.name.value
+        code = _find_code(factory_code, name).replace(co_qualname=self.context.qualname)
+        binder_code = _find_code(module_code, _BINDER).replace(
+            co_name=name, co_qualname=self.context.qualname
+        )
+        return Emitted(source=compiled_source(compiled), code=code, binder_code=binder_code)
+
+    def _line_map(self, module: cst.Module) -> dict[int, int]:
+        """Line of generated code -> line in the user's file, for every known statement."""
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        line_map: dict[int, int] = {}
+        for node, original_line in self.context.origins.items():
+            position = positions.get(node)
+            if position is not None:
+                line_map.setdefault(position.start.line, original_line)
+        return line_map
+
+    def _relocate(self, tree: ast.Module, line_map: dict[int, int]) -> None:
+        """Give every node the user's line; a node spans that whole line, so no carets lie."""
+        filename = self.context.filename
+        default = self.context.first_line
+
+        def extent(line: int) -> tuple[int, int]:
+            text = linecache.getline(filename, line).rstrip("\n")
+            stripped = text.lstrip()
+            start = len(text[: len(text) - len(stripped)].encode())
+            return start, len(text.encode()) if text else start
+
+        def visit(node: ast.AST, current: int) -> None:
+            if isinstance(node, ast.stmt):
+                current = line_map.get(node.lineno, current)
+            if hasattr(node, "lineno"):
+                start, end = extent(current)
+                node.lineno = node.end_lineno = current
+                node.col_offset, node.end_col_offset = start, end
+            for child in ast.iter_child_nodes(node):
+                visit(child, current)
+
+        visit(tree, default)
+
+
+def compiled_source(compiled: cst.FunctionDef) -> str:
+    return cst.Module(body=[compiled]).code
+
+
+def _find_code(code: types.CodeType, name: str) -> types.CodeType:
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType) and constant.co_name == name:
+            return constant
+    raise AssertionError(f"emit: no code object named {name!r}")

@@ -1,0 +1,283 @@
+"""Pass 4, lower: make the normalized body re-enterable at any resume point.
+
+Input: the normalized body and its `Analysis`. Output: `async def name(_durable_f)` whose
+prologue either binds the arguments or restores the live locals of the saved resume point
+into `_durable_rp`, and whose statements are guarded so that a resumed call skips straight
+to that point without re-deciding a branch or re-testing a loop. Example::
+
+    if x > 0:                         if (1 <= _durable_rp <= 1) if _durable_rp else (x > 0):
+        y = await step()                  if not _durable_rp:
+                                              y = await _durable_f.at(1, step())
+                                          elif _durable_rp == 1:
+                                              _durable_rp = 0
+                                              y = await _durable_f.resume(1)
+
+A statement without a checkpoint inside runs under `if not _durable_rp:`; a block without any
+checkpoint runs exactly as written.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from ._records import FRAME, PAUSE, RESUME, CompileContext, as_await_statement
+from .liveness import Analysis
+from .normalize import assign, block, statements_of
+
+
+def _name(value: str) -> cst.Name:
+    return cst.Name(value)
+
+
+def _frame_call(method: str, *args: cst.BaseExpression) -> cst.Call:
+    return cst.Call(
+        func=cst.Attribute(_name(FRAME), _name(method)), args=[cst.Arg(a) for a in args]
+    )
+
+
+def _not_resuming() -> cst.BaseExpression:
+    return cst.UnaryOperation(cst.Not(), _name(RESUME))
+
+
+def _in_span(span: tuple[int, int]) -> cst.BaseExpression:
+    low, high = span
+    if low == high:
+        return cst.Comparison(
+            _name(RESUME), [cst.ComparisonTarget(cst.Equal(), cst.Integer(str(low)))]
+        )
+    return cst.Comparison(
+        cst.Integer(str(low)),
+        [
+            cst.ComparisonTarget(cst.LessThanEqual(), _name(RESUME)),
+            cst.ComparisonTarget(cst.LessThanEqual(), cst.Integer(str(high))),
+        ],
+    )
+
+
+def _parenthesized(node: cst.BaseExpression) -> cst.BaseExpression:
+    return node.with_changes(
+        lpar=[cst.LeftParen(), *node.lpar], rpar=[*node.rpar, cst.RightParen()]
+    )
+
+
+def parameter_names(params: cst.Parameters) -> list[str]:
+    """Every parameter name in binding order."""
+    names = [p.name.value for p in (*params.posonly_params, *params.params)]
+    if isinstance(params.star_arg, cst.Param):
+        names.append(params.star_arg.name.value)
+    names += [p.name.value for p in params.kwonly_params]
+    if params.star_kwarg is not None:
+        names.append(params.star_kwarg.name.value)
+    return names
+
+
+class LowerPass:
+    """Emits the re-enterable function (module docstring)."""
+
+    def __init__(self, context: CompileContext, analysis: Analysis) -> None:
+        self.context = context
+        self.analysis = analysis
+
+    def _at(self, statement: cst.CSTNode, line: int) -> cst.CSTNode:
+        self.context.origins[statement] = line
+        return statement
+
+    def run(self, function: cst.FunctionDef, body: list[cst.BaseStatement]) -> cst.FunctionDef:
+        line = self.context.origins.get(function, self.context.first_line)
+        prologue = self.prologue(function, line)
+        if not self.analysis.points:
+            lowered = body
+        else:
+            lowered = self.block(body, line)
+        compiled = cst.FunctionDef(
+            name=function.name,
+            params=cst.Parameters(params=[cst.Param(_name(FRAME))]),
+            body=block(prologue + lowered),
+            asynchronous=cst.Asynchronous(),
+        )
+        self.context.origins[compiled] = line
+        return compiled
+
+    def prologue(self, function: cst.FunctionDef, line: int) -> list:
+        statements = [
+            self._line(assign(RESUME, _frame_call("enter")), line),
+        ]
+        parameters = parameter_names(function.params)
+        bind = []
+        if parameters:
+            targets = cst.Tuple([cst.Element(_name(p)) for p in parameters])
+            bind.append(
+                self._line(
+                    cst.Assign(
+                        [cst.AssignTarget(targets)],
+                        cst.Attribute(_name(FRAME), _name("arguments")),
+                    ),
+                    line,
+                )
+            )
+        saved = sorted({name for point in self.analysis.points.values() for name in point.live})
+        if not saved:
+            if bind:
+                statements.append(self._at(cst.If(test=_not_resuming(), body=block(bind)), line))
+            return statements
+        restore = [self._line(assign("_durable_saved", _frame_call("restore")), line)]
+        for name in saved:
+            test = cst.Comparison(
+                cst.SimpleString(repr(name)),
+                [cst.ComparisonTarget(cst.In(), _name("_durable_saved"))],
+            )
+            value = cst.Subscript(
+                _name("_durable_saved"),
+                [cst.SubscriptElement(cst.Index(cst.SimpleString(repr(name))))],
+            )
+            restore.append(
+                self._at(
+                    cst.If(test=test, body=block([self._line(assign(name, value), line)])), line
+                )
+            )
+        statements.append(
+            self._at(
+                cst.If(
+                    test=_name(RESUME),
+                    body=block(restore),
+                    orelse=cst.Else(block(bind)) if bind else None,
+                ),
+                line,
+            )
+        )
+        return statements
+
+    def _line(self, small: cst.BaseSmallStatement, line: int) -> cst.SimpleStatementLine:
+        return self._at(cst.SimpleStatementLine([small]), line)
+
+    # -- statements ---------------------------------------------------------------------
+    def block(self, statements, line: int) -> list:
+        """Guard runs of checkpoint-free statements; lower the others."""
+        result: list = []
+        plain: list = []
+
+        def flush() -> None:
+            if plain:
+                first = self.context.origins.get(plain[0], line)
+                result.append(
+                    self._at(cst.If(test=_not_resuming(), body=block(list(plain))), first)
+                )
+                plain.clear()
+
+        for statement in statements:
+            if statement in self.analysis.spans:
+                flush()
+                result.append(self.statement(statement, self.context.origins.get(statement, line)))
+            else:
+                plain.append(statement)
+        flush()
+        return result
+
+    def statement(self, statement: cst.CSTNode, line: int) -> cst.BaseStatement:
+        span = self.analysis.spans[statement]
+        point_id = self.analysis.ids.get(statement)
+        if point_id is not None:
+            return self.checkpoint(statement, point_id, line)
+        if isinstance(statement, cst.If):
+            return self.if_statement(statement, line)
+        if isinstance(statement, cst.While):
+            body_span = self.analysis.span_of(statements_of(statement.body))
+            return self._at(
+                statement.with_changes(
+                    test=self._resume_or(body_span, statement.test),
+                    body=block(self.block(statements_of(statement.body), line)),
+                    orelse=self._else(statement.orelse, line),
+                ),
+                line,
+            )
+        if isinstance(statement, cst.For):
+            return self.for_statement(statement, line)
+        raise AssertionError(f"lower: checkpoint {span} inside {type(statement).__name__}")
+
+    def _resume_or(self, body_span, test: cst.BaseExpression) -> cst.BaseExpression:
+        """The test of a branch or loop: resumed into its body, or evaluated when running."""
+        if body_span is None:
+            return cst.BooleanOperation(_not_resuming(), cst.And(), _parenthesized(test))
+        return cst.IfExp(
+            test=_name(RESUME),
+            body=_parenthesized(_in_span(body_span)),
+            orelse=_parenthesized(test),
+        )
+
+    def _else(self, orelse, line: int):
+        if orelse is None:
+            return None
+        return cst.Else(block(self.block(statements_of(orelse.body), line)))
+
+    def if_statement(self, statement: cst.If, line: int) -> cst.If:
+        body_span = self.analysis.span_of(statements_of(statement.body))
+        orelse = statement.orelse
+        if isinstance(orelse, cst.If):
+            lowered = self.block([orelse], line)
+            orelse = (
+                lowered[0]
+                if len(lowered) == 1 and orelse in self.analysis.spans
+                else cst.Else(block(lowered))
+            )
+        else:
+            orelse = self._else(orelse, line)
+        return self._at(
+            statement.with_changes(
+                test=self._resume_or(body_span, statement.test),
+                body=block(self.block(statements_of(statement.body), line)),
+                orelse=orelse,
+            ),
+            line,
+        )
+
+    def for_statement(self, statement: cst.For, line: int) -> cst.For:
+        body_span = self.analysis.span_of(statements_of(statement.body))
+        iterator = statement.iter
+        if body_span is None:
+            # Checkpoints only in `else`: skip the loop when resuming.
+            source: cst.BaseExpression = cst.IfExp(
+                test=_not_resuming(), body=iterator, orelse=cst.Tuple([])
+            )
+        else:
+            resumed = cst.IfExp(
+                test=_in_span(body_span),
+                body=_frame_call("reenter", iterator.deep_clone()),
+                orelse=cst.Tuple([]),
+            )
+            source = cst.IfExp(test=_not_resuming(), body=iterator, orelse=_parenthesized(resumed))
+        return self._at(
+            statement.with_changes(
+                iter=source,
+                body=block(self.block(statements_of(statement.body), line)),
+                orelse=self._else(statement.orelse, line),
+            ),
+            line,
+        )
+
+    def checkpoint(self, statement: cst.CSTNode, point_id: int, line: int) -> cst.If:
+        checkpoint = as_await_statement(statement)
+        operand = checkpoint.operand
+        if isinstance(operand, cst.Call) and isinstance(operand.func, cst.Name):
+            if operand.func.value == PAUSE:
+                operand = operand.with_changes(func=cst.Attribute(_name(FRAME), _name("pause")))
+        number = cst.Integer(str(point_id))
+
+        def store(value: cst.BaseExpression) -> cst.SimpleStatementLine:
+            awaited = cst.Await(value)
+            if checkpoint.target is None:
+                return self._line(cst.Expr(awaited), line)
+            return self._line(assign(checkpoint.target, awaited), line)
+
+        run = store(_frame_call("at", number, operand))
+        resume = [
+            self._line(assign(RESUME, cst.Integer("0")), line),
+            store(_frame_call("resume", number.deep_clone())),
+        ]
+        resumed_here = cst.If(
+            test=cst.Comparison(
+                _name(RESUME), [cst.ComparisonTarget(cst.Equal(), number.deep_clone())]
+            ),
+            body=block(resume),
+        )
+        self._at(resumed_here, line)
+        return self._at(cst.If(test=_not_resuming(), body=block([run]), orelse=resumed_here), line)

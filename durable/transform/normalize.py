@@ -1,0 +1,486 @@
+"""Pass 2, normalize: move every checkpoint to statement level, keeping evaluation order.
+
+Input: the analyzed function body. Output: statements where each `await` of a re-enterable
+position is exactly `await E` or `name = await E` with no await inside `E`, and each
+`raise PauseForEventException(args)` is `await _durable_pause(args)`. Everything Python
+evaluates before an await is first stored in a temporary; `and`/`or`/`x if c else y` and
+comparison chains become `if` statements so they still short-circuit; a `for` whose body
+holds a checkpoint iterates a stored iterator; a `while` with an await in its test becomes
+`while True` with the test inside. Example::
+
+    total += await price(item)      ->    _durable_t1 = total
+                                          _durable_t2 = await price(item)
+                                          _durable_t1 += _durable_t2
+                                          total = _durable_t1
+
+`try`, `with`, `match`, `async for` and nested scopes are left as they are: they run between
+checkpoints (the analyze pass refused wait points inside them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import libcst as cst
+
+from ._records import (
+    FRAME,
+    PAUSE,
+    RESERVED_PREFIX,
+    CompileContext,
+    contains_checkpoint,
+    is_wait_raise,
+)
+
+_LITERALS = (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.Ellipsis)
+
+
+def statements_of(suite: cst.BaseSuite) -> list[cst.BaseStatement]:
+    """The statements of a block, a one-line suite split into statement lines."""
+    if isinstance(suite, cst.IndentedBlock):
+        return list(suite.body)
+    return [cst.SimpleStatementLine(body=[small]) for small in suite.body]
+
+
+def block(statements: Sequence[cst.BaseStatement]) -> cst.IndentedBlock:
+    return cst.IndentedBlock(body=list(statements) or [cst.SimpleStatementLine([cst.Pass()])])
+
+
+def assign(name: str, value: cst.BaseExpression) -> cst.Assign:
+    return cst.Assign(targets=[cst.AssignTarget(cst.Name(name))], value=value)
+
+
+class NormalizePass:
+    """Rewrites a function body into statement-level checkpoints (module docstring)."""
+
+    def __init__(self, context: CompileContext) -> None:
+        self.context = context
+
+    def run(self, body: cst.BaseSuite) -> list[cst.BaseStatement]:
+        return self.block(statements_of(body), self.context.first_line)
+
+    # -- statements ---------------------------------------------------------------------
+    def block(self, statements: Sequence[cst.BaseStatement], line: int) -> list:
+        result: list[cst.BaseStatement] = []
+        for statement in statements:
+            result.extend(self.statement(statement, self.context.origins.get(statement, line)))
+        return result
+
+    def _line(self, small: cst.BaseSmallStatement | cst.BaseStatement, line: int):
+        """Wrap a small statement in its own line, remembering its line in the user's file."""
+        if isinstance(small, cst.BaseSmallStatement):
+            small = small.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
+            statement: cst.BaseStatement = cst.SimpleStatementLine(body=[small])
+        else:
+            statement = small
+        self.context.origins[statement] = line
+        return statement
+
+    def statement(self, statement: cst.BaseStatement, line: int) -> list:
+        if isinstance(statement, cst.SimpleStatementLine):
+            result = []
+            for small in statement.body:
+                result.extend(self.small(small, self.context.origins.get(small, line)))
+            return result
+        if isinstance(statement, cst.If):
+            return self.if_statement(statement, line)
+        if isinstance(statement, cst.While):
+            return self.while_statement(statement, line)
+        if isinstance(statement, cst.For) and statement.asynchronous is None:
+            return self.for_statement(statement, line)
+        return [self._line(statement, line)]
+
+    def small(self, small: cst.BaseSmallStatement, line: int) -> list:
+        has_await = self.context.has_await
+        if is_wait_raise(small, self.context):
+            call = small.exc
+            hoisted, arguments = self.arguments(call.args, line)
+            pause = cst.Call(func=cst.Name(PAUSE), args=arguments)
+            return hoisted + [self._line(cst.Expr(cst.Await(pause)), line)]
+        if not has_await(small):
+            return [self._line(small, line)]
+        if isinstance(small, cst.Expr):
+            return self.checkpoint(None, small.value, line)
+        if isinstance(small, cst.Assign):
+            targets = small.targets
+            if len(targets) == 1 and isinstance(targets[0].target, cst.Name):
+                return self.checkpoint(targets[0].target.value, small.value, line)
+            hoisted, value = self.expression(small.value, line)
+            return hoisted + [self._line(small.with_changes(value=value), line)]
+        if isinstance(small, cst.AnnAssign):
+            hoisted, value = self.expression(small.value, line)
+            return hoisted + [self._line(small.with_changes(value=value), line)]
+        if isinstance(small, cst.AugAssign):
+            return self.augmented(small, line)
+        if isinstance(small, cst.Return):
+            hoisted, value = self.expression(small.value, line)
+            return hoisted + [self._line(small.with_changes(value=value), line)]
+        if isinstance(small, cst.Raise):
+            hoisted, (exc, cause) = self.sequence([small.exc, small.cause], line)
+            return hoisted + [self._line(small.with_changes(exc=exc, cause=cause), line)]
+        if isinstance(small, cst.Assert):
+            hoisted, test = self.expression(small.test, line)
+            return hoisted + [self._line(small.with_changes(test=test), line)]
+        raise AssertionError(f"normalize: unexpected await in {type(small).__name__}")
+
+    def checkpoint(self, target: str | None, value: cst.BaseExpression, line: int) -> list:
+        """`[target =] value` where value holds an await: end in a checkpoint statement."""
+        if isinstance(value, cst.Await):
+            hoisted, operand = self.expression(value.expression, line)
+            awaited = cst.Await(operand)
+            small = cst.Expr(awaited) if target is None else assign(target, awaited)
+            return hoisted + [self._line(small, line)]
+        hoisted, value = self.expression(value, line)
+        if target is not None:
+            return hoisted + [self._line(assign(target, value), line)]
+        if isinstance(value, cst.Name) and value.value.startswith(RESERVED_PREFIX):
+            return hoisted
+        return hoisted + [self._line(cst.Expr(value), line)]
+
+    def augmented(self, small: cst.AugAssign, line: int) -> list:
+        """`t op= await v`: read the target before the await, as CPython does."""
+        temp = self.context.new_temp
+        target = small.target
+        hoisted: list = []
+        if isinstance(target, cst.Name):
+            store: cst.BaseAssignTargetExpression = target
+            read: cst.BaseExpression = target
+        elif isinstance(target, cst.Attribute):
+            owner = temp("t", "a temporary")
+            hoisted.append(self._line(assign(owner, target.value), line))
+            store = target.with_changes(value=cst.Name(owner))
+            read = store
+        elif isinstance(target, cst.Subscript):
+            owner = temp("t", "a temporary")
+            hoisted.append(self._line(assign(owner, target.value), line))
+            keys = []
+            for key in _slice_values(target.slice):
+                more, key = self.freeze(key, line) if key is not None else ([], None)
+                hoisted += more
+                keys.append(key)
+            store = target.with_changes(
+                value=cst.Name(owner), slice=_rebuild_slice(target.slice, keys)
+            )
+            read = store
+        else:
+            raise AssertionError(f"normalize: augmented target {type(target).__name__}")
+        old = temp("t", "a temporary")
+        hoisted.append(self._line(assign(old, read), line))
+        more, value = self.expression(small.value, line)
+        hoisted += more
+        hoisted.append(self._line(cst.AugAssign(cst.Name(old), small.operator, value), line))
+        hoisted.append(self._line(cst.Assign([cst.AssignTarget(store)], cst.Name(old)), line))
+        return hoisted
+
+    def if_statement(self, node: cst.If, line: int) -> list:
+        hoisted, test = self.expression(node.test, line)
+        body = block(self.block(statements_of(node.body), line))
+        orelse = node.orelse
+        if isinstance(orelse, cst.If):
+            parts = self.statement(orelse, self.context.origins.get(orelse, line))
+            if len(parts) == 1 and isinstance(parts[0], cst.If):
+                orelse = parts[0]
+            else:
+                orelse = cst.Else(body=block(parts))
+        elif isinstance(orelse, cst.Else):
+            orelse = cst.Else(body=block(self.block(statements_of(orelse.body), line)))
+        return hoisted + [self._line(node.with_changes(test=test, body=body, orelse=orelse), line)]
+
+    def while_statement(self, node: cst.While, line: int) -> list:
+        body = self.block(statements_of(node.body), line)
+        orelse = (
+            self.block(statements_of(node.orelse.body), line) if node.orelse is not None else None
+        )
+        if not self.context.has_await(node.test):
+            new = node.with_changes(
+                body=block(body), orelse=cst.Else(block(orelse)) if orelse is not None else None
+            )
+            return [self._line(new, line)]
+        # The test is evaluated inside the loop, so `continue` still re-tests it.
+        hoisted, test = self.expression(node.test, line)
+        verdict = self.context.new_temp("t", "the while test")
+        hoisted.append(self._line(assign(verdict, test), line))
+        leave: list = []
+        finished = None
+        if orelse is not None:
+            finished = self.context.new_temp("t", "the while-else flag")
+            leave.append(self._line(assign(finished, cst.Name("True")), line))
+        leave.append(self._line(cst.Break(), line))
+        exit_test = cst.UnaryOperation(cst.Not(), cst.Name(verdict))
+        hoisted.append(self._line(cst.If(test=exit_test, body=block(leave)), line))
+        loop = self._line(cst.While(test=cst.Name("True"), body=block(hoisted + body)), line)
+        if finished is None:
+            return [loop]
+        return [
+            self._line(assign(finished, cst.Name("False")), line),
+            loop,
+            self._line(cst.If(test=cst.Name(finished), body=block(orelse)), line),
+        ]
+
+    def for_statement(self, node: cst.For, line: int) -> list:
+        hoisted, iterable = self.expression(node.iter, line)
+        body = statements_of(node.body)
+        orelse = (
+            cst.Else(block(self.block(statements_of(node.orelse.body), line)))
+            if node.orelse is not None
+            else None
+        )
+        if not any(self._has_checkpoint(statement) for statement in body):
+            return hoisted + [self._line(node.with_changes(iter=iterable, orelse=orelse), line)]
+        iterator = self.context.new_temp("it", f"the iterator of the 'for' loop at line {line}")
+        item = self.context.new_temp("v", f"the item of the 'for' loop at line {line}")
+        make_iterator = cst.Call(
+            func=cst.Attribute(cst.Name(FRAME), cst.Name("iterate")),
+            args=[cst.Arg(iterable)],
+        )
+        hoisted.append(self._line(assign(iterator, make_iterator), line))
+        bind = cst.Assign(targets=[cst.AssignTarget(node.target)], value=cst.Name(item))
+        new_body = [self._line(bind, line)] + self.block(body, line)
+        loop = cst.For(
+            target=cst.Name(item), iter=cst.Name(iterator), body=block(new_body), orelse=orelse
+        )
+        return hoisted + [self._line(loop, line)]
+
+    def _has_checkpoint(self, statement: cst.BaseStatement) -> bool:
+        return contains_checkpoint(statement, self.context)
+
+    # -- expressions --------------------------------------------------------------------
+    def expression(self, node: cst.BaseExpression | None, line: int):
+        """Return (statements, expression): the statements do every await of `node` in order."""
+        if node is None or not self.context.has_await(node):
+            return [], node
+        if isinstance(node, cst.Await):
+            hoisted, operand = self.expression(node.expression, line)
+            result = self.context.new_temp("t", "the result of an await")
+            hoisted.append(self._line(assign(result, node.with_changes(expression=operand)), line))
+            return hoisted, cst.Name(result)
+        if isinstance(node, cst.BooleanOperation):
+            return self.boolean(node, line)
+        if isinstance(node, cst.IfExp):
+            return self.conditional(node, line)
+        if isinstance(node, cst.Comparison):
+            return self.comparison(node, line)
+        if isinstance(node, cst.BinaryOperation):
+            hoisted, (left, right) = self.sequence([node.left, node.right], line)
+            return hoisted, node.with_changes(left=left, right=right)
+        if isinstance(node, cst.UnaryOperation):
+            hoisted, operand = self.expression(node.expression, line)
+            return hoisted, node.with_changes(expression=operand)
+        if isinstance(node, cst.Attribute):
+            hoisted, value = self.expression(node.value, line)
+            return hoisted, node.with_changes(value=value)
+        if isinstance(node, cst.Subscript):
+            hoisted, values = self.sequence([node.value] + _slice_values(node.slice), line)
+            elements = _rebuild_slice(node.slice, values[1:])
+            return hoisted, node.with_changes(value=values[0], slice=elements)
+        if isinstance(node, cst.Call):
+            return self.call(node, line)
+        if isinstance(node, cst.List | cst.Tuple | cst.Set):
+            values = [element.value for element in node.elements]
+            kinds = [
+                "*" if isinstance(element, cst.StarredElement) else "" for element in node.elements
+            ]
+            hoisted, values = self.sequence(values, line, kinds=kinds)
+            elements = [e.with_changes(value=v) for e, v in zip(node.elements, values, strict=True)]
+            return hoisted, node.with_changes(elements=elements)
+        if isinstance(node, cst.Dict):
+            return self.dictionary(node, line)
+        if isinstance(node, cst.FormattedString):
+            return self.formatted(node, line)
+        if isinstance(node, cst.ConcatenatedString):
+            hoisted, (left, right) = self.sequence([node.left, node.right], line)
+            return hoisted, node.with_changes(left=left, right=right)
+        if isinstance(node, cst.NamedExpr):
+            hoisted, value = self.expression(node.value, line)
+            return hoisted, node.with_changes(value=value)
+        raise AssertionError(f"normalize: unexpected await inside {type(node).__name__}")
+
+    def _is_frozen(self, node: cst.BaseExpression | None) -> bool:
+        if node is None or isinstance(node, _LITERALS):
+            return True
+        if isinstance(node, cst.Name):
+            return node.value in {"True", "False", "None"} or node.value.startswith(RESERVED_PREFIX)
+        return False
+
+    def freeze(self, node: cst.BaseExpression, line: int, kind: str = ""):
+        """Evaluate `node` now into a temporary, so a later await cannot change it."""
+        if self._is_frozen(node) and not kind:
+            return [], node
+        if kind == "*":
+            node = cst.List([cst.StarredElement(node)])
+        elif kind == "**":
+            node = cst.Dict([cst.StarredDictElement(node)])
+        name = self.context.new_temp("t", "a temporary")
+        return [self._line(assign(name, node), line)], cst.Name(name)
+
+    def sequence(self, values, line: int, kinds=None, freeze_last: bool = False):
+        """Hoist values evaluated left to right: everything before the last await is frozen."""
+        kinds = kinds or [""] * len(values)
+        has_await = self.context.has_await
+        last = max((i for i, v in enumerate(values) if v is not None and has_await(v)), default=-1)
+        hoisted: list = []
+        result = []
+        for index, (value, kind) in enumerate(zip(values, kinds, strict=True)):
+            if value is None or index > last:
+                result.append(value)
+                continue
+            more, value = self.expression(value, line)
+            hoisted += more
+            if index < last or freeze_last:
+                more, value = self.freeze(value, line, kind)
+                hoisted += more
+            result.append(value)
+        return hoisted, result
+
+    def call(self, node: cst.Call, line: int):
+        values = [node.func] + [argument.value for argument in node.args]
+        kinds = [""] + [argument.star for argument in node.args]
+        hoisted, values = self.sequence(values, line, kinds=kinds)
+        arguments = [
+            argument.with_changes(value=value)
+            for argument, value in zip(node.args, values[1:], strict=True)
+        ]
+        return hoisted, node.with_changes(func=values[0], args=arguments)
+
+    def arguments(self, args: Sequence[cst.Arg], line: int):
+        hoisted, values = self.sequence(
+            [argument.value for argument in args], line, kinds=[a.star for a in args]
+        )
+        return hoisted, [a.with_changes(value=v) for a, v in zip(args, values, strict=True)]
+
+    def dictionary(self, node: cst.Dict, line: int):
+        values, kinds = [], []
+        for element in node.elements:
+            if isinstance(element, cst.DictElement):
+                values += [element.key, element.value]
+                kinds += ["", ""]
+            else:
+                values.append(element.value)
+                kinds.append("**")
+        hoisted, values = self.sequence(values, line, kinds=kinds)
+        elements, position = [], 0
+        for element in node.elements:
+            if isinstance(element, cst.DictElement):
+                key, value = values[position : position + 2]
+                elements.append(element.with_changes(key=key, value=value))
+                position += 2
+            else:
+                elements.append(element.with_changes(value=values[position]))
+                position += 1
+        return hoisted, node.with_changes(elements=elements)
+
+    def formatted(self, node: cst.FormattedString, line: int):
+        """f-strings format each part as they go, so an earlier part is formatted early."""
+        has_await = self.context.has_await
+        parts = list(node.parts)
+        last = max(
+            (
+                i
+                for i, part in enumerate(parts)
+                if isinstance(part, cst.FormattedStringExpression) and has_await(part)
+            ),
+            default=-1,
+        )
+        hoisted: list = []
+        for index, part in enumerate(parts[: last + 1]):
+            if not isinstance(part, cst.FormattedStringExpression):
+                continue
+            if index < last:
+                formatted_part = node.with_changes(parts=[part])
+                name = self.context.new_temp("t", "a temporary")
+                hoisted.append(self._line(assign(name, formatted_part), line))
+                parts[index] = cst.FormattedStringExpression(cst.Name(name))
+            else:
+                more, value = self.expression(part.expression, line)
+                hoisted += more
+                parts[index] = part.with_changes(expression=value)
+        return hoisted, node.with_changes(parts=parts)
+
+    def boolean(self, node: cst.BooleanOperation, line: int):
+        if not self.context.has_await(node.right):
+            hoisted, left = self.expression(node.left, line)
+            return hoisted, node.with_changes(left=left)
+        hoisted, left = self.expression(node.left, line)
+        result = self.context.new_temp("t", f"the value of an '{_op(node.operator)}' expression")
+        hoisted.append(self._line(assign(result, left), line))
+        more, right = self.expression(node.right, line)
+        inner = more + [self._line(assign(result, right), line)]
+        test: cst.BaseExpression = cst.Name(result)
+        if isinstance(node.operator, cst.Or):
+            test = cst.UnaryOperation(cst.Not(), test)
+        hoisted.append(self._line(cst.If(test=test, body=block(inner)), line))
+        return hoisted, cst.Name(result)
+
+    def conditional(self, node: cst.IfExp, line: int):
+        has_await = self.context.has_await
+        hoisted, test = self.expression(node.test, line)
+        if not (has_await(node.body) or has_await(node.orelse)):
+            return hoisted, node.with_changes(test=test)
+        result = self.context.new_temp("t", "the value of a conditional expression")
+        body, body_value = self.expression(node.body, line)
+        other, other_value = self.expression(node.orelse, line)
+        statement = cst.If(
+            test=test,
+            body=block(body + [self._line(assign(result, body_value), line)]),
+            orelse=cst.Else(block(other + [self._line(assign(result, other_value), line)])),
+        )
+        return hoisted + [self._line(statement, line)], cst.Name(result)
+
+    def comparison(self, node: cst.Comparison, line: int):
+        targets = list(node.comparisons)
+        if not any(self.context.has_await(t.comparator) for t in targets[1:]):
+            values = [node.left, targets[0].comparator]
+            hoisted, (left, first) = self.sequence(values, line)
+            rebuilt = [targets[0].with_changes(comparator=first)] + targets[1:]
+            return hoisted, node.with_changes(left=left, comparisons=rebuilt)
+        # A chain with an await past its first link: one link at a time, short-circuiting.
+        result = self.context.new_temp("t", "the value of a comparison")
+        hoisted, left = self.expression(node.left, line)
+        more, left = self.freeze(left, line)
+        hoisted += more
+        return hoisted + self._chain(result, left, targets, line), cst.Name(result)
+
+    def _chain(self, result: str, left, targets, line: int) -> list:
+        first, rest = targets[0], targets[1:]
+        hoisted, right = self.expression(first.comparator, line)
+        if rest:
+            more, right = self.freeze(right, line)
+            hoisted += more
+        link = cst.Comparison(left=left, comparisons=[first.with_changes(comparator=right)])
+        hoisted.append(self._line(assign(result, link), line))
+        if rest:
+            tail = self._chain(result, right, rest, line)
+            hoisted.append(self._line(cst.If(test=cst.Name(result), body=block(tail)), line))
+        return hoisted
+
+
+def _slice_values(elements: Sequence[cst.SubscriptElement]) -> list:
+    """The expressions of a subscript in evaluation order (None for an omitted bound)."""
+    values: list = []
+    for element in elements:
+        index = element.slice
+        if isinstance(index, cst.Index):
+            values.append(index.value)
+        else:
+            values.extend([index.lower, index.upper, index.step])
+    return values
+
+
+def _rebuild_slice(elements: Sequence[cst.SubscriptElement], values: list) -> list:
+    rebuilt, position = [], 0
+    for element in elements:
+        index = element.slice
+        if isinstance(index, cst.Index):
+            rebuilt.append(element.with_changes(slice=index.with_changes(value=values[position])))
+            position += 1
+        else:
+            lower, upper, step = values[position : position + 3]
+            position += 3
+            rebuilt.append(
+                element.with_changes(slice=index.with_changes(lower=lower, upper=upper, step=step))
+            )
+    return rebuilt
+
+
+def _op(operator: cst.BaseBooleanOp) -> str:
+    return "and" if isinstance(operator, cst.And) else "or"

@@ -1,0 +1,188 @@
+"""The compiler pipeline: analyze -> normalize -> liveness -> lower -> emit, and its cache.
+
+`compile_function(fn)` turns one `async def` into a `CodeBlock`: the compiled resumable
+function, its resume-point table, its fingerprint and a binder for its arguments.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import sys
+import textwrap
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import DurableCompileError, NoSourceCodeException, PauseForEventException
+from ._records import COMPILER_VERSION, CompileContext, ResumePoint
+from .analyze import AnalyzePass
+from .emit import EmitPass, Emitted
+from .liveness import LivenessPass
+from .lower import LowerPass
+from .normalize import NormalizePass
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """One compiled durable function: its resumable code and what identifies that code."""
+
+    module: str
+    qualname: str
+    filename: str
+    first_line: int
+    source: str
+    compiled_source: str
+    resume_points: Mapping[int, ResumePoint]
+    fingerprint: str
+    #: `async def f(frame)`: the resumable function, with the original globals and closure.
+    function: Callable[..., Any] = field(repr=False, compare=False)
+    #: Takes the original arguments and returns them bound, in parameter order.
+    bind: Callable[..., tuple] = field(repr=False, compare=False)
+    #: Compiler temporaries -> what they stand for, for error messages.
+    temp_descriptions: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
+
+    def line_of(self, resume_point: int) -> int:
+        point = self.resume_points.get(resume_point)
+        return point.line if point is not None else self.first_line
+
+    def live_at(self, resume_point: int) -> tuple[str, ...]:
+        point = self.resume_points.get(resume_point)
+        return point.live if point is not None else ()
+
+
+@dataclass(frozen=True)
+class _CompiledShape:
+    emitted: Emitted
+    points: Mapping[int, ResumePoint]
+    fingerprint: str
+    temp_descriptions: Mapping[str, str]
+
+
+_cache: dict[tuple, _CompiledShape] = {}
+
+
+def read_source(fn: Callable[..., Any]) -> tuple[str, str, int]:
+    """(dedented source, file name, first line) of `fn`, or `NoSourceCodeException`."""
+    qualname = getattr(fn, "__qualname__", repr(fn))
+    try:
+        lines, first_line = inspect.getsourcelines(fn)
+    except (OSError, TypeError) as error:
+        raise NoSourceCodeException(
+            f"cannot read the source code of {qualname!r} ({error}); make_durable compiles "
+            "a function from its source, so define it with 'async def' in a .py file "
+            "(functions built by exec() or typed at an interactive prompt have none)"
+        ) from None
+    return textwrap.dedent("".join(lines)), fn.__code__.co_filename, max(first_line, 1)
+
+
+def _wait_names(fn: Callable[..., Any]) -> frozenset[str]:
+    names = {"PauseForEventException"}
+    names |= {name for name, value in fn.__globals__.items() if value is PauseForEventException}
+    return frozenset(names)
+
+
+def compile_source(
+    source: str,
+    *,
+    filename: str = "<durable>",
+    first_line: int = 1,
+    qualname: str | None = None,
+    wait_names: frozenset[str] = frozenset({"PauseForEventException"}),
+    free_names: tuple[str, ...] = (),
+) -> _CompiledShape:
+    """Run every pass over the source of one async function. Cached by its inputs."""
+    key = (source, filename, first_line, qualname, wait_names, free_names)
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    context = CompileContext(
+        filename=filename,
+        first_line=first_line,
+        source=source,
+        qualname=qualname or "",
+        wait_exception_names=wait_names,
+    )
+    function = AnalyzePass(context).run()
+    _raise_diagnostics(context)
+    body = NormalizePass(context).run(function.body)
+    analysis = LivenessPass(context).run(body)
+    _raise_diagnostics(context)
+    lowered = LowerPass(context, analysis).run(function, body)
+    emitted = EmitPass(context).run(lowered, function, free_names)
+    shape = _CompiledShape(
+        emitted=emitted,
+        points=dict(analysis.points),
+        fingerprint=fingerprint(source, function.name.value, analysis.points),
+        temp_descriptions=dict(context.temp_descriptions),
+    )
+    _cache[key] = shape
+    return shape
+
+
+def _raise_diagnostics(context: CompileContext) -> None:
+    if context.diagnostics:
+        ordered = sorted(context.diagnostics, key=lambda d: (d.line, d.column, d.code))
+        raise DurableCompileError(context.qualname, ordered)
+
+
+def fingerprint(source: str, name: str, points: Mapping[int, ResumePoint]) -> str:
+    """Identity of compiled code: compiler, Python minor version, AST, resume-point table."""
+    tree = ast.parse(source)
+    function = next(
+        node for node in tree.body if isinstance(node, ast.AsyncFunctionDef) and node.name == name
+    )
+    function.decorator_list = []
+    digest = hashlib.sha256()
+    digest.update(f"durable-compiler:{COMPILER_VERSION}\n".encode())
+    digest.update(f"python:{sys.version_info[0]}.{sys.version_info[1]}\n".encode())
+    digest.update(ast.dump(function, include_attributes=False).encode())
+    for point_id in sorted(points):
+        point = points[point_id]
+        digest.update(f"\n{point_id}:{','.join(point.live)}".encode())
+    return digest.hexdigest()
+
+
+def compile_function(fn: Callable[..., Any]) -> CodeBlock:
+    """Compile `fn` (an ``async def``) into its resumable `CodeBlock`."""
+    source, filename, first_line = read_source(fn)
+    code = fn.__code__
+    shape = compile_source(
+        source,
+        filename=filename,
+        first_line=first_line,
+        qualname=fn.__qualname__,
+        wait_names=_wait_names(fn),
+        free_names=code.co_freevars,
+    )
+    cells = dict(zip(code.co_freevars, fn.__closure__ or (), strict=True))
+    compiled_code = shape.emitted.code
+    function = types.FunctionType(
+        compiled_code,
+        fn.__globals__,
+        fn.__name__,
+        None,
+        tuple(cells[name] for name in compiled_code.co_freevars),
+    )
+    function.__qualname__ = fn.__qualname__
+    function.__module__ = fn.__module__
+    function.__doc__ = fn.__doc__
+    binder = types.FunctionType(shape.emitted.binder_code, {"__builtins__": __builtins__})
+    binder.__defaults__ = fn.__defaults__
+    binder.__kwdefaults__ = fn.__kwdefaults__
+    binder.__qualname__ = fn.__qualname__
+    return CodeBlock(
+        module=fn.__module__,
+        qualname=fn.__qualname__,
+        filename=filename,
+        first_line=first_line,
+        source=source,
+        compiled_source=shape.emitted.source,
+        resume_points=shape.points,
+        fingerprint=shape.fingerprint,
+        function=function,
+        bind=binder,
+        temp_descriptions=shape.temp_descriptions,
+    )
