@@ -91,10 +91,12 @@ class Diagnostic:
     hint: str
 
     def render(self) -> str:
-        caret = " " * self.column + "^"
+        text = self.source_line.rstrip()
+        indent = len(text) - len(text.lstrip())
+        caret = " " * max(self.column - indent, 0) + "^"
         return (
             f"{self.filename}:{self.line}:{self.column + 1}: {self.code} {self.message}\n"
-            f"    {self.source_line}\n    {caret}\n    fix: {self.hint}"
+            f"    {text.lstrip()}\n    {caret}\n    fix: {self.hint}"
         )
 
 

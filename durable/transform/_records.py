@@ -56,7 +56,7 @@ class CompileContext:
     def source_line(self, line: int) -> str:
         lines = self.source.splitlines()
         index = line - self.first_line
-        return lines[index].strip() if 0 <= index < len(lines) else ""
+        return lines[index] if 0 <= index < len(lines) else ""
 
     def error(self, code: str, message: str, line: int, column: int, hint: str) -> None:
         self.diagnostics.append(

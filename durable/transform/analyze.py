@@ -46,7 +46,8 @@ class AnalyzePass:
             if isinstance(node, cst.BaseStatement | cst.BaseSmallStatement):
                 context.origins[node] = code_range.start.line + offset
         function.body.visit(_Validator(context, where))
-        self._learn_scopes(function.name.value)
+        if not context.diagnostics:
+            self._learn_scopes(function.name.value)
         return function
 
     def _learn_scopes(self, name: str) -> None:

@@ -144,12 +144,12 @@ class NormalizePass:
         hoisted: list = []
         if isinstance(target, cst.Name):
             store: cst.BaseAssignTargetExpression = target
-            read: cst.BaseExpression = target
+            read: cst.BaseExpression = target.deep_clone()
         elif isinstance(target, cst.Attribute):
             owner = temp("t", "a temporary")
             hoisted.append(self._line(assign(owner, target.value), line))
             store = target.with_changes(value=cst.Name(owner))
-            read = store
+            read = store.deep_clone()
         elif isinstance(target, cst.Subscript):
             owner = temp("t", "a temporary")
             hoisted.append(self._line(assign(owner, target.value), line))
@@ -161,7 +161,7 @@ class NormalizePass:
             store = target.with_changes(
                 value=cst.Name(owner), slice=_rebuild_slice(target.slice, keys)
             )
-            read = store
+            read = store.deep_clone()
         else:
             raise AssertionError(f"normalize: augmented target {type(target).__name__}")
         old = temp("t", "a temporary")
@@ -449,7 +449,7 @@ class NormalizePass:
         link = cst.Comparison(left=left, comparisons=[first.with_changes(comparator=right)])
         hoisted.append(self._line(assign(result, link), line))
         if rest:
-            tail = self._chain(result, right, rest, line)
+            tail = self._chain(result, right.deep_clone(), rest, line)
             hoisted.append(self._line(cst.If(test=cst.Name(result), body=block(tail)), line))
         return hoisted
 

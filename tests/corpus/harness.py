@@ -1,0 +1,128 @@
+"""Differential harness: run a corpus program plain and compiled, crash and resume it.
+
+A corpus program is a module in `programs/` with `async def main()` (plus any helpers) that
+records its side effects with `TRACE.append(...)`. The plain run executes the module with
+every wait point (`raise PauseForEventException(...)`) removed. The compiled run wraps every
+public `async def` of the module with `make_durable` and runs `main` over a `DiskStateStore`;
+at each pause it publishes the awaited event and calls again through a *new* backend object
+(and so a new runtime) over the same directory. A simulated crash right after store write k
+stops the process's view of the run there; resuming then must reproduce the plain trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+
+from durable import DiskStateStore, DurableBackend, PauseForEventException, make_durable
+
+PROGRAMS = Path(__file__).parent / "programs"
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the process dying right after a store write returned."""
+
+
+@dataclass
+class WriteCounter:
+    """State writes across every store object of one compiled run; crashes once at one."""
+
+    crash_after: int | None = None
+    writes: int = 0
+
+
+class CrashingStore(DiskStateStore):
+    """A disk store that 'dies' right after write number `counter.crash_after` of the run."""
+
+    def __init__(self, path: Path, counter: WriteCounter) -> None:
+        super().__init__(path)
+        self.counter = counter
+
+    def write_state(self, instance_id: str, data: bytes) -> None:
+        super().write_state(instance_id, data)
+        self.counter.writes += 1
+        if self.counter.writes == self.counter.crash_after:
+            raise SimulatedCrash(self.counter.writes)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Any
+    error: str | None
+    trace: tuple
+
+    @classmethod
+    async def of(cls, module: types.ModuleType, call) -> Outcome:
+        try:
+            result, error = await call(), None
+        except Exception as exc:  # the program's own failure is part of its behaviour
+            result, error = None, f"{type(exc).__name__}: {exc}"
+        return cls(result, error, tuple(module.TRACE))
+
+
+class _StripWaitPoints(cst.CSTTransformer):
+    def leave_Raise(self, original: cst.Raise, updated: cst.Raise):
+        exc = updated.exc
+        if isinstance(exc, cst.Call) and getattr(exc.func, "value", None) == "PauseForEventException":
+            return cst.Pass()
+        return updated
+
+
+def plain_module(name: str) -> types.ModuleType:
+    source = (PROGRAMS / f"{name}.py").read_text()
+    stripped = cst.parse_module(source).visit(_StripWaitPoints()).code
+    module = types.ModuleType(f"corpus_plain_{name}")
+    exec(compile(stripped, f"<plain {name}>", "exec"), module.__dict__)
+    return module
+
+
+def compiled_module(name: str) -> types.ModuleType:
+    module_name = f"corpus_durable_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, PROGRAMS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    for attribute, value in list(vars(module).items()):
+        if inspect.iscoroutinefunction(value) and not attribute.startswith("_"):
+            setattr(module, attribute, make_durable(value))
+    return module
+
+
+def run_plain(name: str) -> Outcome:
+    module = plain_module(name)
+    return asyncio.run(Outcome.of(module, lambda: module.main(*module.ARGS)))
+
+
+def run_compiled(name: str, directory: Path, crash_after: int | None = None) -> tuple[Outcome, int]:
+    """Run to the end: publish each awaited event, resume after each crash. Returns writes."""
+    module = compiled_module(name)
+    instance = "corpus-" + name
+    counter = WriteCounter(crash_after)
+    calls = 0
+
+    async def drive() -> Any:
+        nonlocal calls
+        while True:
+            calls += 1
+            assert calls < 1000, "the program never finishes"
+            backend = DurableBackend(CrashingStore(directory, counter))
+            try:
+                return await module.main(
+                    *module.ARGS, orchestration_backend=backend, instance_id=instance
+                )
+            except PauseForEventException as pause:
+                publisher = DurableBackend(DiskStateStore(directory))
+                publisher.publish_event(instance, pause.event, f"payload of {pause.event}")
+            except SimulatedCrash:
+                pass
+
+    outcome = asyncio.run(Outcome.of(module, drive))
+    return outcome, counter.writes
