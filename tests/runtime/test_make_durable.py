@@ -1,0 +1,129 @@
+"""make_durable on bad input: each mistake gets a clear error that says what to do."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from durable import (
+    AlreadyDurableException,
+    CheckpointException,
+    DurableBackend,
+    DurableProgram,
+    NoSourceCodeException,
+    PauseForEventException,
+    make_durable,
+)
+
+
+def test_works_as_a_call_and_as_a_decorator():
+    async def plain(x):
+        return x
+
+    @make_durable
+    async def decorated(x):
+        return x
+
+    assert isinstance(make_durable(plain), DurableProgram)
+    assert isinstance(decorated, DurableProgram)
+    assert asyncio.run(decorated(4, orchestration_backend=DurableBackend())) == 4
+
+
+def test_sync_function_is_a_type_error_naming_it():
+    def sync(x):
+        return x
+
+    with pytest.raises(TypeError, match="sync is a regular function; define it with 'async def'"):
+        make_durable(sync)
+
+
+def test_lambda_is_a_type_error():
+    with pytest.raises(TypeError, match="lambda"):
+        make_durable(lambda: None)
+
+
+def test_builtin_is_a_type_error():
+    with pytest.raises(TypeError, match="builtin"):
+        make_durable(len)
+
+
+def test_async_generator_is_a_type_error():
+    async def agen():
+        yield 1
+
+    with pytest.raises(TypeError, match="async generator"):
+        make_durable(agen)
+
+
+def test_function_without_source_raises_no_source_code_exception():
+    namespace: dict = {}
+    exec("async def made_by_exec():\n    return 1\n", namespace)
+    with pytest.raises(NoSourceCodeException, match="made_by_exec"):
+        make_durable(namespace["made_by_exec"])
+
+
+def test_already_durable_function_raises_already_durable_exception():
+    @make_durable
+    async def once():
+        return 1
+
+    with pytest.raises(AlreadyDurableException, match="only once"):
+        make_durable(once)
+
+
+@make_durable
+async def keeps_a_lock():
+    lock = threading.Lock()
+    raise PauseForEventException("later")
+    return lock.locked()
+
+
+def test_unpicklable_local_at_a_checkpoint_names_function_variable_and_line():
+    backend = DurableBackend()
+    with pytest.raises(CheckpointException) as caught:
+        asyncio.run(keeps_a_lock(orchestration_backend=backend, instance_id="lock"))
+    message = str(caught.value)
+    assert "keeps_a_lock" in message
+    assert "'lock'" in message
+    with open(__file__) as source:
+        line = source.read().splitlines().index('    raise PauseForEventException("later")') + 1
+    assert f"line {line}" in message
+
+
+def test_unpicklable_local_leaves_the_last_good_state_in_place():
+    backend = DurableBackend()
+    with pytest.raises(CheckpointException):
+        asyncio.run(keeps_a_lock(orchestration_backend=backend, instance_id="lock"))
+    state = backend.load_state("lock")
+    assert state["status"] == "running"
+    assert state["snapshot"] is not None
+
+
+@make_durable
+async def iterates_a_generator():
+    for item in (n for n in range(3)):
+        raise PauseForEventException("next")
+    return item
+
+
+def test_unpicklable_loop_iterator_is_described_as_the_loop():
+    with pytest.raises(CheckpointException, match="the iterator of the 'for' loop at line"):
+        asyncio.run(iterates_a_generator(orchestration_backend=DurableBackend()))
+
+
+def test_durable_call_in_a_position_that_cannot_resume_is_refused_clearly():
+    @make_durable
+    async def child():
+        return 1
+
+    @make_durable
+    async def parent():
+        try:
+            return await child()
+        except OSError:
+            return 0
+
+    with pytest.raises(CheckpointException, match="cannot be resumed"):
+        asyncio.run(parent(orchestration_backend=DurableBackend()))
