@@ -103,7 +103,7 @@ def test_unpicklable_local_leaves_the_last_good_state_in_place():
 
 @make_durable
 async def iterates_a_generator():
-    for item in (n for n in range(3)):
+    for item in (n for n in range(3)):  # noqa: B007
         raise PauseForEventException("next")
     return item
 

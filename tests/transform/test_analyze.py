@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from durable import DurableCompileError, DurableAstTransformer
+from durable import DurableAstTransformer, DurableCompileError
 
 from .passes import analyzed
 

@@ -41,7 +41,7 @@ def test_compiled_function_reads_closure_cells_live():
 
 
 @make_durable
-async def signature(a, /, b=2, *rest, c, d=[], **extra):
+async def signature(a, /, b=2, *rest, c, d=[], **extra):  # noqa: B006
     return a, b, rest, c, d, extra
 
 
