@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 _MAX_INSTANCE_ID = 200
-_BAD_ID_CHARACTERS = re.compile(r"[\x00-\x1f\x7f/\\]")
+# C0 and C1 control characters, DEL, path separators; surrogates cannot name a file at all.
+_BAD_ID_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\ud800-\udfff]")
 
 
 def validate_instance_id(instance_id: Any) -> str:
@@ -16,10 +17,13 @@ def validate_instance_id(instance_id: Any) -> str:
         problem = f"it must be a string, not {type(instance_id).__name__}"
     elif not instance_id:
         problem = "it is empty"
-    elif len(instance_id) > _MAX_INSTANCE_ID:
-        problem = f"it is {len(instance_id)} characters long (at most {_MAX_INSTANCE_ID})"
     elif _BAD_ID_CHARACTERS.search(instance_id):
-        problem = "it contains a path separator, NUL or another control character"
+        problem = "it contains a path separator, NUL, another control character or a surrogate"
+    elif len(instance_id.encode("utf-8")) > _MAX_INSTANCE_ID:
+        # Measured in UTF-8 bytes, so "<id>.state" fits a file name (255 bytes) on disk.
+        size = len(instance_id.encode("utf-8"))
+        unit = "characters" if size == len(instance_id) else "bytes in UTF-8"
+        problem = f"it is {size} {unit} long (at most {_MAX_INSTANCE_ID})"
     elif ".." in instance_id or instance_id.startswith("."):
         problem = "it contains '..' or starts with '.'"
     if problem is not None:

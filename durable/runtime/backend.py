@@ -132,14 +132,20 @@ def _decode(instance_id: str, data: bytes) -> dict[str, Any]:
     return state
 
 
-_runtimes: weakref.WeakKeyDictionary[Any, DurableRuntime] = weakref.WeakKeyDictionary()
+#: id(backend) -> its runtime. Keyed by identity: backends need not be hashable, and two
+#: equal backends are still two places.
+_runtimes: dict[int, DurableRuntime] = {}
 
 
 def runtime_for(backend: OrchestrationBackend) -> DurableRuntime:
     """The runtime of `backend` (one per backend object, so busy-checks see each other)."""
-    runtime = _runtimes.get(backend)
-    if runtime is None:
-        runtime = _runtimes[backend] = DurableRuntime(backend)
+    runtime = _runtimes.get(id(backend))
+    if runtime is None or runtime.backend is not backend:
+        runtime = _runtimes[id(backend)] = DurableRuntime(backend)
+        try:
+            weakref.finalize(backend, _runtimes.pop, id(backend), None)
+        except TypeError:
+            pass  # not weak-referenceable: the entry lives as long as the process
     return runtime
 
 

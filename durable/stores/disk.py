@@ -58,13 +58,17 @@ def _write_temporary(directory: Path, data: bytes) -> Path:
     temporary = directory / f".tmp-{uuid.uuid4().hex}"
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(descriptor, view)
-            view = view[written:]
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(descriptor, view)
+                view = view[written:]
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return temporary
 
 
@@ -104,7 +108,11 @@ class DiskStateStore(StateStore):
     def write_state(self, instance_id: str, data: bytes) -> None:
         path = self._state_file(instance_id)
         temporary = _write_temporary(self._states, frame(data))
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         _fsync_directory(self._states)
 
     def delete_state(self, instance_id: str) -> None:

@@ -22,6 +22,9 @@ from .lower import parameter_names
 
 _FACTORY = RESERVED_PREFIX + "factory"
 _BINDER = RESERVED_PREFIX + "bind"
+#: The compiled function's name inside the factory; its own name would shadow the global
+#: (or closure) the function uses to call itself.
+_COMPILED = RESERVED_PREFIX + "compiled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +65,13 @@ class EmitPass:
         original: cst.FunctionDef,
         free_names: tuple[str, ...],
     ) -> Emitted:
+        inner = compiled.with_changes(name=cst.Name(_COMPILED))
+        self.context.origins[inner] = self.context.origins.get(compiled, self.context.first_line)
         factory = cst.FunctionDef(
             name=cst.Name(_FACTORY),
             params=cst.Parameters(params=[cst.Param(cst.Name(n)) for n in free_names]),
             body=cst.IndentedBlock(
-                [compiled, cst.SimpleStatementLine([cst.Return(cst.Name(compiled.name.value))])]
+                [inner, cst.SimpleStatementLine([cst.Return(cst.Name(_COMPILED))])]
             ),
         )
         names = parameter_names(original.params)
@@ -84,7 +89,9 @@ class EmitPass:
         module_code = compile(tree, self.context.filename, "exec", dont_inherit=True)
         factory_code = _find_code(module_code, _FACTORY)
         name = original.name.value
-        code = _find_code(factory_code, name).replace(co_qualname=self.context.qualname)
+        code = _find_code(factory_code, _COMPILED).replace(
+            co_name=name, co_qualname=self.context.qualname
+        )
         binder_code = _find_code(module_code, _BINDER).replace(
             co_name=name, co_qualname=self.context.qualname
         )

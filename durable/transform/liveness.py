@@ -208,6 +208,12 @@ class LivenessPass:
                 _bound_names(statement.target),
                 carried,
             )
+            # Re-entering the loop reads its iterator, even when every path from the
+            # checkpoint leaves the loop (break/return).
+            body_span = self.analysis.span_of(statements_of(statement.body))
+            if carried and body_span is not None:
+                for point_id in range(body_span[0], body_span[1] + 1):
+                    self._live.setdefault(point_id, set()).update(carried)
             return head | self._loads(statement.iter)
         # try / with / match / async for / def / class: no checkpoint inside; be conservative.
         live = out | self._loads(statement)

@@ -386,7 +386,9 @@ class NormalizePass:
             if not isinstance(part, cst.FormattedStringExpression):
                 continue
             if index < last:
-                formatted_part = node.with_changes(parts=[part])
+                more, value = self.expression(part.expression, line)
+                hoisted += more
+                formatted_part = node.with_changes(parts=[part.with_changes(expression=value)])
                 name = self.context.new_temp("t", "a temporary")
                 hoisted.append(self._line(assign(name, formatted_part), line))
                 parts[index] = cst.FormattedStringExpression(cst.Name(name))

@@ -80,7 +80,8 @@ def plain_module(name: str) -> types.ModuleType:
     source = (PROGRAMS / f"{name}.py").read_text()
     stripped = cst.parse_module(source).visit(_StripWaitPoints()).code
     module = types.ModuleType(f"corpus_plain_{name}")
-    exec(compile(stripped, f"<plain {name}>", "exec"), module.__dict__)
+    sys.modules[module.__name__] = module
+    exec(compile(stripped, f"<plain {name}>", "exec", dont_inherit=True), module.__dict__)
     return module
 
 

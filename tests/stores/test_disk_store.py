@@ -1,0 +1,278 @@
+"""`DiskStateStore`: records survive the process, damage is refused, writes are atomic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from durable import CorruptStateError, DiskStateStore
+from durable.stores import disk
+
+RECORD = b"the saved call stack of order-7 " * 8
+
+
+@pytest.fixture
+def store_dir(tmp_path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def store(store_dir) -> DiskStateStore:
+    return DiskStateStore(store_dir)
+
+
+def state_file(store_dir: Path, instance_id: str) -> Path:
+    path = store_dir / "state" / f"{instance_id}.state"
+    assert path.is_file()
+    return path
+
+
+def event_file(store_dir: Path, instance_id: str) -> Path:
+    (path,) = (store_dir / "events" / instance_id).glob("*.event")
+    return path
+
+
+def every_file(directory: Path) -> set[Path]:
+    return {path for path in directory.rglob("*") if path.is_file()}
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-5])
+
+
+def flip_last_payload_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def overwrite_magic(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(b"GARBAGE!" + data[8:])
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def refused(call, instance_id: str) -> CorruptStateError:
+    with pytest.raises(CorruptStateError) as caught:
+        call()
+    assert f"instance {instance_id!r}" in str(caught.value)
+    return caught.value
+
+
+# -- surviving the process ----------------------------------------------------------------------
+def test_state_survives_a_new_store_over_the_same_directory(store, store_dir):
+    store.write_state("order-7", RECORD)
+    assert DiskStateStore(store_dir).read_state("order-7") == RECORD
+
+
+def test_events_survive_a_new_store_over_the_same_directory(store, store_dir):
+    event_id = store.append_event("order-7", b"payment received")
+    assert DiskStateStore(store_dir).read_events("order-7") == [(event_id, b"payment received")]
+
+
+def test_instances_are_listed_by_a_new_store_over_the_same_directory(store, store_dir):
+    store.write_state("order-7", RECORD)
+    store.write_state("order-8", RECORD)
+    assert DiskStateStore(store_dir).list_instances() == ["order-7", "order-8"]
+
+
+def test_events_appended_through_two_store_objects_read_back_in_append_order(store, store_dir):
+    other = DiskStateStore(store_dir)
+    for n in range(10):
+        (store if n % 2 else other).append_event("order-7", f"event {n}".encode())
+    assert [data for _, data in store.read_events("order-7")] == [
+        f"event {n}".encode() for n in range(10)
+    ]
+
+
+def test_store_creates_its_directory(store_dir):
+    DiskStateStore(store_dir / "nested" / "deeper")
+    assert (store_dir / "nested" / "deeper").is_dir()
+
+
+# -- damaged records ----------------------------------------------------------------------------
+def test_truncated_state_file_is_refused_naming_the_instance(store, store_dir):
+    store.write_state("order-7", RECORD)
+    truncate(state_file(store_dir, "order-7"))
+    error = refused(lambda: store.read_state("order-7"), "order-7")
+    assert "truncated" in str(error)
+
+
+def test_state_file_with_a_flipped_payload_byte_is_refused_naming_the_instance(store, store_dir):
+    store.write_state("order-7", RECORD)
+    flip_last_payload_byte(state_file(store_dir, "order-7"))
+    error = refused(lambda: store.read_state("order-7"), "order-7")
+    assert "checksum" in str(error)
+
+
+def test_state_file_with_garbage_magic_is_refused_naming_the_instance(store, store_dir):
+    store.write_state("order-7", RECORD)
+    overwrite_magic(state_file(store_dir, "order-7"))
+    error = refused(lambda: store.read_state("order-7"), "order-7")
+    assert "not a durable record" in str(error)
+
+
+def test_empty_state_file_is_refused_naming_the_instance(store, store_dir):
+    store.write_state("order-7", RECORD)
+    empty(state_file(store_dir, "order-7"))
+    refused(lambda: store.read_state("order-7"), "order-7")
+
+
+def test_state_file_cut_inside_its_header_is_refused_naming_the_instance(store, store_dir):
+    store.write_state("order-7", RECORD)
+    path = state_file(store_dir, "order-7")
+    path.write_bytes(path.read_bytes()[:20])
+    refused(lambda: store.read_state("order-7"), "order-7")
+
+
+def test_state_file_of_another_record_format_is_refused_naming_the_format(store, store_dir):
+    store.write_state("order-7", RECORD)
+    path = state_file(store_dir, "order-7")
+    data = bytearray(path.read_bytes())
+    data[8:10] = (99).to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+    error = refused(lambda: store.read_state("order-7"), "order-7")
+    assert "format 99" in str(error)
+
+
+def test_refused_state_file_is_left_on_disk_untouched(store, store_dir):
+    store.write_state("order-7", RECORD)
+    path = state_file(store_dir, "order-7")
+    truncate(path)
+    damaged = path.read_bytes()
+    refused(lambda: store.read_state("order-7"), "order-7")
+    assert path.read_bytes() == damaged
+
+
+def test_a_damaged_state_file_does_not_affect_other_instances(store, store_dir):
+    store.write_state("order-7", RECORD)
+    store.write_state("order-8", b"eight")
+    truncate(state_file(store_dir, "order-7"))
+    assert store.read_state("order-8") == b"eight"
+
+
+def test_truncated_event_file_is_refused_naming_the_instance(store, store_dir):
+    store.append_event("order-7", RECORD)
+    truncate(event_file(store_dir, "order-7"))
+    error = refused(lambda: store.read_events("order-7"), "order-7")
+    assert "truncated" in str(error)
+
+
+def test_event_file_with_a_flipped_payload_byte_is_refused_naming_the_instance(store, store_dir):
+    store.append_event("order-7", RECORD)
+    flip_last_payload_byte(event_file(store_dir, "order-7"))
+    error = refused(lambda: store.read_events("order-7"), "order-7")
+    assert "checksum" in str(error)
+
+
+def test_event_file_with_garbage_magic_is_refused_naming_the_instance(store, store_dir):
+    store.append_event("order-7", RECORD)
+    overwrite_magic(event_file(store_dir, "order-7"))
+    error = refused(lambda: store.read_events("order-7"), "order-7")
+    assert "not a durable record" in str(error)
+
+
+def test_empty_event_file_is_refused_naming_the_instance(store, store_dir):
+    store.append_event("order-7", RECORD)
+    empty(event_file(store_dir, "order-7"))
+    refused(lambda: store.read_events("order-7"), "order-7")
+
+
+def test_a_damaged_event_is_not_skipped_in_favour_of_the_intact_ones(store, store_dir):
+    store.append_event("order-7", b"intact before")
+    damaged = store.append_event("order-7", b"will be damaged")
+    store.append_event("order-7", b"intact after")
+    path = store_dir / "events" / "order-7" / f"{damaged:020d}.event"
+    truncate(path)
+    refused(lambda: store.read_events("order-7"), "order-7")
+
+
+# -- atomic writes --------------------------------------------------------------------------------
+def test_writes_leave_no_temporary_files_behind(store, store_dir):
+    for n in range(5):
+        store.write_state("order-7", RECORD * n)
+        store.append_event("order-7", RECORD)
+    store.delete_events("order-7", [event_id for event_id, _ in store.read_events("order-7")][:2])
+    store.write_state("order-8", RECORD)
+    store.delete_state("order-8")
+    assert list(store_dir.rglob(".tmp-*")) == []
+
+
+def test_write_interrupted_before_the_rename_keeps_the_old_record(store, store_dir, monkeypatch):
+    store.write_state("order-7", b"old record")
+
+    def crash(source, destination):
+        raise OSError("simulated crash before the rename")
+
+    monkeypatch.setattr(disk.os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        store.write_state("order-7", b"new record that never lands")
+    monkeypatch.undo()
+    assert store.read_state("order-7") == b"old record"
+    assert DiskStateStore(store_dir).read_state("order-7") == b"old record"
+
+
+def test_write_interrupted_before_the_rename_of_a_new_instance_leaves_no_record(
+    store, store_dir, monkeypatch
+):
+    def crash(source, destination):
+        raise OSError("simulated crash before the rename")
+
+    monkeypatch.setattr(disk.os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        store.write_state("order-7", b"never lands")
+    monkeypatch.undo()
+    assert store.read_state("order-7") is None
+    assert store.list_instances() == []
+
+
+def test_failed_write_leaves_no_temporary_file_behind(store, store_dir, monkeypatch):
+    store.write_state("order-7", b"old record")
+
+    def fail(source, destination):
+        raise OSError("rename refused")
+
+    monkeypatch.setattr(disk.os, "replace", fail)
+    with pytest.raises(OSError, match="rename refused"):
+        store.write_state("order-7", b"new record")
+    monkeypatch.undo()
+    assert list(store_dir.rglob(".tmp-*")) == []
+
+
+def test_state_files_are_private_to_their_owner(store, store_dir):
+    store.write_state("order-7", RECORD)
+    store.append_event("order-7", RECORD)
+    for path in every_file(store_dir):
+        assert path.stat().st_mode & 0o077 == 0, path
+
+
+# -- staying inside the store directory -----------------------------------------------------------
+def test_store_files_live_only_inside_the_store_directory(tmp_path, store, store_dir):
+    for instance_id in ["order-7", "a:b", "user_1.step", "x" * 200]:
+        store.write_state(instance_id, RECORD)
+        store.append_event(instance_id, RECORD)
+    store.delete_state("a:b")
+    assert list(tmp_path.iterdir()) == [store_dir]
+    assert every_file(tmp_path) == every_file(store_dir)
+
+
+def test_delete_state_removes_every_file_of_the_instance(store, store_dir):
+    store.write_state("order-7", RECORD)
+    store.append_event("order-7", RECORD)
+    store.delete_state("order-7")
+    assert every_file(store_dir) == set()
+
+
+def test_unrelated_files_in_the_state_directory_are_not_listed_as_instances(store, store_dir):
+    store.write_state("order-7", RECORD)
+    (store_dir / "state" / "notes.txt").write_text("not a record")
+    (store_dir / "state" / ".tmp-left-by-a-crash").write_bytes(b"partial")
+    assert store.list_instances() == ["order-7"]
+
+
+def test_repr_names_the_directory(store_dir):
+    assert str(store_dir) in repr(DiskStateStore(store_dir))

@@ -1,0 +1,150 @@
+"""The `StateStore` contract, checked against every store that ships with the package."""
+
+from __future__ import annotations
+
+import pytest
+
+from durable import DiskStateStore, InMemoryStateStore
+
+
+@pytest.fixture(params=["memory", "disk"])
+def store(request, tmp_path):
+    if request.param == "memory":
+        yield InMemoryStateStore()
+    else:
+        yield DiskStateStore(tmp_path / "store")
+
+
+# -- records ----------------------------------------------------------------------------------
+def test_reading_an_unknown_instance_returns_none(store):
+    assert store.read_state("never-written") is None
+
+
+def test_written_state_reads_back_byte_for_byte(store):
+    record = bytes(range(256)) * 3
+    store.write_state("order-7", record)
+    assert store.read_state("order-7") == record
+
+
+def test_an_empty_record_reads_back_empty_not_none(store):
+    store.write_state("order-7", b"")
+    assert store.read_state("order-7") == b""
+
+
+def test_writing_again_replaces_the_whole_record(store):
+    store.write_state("order-7", b"first version, rather long " * 10)
+    store.write_state("order-7", b"second")
+    assert store.read_state("order-7") == b"second"
+
+
+def test_delete_state_forgets_the_record(store):
+    store.write_state("order-7", b"record")
+    store.delete_state("order-7")
+    assert store.read_state("order-7") is None
+
+
+def test_delete_state_forgets_the_pending_events(store):
+    store.write_state("order-7", b"record")
+    store.append_event("order-7", b"event")
+    store.delete_state("order-7")
+    assert store.read_events("order-7") == []
+
+
+def test_delete_state_of_an_unknown_instance_is_harmless(store):
+    store.delete_state("never-written")
+    assert store.read_state("never-written") is None
+
+
+def test_delete_state_leaves_other_instances_alone(store):
+    store.write_state("order-7", b"seven")
+    store.write_state("order-8", b"eight")
+    store.append_event("order-8", b"event")
+    store.delete_state("order-7")
+    assert store.read_state("order-8") == b"eight"
+    assert [data for _, data in store.read_events("order-8")] == [b"event"]
+
+
+def test_list_instances_names_every_instance_with_a_record(store):
+    for instance_id in ["order-8", "a:b", "order-7"]:
+        store.write_state(instance_id, b"record")
+    assert sorted(store.list_instances()) == ["a:b", "order-7", "order-8"]
+
+
+def test_list_instances_of_an_empty_store_is_empty(store):
+    assert store.list_instances() == []
+
+
+def test_list_instances_leaves_out_deleted_instances(store):
+    store.write_state("order-7", b"record")
+    store.write_state("order-8", b"record")
+    store.delete_state("order-7")
+    assert store.list_instances() == ["order-8"]
+
+
+def test_list_instances_leaves_out_instances_that_only_have_events(store):
+    store.append_event("order-7", b"event")
+    assert store.list_instances() == []
+
+
+# -- events -----------------------------------------------------------------------------------
+def test_append_event_returns_growing_ids(store):
+    ids = [store.append_event("order-7", f"event {n}".encode()) for n in range(20)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_event_ids_keep_growing_after_earlier_events_are_deleted(store):
+    first = store.append_event("order-7", b"first")
+    store.delete_events("order-7", [first])
+    second = store.append_event("order-7", b"second")
+    assert second > first
+
+
+def test_read_events_returns_events_oldest_first(store):
+    payloads = [f"event {n}".encode() for n in range(20)]
+    ids = [store.append_event("order-7", payload) for payload in payloads]
+    assert store.read_events("order-7") == list(zip(ids, payloads, strict=True))
+
+
+def test_read_events_of_an_instance_without_events_is_empty(store):
+    assert store.read_events("order-7") == []
+
+
+def test_delete_events_removes_only_the_given_ids(store):
+    ids = [store.append_event("order-7", f"event {n}".encode()) for n in range(4)]
+    store.delete_events("order-7", [ids[0], ids[2]])
+    assert store.read_events("order-7") == [(ids[1], b"event 1"), (ids[3], b"event 3")]
+
+
+def test_delete_events_ignores_ids_already_gone(store):
+    kept = store.append_event("order-7", b"kept")
+    gone = store.append_event("order-7", b"gone")
+    store.delete_events("order-7", [gone])
+    store.delete_events("order-7", [gone, gone + 10_000])
+    assert store.read_events("order-7") == [(kept, b"kept")]
+
+
+def test_delete_events_of_an_instance_without_events_is_harmless(store):
+    store.delete_events("order-7", [1, 2, 3])
+    assert store.read_events("order-7") == []
+
+
+def test_events_of_two_instances_are_kept_apart(store):
+    seven = store.append_event("order-7", b"for seven")
+    eight = store.append_event("order-8", b"for eight")
+    assert store.read_events("order-7") == [(seven, b"for seven")]
+    assert store.read_events("order-8") == [(eight, b"for eight")]
+
+
+def test_deleting_events_of_one_instance_leaves_the_other_instance_alone(store):
+    seven = store.append_event("order-7", b"for seven")
+    eight = store.append_event("order-8", b"for eight")
+    store.delete_events("order-7", [seven, eight])
+    assert store.read_events("order-8") == [(eight, b"for eight")]
+
+
+def test_events_do_not_change_the_record(store):
+    store.write_state("order-7", b"record")
+    event = store.append_event("order-7", b"event")
+    store.delete_events("order-7", [event])
+    assert store.read_state("order-7") == b"record"
