@@ -7,6 +7,7 @@ the durable operation it is suspended in. Compiled code calls the frame's method
 
 from __future__ import annotations
 
+import gc
 import itertools
 import sys
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from .._errors import CheckpointException, IncompatibleStateError
+from . import references
 
 if TYPE_CHECKING:
     from .program import DurableProgram
@@ -82,6 +84,49 @@ class FrameRecord:
 class StackRecord:
     format: int
     frames: tuple[FrameRecord, ...]
+
+
+class DictWalk:
+    """Iterates a dict like CPython (current values; changing its size is an error) and
+    pickles with its position and the dict itself. CPython's own dict iterators pickle as a
+    list of the items still to come, which would freeze the values at the checkpoint."""
+
+    __slots__ = ("mapping", "kind", "keys", "position", "size")
+
+    def __init__(self, mapping: dict, kind: str) -> None:
+        self.mapping = mapping
+        self.kind = kind
+        self.keys = list(mapping)
+        self.position = 0
+        self.size = len(mapping)
+
+    def __iter__(self) -> DictWalk:
+        return self
+
+    def __next__(self) -> Any:
+        if len(self.mapping) != self.size:
+            raise RuntimeError("dictionary changed size during iteration")
+        if self.position >= len(self.keys):
+            raise StopIteration
+        key = self.keys[self.position]
+        self.position += 1
+        try:
+            value = self.mapping[key]
+        except KeyError:
+            raise RuntimeError("dictionary keys changed during iteration") from None
+        if self.kind == "keys":
+            return key
+        if self.kind == "values":
+            return value
+        return key, value
+
+
+_DICT_VIEWS = {
+    dict: "dict",
+    type({}.keys()): "keys",
+    type({}.values()): "values",
+    type({}.items()): "items",
+}
 
 
 class FunctionCall:
@@ -151,6 +196,12 @@ class FunctionCall:
 
     @staticmethod
     def iterate(iterable: Iterable[Any]) -> Iterator[Any]:
+        """`iter()`, except that a dict or dict view is walked live (see `DictWalk`)."""
+        kind = _DICT_VIEWS.get(type(iterable))
+        if kind is not None:
+            mapping = iterable if kind == "dict" else gc.get_referents(iterable.mapping)[0]
+            if type(mapping) is dict:
+                return DictWalk(mapping, "keys" if kind == "dict" else kind)
         return iter(iterable)
 
     @staticmethod
@@ -227,13 +278,13 @@ class CallStack:
         """All frames in one `cloudpickle.dumps`, so objects shared between frames stay shared."""
         records = StackRecord(STACK_FORMAT, tuple(frame.record() for frame in self.frames))
         try:
-            return cloudpickle.dumps(records)
+            return references.dumps(records, [frame.program for frame in self.frames])
         except Exception as error:
             raise _explain_unpicklable(records, error) from error
 
     @classmethod
     def from_snapshot(cls, data: bytes, run: InstanceRun) -> CallStack:
-        records: StackRecord = cloudpickle.loads(data)
+        records: StackRecord = references.loads(data)
         if records.format != STACK_FORMAT:
             raise IncompatibleStateError(
                 f"instance {run.instance_id!r}: its call stack was saved in format "

@@ -43,6 +43,8 @@ class CodeBlock:
     bind: Callable[..., tuple] = field(repr=False, compare=False)
     #: Compiler temporaries -> what they stand for, for error messages.
     temp_descriptions: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
+    #: Module-level names the function reads; snapshots keep their objects by reference.
+    global_names: frozenset[str] = field(repr=False, compare=False, default=frozenset())
 
     def line_of(self, resume_point: int) -> int:
         point = self.resume_points.get(resume_point)
@@ -185,4 +187,14 @@ def compile_function(fn: Callable[..., Any]) -> CodeBlock:
         function=function,
         bind=binder,
         temp_descriptions=shape.temp_descriptions,
+        global_names=frozenset(_names_read(compiled_code)),
     )
+
+
+def _names_read(code: types.CodeType) -> set[str]:
+    """Global (and attribute) names used by `code` and the code nested in it."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _names_read(constant)
+    return names
