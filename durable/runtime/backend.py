@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import pickle
 import weakref
@@ -65,38 +66,47 @@ class DurableBackend(OrchestrationBackend):
 
     def __init__(self, store: StateStore | None = None) -> None:
         self.store = store if store is not None else InMemoryStateStore()
-        #: instance id -> event ids handed to the running instance, not yet saved as consumed.
-        self._claimed: dict[str, list[int]] = {}
+        #: instance id -> {event id: digest of its bytes} handed to the running instance and
+        #: not yet saved as consumed. The digest guards the deletion after a restart: a store
+        #: may reuse the id of a deleted event (disk ids come from the clock).
+        self._claimed: dict[str, dict[int, str]] = {}
 
     def __repr__(self) -> str:
         return f"DurableBackend({self.store!r})"
 
     def load_state(self, instance_id: str) -> dict[str, Any] | None:
-        self._claimed[instance_id] = []
+        self._claimed[instance_id] = {}
         data = self.store.read_state(instance_id)
         if data is None:
             return None
         state = _decode(instance_id, data)
-        consumed = state.pop("consumed_events", ())
+        consumed = dict(state.pop("consumed_events", ()))
         if consumed:
-            self.store.delete_events(instance_id, list(consumed))
+            # The save that recorded these may have stopped before deleting them.
+            leftovers = [
+                event_id
+                for event_id, event in self.store.read_events(instance_id)
+                if consumed.get(event_id) == _event_digest(event)
+            ]
+            if leftovers:
+                self.store.delete_events(instance_id, leftovers)
         return state
 
     def save_state(self, instance_id: str, state: dict[str, Any]) -> None:
-        claimed = self._claimed.pop(instance_id, [])
-        record = {**state, "consumed_events": claimed}
+        claimed = self._claimed.pop(instance_id, {})
+        record = {**state, "consumed_events": sorted(claimed.items())}
         self.store.write_state(instance_id, _encode(record))
         if claimed:
-            self.store.delete_events(instance_id, claimed)
+            self.store.delete_events(instance_id, list(claimed))
 
     def wait_for_event(self, instance_id: str, event_name: str) -> Event | None:
-        claimed = self._claimed.setdefault(instance_id, [])
+        claimed = self._claimed.setdefault(instance_id, {})
         for event_id, data in self.store.read_events(instance_id):
             if event_id in claimed:
                 continue
             name, payload = cloudpickle.loads(data)
             if name == event_name:
-                claimed.append(event_id)
+                claimed[event_id] = _event_digest(data)
                 return Event(name, payload)
         return None
 
@@ -116,6 +126,10 @@ class DurableBackend(OrchestrationBackend):
     def pending_events(self, instance_id: str) -> list[Event]:
         """The events stored for `instance_id` and not consumed yet, oldest first."""
         return [Event(*cloudpickle.loads(data)) for _, data in self.store.read_events(instance_id)]
+
+
+def _event_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _encode(state: dict[str, Any]) -> bytes:

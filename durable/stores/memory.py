@@ -22,6 +22,7 @@ class InMemoryStateStore(StateStore):
         return "InMemoryStateStore()"
 
     def read_state(self, instance_id: str) -> bytes | None:
+        validate_instance_id(instance_id)
         with self._lock:
             return self._states.get(instance_id)
 
@@ -31,6 +32,7 @@ class InMemoryStateStore(StateStore):
             self._states[instance_id] = bytes(data)
 
     def delete_state(self, instance_id: str) -> None:
+        validate_instance_id(instance_id)
         with self._lock:
             self._states.pop(instance_id, None)
             self._events.pop(instance_id, None)
@@ -47,10 +49,12 @@ class InMemoryStateStore(StateStore):
             return event_id
 
     def read_events(self, instance_id: str) -> list[tuple[int, bytes]]:
+        validate_instance_id(instance_id)
         with self._lock:
             return sorted(self._events.get(instance_id, {}).items())
 
     def delete_events(self, instance_id: str, event_ids: list[int]) -> None:
+        validate_instance_id(instance_id)
         with self._lock:
             inbox = self._events.get(instance_id, {})
             for event_id in event_ids:

@@ -574,3 +574,24 @@ def test_unsupported_durable_store_is_refused_naming_the_supported_forms(tmp_pat
     assert result.returncode != 0
     assert "ValueError" in result.stderr
     assert "memory:// or file:///path/to/directory" in result.stderr
+
+
+class _StoreReusingEventIds(InMemoryStateStore):
+    """Hands out event id 1 whenever no event is stored (as a clock stepping back could)."""
+
+    def append_event(self, instance_id: str, data: bytes) -> int:
+        with self._lock:
+            inbox = self._events.setdefault(instance_id, {})
+            event_id = max(inbox, default=0) + 1
+            inbox[event_id] = bytes(data)
+            return event_id
+
+
+async def test_an_event_reusing_the_id_of_a_consumed_one_is_not_deleted_on_load():
+    backend = DurableBackend(_StoreReusingEventIds())
+    backend.publish_event("reuse", "go", "first")
+    assert backend.wait_for_event("reuse", "go") == Event("go", "first")
+    backend.save_state("reuse", {"status": "running"})  # records and deletes event 1
+    backend.publish_event("reuse", "go", "second")  # gets id 1 again
+    backend.load_state("reuse")  # finishing the recorded deletion must spare it
+    assert backend.pending_events("reuse") == [Event("go", "second")]
