@@ -12,6 +12,20 @@ _BAD_ID_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\ud800-\udfff]")
 
 def validate_instance_id(instance_id: Any) -> str:
     """Refuse ids that could name a path outside a store (or are not text at all)."""
+    if type(instance_id) is str and instance_id in _recently_valid:
+        return instance_id
+    _check(instance_id)
+    if len(_recently_valid) >= 4096:
+        _recently_valid.clear()
+    _recently_valid.add(instance_id)
+    return instance_id
+
+
+#: Ids that passed `_check` lately: the check runs on every store call.
+_recently_valid: set[str] = set()
+
+
+def _check(instance_id: Any) -> None:
     problem = None
     if not isinstance(instance_id, str):
         problem = f"it must be a string, not {type(instance_id).__name__}"
@@ -31,4 +45,3 @@ def validate_instance_id(instance_id: Any) -> str:
             f"invalid instance_id {instance_id!r}: {problem}; use up to {_MAX_INSTANCE_ID} "
             "letters, digits and punctuation such as '-', '_', ':' (no '/', '\\' or '..')"
         )
-    return instance_id

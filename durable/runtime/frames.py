@@ -79,11 +79,30 @@ class FrameRecord:
     arguments: tuple | None
     pending: Pending | None
 
+    def __reduce__(self):
+        # Positional, not the field-by-field state dataclasses pickle with: a snapshot
+        # holds one of these per frame, so this is on every checkpoint's path.
+        return (
+            FrameRecord,
+            (
+                self.program,
+                self.fingerprint,
+                self.resume_point,
+                self.line,
+                self.live_locals,
+                self.arguments,
+                self.pending,
+            ),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class StackRecord:
     format: int
     frames: tuple[FrameRecord, ...]
+
+    def __reduce__(self):
+        return (StackRecord, (self.format, self.frames))
 
 
 class DictWalk:

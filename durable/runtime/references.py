@@ -80,8 +80,11 @@ class _Unpickler(pickle.Unpickler):
 
 
 def dumps(value: Any, programs: list[DurableProgram]) -> bytes:
+    table = reference_table(programs)
+    if not table:
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     buffer = io.BytesIO()
-    _Pickler(buffer, reference_table(programs)).dump(value)
+    _Pickler(buffer, table).dump(value)
     return buffer.getvalue()
 
 

@@ -8,6 +8,7 @@ run of one instance and writes its checkpoints through the backend.
 from __future__ import annotations
 
 import hashlib
+import pickle
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -242,7 +243,11 @@ class DurableRuntime:
 
 def _pickle_arguments(program, arguments: tuple) -> bytes:
     try:
-        return cloudpickle.dumps(arguments)
+        return pickle.dumps(arguments, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        pass  # lambdas, local classes and the like: cloudpickle pickles them by value
+    try:
+        return cloudpickle.dumps(arguments, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as error:
         raise CheckpointException(
             f"the arguments of {program.code.qualname} cannot be pickled ({error}); a durable "
