@@ -213,6 +213,12 @@ class FunctionCall:
 
         return WaitForEvent(event, timeout=None)
 
+    @property
+    def closing(self) -> bool:
+        """True while a stopped run is being closed: user handlers and finally blocks must not
+        run then (the instance has not really left them)."""
+        return self.run.closing
+
     @staticmethod
     def iterate(iterable: Iterable[Any]) -> Iterator[Any]:
         """`iter()`, except that a dict or dict view is walked live (see `DictWalk`)."""

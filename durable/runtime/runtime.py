@@ -59,6 +59,9 @@ class InstanceRun:
         self.created_at = created_at
         self.stack = CallStack()
         self.waiting_for: AwaitingEvent | None = None
+        #: Set when the run stops without finishing (parked, or its state could not be
+        #: saved): unwinding its coroutines must not run the user's handlers or finally.
+        self.closing = False
 
     def state(self, status: str, **fields: Any) -> dict[str, Any]:
         return {
@@ -80,18 +83,24 @@ class InstanceRun:
 
     def checkpoint(self, waiting_for: AwaitingEvent | None = None) -> None:
         """Save the whole call stack: one `save_state` (one store write)."""
-        snapshot = self.stack.snapshot()
-        self.waiting_for = waiting_for
-        if waiting_for is None:
-            state = self.state(RUNNING, snapshot=snapshot)
-        else:
-            state = self.state(
-                WAITING,
-                snapshot=snapshot,
-                waiting_for=waiting_for.name,
-                deadline=waiting_for.deadline,
-            )
-        self.backend.save_state(self.instance_id, state)
+        try:
+            snapshot = self.stack.snapshot()
+            self.waiting_for = waiting_for
+            if waiting_for is None:
+                state = self.state(RUNNING, snapshot=snapshot)
+            else:
+                state = self.state(
+                    WAITING,
+                    snapshot=snapshot,
+                    waiting_for=waiting_for.name,
+                    deadline=waiting_for.deadline,
+                )
+            self.backend.save_state(self.instance_id, state)
+        except BaseException:
+            # The instance stays at its last saved checkpoint, as after a crash here: unwinding
+            # must not run the user's handlers or finally blocks.
+            self.closing = True
+            raise
 
     def complete(self, value: Any) -> None:
         try:
@@ -123,8 +132,9 @@ def _pickle_error(error: BaseException) -> bytes:
 class _Driver:
     """Drives the root coroutine like `await`, but stops it where a wait point parks it."""
 
-    def __init__(self, coroutine) -> None:
+    def __init__(self, coroutine, run: InstanceRun) -> None:
         self.coroutine = coroutine
+        self.run = run
         self.parked = False
 
     def __await__(self):
@@ -138,6 +148,7 @@ class _Driver:
                 return stop.value
             if yielded is PARK:
                 self.parked = True
+                self.run.closing = True
                 coroutine.close()
                 return None
             try:
@@ -186,7 +197,7 @@ class DurableRuntime:
             if run is None:
                 return _stored_outcome(state)
         root = run.stack.frames[0]
-        driver = _Driver(root.program.code.function(root))
+        driver = _Driver(root.program.code.function(root), run)
         token = enter_run(run)
         try:
             value = await driver

@@ -50,6 +50,8 @@ class CompileContext:
     captured: dict[str, int] = field(default_factory=dict)
     #: Compiler temporaries -> what they stand for, for error messages.
     temp_descriptions: dict[str, str] = field(default_factory=dict)
+    #: Normalized `try` statements that hold checkpoints -> their facts.
+    try_facts: dict[cst.CSTNode, TryFacts] = field(default_factory=dict)
     _temp_counter: int = 0
     _await_cache: dict[cst.CSTNode, bool] = field(default_factory=dict)
 
@@ -87,6 +89,19 @@ class CompileContext:
 
     def describe(self, name: str) -> str:
         return self.temp_descriptions.get(name, f"variable {name!r}")
+
+
+@dataclass
+class TryFacts:
+    """What normalize decided for a `try` that holds checkpoints, for liveness and lower."""
+
+    #: One temporary per `except` clause, bound to the exception it handles.
+    exceptions: list[str]
+    #: Records how control left the try while its `finally` runs; None without a checkpoint
+    #: in the `finally`.
+    pending: str | None = None
+    #: 'break' / 'continue' when one of them leaves the try for an enclosing loop.
+    escapes: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +204,6 @@ class _CheckpointFinder(_AwaitFinder):
     def visit_Raise(self, node: cst.Raise) -> bool:
         if _is_wait_raise(node, self.context):
             self.found = True
-        return False
-
-    def visit_Try(self, node: cst.Try) -> bool:
         return False
 
     def visit_TryStar(self, node: cst.TryStar) -> bool:

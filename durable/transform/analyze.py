@@ -12,7 +12,7 @@ import symtable
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from ._records import RESERVED_PREFIX, CompileContext, is_wait_point
+from ._records import RESERVED_PREFIX, CompileContext, contains_checkpoint, is_wait_point
 
 #: Child scopes that always finish inside the statement that creates them.
 _COMPREHENSION_SCOPES = frozenset({"listcomp", "setcomp", "dictcomp", "genexpr"})
@@ -69,6 +69,16 @@ class AnalyzePass:
                     context.captured.setdefault(free, child.get_lineno() + context.first_line - 1)
 
 
+def _reevaluable(node: cst.BaseExpression) -> bool:
+    if isinstance(node, cst.Name):
+        return True
+    if isinstance(node, cst.Attribute):
+        return _reevaluable(node.value)
+    if isinstance(node, cst.Tuple):
+        return all(_reevaluable(element.value) for element in node.elements)
+    return False
+
+
 def _free_names(table: symtable.SymbolTable) -> set[str]:
     names = {symbol.get_name() for symbol in table.get_symbols() if symbol.is_free()}
     for child in table.get_children():
@@ -115,12 +125,30 @@ class _Validator(cst.CSTVisitor):
         self.native_block.pop()
 
     def visit_Try(self, node: cst.Try) -> None:
-        self._enter_native(node, "try")
-
-    def leave_Try(self, original_node: cst.Try) -> None:
-        self._leave_native()
+        for handler in node.handlers:
+            if self.function_depth == 0 and contains_checkpoint(handler.body, self.context):
+                if handler.type is not None and not _reevaluable(handler.type):
+                    self._error(
+                        handler.type,
+                        "DUR105",
+                        "the exception type of an 'except' clause with a checkpoint inside "
+                        "must be a name, a dotted name or a tuple of them, so that resuming "
+                        "matches the same clause",
+                        "assign the exception type to a module-level name and use that",
+                    )
 
     def visit_TryStar(self, node: cst.TryStar) -> None:
+        parts = [node.body, *(h.body for h in node.handlers), node.orelse, node.finalbody]
+        has_checkpoint = any(
+            part is not None and contains_checkpoint(part, self.context) for part in parts
+        )
+        if self.function_depth == 0 and has_checkpoint:
+            self._error(
+                node,
+                "DUR108",
+                "'try/except*' cannot contain a checkpoint (an await or a wait point)",
+                "move the await out of the try/except* block",
+            )
         self._enter_native(node, "try/except*")
 
     def leave_TryStar(self, original_node: cst.TryStar) -> None:

@@ -145,6 +145,13 @@ class LivenessPass:
                 self._number([statement.orelse])
             elif statement.orelse is not None:
                 self._number(statements_of(statement.orelse.body))
+        elif isinstance(statement, cst.Try) and statement in self.context.try_facts:
+            self._number(statements_of(statement.body))
+            for handler in statement.handlers:
+                self._number(statements_of(handler.body))
+            for part in (statement.orelse, statement.finalbody):
+                if part is not None:
+                    self._number(statements_of(part.body))
         elif isinstance(statement, cst.While) or (
             isinstance(statement, cst.For) and statement.asynchronous is None
         ):
@@ -210,11 +217,11 @@ class LivenessPass:
             )
             # Re-entering the loop reads its iterator, even when every path from the
             # checkpoint leaves the loop (break/return).
-            body_span = self.analysis.span_of(statements_of(statement.body))
-            if carried and body_span is not None:
-                for point_id in range(body_span[0], body_span[1] + 1):
-                    self._live.setdefault(point_id, set()).update(carried)
+            self._force(statements_of(statement.body), carried)
             return head | self._loads(statement.iter)
+        facts = self.context.try_facts.get(statement)
+        if facts is not None:
+            return self._try(statement, facts, out, loop)
         # try / with / match / async for / def / class: no checkpoint inside; be conservative.
         live = out | self._loads(statement)
         if loop is not None:
@@ -223,6 +230,41 @@ class LivenessPass:
             live.discard(statement.name.value)
             live |= self._loads(statement) - {statement.name.value}
         return live
+
+    def _try(self, statement: cst.Try, facts, out: set[str], loop) -> set[str]:
+        """Any point of the body may jump to a handler or the finally: what they need is live
+        throughout the body; a handler needs its exception and a finally its pending
+        completion at every one of its own checkpoints, to be re-entered."""
+        finally_in: set[str] = set()
+        after = set(out)
+        if statement.finalbody is not None:
+            finally_out = out | (loop[0] | loop[1] if loop else set())
+            finally_in = self._block(statements_of(statement.finalbody.body), finally_out, loop)
+            after = finally_in
+            self._force(statements_of(statement.finalbody.body), {facts.pending} - {None})
+        else_in = (
+            self._block(statements_of(statement.orelse.body), after, loop)
+            if statement.orelse is not None
+            else after
+        )
+        handlers_in: set[str] = set()
+        for handler, exception in zip(statement.handlers, facts.exceptions, strict=True):
+            handler_body = statements_of(handler.body)
+            handlers_in |= self._block(handler_body, after, loop) - {exception}
+            self._force(handler_body, {exception} | finally_in)
+        if statement.orelse is not None:
+            self._force(statements_of(statement.orelse.body), finally_in)
+        body = statements_of(statement.body)
+        body_in = self._block(body, else_in, loop)
+        self._force(body, handlers_in | finally_in)
+        return body_in | handlers_in | finally_in
+
+    def _force(self, statements, names: set[str]) -> None:
+        """Make `names` live at every checkpoint inside `statements`."""
+        span = self.analysis.span_of(statements)
+        if names and span is not None:
+            for point_id in range(span[0], span[1] + 1):
+                self._live.setdefault(point_id, set()).update(names)
 
     def _loop(self, statement, out, loop, head_reads, bound, carried) -> set[str]:
         """Fixpoint at a loop head: reads of the test/target plus what body and else need."""

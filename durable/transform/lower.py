@@ -167,7 +167,8 @@ class LowerPass:
         for statement in statements:
             if statement in self.analysis.spans:
                 flush()
-                result.append(self.statement(statement, self.context.origins.get(statement, line)))
+                lowered = self.statement(statement, self.context.origins.get(statement, line))
+                result.extend(lowered if isinstance(lowered, list) else [lowered])
             else:
                 plain.append(statement)
         flush()
@@ -192,6 +193,8 @@ class LowerPass:
             )
         if isinstance(statement, cst.For):
             return self.for_statement(statement, line)
+        if isinstance(statement, cst.Try):
+            return self.try_statement(statement, line)
         raise AssertionError(f"lower: checkpoint {span} inside {type(statement).__name__}")
 
     def _resume_or(self, body_span, test: cst.BaseExpression) -> cst.BaseExpression:
@@ -253,6 +256,133 @@ class LowerPass:
             ),
             line,
         )
+
+    def try_statement(self, statement: cst.Try, line: int) -> list:
+        """Re-enter a try: a handler by raising its saved exception again inside the body,
+        a finally by replaying how control left the try (see `_replay`). While a parked run
+        is being closed, no handler or finally of the user runs."""
+        facts = self.context.try_facts[statement]
+        core: list = []
+        for handler, exception in zip(statement.handlers, facts.exceptions, strict=True):
+            span = self.analysis.span_of(statements_of(handler.body))
+            if span is not None:
+                core.append(
+                    self._at(
+                        cst.If(
+                            _in_span(span), block([self._line(cst.Raise(_name(exception)), line)])
+                        ),
+                        line,
+                    )
+                )
+        core += self.block(statements_of(statement.body), line)
+        closing_guard = self._at(
+            cst.If(
+                cst.Attribute(_name(FRAME), _name("closing")),
+                block([self._line(cst.Raise(), line)]),
+            ),
+            line,
+        )
+        if statement.handlers:
+            handlers = [
+                handler.with_changes(
+                    body=block(
+                        [closing_guard.deep_clone()] + self.block(statements_of(handler.body), line)
+                    )
+                )
+                for handler in statement.handlers
+            ]
+            core = [
+                self._at(
+                    cst.Try(
+                        body=block(core),
+                        handlers=handlers,
+                        orelse=self._else(statement.orelse, line),
+                    ),
+                    line,
+                )
+            ]
+        if statement.finalbody is None:
+            return core
+        finally_statements = statements_of(statement.finalbody.body)
+        finally_body = [
+            self._at(
+                cst.If(
+                    cst.UnaryOperation(cst.Not(), cst.Attribute(_name(FRAME), _name("closing"))),
+                    block(self.block(finally_statements, line)),
+                ),
+                line,
+            )
+        ]
+        prologue: list = []
+        if facts.pending is not None:
+            span = self.analysis.span_of(finally_statements)
+            escaped = self.context.new_temp("t", "an exception leaving a try")
+            record = cst.ExceptHandler(
+                body=block(
+                    [
+                        self._line(
+                            assign(
+                                facts.pending,
+                                cst.Tuple(
+                                    [
+                                        cst.Element(cst.SimpleString("'raise'")),
+                                        cst.Element(_name(escaped)),
+                                    ]
+                                ),
+                            ),
+                            line,
+                        ),
+                        self._line(cst.Raise(), line),
+                    ]
+                ),
+                type=_name("BaseException"),
+                name=cst.AsName(_name(escaped)),
+            )
+            core = [self._at(cst.Try(body=block(core), handlers=[record]), line)]
+            resuming_finally = _in_span(span)
+            prologue.append(
+                self._at(
+                    cst.If(
+                        cst.UnaryOperation(cst.Not(), _parenthesized(resuming_finally)),
+                        block([self._line(assign(facts.pending, _name("None")), line)]),
+                    ),
+                    line,
+                )
+            )
+            core = [
+                self._at(
+                    cst.If(resuming_finally.deep_clone(), block(self._replay(facts, line))), line
+                )
+            ] + core
+        return prologue + [
+            self._at(cst.Try(body=block(core), finalbody=cst.Finally(block(finally_body))), line)
+        ]
+
+    def _replay(self, facts, line: int) -> list:
+        """Leave the try as it was left when the finally was checkpointed, so that Python runs
+        the finally (now resuming inside it) and then completes that same return, raise,
+        break or continue."""
+        pending = facts.pending
+
+        def when(kind: str, action: cst.BaseSmallStatement) -> cst.If:
+            test = cst.Comparison(
+                cst.Subscript(_name(pending), [cst.SubscriptElement(cst.Index(cst.Integer("0")))]),
+                [cst.ComparisonTarget(cst.Equal(), cst.SimpleString(repr(kind)))],
+            )
+            return self._at(cst.If(test, block([self._line(action, line)])), line)
+
+        def second() -> cst.Subscript:
+            return cst.Subscript(
+                _name(pending), [cst.SubscriptElement(cst.Index(cst.Integer("1")))]
+            )
+
+        actions = [when("raise", cst.Raise(second())), when("return", cst.Return(second()))]
+        if "break" in facts.escapes:
+            actions.append(when("break", cst.Break()))
+        if "continue" in facts.escapes:
+            actions.append(when("continue", cst.Continue()))
+        present = cst.Comparison(_name(pending), [cst.ComparisonTarget(cst.IsNot(), _name("None"))])
+        return [self._at(cst.If(present, block(actions)), line)]
 
     def checkpoint(self, statement: cst.CSTNode, point_id: int, line: int) -> cst.If:
         checkpoint = as_await_statement(statement)

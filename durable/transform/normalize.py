@@ -20,6 +20,8 @@ checkpoints (the analyze pass refused wait points inside them).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import libcst as cst
 
@@ -28,6 +30,7 @@ from ._records import (
     PAUSE,
     RESERVED_PREFIX,
     CompileContext,
+    TryFacts,
     contains_checkpoint,
     is_wait_raise,
 )
@@ -50,11 +53,22 @@ def assign(name: str, value: cst.BaseExpression) -> cst.Assign:
     return cst.Assign(targets=[cst.AssignTarget(cst.Name(name))], value=value)
 
 
+@dataclass
+class _FinallyScope:
+    """A `try` whose `finally` holds a checkpoint, while its body is being normalized."""
+
+    facts: TryFacts
+    #: Loop depth at the `try`: a break/continue at this depth or less leaves the try.
+    loop_depth: int
+
+
 class NormalizePass:
     """Rewrites a function body into statement-level checkpoints (module docstring)."""
 
     def __init__(self, context: CompileContext) -> None:
         self.context = context
+        self._loop_depth = 0
+        self._finally_scopes: list[_FinallyScope] = []
 
     def run(self, body: cst.BaseSuite) -> list[cst.BaseStatement]:
         return self.block(statements_of(body), self.context.first_line)
@@ -88,7 +102,9 @@ class NormalizePass:
             return self.while_statement(statement, line)
         if isinstance(statement, cst.For) and statement.asynchronous is None:
             return self.for_statement(statement, line)
-        return [self._line(statement, line)]
+        if isinstance(statement, cst.Try) and self._has_checkpoint(statement):
+            return self.try_statement(statement, line)
+        return [self._line(self._record_completions(statement), line)]
 
     def small(self, small: cst.BaseSmallStatement, line: int) -> list:
         has_await = self.context.has_await
@@ -97,6 +113,8 @@ class NormalizePass:
             hoisted, arguments = self.arguments(call.args, line)
             pause = cst.Call(func=cst.Name(PAUSE), args=arguments)
             return hoisted + [self._line(cst.Expr(cst.Await(pause)), line)]
+        if isinstance(small, cst.Return | cst.Break | cst.Continue) and self._finally_scopes:
+            return self.leave_try(small, line)
         if not has_await(small):
             return [self._line(small, line)]
         if isinstance(small, cst.Expr):
@@ -187,7 +205,8 @@ class NormalizePass:
         return hoisted + [self._line(node.with_changes(test=test, body=body, orelse=orelse), line)]
 
     def while_statement(self, node: cst.While, line: int) -> list:
-        body = self.block(statements_of(node.body), line)
+        with self._loop():
+            body = self.block(statements_of(node.body), line)
         orelse = (
             self.block(statements_of(node.orelse.body), line) if node.orelse is not None else None
         )
@@ -226,7 +245,8 @@ class NormalizePass:
             else None
         )
         if not any(self._has_checkpoint(statement) for statement in body):
-            return hoisted + [self._line(node.with_changes(iter=iterable, orelse=orelse), line)]
+            loop = self._record_completions(node.with_changes(iter=iterable, orelse=orelse))
+            return hoisted + [self._line(loop, line)]
         iterator = self.context.new_temp("it", f"the iterator of the 'for' loop at line {line}")
         item = self.context.new_temp("v", f"the item of the 'for' loop at line {line}")
         make_iterator = cst.Call(
@@ -235,7 +255,8 @@ class NormalizePass:
         )
         hoisted.append(self._line(assign(iterator, make_iterator), line))
         bind = cst.Assign(targets=[cst.AssignTarget(node.target)], value=cst.Name(item))
-        new_body = [self._line(bind, line)] + self.block(body, line)
+        with self._loop():
+            new_body = [self._line(bind, line)] + self.block(body, line)
         loop = cst.For(
             target=cst.Name(item), iter=cst.Name(iterator), body=block(new_body), orelse=orelse
         )
@@ -243,6 +264,90 @@ class NormalizePass:
 
     def _has_checkpoint(self, statement: cst.BaseStatement) -> bool:
         return contains_checkpoint(statement, self.context)
+
+    @contextmanager
+    def _loop(self):
+        self._loop_depth += 1
+        try:
+            yield
+        finally:
+            self._loop_depth -= 1
+
+    # -- try ----------------------------------------------------------------------------
+    def try_statement(self, node: cst.Try, line: int) -> list:
+        """Name every handled exception; record how control leaves a checkpointed finally."""
+        facts = TryFacts(exceptions=[])
+        if node.finalbody is not None and self._has_checkpoint(node.finalbody):
+            facts.pending = self.context.new_temp(
+                "pend", f"how control left the try at line {line} for its finally"
+            )
+            self._finally_scopes.append(_FinallyScope(facts, self._loop_depth))
+        body = block(self.block(statements_of(node.body), line))
+        handlers = []
+        for handler in node.handlers:
+            handler_line = self.context.origins.get(handler, line)
+            exception = self.context.new_temp(
+                "exc", f"the exception handled at line {handler_line}"
+            )
+            facts.exceptions.append(exception)
+            statements = self.block(statements_of(handler.body), handler_line)
+            if handler.name is not None:
+                user_name = handler.name.name
+                # `except E as e` binds e for the handler only, as Python does.
+                statements = [
+                    self._line(
+                        cst.Assign([cst.AssignTarget(user_name)], cst.Name(exception)), handler_line
+                    ),
+                    *statements,
+                    self._line(assign(user_name.value, cst.Name("None")), handler_line),
+                    self._line(cst.Del(cst.Name(user_name.value)), handler_line),
+                ]
+            handlers.append(
+                handler.with_changes(name=cst.AsName(cst.Name(exception)), body=block(statements))
+            )
+        orelse = (
+            cst.Else(block(self.block(statements_of(node.orelse.body), line)))
+            if node.orelse is not None
+            else None
+        )
+        if facts.pending is not None:
+            self._finally_scopes.pop()
+        finalbody = (
+            cst.Finally(block(self.block(statements_of(node.finalbody.body), line)))
+            if node.finalbody is not None
+            else None
+        )
+        new = node.with_changes(body=body, handlers=handlers, orelse=orelse, finalbody=finalbody)
+        self.context.try_facts[new] = facts
+        return [self._line(new, line)]
+
+    def leave_try(self, small: cst.BaseSmallStatement, line: int) -> list:
+        """`return`/`break`/`continue` leaving checkpointed finally blocks: record it first."""
+        hoisted: list = []
+        if isinstance(small, cst.Return):
+            hoisted, value = self.expression(small.value, line)
+            result = self.context.new_temp("t", "the value being returned")
+            hoisted.append(self._line(assign(result, value or cst.Name("None")), line))
+            completion = cst.Tuple(
+                [cst.Element(cst.SimpleString("'return'")), cst.Element(cst.Name(result))]
+            )
+            scopes = self._finally_scopes
+            small = cst.Return(cst.Name(result))
+        else:
+            kind = "break" if isinstance(small, cst.Break) else "continue"
+            completion = cst.Tuple([cst.Element(cst.SimpleString(repr(kind)))])
+            scopes = [s for s in self._finally_scopes if s.loop_depth >= self._loop_depth]
+            for scope in scopes:
+                scope.facts.escapes.add(kind)
+        for scope in scopes:
+            hoisted.append(self._line(assign(scope.facts.pending, completion.deep_clone()), line))
+        return hoisted + [self._line(small, line)]
+
+    def _record_completions(self, statement: cst.BaseStatement) -> cst.BaseStatement:
+        """Inside a checkpointed finally's try, record returns/jumps in code left as is."""
+        if not self._finally_scopes:
+            return statement
+        return statement.visit(_CompletionRecorder(self))
 
     # -- expressions --------------------------------------------------------------------
     def expression(self, node: cst.BaseExpression | None, line: int):
@@ -454,6 +559,52 @@ class NormalizePass:
             tail = self._chain(result, right.deep_clone(), rest, line)
             hoisted.append(self._line(cst.If(test=cst.Name(result), body=block(tail)), line))
         return hoisted
+
+
+class _CompletionRecorder(cst.CSTTransformer):
+    """Applies `NormalizePass.leave_try` inside statements that normalize leaves as they are."""
+
+    def __init__(self, normalize: NormalizePass) -> None:
+        self.normalize = normalize
+        self.loops: list[int] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_For(self, node: cst.For) -> None:
+        self.normalize._loop_depth += 1
+
+    def leave_For(self, original: cst.For, updated: cst.For) -> cst.For:
+        self.normalize._loop_depth -= 1
+        return updated
+
+    def visit_While(self, node: cst.While) -> None:
+        self.normalize._loop_depth += 1
+
+    def leave_While(self, original: cst.While, updated: cst.While) -> cst.While:
+        self.normalize._loop_depth -= 1
+        return updated
+
+    def leave_SimpleStatementLine(self, original, updated):
+        lines: list = []
+        for small in updated.body:
+            if isinstance(small, cst.Return | cst.Break | cst.Continue):
+                lines.extend(self.normalize.leave_try(small, self.normalize.context.first_line))
+            else:
+                lines.append(
+                    cst.SimpleStatementLine(
+                        [small.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)]
+                    )
+                )
+        if len(lines) == 1 and lines[0].body == updated.body:
+            return updated
+        return cst.FlattenSentinel(lines)
 
 
 def _slice_values(elements: Sequence[cst.SubscriptElement]) -> list:

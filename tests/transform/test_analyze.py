@@ -46,13 +46,11 @@ def test_vars_with_an_argument_is_allowed():
     analyzed("async def f(o):\n    return vars(o)\n")
 
 
-def test_wait_point_inside_try_is_refused_naming_the_block_line():
+def test_wait_point_inside_with_is_refused_naming_the_block_line():
     d = only(
-        "async def f():\n"
-        "    try:\n"
+        "async def f(lock):\n"
+        "    with lock:\n"
         "        raise PauseForEventException('e')\n"
-        "    except ValueError:\n"
-        "        pass\n"
     )
     assert d.code == "DUR104"
     assert d.line == 3
@@ -64,6 +62,40 @@ def test_wait_point_inside_native_blocks_is_refused(header):
     body_indent = "            " if header.startswith("match") else "        "
     source = f"async def f(x, items, lock):\n    {header}\n{body_indent}raise PauseForEventException('e')\n"
     assert only(source).code == "DUR104"
+
+
+def test_wait_point_inside_try_is_allowed():
+    analyzed(
+        "async def f():\n"
+        "    try:\n"
+        "        raise PauseForEventException('e')\n"
+        "    except ValueError:\n"
+        "        raise PauseForEventException('again')\n"
+        "    finally:\n"
+        "        raise PauseForEventException('last')\n"
+    )
+
+
+def test_computed_exception_type_of_a_handler_with_a_checkpoint_is_refused():
+    d = only(
+        "async def f(kinds):\n"
+        "    try:\n"
+        "        pass\n"
+        "    except kinds[0]:\n"
+        "        raise PauseForEventException('e')\n"
+    )
+    assert (d.code, d.line, d.column) == ("DUR105", 4, 11)
+
+
+def test_checkpoint_inside_try_star_is_refused():
+    d = only(
+        "async def f():\n"
+        "    try:\n"
+        "        await g()\n"
+        "    except* ValueError:\n"
+        "        pass\n"
+    )
+    assert (d.code, d.line) == ("DUR108", 2)
 
 
 def test_reserved_prefix_is_refused():

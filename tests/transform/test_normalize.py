@@ -188,21 +188,65 @@ CASES = {
         b = 2
         """,
     ),
-    "awaits inside comprehensions and try blocks stay native": (
+    "awaits inside comprehensions and with blocks stay native": (
         """
-        async def f(xs):
+        async def f(xs, lock):
             ys = [await g(x) for x in xs]
-            try:
+            async with lock:
                 await h()
+        """,
+        """
+        ys = [await g(x) for x in xs]
+        async with lock:
+            await h()
+        """,
+    ),
+    "try with a checkpoint names each handled exception": (
+        """
+        async def f():
+            try:
+                await g()
+            except (KeyError, ValueError) as error:
+                log(error)
             except OSError:
                 pass
         """,
         """
-        ys = [await g(x) for x in xs]
         try:
-            await h()
-        except OSError:
+            await g()
+        except (KeyError, ValueError) as _durable_exc1:
+            error = _durable_exc1
+            log(error)
+            error = None
+            del error
+        except OSError as _durable_exc2:
             pass
+        """,
+    ),
+    "return and break leaving a checkpointed finally are recorded first": (
+        """
+        async def f(items):
+            for item in items:
+                try:
+                    if item:
+                        break
+                    return item
+                finally:
+                    await g()
+        """,
+        """
+        _durable_it1 = _durable_f.iterate(items)
+        for _durable_v2 in _durable_it1:
+            item = _durable_v2
+            try:
+                if item:
+                    _durable_pend3 = ('break',)
+                    break
+                _durable_t4 = item
+                _durable_pend3 = ('return', _durable_t4)
+                return _durable_t4
+            finally:
+                await g()
         """,
     ),
 }
