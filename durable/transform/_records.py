@@ -213,6 +213,10 @@ class _CheckpointFinder(_AwaitFinder):
         return False
 
     def visit_Match(self, node: cst.Match) -> bool:
+        # Case bodies are re-entered; guards are not (the analyze pass refuses awaits there).
+        node.subject.visit(self)
+        for case in node.cases:
+            case.body.visit(self)
         return False
 
     def visit_For(self, node: cst.For) -> bool:

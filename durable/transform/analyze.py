@@ -160,11 +160,9 @@ class _Validator(cst.CSTVisitor):
     def leave_With(self, original_node: cst.With) -> None:
         self._leave_native()
 
-    def visit_Match(self, node: cst.Match) -> None:
-        self._enter_native(node, "match")
-
-    def leave_Match(self, original_node: cst.Match) -> None:
-        self._leave_native()
+    def visit_MatchCase(self, node: cst.MatchCase) -> None:
+        if node.guard is not None:
+            self._refuse_await_in(node.guard, "a 'case' guard")
 
     def visit_For(self, node: cst.For) -> None:
         if node.asynchronous is not None:

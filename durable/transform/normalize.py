@@ -104,6 +104,8 @@ class NormalizePass:
             return self.for_statement(statement, line)
         if isinstance(statement, cst.Try) and self._has_checkpoint(statement):
             return self.try_statement(statement, line)
+        if isinstance(statement, cst.Match) and self._has_checkpoint(statement):
+            return self.match_statement(statement, line)
         return [self._line(self._record_completions(statement), line)]
 
     def small(self, small: cst.BaseSmallStatement, line: int) -> list:
@@ -272,6 +274,37 @@ class NormalizePass:
             yield
         finally:
             self._loop_depth -= 1
+
+    # -- match --------------------------------------------------------------------------
+    def match_statement(self, node: cst.Match, line: int) -> list:
+        """Choose the case natively, then run its body from an `if` chain the lower pass can
+        re-enter: a resumed instance goes back into the same case without matching again.
+
+            match cmd:                    _durable_case1 = 0
+                case ["go", where]:       match cmd:
+                    await walk(where)         case ["go", where]:
+                                                  _durable_case1 = 1
+                                          if _durable_case1 == 1:
+                                              await walk(where)
+        """
+        hoisted, subject = self.expression(node.subject, line)
+        chosen = self.context.new_temp("case", f"the case chosen by the match at line {line}")
+        hoisted.append(self._line(assign(chosen, cst.Integer("0")), line))
+        cases = []
+        bodies = []
+        for number, case in enumerate(node.cases, start=1):
+            case_line = self.context.origins.get(case, line)
+            mark = self._line(assign(chosen, cst.Integer(str(number))), case_line)
+            cases.append(case.with_changes(body=block([mark])))
+            bodies.append((number, case_line, self.block(statements_of(case.body), case_line)))
+        dispatch: cst.If | None = None
+        for number, case_line, body in reversed(bodies):
+            test = cst.Comparison(
+                cst.Name(chosen), [cst.ComparisonTarget(cst.Equal(), cst.Integer(str(number)))]
+            )
+            dispatch = self._line(cst.If(test=test, body=block(body), orelse=dispatch), case_line)
+        match = self._line(node.with_changes(subject=subject, cases=cases), line)
+        return hoisted + [match] + ([dispatch] if dispatch is not None else [])
 
     # -- try ----------------------------------------------------------------------------
     def try_statement(self, node: cst.Try, line: int) -> list:

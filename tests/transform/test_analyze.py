@@ -35,7 +35,9 @@ def test_nonlocal_is_refused():
     assert only("async def f():\n    nonlocal g\n    g = 2\n").code == "DUR102"
 
 
-@pytest.mark.parametrize("call", ["locals()", "vars()", "eval('1')", "exec('x = 1')", "sys._getframe()"])
+@pytest.mark.parametrize(
+    "call", ["locals()", "vars()", "eval('1')", "exec('x = 1')", "sys._getframe()"]
+)
 def test_frame_introspection_is_refused(call):
     d = only(f"async def f():\n    value = {call}\n    return value\n")
     assert d.code == "DUR103"
@@ -47,21 +49,25 @@ def test_vars_with_an_argument_is_allowed():
 
 
 def test_wait_point_inside_with_is_refused_naming_the_block_line():
-    d = only(
-        "async def f(lock):\n"
-        "    with lock:\n"
-        "        raise PauseForEventException('e')\n"
-    )
+    d = only("async def f(lock):\n    with lock:\n        raise PauseForEventException('e')\n")
     assert d.code == "DUR104"
     assert d.line == 3
     assert "line 2" in d.message
 
 
-@pytest.mark.parametrize("header", ["with open('x') as fh:", "async with lock:", "async for x in items:", "match x:\n        case 1:"])
+@pytest.mark.parametrize(
+    "header", ["with open('x') as fh:", "async with lock:", "async for x in items:"]
+)
 def test_wait_point_inside_native_blocks_is_refused(header):
-    body_indent = "            " if header.startswith("match") else "        "
-    source = f"async def f(x, items, lock):\n    {header}\n{body_indent}raise PauseForEventException('e')\n"
+    source = (
+        f"async def f(x, items, lock):\n    {header}\n        raise PauseForEventException('e')\n"
+    )
     assert only(source).code == "DUR104"
+
+
+def test_await_in_a_case_guard_is_refused():
+    d = only("async def f(x):\n    match x:\n        case 1 if await ok():\n            pass\n")
+    assert (d.code, d.line) == ("DUR110", 3)
 
 
 def test_wait_point_inside_try_is_allowed():
@@ -88,13 +94,7 @@ def test_computed_exception_type_of_a_handler_with_a_checkpoint_is_refused():
 
 
 def test_checkpoint_inside_try_star_is_refused():
-    d = only(
-        "async def f():\n"
-        "    try:\n"
-        "        await g()\n"
-        "    except* ValueError:\n"
-        "        pass\n"
-    )
+    d = only("async def f():\n    try:\n        await g()\n    except* ValueError:\n        pass\n")
     assert (d.code, d.line) == ("DUR108", 2)
 
 
@@ -135,9 +135,7 @@ def test_closure_over_variable_dead_at_checkpoints_is_allowed():
 def test_all_errors_of_a_function_are_reported_at_once():
     codes = [
         d.code
-        for d in compile_errors(
-            "async def f():\n    global g\n    yield 1\n    return eval('2')\n"
-        )
+        for d in compile_errors("async def f():\n    global g\n    yield 1\n    return eval('2')\n")
     ]
     assert codes == ["DUR102", "DUR101", "DUR103"]
 
