@@ -132,8 +132,9 @@ def as_await_statement(statement: cst.CSTNode) -> AwaitStatement | None:
 class _AwaitFinder(cst.CSTVisitor):
     """Finds an `await` of this function in a re-enterable position.
 
-    Awaits inside nested scopes belong to them; awaits inside comprehensions run to completion
-    inside their statement, so they are not checkpoints either.
+    Awaits inside nested scopes belong to them. Comprehensions with awaits are lowered to
+    loops, so their awaits count; generator expressions and `async for` comprehensions run
+    natively.
     """
 
     def __init__(self) -> None:
@@ -153,16 +154,30 @@ class _AwaitFinder(cst.CSTVisitor):
         return False
 
     def visit_ListComp(self, node: cst.ListComp) -> bool:
-        return False
+        return not is_async_comprehension(node)
 
     def visit_SetComp(self, node: cst.SetComp) -> bool:
-        return False
+        return not is_async_comprehension(node)
 
     def visit_DictComp(self, node: cst.DictComp) -> bool:
-        return False
+        return not is_async_comprehension(node)
 
     def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
         return False
+
+
+def comprehension_clauses(node: cst.BaseComp) -> list[cst.CompFor]:
+    clauses = []
+    clause: cst.CompFor | None = node.for_in
+    while clause is not None:
+        clauses.append(clause)
+        clause = clause.inner_for_in
+    return clauses
+
+
+def is_async_comprehension(node: cst.BaseComp) -> bool:
+    """`async for` comprehensions run natively (they are not lowered to loops)."""
+    return any(clause.asynchronous is not None for clause in comprehension_clauses(node))
 
 
 def contains_await(node: cst.CSTNode) -> bool:

@@ -12,7 +12,14 @@ import symtable
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from ._records import RESERVED_PREFIX, CompileContext, contains_checkpoint, is_wait_point
+from ._records import (
+    RESERVED_PREFIX,
+    CompileContext,
+    comprehension_clauses,
+    contains_checkpoint,
+    is_async_comprehension,
+    is_wait_point,
+)
 
 #: Child scopes that always finish inside the statement that creates them.
 _COMPREHENSION_SCOPES = frozenset({"listcomp", "setcomp", "dictcomp", "genexpr"})
@@ -159,6 +166,20 @@ class _Validator(cst.CSTVisitor):
 
     def leave_With(self, original_node: cst.With) -> None:
         self._leave_native()
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
+        finder = _FirstAwait()
+        node.elt.visit(finder)
+        for clause in comprehension_clauses(node):
+            for condition in clause.ifs:
+                condition.visit(finder)
+        if finder.node is not None or is_async_comprehension(node):
+            self._error(
+                node,
+                "DUR112",
+                "an asynchronous generator expression cannot be resumed",
+                "build a list with a list comprehension (or a for loop) instead",
+            )
 
     def visit_MatchCase(self, node: cst.MatchCase) -> None:
         if node.guard is not None:

@@ -31,6 +31,7 @@ from ._records import (
     RESERVED_PREFIX,
     CompileContext,
     TryFacts,
+    comprehension_clauses,
     contains_checkpoint,
     is_wait_raise,
 )
@@ -431,6 +432,8 @@ class NormalizePass:
         if isinstance(node, cst.NamedExpr):
             hoisted, value = self.expression(node.value, line)
             return hoisted, node.with_changes(value=value)
+        if isinstance(node, cst.ListComp | cst.SetComp | cst.DictComp):
+            return self.comprehension(node, line)
         raise AssertionError(f"normalize: unexpected await inside {type(node).__name__}")
 
     def _is_frozen(self, node: cst.BaseExpression | None) -> bool:
@@ -536,6 +539,59 @@ class NormalizePass:
                 parts[index] = part.with_changes(expression=value)
         return hoisted, node.with_changes(parts=parts)
 
+    def comprehension(self, node: cst.ListComp | cst.SetComp | cst.DictComp, line: int):
+        """A comprehension with awaits becomes loops over renamed variables, so its awaits
+        are checkpoints like any other; the first iterable is evaluated first, outside.
+
+            [await f(x) for x in xs if x]    ->    _durable_t1 = []
+                                                   for _durable_x_2 in xs:
+                                                       if _durable_x_2:
+                                                           _durable_t1.append(await f(_durable_x_2))
+        """
+        clauses = comprehension_clauses(node)
+        renames: dict[str, str] = {}
+        for clause in clauses:
+            for name in sorted(_target_names(clause.target)):
+                renames.setdefault(
+                    name,
+                    self.context.new_temp(
+                        f"{name}_", f"the comprehension variable {name!r} at line {line}"
+                    ),
+                )
+        rename = _Renamer(renames)
+        result = self.context.new_temp("t", f"the comprehension at line {line}")
+        if isinstance(node, cst.DictComp):
+            key = self.context.new_temp("t", "a comprehension key")
+            innermost = [
+                assign(key, node.key.visit(rename)),
+                cst.Assign(
+                    [
+                        cst.AssignTarget(
+                            cst.Subscript(
+                                cst.Name(result), [cst.SubscriptElement(cst.Index(cst.Name(key)))]
+                            )
+                        )
+                    ],
+                    node.value.visit(rename),
+                ),
+            ]
+            empty: cst.BaseExpression = cst.Dict([])
+        else:
+            method = "append" if isinstance(node, cst.ListComp) else "add"
+            call = cst.Call(
+                cst.Attribute(cst.Name(result), cst.Name(method)), [cst.Arg(node.elt.visit(rename))]
+            )
+            innermost = [cst.Expr(call)]
+            empty = cst.List([]) if isinstance(node, cst.ListComp) else cst.Call(cst.Name("set"))
+        body: list = [cst.SimpleStatementLine([small]) for small in innermost]
+        for index, clause in reversed(list(enumerate(clauses))):
+            for condition in reversed(clause.ifs):
+                body = [cst.If(test=condition.test.visit(rename), body=block(body))]
+            iterable = clause.iter if index == 0 else clause.iter.visit(rename)
+            body = [cst.For(target=clause.target.visit(rename), iter=iterable, body=block(body))]
+        loops = [cst.SimpleStatementLine([assign(result, empty)]), *body]
+        return self.block(loops, line), cst.Name(result)
+
     def boolean(self, node: cst.BooleanOperation, line: int):
         if not self.context.has_await(node.right):
             hoisted, left = self.expression(node.left, line)
@@ -638,6 +694,33 @@ class _CompletionRecorder(cst.CSTTransformer):
         if len(lines) == 1 and lines[0].body == updated.body:
             return updated
         return cst.FlattenSentinel(lines)
+
+
+def _target_names(target: cst.BaseExpression) -> set[str]:
+    if isinstance(target, cst.Name):
+        return {target.value}
+    if isinstance(target, cst.Tuple | cst.List):
+        return {name for element in target.elements for name in _target_names(element.value)}
+    if isinstance(target, cst.StarredElement):
+        return _target_names(target.value)
+    return set()
+
+
+class _Renamer(cst.CSTTransformer):
+    """Renames variable references (not attribute or keyword names)."""
+
+    def __init__(self, renames: dict[str, str]) -> None:
+        self.renames = renames
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
+        new = self.renames.get(updated.value)
+        return updated.with_changes(value=new) if new is not None else updated
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+        return updated.with_changes(attr=original.attr)
+
+    def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
+        return updated.with_changes(keyword=original.keyword)
 
 
 def _slice_values(elements: Sequence[cst.SubscriptElement]) -> list:

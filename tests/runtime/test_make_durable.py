@@ -120,7 +120,7 @@ def test_durable_call_in_a_position_that_cannot_resume_is_refused_clearly():
 
     @make_durable
     async def parent():
-        return [await child() for _ in range(2)]
+        return await asyncio.gather(child(), child())
 
     with pytest.raises(CheckpointException, match="cannot be resumed"):
         asyncio.run(parent(orchestration_backend=DurableBackend()))

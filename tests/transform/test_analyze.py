@@ -177,3 +177,8 @@ def test_local_and_captured_names_come_from_the_symbol_table():
     assert {"a", "rest", "b", "kw", "os", "c", "g"} <= context.local_names
     assert "glob" not in context.local_names
     assert set(context.captured) == {"c"}
+
+
+def test_asynchronous_generator_expression_is_refused():
+    d = only("async def f(xs):\n    return sum(await g(x) for x in xs)\n")
+    assert (d.code, d.line, d.column) == ("DUR112", 2, 15)

@@ -188,17 +188,34 @@ CASES = {
         b = 2
         """,
     ),
-    "awaits inside comprehensions and with blocks stay native": (
+    "awaits inside with blocks and async comprehensions stay native": (
         """
         async def f(xs, lock):
-            ys = [await g(x) for x in xs]
+            ys = [await g(x) async for x in xs]
             async with lock:
                 await h()
         """,
         """
-        ys = [await g(x) for x in xs]
+        ys = [await g(x) async for x in xs]
         async with lock:
             await h()
+        """,
+    ),
+    "comprehension with an await becomes a loop over a renamed variable": (
+        """
+        async def f(xs):
+            ys = [await g(x) for x in xs if x]
+        """,
+        """
+        _durable_t2 = []
+        _durable_it3 = _durable_f.iterate(xs)
+        for _durable_v4 in _durable_it3:
+            _durable_x_1 = _durable_v4
+            if _durable_x_1:
+                _durable_t5 = _durable_t2.append
+                _durable_t6 = await g(_durable_x_1)
+                _durable_t5(_durable_t6)
+        ys = _durable_t2
         """,
     ),
     "try with a checkpoint names each handled exception": (
