@@ -1,9 +1,12 @@
-"""Module globals and default values stay references through a snapshot.
+"""How state is pickled: module globals stay references, exceptions keep their history.
 
 Durable code reads module globals live, so a snapshot must not copy them: an object that a
 frame holds and that is also a module-level value of that frame's module (or a default
 argument value of its function) is pickled as a reference and found again on load — the same
 object in this process, the module's new object after a restart.
+
+CPython pickles an exception as its arguments only; here it also keeps `__cause__`,
+`__context__`, `__suppress_context__` and its traceback as text, shown as a note.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import importlib
 import io
 import pickle
+import traceback
 import types
 from typing import TYPE_CHECKING, Any
 
@@ -51,13 +55,52 @@ def reference_table(programs: list[DurableProgram]) -> dict[int, tuple]:
     return table
 
 
+TRACEBACK_NOTE = "Traceback before the durable checkpoint (most recent call last):\n"
+
+
 class _Pickler(cloudpickle.CloudPickler):
-    def __init__(self, file: io.BytesIO, table: dict[int, tuple]) -> None:
+    def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, BaseException):
+            return _reduce_exception(obj)
+        return super().reducer_override(obj)
+
+
+class _ReferencingPickler(_Pickler):
+    def __init__(self, file: io.BytesIO, table: dict[int, tuple]) -> None:
+        super().__init__(file)
         self._table = table
 
     def persistent_id(self, obj: Any) -> tuple | None:
         return self._table.get(id(obj))
+
+
+def _reduce_exception(error: BaseException) -> tuple:
+    text = getattr(error, "__durable_traceback__", None)
+    if error.__traceback__ is not None:
+        text = "".join(traceback.format_tb(error.__traceback__))
+    history = (error.__cause__, error.__context__, error.__suppress_context__, text)
+    return (_rebuild_exception, (error.__reduce_ex__(pickle.HIGHEST_PROTOCOL), history))
+
+
+def _rebuild_exception(reduced: tuple, history: tuple) -> BaseException:
+    factory, arguments, *rest = reduced
+    error = factory(*arguments)
+    state = rest[0] if rest else None
+    if state:
+        if hasattr(error, "__setstate__"):
+            error.__setstate__(state)
+        else:
+            error.__dict__.update(state)
+    error.__cause__, error.__context__, error.__suppress_context__, text = history
+    if text:
+        error.__durable_traceback__ = text
+        note = TRACEBACK_NOTE + text.rstrip("\n")
+        if note not in getattr(error, "__notes__", ()):
+            error.add_note(note)
+    return error
 
 
 class _Unpickler(pickle.Unpickler):
@@ -79,12 +122,12 @@ class _Unpickler(pickle.Unpickler):
         return original.__kwdefaults__[name]
 
 
-def dumps(value: Any, programs: list[DurableProgram]) -> bytes:
-    table = reference_table(programs)
-    if not table:
-        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+def dumps(value: Any, programs: list[DurableProgram] = ()) -> bytes:
+    """Pickle `value` (in one pass, so shared objects stay shared) for durable state."""
+    table = reference_table(list(programs))
     buffer = io.BytesIO()
-    _Pickler(buffer, table).dump(value)
+    pickler = _ReferencingPickler(buffer, table) if table else _Pickler(buffer)
+    pickler.dump(value)
     return buffer.getvalue()
 
 

@@ -23,6 +23,7 @@ from .._errors import (
     StateFormatError,
 )
 from .._ids import validate_instance_id
+from . import references
 from .context import enter_run, leave_run
 from .frames import AwaitingEvent, CallStack, FunctionCall, Settled
 from .operations import PARK
@@ -119,14 +120,14 @@ class InstanceRun:
 def _pickle_error(error: BaseException) -> bytes:
     """The exception itself when it survives a pickle round trip, else a faithful summary."""
     try:
-        blob = cloudpickle.dumps(error)
-        cloudpickle.loads(blob)
+        blob = references.dumps(error)
+        references.loads(blob)
         return blob
     except Exception:
         from .._errors import DurableError
 
         summary = DurableError(f"{type(error).__module__}.{type(error).__qualname__}: {error}")
-        return cloudpickle.dumps(summary)
+        return references.dumps(summary)
 
 
 class _Driver:
@@ -276,4 +277,4 @@ def _same_arguments(stored_blob: bytes, arguments: tuple) -> bool:
 def _stored_outcome(state: dict[str, Any]) -> Any:
     if state["status"] == COMPLETED:
         return cloudpickle.loads(state["result"])
-    raise cloudpickle.loads(state["error"])
+    raise references.loads(state["error"])
