@@ -153,6 +153,7 @@ class FunctionCall:
 
     __slots__ = (
         "program",
+        "code",
         "resume_point",
         "arguments",
         "saved_locals",
@@ -172,6 +173,8 @@ class FunctionCall:
         pending: Pending | None = None,
     ) -> None:
         self.program = program
+        #: The compiled code this frame runs: the program's, or a saved older version.
+        self.code = program.code
         self.run = run
         self.arguments = arguments
         self.resume_point = resume_point
@@ -180,7 +183,7 @@ class FunctionCall:
         self.python_frame: FrameType | None = None
 
     def __repr__(self) -> str:
-        return f"<FunctionCall {self.program.code.qualname} at resume point {self.resume_point}>"
+        return f"<FunctionCall {self.code.qualname} at resume point {self.resume_point}>"
 
     # -- called by compiled code ----------------------------------------------------------
     def enter(self) -> int:
@@ -236,7 +239,7 @@ class FunctionCall:
 
     # -- snapshots ------------------------------------------------------------------------
     def record(self) -> FrameRecord:
-        code = self.program.code
+        code = self.code
         live: dict[str, Any] = {}
         if self.resume_point and self.python_frame is not None:
             frame_locals = self.python_frame.f_locals
@@ -256,26 +259,25 @@ class FunctionCall:
         )
 
     @classmethod
-    def from_record(cls, record: FrameRecord, run: InstanceRun) -> FunctionCall:
+    def from_record(
+        cls, record: FrameRecord, run: InstanceRun, code_versions: dict
+    ) -> FunctionCall:
+        """The frame `record` saved, on the code it was saved with (see
+        `DurableProgram.code_for_saved_frame` for what happens when that code changed)."""
         from .program import program_for_key
 
         program = program_for_key(record.program)
-        current = program.code.fingerprint
-        if record.fingerprint != current:
-            raise IncompatibleStateError(
-                f"instance {run.instance_id!r}: {program.code.qualname} was suspended at line "
-                f"{record.line} by code version {record.fingerprint[:16]}, but the function "
-                f"now compiles to version {current[:16]}; restore the code it started with, "
-                "or start a new instance"
-            )
-        return cls(
+        code, resume_point, live_locals = program.code_for_saved_frame(record, run, code_versions)
+        frame = cls(
             program,
             run,
             arguments=record.arguments,
-            resume_point=record.resume_point,
-            saved_locals=record.live_locals,
+            resume_point=resume_point,
+            saved_locals=live_locals,
             pending=record.pending,
         )
+        frame.code = code
+        return frame
 
 
 class CallStack:
@@ -308,14 +310,20 @@ class CallStack:
             raise _explain_unpicklable(records, error) from error
 
     @classmethod
-    def from_snapshot(cls, data: bytes, run: InstanceRun) -> CallStack:
+    def from_snapshot(cls, data: bytes, run: InstanceRun, code_versions: dict) -> CallStack:
         records: StackRecord = references.loads(data)
         if records.format != STACK_FORMAT:
             raise IncompatibleStateError(
                 f"instance {run.instance_id!r}: its call stack was saved in format "
                 f"{records.format}, this version reads format {STACK_FORMAT}"
             )
-        return cls([FunctionCall.from_record(record, run) for record in records.frames])
+        return cls(
+            [FunctionCall.from_record(record, run, code_versions) for record in records.frames]
+        )
+
+    def code_versions(self) -> dict:
+        """fingerprint -> `CodeVersion` of every frame's code, to save with the instance."""
+        return {frame.code.fingerprint: frame.code.version for frame in self.frames}
 
 
 def _explain_unpicklable(records: StackRecord, error: Exception) -> CheckpointException:

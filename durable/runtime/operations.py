@@ -78,7 +78,7 @@ def _where(run) -> str:
     frame = run.stack.innermost if run.stack.frames else None
     if frame is None or frame.python_frame is None:
         return "outside any durable frame"
-    return f"in {frame.program.code.qualname}, near line {frame.python_frame.f_lineno}"
+    return f"in {frame.code.qualname}, near line {frame.python_frame.f_lineno}"
 
 
 # -- nested durable calls -------------------------------------------------------------------
@@ -111,7 +111,7 @@ async def run_callee(parent: FunctionCall, child: FunctionCall) -> Any:
     """Run (or resume) `child` for `parent`; checkpoint its result into the parent's frame."""
     run = parent.run
     try:
-        result = await child.program.code.function(child)
+        result = await child.code.function(child)
     finally:
         run.stack.pop(child)
     parent.pending = Settled(result)
@@ -310,7 +310,7 @@ async def resume_pending(frame: FunctionCall, resume_point: int) -> Any:
     if isinstance(pending, Sleeping):
         return await sleep_until_deadline(frame)
     raise CheckpointException(
-        f"instance {frame.run.instance_id!r}: {frame.program.code.qualname} was saved at the "
-        f"checkpoint at line {frame.program.code.line_of(resume_point)} with no operation "
+        f"instance {frame.run.instance_id!r}: {frame.code.qualname} was saved at the "
+        f"checkpoint at line {frame.code.line_of(resume_point)} with no operation "
         "in progress; the stored state is inconsistent"
     )

@@ -10,13 +10,18 @@ import functools
 import importlib
 import inspect
 import types
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from .._errors import AlreadyDurableException, IncompatibleStateError
 from ..transform import CodeBlock, compile_function
+from ..transform.pipeline import CodeVersion, compile_version
 from .context import current_run
 from .operations import ChildCall
+
+#: ``migrate(saved_line, live_locals) -> (new_line, new_live_locals)``.
+Migration = Callable[[int, dict[str, Any]], tuple[int, dict[str, Any]]]
+CodeChangePolicy = Literal["resume_saved_version", "fail"]
 
 _programs: dict[str, DurableProgram] = {}
 
@@ -30,9 +35,30 @@ class DurableProgram:
     it runs as a nested frame of the caller's instance.
     """
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        migrations: Mapping[str, Migration] | None = None,
+        on_code_change: CodeChangePolicy = "resume_saved_version",
+    ) -> None:
+        if on_code_change not in ("resume_saved_version", "fail"):
+            raise ValueError(
+                f"on_code_change must be 'resume_saved_version' or 'fail', got {on_code_change!r}"
+            )
+        for fingerprint, migration in (migrations or {}).items():
+            if not isinstance(fingerprint, str) or len(fingerprint) < 12:
+                raise ValueError(
+                    f"a migration is keyed by the old code's fingerprint (at least its first 12 "
+                    f"hex digits, as error messages print them), got {fingerprint!r}"
+                )
+            if not callable(migration):
+                raise TypeError(f"the migration for {fingerprint!r} must be callable")
         self.code: CodeBlock = compile_function(fn)
         self.key = f"{fn.__module__}:{fn.__qualname__}"
+        self.migrations = dict(migrations or {})
+        self.on_code_change = on_code_change
+        self._saved_versions: dict[str, CodeBlock] = {}
         self.__wrapped__ = fn
         functools.update_wrapper(self, fn)
         _programs[self.key] = self
@@ -62,6 +88,44 @@ class DurableProgram:
     def __reduce__(self):
         return (program_for_key, (self.key,))
 
+    def code_for_saved_frame(self, record, run, code_versions: Mapping[str, CodeVersion]):
+        """(code, resume point, live locals) to resume a frame saved by this function.
+
+        The same code: as saved. Changed code: a migration registered for the saved
+        fingerprint maps the frame onto the current code; otherwise the frame resumes on the
+        code version saved with the instance (unless ``on_code_change="fail"``). Never
+        silently on different code.
+        """
+        current = self.code
+        if record.fingerprint == current.fingerprint:
+            return current, record.resume_point, record.live_locals
+        migration = next(
+            (m for fp, m in self.migrations.items() if record.fingerprint.startswith(fp)), None
+        )
+        if migration is not None:
+            line, live_locals = migration(record.line, dict(record.live_locals))
+            return current, current.resume_point_at(line), live_locals
+        version = code_versions.get(record.fingerprint)
+        if version is not None and self.on_code_change == "resume_saved_version":
+            saved = self._saved_versions.get(record.fingerprint)
+            if saved is None:
+                saved = self._saved_versions[record.fingerprint] = compile_version(
+                    version, self.__wrapped__
+                )
+            return saved, record.resume_point, record.live_locals
+        reason = (
+            "on_code_change='fail' refuses to resume on the saved version"
+            if version is not None
+            else "the instance carries no copy of that code"
+        )
+        raise IncompatibleStateError(
+            f"instance {run.instance_id!r}: {current.qualname} was suspended at line "
+            f"{record.line} by code version {record.fingerprint[:16]}, but the function now "
+            f"compiles to version {current.fingerprint[:16]} and {reason}; restore the old "
+            f"code, or pass make_durable(..., migrations={{'{record.fingerprint[:16]}': "
+            "migrate}) with migrate(line, live_locals) -> (new_line, live_locals)"
+        )
+
 
 def program_for_key(key: str) -> DurableProgram:
     """The registered program `module:qualname`, importing its module if needed."""
@@ -84,14 +148,29 @@ def program_for_key(key: str) -> DurableProgram:
     return program
 
 
-def make_durable(fn: Callable[..., Any]) -> DurableProgram:
-    """Compile an ``async def`` function into a `DurableProgram`. Also usable as a decorator.
+def make_durable(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    migrations: Mapping[str, Migration] | None = None,
+    on_code_change: CodeChangePolicy = "resume_saved_version",
+) -> Any:
+    """Compile an ``async def`` function into a `DurableProgram`. Also usable as a decorator,
+    with or without options (``@make_durable`` or ``@make_durable(migrations=...)``).
+
+    When the function's code changes while instances are suspended in it, those instances
+    resume on the code version saved with them (``on_code_change="resume_saved_version"``,
+    the default), or — with ``on_code_change="fail"`` — stop with `IncompatibleStateError`.
+    ``migrations`` maps an old code fingerprint to ``migrate(line, live_locals) ->
+    (new_line, live_locals)``, which moves a saved frame onto the current code instead.
 
     Raises `TypeError` for anything but an ``async def`` function, `AlreadyDurableException`
     for a durable one, `NoSourceCodeException` when its source cannot be read, and
     `DurableCompileError` (listing every problem with file, line and a fix) for code that
     cannot be made resumable.
     """
+    if fn is None:
+        return functools.partial(make_durable, migrations=migrations, on_code_change=on_code_change)
     if isinstance(fn, DurableProgram):
         raise AlreadyDurableException(
             f"{fn.code.qualname} is already durable; apply make_durable to it only once"
@@ -113,4 +192,4 @@ def make_durable(fn: Callable[..., Any]) -> DurableProgram:
             f"make_durable expects an 'async def' function, but {fn.__qualname__} is a "
             "regular function; define it with 'async def'"
         )
-    return DurableProgram(fn)
+    return DurableProgram(fn, migrations=migrations, on_code_change=on_code_change)

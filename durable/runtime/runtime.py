@@ -87,12 +87,14 @@ class InstanceRun:
         try:
             snapshot = self.stack.snapshot()
             self.waiting_for = waiting_for
+            versions = self.stack.code_versions()
             if waiting_for is None:
-                state = self.state(RUNNING, snapshot=snapshot)
+                state = self.state(RUNNING, snapshot=snapshot, code_versions=versions)
             else:
                 state = self.state(
                     WAITING,
                     snapshot=snapshot,
+                    code_versions=versions,
                     waiting_for=waiting_for.name,
                     deadline=waiting_for.deadline,
                 )
@@ -198,7 +200,7 @@ class DurableRuntime:
             if run is None:
                 return _stored_outcome(state)
         root = run.stack.frames[0]
-        driver = _Driver(root.program.code.function(root), run)
+        driver = _Driver(root.code.function(root), run)
         token = enter_run(run)
         try:
             value = await driver
@@ -241,7 +243,9 @@ class DurableRuntime:
         run = InstanceRun(
             self.backend, instance_id, program, state["arguments"], state["created_at"]
         )
-        run.stack = CallStack.from_snapshot(state["snapshot"], run)
+        run.stack = CallStack.from_snapshot(
+            state["snapshot"], run, state.get("code_versions") or {}
+        )
         if status == WAITING:
             innermost = run.stack.innermost
             pending = innermost.pending

@@ -13,10 +13,15 @@ import sys
 import textwrap
 import types
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .._errors import DurableCompileError, NoSourceCodeException, PauseForEventException
+from .._errors import (
+    DurableCompileError,
+    IncompatibleStateError,
+    NoSourceCodeException,
+    PauseForEventException,
+)
 from ._records import COMPILER_VERSION, CompileContext, ResumePoint
 from .analyze import AnalyzePass
 from .emit import EmitPass, Emitted
@@ -45,6 +50,18 @@ class CodeBlock:
     temp_descriptions: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
     #: Module-level names the function reads; snapshots keep their objects by reference.
     global_names: frozenset[str] = field(repr=False, compare=False, default=frozenset())
+    #: How to compile this exact code again (saved with the instances that use it).
+    version: CodeVersion | None = field(repr=False, compare=False, default=None)
+
+    def resume_point_at(self, line: int) -> int:
+        """The checkpoint on `line` of the user's file (for migrations)."""
+        for point in self.resume_points.values():
+            if point.line == line:
+                return point.id
+        lines = sorted(point.line for point in self.resume_points.values())
+        raise ValueError(
+            f"{self.qualname} has no checkpoint on line {line}; its checkpoints are on lines {lines}"
+        )
 
     def line_of(self, resume_point: int) -> int:
         point = self.resume_points.get(resume_point)
@@ -147,20 +164,59 @@ def fingerprint(source: str, name: str, points: Mapping[int, ResumePoint]) -> st
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class CodeVersion:
+    """What is needed to compile one version of a function again: kept with its instances,
+    so an instance can resume on the code it was suspended in after the source changed."""
+
+    module: str
+    qualname: str
+    filename: str
+    first_line: int
+    source: str
+    wait_names: frozenset[str]
+    free_names: tuple[str, ...]
+    fingerprint: str
+
+
 def compile_function(fn: Callable[..., Any]) -> CodeBlock:
     """Compile `fn` (an ``async def``) into its resumable `CodeBlock`."""
     source, filename, first_line = read_source(fn)
-    code = fn.__code__
-    shape = compile_source(
-        source,
+    version = CodeVersion(
+        module=fn.__module__,
+        qualname=fn.__qualname__,
         filename=filename,
         first_line=first_line,
-        qualname=fn.__qualname__,
+        source=source,
         wait_names=_wait_names(fn),
-        free_names=code.co_freevars,
+        free_names=fn.__code__.co_freevars,
+        fingerprint="",
     )
-    cells = dict(zip(code.co_freevars, fn.__closure__ or (), strict=True))
+    return compile_version(version, fn)
+
+
+def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
+    """Compile `version` into a function that lives in `fn`'s module and closure.
+
+    For the current version `fn` is the function itself; for a saved older version it is
+    the current function of that name, whose globals and closure cells the old code reads.
+    """
+    shape = compile_source(
+        version.source,
+        filename=version.filename,
+        first_line=version.first_line,
+        qualname=version.qualname,
+        wait_names=version.wait_names,
+        free_names=version.free_names,
+    )
+    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
     compiled_code = shape.emitted.code
+    missing = [name for name in compiled_code.co_freevars if name not in cells]
+    if missing:
+        raise IncompatibleStateError(
+            f"{version.qualname}: the saved code version {shape.fingerprint[:16]} reads the "
+            f"enclosing variables {missing}, which the current function no longer has"
+        )
     function = types.FunctionType(
         compiled_code,
         fn.__globals__,
@@ -168,19 +224,19 @@ def compile_function(fn: Callable[..., Any]) -> CodeBlock:
         None,
         tuple(cells[name] for name in compiled_code.co_freevars),
     )
-    function.__qualname__ = fn.__qualname__
-    function.__module__ = fn.__module__
+    function.__qualname__ = version.qualname
+    function.__module__ = version.module
     function.__doc__ = fn.__doc__
     binder = types.FunctionType(shape.emitted.binder_code, {"__builtins__": __builtins__})
     binder.__defaults__ = fn.__defaults__
     binder.__kwdefaults__ = fn.__kwdefaults__
-    binder.__qualname__ = fn.__qualname__
+    binder.__qualname__ = version.qualname
     return CodeBlock(
-        module=fn.__module__,
-        qualname=fn.__qualname__,
-        filename=filename,
-        first_line=first_line,
-        source=source,
+        module=version.module,
+        qualname=version.qualname,
+        filename=version.filename,
+        first_line=version.first_line,
+        source=version.source,
         compiled_source=shape.emitted.source,
         resume_points=shape.points,
         fingerprint=shape.fingerprint,
@@ -188,6 +244,7 @@ def compile_function(fn: Callable[..., Any]) -> CodeBlock:
         bind=binder,
         temp_descriptions=shape.temp_descriptions,
         global_names=frozenset(_names_read(compiled_code)),
+        version=replace(version, fingerprint=shape.fingerprint),
     )
 
 
