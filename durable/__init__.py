@@ -25,6 +25,7 @@ from .runtime.backend import (
     OrchestrationBackend,
     default_backend,
 )
+from .runtime.contexts import resumable
 from .runtime.frames import CallStack, FunctionCall
 from .runtime.operations import (
     durable_execute,
@@ -67,6 +68,7 @@ __all__ = [
     "durable_execute",
     "durable_execute_async",
     "make_durable",
+    "resumable",
     "sleep",
     "transform_to_durable_ast",
     "wait_for_event",

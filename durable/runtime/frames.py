@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from .._errors import CheckpointException, IncompatibleStateError
-from . import references
+from . import contexts, references
 
 if TYPE_CHECKING:
     from .program import DurableProgram
@@ -221,6 +221,13 @@ class FunctionCall:
         """True while a stopped run is being closed: user handlers and finally blocks must not
         run then (the instance has not really left them)."""
         return self.run.closing
+
+    enter_context = staticmethod(contexts.enter_context)
+    exit_context = staticmethod(contexts.exit_context)
+    reenter_context = staticmethod(contexts.reenter_context)
+    enter_context_async = staticmethod(contexts.enter_context_async)
+    exit_context_async = staticmethod(contexts.exit_context_async)
+    reenter_context_async = staticmethod(contexts.reenter_context_async)
 
     @staticmethod
     def iterate(iterable: Iterable[Any]) -> Iterator[Any]:

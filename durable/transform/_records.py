@@ -102,6 +102,19 @@ class TryFacts:
     pending: str | None = None
     #: 'break' / 'continue' when one of them leaves the try for an enclosing loop.
     escapes: set[str] = field(default_factory=set)
+    #: Set when the try is a desugared `with resumable(...)`: re-enter its manager on resume.
+    reenter: Reentry | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reentry:
+    """The context manager of a desugared `with` and where its `__enter__` value goes."""
+
+    manager: str
+    value: str
+    asynchronous: bool
+    #: The `as` target, bound again to the re-entered value.
+    target: cst.BaseAssignTargetExpression | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +179,16 @@ class _AwaitFinder(cst.CSTVisitor):
         return False
 
 
+def is_resumable_item(item: cst.WithItem) -> bool:
+    """`resumable(manager)` or `durable.resumable(manager)`: opted in to re-entry."""
+    call = item.item
+    if not isinstance(call, cst.Call) or len(call.args) != 1:
+        return False
+    func = call.func
+    name = func.value if isinstance(func, cst.Name) else getattr(func, "attr", None)
+    return getattr(name, "value", name) == "resumable"
+
+
 def comprehension_clauses(node: cst.BaseComp) -> list[cst.CompFor]:
     clauses = []
     clause: cst.CompFor | None = node.for_in
@@ -225,7 +248,8 @@ class _CheckpointFinder(_AwaitFinder):
         return False
 
     def visit_With(self, node: cst.With) -> bool:
-        return False
+        # Only `with resumable(...)` blocks are re-entered (the analyze pass refuses others).
+        return all(is_resumable_item(item) for item in node.items)
 
     def visit_Match(self, node: cst.Match) -> bool:
         # Case bodies are re-entered; guards are not (the analyze pass refuses awaits there).

@@ -18,6 +18,7 @@ from ._records import (
     comprehension_clauses,
     contains_checkpoint,
     is_async_comprehension,
+    is_resumable_item,
     is_wait_point,
 )
 
@@ -99,7 +100,8 @@ class _Validator(cst.CSTVisitor):
     def __init__(self, context: CompileContext, where) -> None:
         self.context = context
         self.where = where
-        self.native_block: list[tuple[str, cst.CSTNode]] = []
+        #: Enclosing blocks that are not re-entered (None: a `with resumable(...)`, which is).
+        self.native_block: list[tuple[str, cst.CSTNode] | None] = []
         self.function_depth = 0
 
     def _error(self, node: cst.CSTNode, code: str, message: str, hint: str) -> None:
@@ -162,7 +164,16 @@ class _Validator(cst.CSTVisitor):
         self._leave_native()
 
     def visit_With(self, node: cst.With) -> None:
-        self._enter_native(node, "async with" if node.asynchronous else "with")
+        kind = "async with" if node.asynchronous else "with"
+        resumable = all(is_resumable_item(item) for item in node.items)
+        if not resumable:
+            self._enter_native(node, kind)
+            return
+        if self.function_depth == 0:
+            # The manager is evaluated in the function and re-entered on resume.
+            for item in node.items:
+                self._refuse_await_in(item.item, f"the context manager of '{kind} resumable(...)'")
+        self.native_block.append(None)
 
     def leave_With(self, original_node: cst.With) -> None:
         self._leave_native()
@@ -195,14 +206,21 @@ class _Validator(cst.CSTVisitor):
 
     # -- statements ---------------------------------------------------------------------
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-        if self.function_depth == 0 and is_wait_point(node, self.context) and self.native_block:
-            kind, block = self.native_block[-1]
+        native = [entry for entry in self.native_block if entry is not None]
+        if self.function_depth == 0 and is_wait_point(node, self.context) and native:
+            kind, block = native[-1]
             line, _ = self.where(block)
+            hint = f"move the wait point out of the '{kind}' block"
+            if kind.endswith("with"):
+                hint += (
+                    ", or opt the context manager in to re-entry: "
+                    f"'{kind} durable.resumable(manager)' (see docs/guide.md)"
+                )
             self._error(
                 node,
                 "DUR104",
-                f"a wait point inside '{kind}' (line {line}) cannot be resumed yet",
-                f"move the wait point out of the '{kind}' block",
+                f"a wait point inside '{kind}' (line {line}) cannot be resumed",
+                hint,
             )
 
     def visit_Global(self, node: cst.Global) -> None:

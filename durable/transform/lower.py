@@ -274,6 +274,9 @@ class LowerPass:
                         line,
                     )
                 )
+        body_span = self.analysis.span_of(statements_of(statement.body))
+        if facts.reenter is not None and body_span is not None:
+            core.append(self._reentry(facts.reenter, body_span, line))
         core += self.block(statements_of(statement.body), line)
         closing_guard = self._at(
             cst.If(
@@ -357,6 +360,20 @@ class LowerPass:
         return prologue + [
             self._at(cst.Try(body=block(core), finalbody=cst.Finally(block(finally_body))), line)
         ]
+
+    def _reentry(self, reentry, body_span, line: int) -> cst.If:
+        """Resuming inside a `with resumable(...)` block: enter its manager again."""
+        method = "reenter_context_async" if reentry.asynchronous else "reenter_context"
+        value: cst.BaseExpression = _frame_call(method, _name(reentry.manager))
+        if reentry.asynchronous:
+            value = cst.Await(value)
+        statements = [self._line(assign(reentry.value, value), line)]
+        if reentry.target is not None:
+            rebind = cst.Assign(
+                [cst.AssignTarget(reentry.target.deep_clone())], _name(reentry.value)
+            )
+            statements.append(self._line(rebind, line))
+        return self._at(cst.If(_in_span(body_span), block(statements)), line)
 
     def _replay(self, facts, line: int) -> list:
         """Leave the try as it was left when the finally was checkpointed, so that Python runs

@@ -30,6 +30,7 @@ from ._records import (
     PAUSE,
     RESERVED_PREFIX,
     CompileContext,
+    Reentry,
     TryFacts,
     comprehension_clauses,
     contains_checkpoint,
@@ -70,6 +71,8 @@ class NormalizePass:
         self.context = context
         self._loop_depth = 0
         self._finally_scopes: list[_FinallyScope] = []
+        #: Desugared `with` statements (as built, before normalizing) -> their re-entry.
+        self._reentries: dict[cst.Try, Reentry] = {}
 
     def run(self, body: cst.BaseSuite) -> list[cst.BaseStatement]:
         return self.block(statements_of(body), self.context.first_line)
@@ -107,6 +110,8 @@ class NormalizePass:
             return self.try_statement(statement, line)
         if isinstance(statement, cst.Match) and self._has_checkpoint(statement):
             return self.match_statement(statement, line)
+        if isinstance(statement, cst.With) and self._has_checkpoint(statement):
+            return self.with_statement(statement, line)
         return [self._line(self._record_completions(statement), line)]
 
     def small(self, small: cst.BaseSmallStatement, line: int) -> list:
@@ -307,6 +312,84 @@ class NormalizePass:
         match = self._line(node.with_changes(subject=subject, cases=cases), line)
         return hoisted + [match] + ([dispatch] if dispatch is not None else [])
 
+    # -- with ---------------------------------------------------------------------------
+    def with_statement(self, node: cst.With, line: int) -> list:
+        """`with resumable(m) as v: body` with a checkpoint inside, desugared as PEP 343 does,
+        into a try the lower pass re-enters (calling the manager's re-entry on resume)::
+
+            _durable_m1 = resumable(m)
+            _durable_v2 = _durable_f.enter_context(_durable_m1)
+            try:
+                v = _durable_v2
+                body
+            except BaseException as _durable_e3:
+                if not _durable_f.exit_context(_durable_m1, _durable_e3):
+                    raise
+            else:
+                _durable_f.exit_context(_durable_m1, None)
+        """
+        asynchronous = node.asynchronous is not None
+        item, *rest = node.items
+        body = statements_of(node.body)
+        if rest:
+            inner = node.with_changes(items=rest, body=block(body))
+            self.context.origins[inner] = line
+            body = [inner]
+        manager = self.context.new_temp("m", f"the context manager of the 'with' at line {line}")
+        value = self.context.new_temp("v", f"the value of the 'with' at line {line}")
+        escaped = self.context.new_temp("e", "an exception leaving a 'with' block")
+
+        def frame_call(method: str, *args: cst.BaseExpression) -> cst.BaseExpression:
+            call = cst.Call(
+                cst.Attribute(
+                    cst.Name(FRAME), cst.Name(method + ("_async" if asynchronous else ""))
+                ),
+                [cst.Arg(arg) for arg in args],
+            )
+            return cst.Await(call) if asynchronous else call
+
+        def statement(small: cst.BaseSmallStatement) -> cst.SimpleStatementLine:
+            return self._line(small, line)
+
+        enter = [
+            statement(assign(manager, item.item)),
+            statement(assign(value, frame_call("enter_context", cst.Name(manager)))),
+        ]
+        if item.asname is not None:
+            target = item.asname.name
+            body = [statement(cst.Assign([cst.AssignTarget(target)], cst.Name(value))), *body]
+        suppress = cst.If(
+            test=cst.UnaryOperation(
+                cst.Not(), frame_call("exit_context", cst.Name(manager), cst.Name(escaped))
+            ),
+            body=block([statement(cst.Raise())]),
+        )
+        desugared = cst.Try(
+            body=block(body),
+            handlers=[
+                cst.ExceptHandler(
+                    body=block([self._line(suppress, line)]),
+                    type=cst.Name("BaseException"),
+                    name=cst.AsName(cst.Name(escaped)),
+                )
+            ],
+            orelse=cst.Else(
+                block(
+                    [
+                        statement(
+                            cst.Expr(
+                                frame_call("exit_context", cst.Name(manager), cst.Name("None"))
+                            )
+                        )
+                    ]
+                )
+            ),
+        )
+        self.context.origins[desugared] = line
+        target = item.asname.name if item.asname is not None else None
+        self._reentries[desugared] = Reentry(manager, value, asynchronous, target)
+        return self.block(enter, line) + self.statement(desugared, line)
+
     # -- try ----------------------------------------------------------------------------
     def try_statement(self, node: cst.Try, line: int) -> list:
         """Name every handled exception; record how control leaves a checkpointed finally."""
@@ -352,6 +435,7 @@ class NormalizePass:
             else None
         )
         new = node.with_changes(body=body, handlers=handlers, orelse=orelse, finalbody=finalbody)
+        facts.reenter = self._reentries.pop(node, None)
         self.context.try_facts[new] = facts
         return [self._line(new, line)]
 
