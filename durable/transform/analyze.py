@@ -7,11 +7,13 @@ local and captured names, and every diagnostic at once in `context.diagnostics`.
 
 from __future__ import annotations
 
+import ast
 import symtable
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from ._lines import pair_statements
 from ._records import (
     RESERVED_PREFIX,
     CompileContext,
@@ -42,17 +44,20 @@ class AnalyzePass:
                 f"found none in {context.filename}"
             )
         context.qualname = context.qualname or function.name.value
-        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        positions = wrapper.resolve(PositionProvider)
         offset = context.first_line - 1
+        tree = ast.parse(context.source, filename=context.filename)
+        for node, ast_node in pair_statements(module.body, tree.body):
+            context.origins[node] = ast_node.lineno + offset
+        positions: dict = {}
 
         def where(node: cst.CSTNode) -> tuple[int, int]:
+            # Exact positions are only needed for diagnostics, and cost more than a compile.
+            if not positions:
+                wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+                positions.update(wrapper.resolve(PositionProvider))
             start = positions[node].start
             return start.line + offset, start.column
 
-        for node, code_range in positions.items():
-            if isinstance(node, cst.BaseStatement | cst.BaseSmallStatement):
-                context.origins[node] = code_range.start.line + offset
         function.body.visit(_Validator(context, where))
         if not context.diagnostics:
             self._learn_scopes(function.name.value)

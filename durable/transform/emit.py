@@ -15,8 +15,8 @@ import types
 from dataclasses import dataclass
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
+from ._lines import pair_statements
 from ._records import RESERVED_PREFIX, CompileContext
 from .lower import parameter_names
 
@@ -83,9 +83,8 @@ class EmitPass:
         )
         module = cst.Module(body=[factory, binder])
         source = module.code
-        line_map = self._line_map(module)
         tree = ast.parse(source, filename=self.context.filename)
-        self._relocate(tree, line_map)
+        self._relocate(module, tree)
         module_code = compile(tree, self.context.filename, "exec", dont_inherit=True)
         factory_code = _find_code(module_code, _FACTORY)
         name = original.name.value
@@ -97,20 +96,14 @@ class EmitPass:
         )
         return Emitted(source=compiled_source(compiled), code=code, binder_code=binder_code)
 
-    def _line_map(self, module: cst.Module) -> dict[int, int]:
-        """Line of generated code -> line in the user's file, for every known statement."""
-        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-        line_map: dict[int, int] = {}
-        for node, original_line in self.context.origins.items():
-            position = positions.get(node)
-            if position is not None:
-                line_map.setdefault(position.start.line, original_line)
-        return line_map
-
-    def _relocate(self, tree: ast.Module, line_map: dict[int, int]) -> None:
+    def _relocate(self, module: cst.Module, tree: ast.Module) -> None:
         """Give every node the user's line; a node spans that whole line, so no carets lie."""
         filename = self.context.filename
-        default = self.context.first_line
+        lines = {
+            id(ast_node): self.context.origins[node]
+            for node, ast_node in pair_statements(module.body, tree.body)
+            if node in self.context.origins
+        }
 
         def extent(line: int) -> tuple[int, int]:
             text = linecache.getline(filename, line).rstrip("\n")
@@ -119,8 +112,7 @@ class EmitPass:
             return start, len(text.encode()) if text else start
 
         def visit(node: ast.AST, current: int) -> None:
-            if isinstance(node, ast.stmt):
-                current = line_map.get(node.lineno, current)
+            current = lines.get(id(node), current)
             if hasattr(node, "lineno"):
                 start, end = extent(current)
                 node.lineno = node.end_lineno = current
@@ -128,7 +120,7 @@ class EmitPass:
             for child in ast.iter_child_nodes(node):
                 visit(child, current)
 
-        visit(tree, default)
+        visit(tree, self.context.first_line)
 
 
 def compiled_source(compiled: cst.FunctionDef) -> str:

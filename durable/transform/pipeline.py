@@ -179,9 +179,19 @@ class CodeVersion:
     fingerprint: str
 
 
+#: id(code object) -> (the code object, its source): reading source (inspect tokenizes the
+#: file) costs more than a cached compile. By identity, not equality: CPython drops code
+#: after a `raise`, so two versions of a function can have equal code objects.
+_sources: dict[int, tuple[types.CodeType, tuple[str, str, int]]] = {}
+
+
 def compile_function(fn: Callable[..., Any]) -> CodeBlock:
     """Compile `fn` (an ``async def``) into its resumable `CodeBlock`."""
-    source, filename, first_line = read_source(fn)
+    code = fn.__code__
+    cached = _sources.get(id(code))
+    if cached is None or cached[0] is not code:
+        cached = _sources[id(code)] = (code, read_source(fn))
+    source, filename, first_line = cached[1]
     version = CodeVersion(
         module=fn.__module__,
         qualname=fn.__qualname__,
