@@ -34,7 +34,7 @@ class DurableAstTransformer:
 
     def transform(self, source: str) -> cst.Module:
         shape = compile_source(source, filename=self.filename, first_line=self.first_line)
-        return cst.parse_module(shape.emitted.source)
+        return cst.Module(body=[shape.emitted.compiled])
 
 
 def transform_to_durable_ast(function_or_source: Callable[..., Any] | str) -> cst.Module:

@@ -54,6 +54,7 @@ class CompileContext:
     try_facts: dict[cst.CSTNode, TryFacts] = field(default_factory=dict)
     _temp_counter: int = 0
     _await_cache: dict[cst.CSTNode, bool] = field(default_factory=dict)
+    _checkpoint_cache: dict[cst.CSTNode, bool] = field(default_factory=dict)
 
     def source_line(self, line: int) -> str:
         lines = self.source.splitlines()
@@ -84,7 +85,9 @@ class CompileContext:
         """`contains_await`, cached per node for the life of this compilation."""
         cached = self._await_cache.get(node)
         if cached is None:
-            cached = self._await_cache[node] = contains_await(node)
+            # One pass records the answer for `node` and every node inside it.
+            node.visit(_AwaitIndex(self._await_cache))
+            cached = self._await_cache[node]
         return cached
 
     def describe(self, name: str) -> str:
@@ -189,6 +192,33 @@ def is_resumable_item(item: cst.WithItem) -> bool:
     return getattr(name, "value", name) == "resumable"
 
 
+class _AwaitIndex(cst.CSTVisitor):
+    """Records `contains_await` for every node of a tree in one walk (see `_AwaitFinder`)."""
+
+    def __init__(self, cache: dict[cst.CSTNode, bool]) -> None:
+        self.cache = cache
+        self.found = [False]
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.found.append(isinstance(node, cst.Await))
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        found = self.found.pop()
+        self.cache[original_node] = found
+        if found and not _is_await_boundary(original_node):
+            self.found[-1] = True
+
+
+def _is_await_boundary(node: cst.CSTNode) -> bool:
+    """Nodes whose awaits do not count for the code around them (as `_AwaitFinder`)."""
+    if isinstance(node, cst.FunctionDef | cst.Lambda | cst.ClassDef | cst.GeneratorExp):
+        return True
+    if isinstance(node, cst.ListComp | cst.SetComp | cst.DictComp):
+        return is_async_comprehension(node)
+    return False
+
+
 def comprehension_clauses(node: cst.BaseComp) -> list[cst.CompFor]:
     clauses = []
     clause: cst.CompFor | None = node.for_in
@@ -263,7 +293,10 @@ class _CheckpointFinder(_AwaitFinder):
 
 
 def contains_checkpoint(node: cst.CSTNode, context: CompileContext) -> bool:
-    """True when `node` holds an await or a wait point of this function."""
-    finder = _CheckpointFinder(context)
-    node.visit(finder)
-    return finder.found
+    """True when `node` holds an await or a wait point of this function. Cached per node."""
+    cached = context._checkpoint_cache.get(node)
+    if cached is None:
+        finder = _CheckpointFinder(context)
+        node.visit(finder)
+        cached = context._checkpoint_cache[node] = finder.found
+    return cached

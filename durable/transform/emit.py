@@ -13,6 +13,7 @@ import ast
 import linecache
 import types
 from dataclasses import dataclass
+from functools import cached_property
 
 import libcst as cst
 
@@ -27,11 +28,16 @@ _BINDER = RESERVED_PREFIX + "bind"
 _COMPILED = RESERVED_PREFIX + "compiled"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Emitted:
-    source: str
+    compiled: cst.FunctionDef
     code: types.CodeType
     binder_code: types.CodeType
+
+    @cached_property
+    def source(self) -> str:
+        """The compiled function as readable source (rendered on demand)."""
+        return cst.Module(body=[self.compiled]).code
 
 
 def _strip_params(params: cst.Parameters) -> cst.Parameters:
@@ -94,7 +100,7 @@ class EmitPass:
         binder_code = _find_code(module_code, _BINDER).replace(
             co_name=name, co_qualname=self.context.qualname
         )
-        return Emitted(source=compiled_source(compiled), code=code, binder_code=binder_code)
+        return Emitted(compiled=compiled, code=code, binder_code=binder_code)
 
     def _relocate(self, module: cst.Module, tree: ast.Module) -> None:
         """Give every node the user's line; a node spans that whole line, so no carets lie."""
@@ -105,11 +111,16 @@ class EmitPass:
             if node in self.context.origins
         }
 
+        extents: dict[int, tuple[int, int]] = {}
+
         def extent(line: int) -> tuple[int, int]:
-            text = linecache.getline(filename, line).rstrip("\n")
-            stripped = text.lstrip()
-            start = len(text[: len(text) - len(stripped)].encode())
-            return start, len(text.encode()) if text else start
+            found = extents.get(line)
+            if found is None:
+                text = linecache.getline(filename, line).rstrip("\n")
+                stripped = text.lstrip()
+                start = len(text[: len(text) - len(stripped)].encode())
+                found = extents[line] = (start, len(text.encode()) if text else start)
+            return found
 
         def visit(node: ast.AST, current: int) -> None:
             current = lines.get(id(node), current)
@@ -121,10 +132,6 @@ class EmitPass:
                 visit(child, current)
 
         visit(tree, self.context.first_line)
-
-
-def compiled_source(compiled: cst.FunctionDef) -> str:
-    return cst.Module(body=[compiled]).code
 
 
 def _find_code(code: types.CodeType, name: str) -> types.CodeType:

@@ -102,6 +102,7 @@ class LivenessPass:
         self.context = context
         self.analysis = Analysis()
         self._live: dict[int, set[str]] = {}
+        self._loads_cache: dict[cst.CSTNode, frozenset[str]] = {}
         self._next_id = 1
 
     def run(self, body: list[cst.BaseStatement]) -> Analysis:
@@ -163,9 +164,12 @@ class LivenessPass:
     def _loads(self, node: cst.CSTNode | None) -> set[str]:
         if node is None:
             return set()
-        collector = _Loads()
-        node.visit(collector)
-        return collector.names & self.context.local_names
+        names = self._loads_cache.get(node)
+        if names is None:
+            collector = _Loads()
+            node.visit(collector)
+            names = self._loads_cache[node] = frozenset(collector.names & self.context.local_names)
+        return set(names)
 
     def _target_loads(self, target: cst.CSTNode) -> set[str]:
         names: set[str] = set()

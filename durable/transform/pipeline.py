@@ -39,7 +39,6 @@ class CodeBlock:
     filename: str
     first_line: int
     source: str
-    compiled_source: str
     resume_points: Mapping[int, ResumePoint]
     fingerprint: str
     #: `async def f(frame)`: the resumable function, with the original globals and closure.
@@ -52,6 +51,12 @@ class CodeBlock:
     global_names: frozenset[str] = field(repr=False, compare=False, default=frozenset())
     #: How to compile this exact code again (saved with the instances that use it).
     version: CodeVersion | None = field(repr=False, compare=False, default=None)
+    emitted: Emitted | None = field(repr=False, compare=False, default=None)
+
+    @property
+    def compiled_source(self) -> str:
+        """The compiled, resumable function as readable source."""
+        return self.emitted.source
 
     def resume_point_at(self, line: int) -> int:
         """The checkpoint on `line` of the user's file (for migrations)."""
@@ -247,7 +252,6 @@ def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
         filename=version.filename,
         first_line=version.first_line,
         source=version.source,
-        compiled_source=shape.emitted.source,
         resume_points=shape.points,
         fingerprint=shape.fingerprint,
         function=function,
@@ -255,6 +259,7 @@ def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
         temp_descriptions=shape.temp_descriptions,
         global_names=frozenset(_names_read(compiled_code)),
         version=replace(version, fingerprint=shape.fingerprint),
+        emitted=shape.emitted,
     )
 
 
