@@ -17,6 +17,7 @@ from ._lines import pair_statements
 from ._records import (
     RESERVED_PREFIX,
     CompileContext,
+    Visitor,
     comprehension_clauses,
     contains_checkpoint,
     is_async_comprehension,
@@ -99,7 +100,7 @@ def _free_names(table: symtable.SymbolTable) -> set[str]:
     return names
 
 
-class _Validator(cst.CSTVisitor):
+class _Validator(Visitor):
     """Collects one diagnostic per unsupported construct; never stops at the first."""
 
     def __init__(self, context: CompileContext, where) -> None:
@@ -319,7 +320,7 @@ class _Validator(cst.CSTVisitor):
             )
 
 
-class _FirstAwait(cst.CSTVisitor):
+class _FirstAwait(Visitor):
     def __init__(self) -> None:
         self.node: cst.Await | None = None
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from ._records import RESERVED_PREFIX, CompileContext, ResumePoint, as_await_statement
+from ._records import RESERVED_PREFIX, CompileContext, ResumePoint, Visitor, as_await_statement
 from .normalize import statements_of
 
 Span = tuple[int, int]
@@ -35,7 +35,7 @@ class Analysis:
         return found[0][0], found[-1][1]
 
 
-class _Loads(cst.CSTVisitor):
+class _Loads(Visitor):
     """Names an expression or statement reads (over-approximated inside nested scopes)."""
 
     def __init__(self) -> None:
