@@ -16,6 +16,7 @@ RESERVED_PREFIX = "_durable_"
 FRAME = RESERVED_PREFIX + "f"
 RESUME = RESERVED_PREFIX + "rp"
 PAUSE = RESERVED_PREFIX + "pause"  # marker call left by normalize for a wait point
+STEP = RESERVED_PREFIX + "step"  # the awaitable of the checkpoint being run or resumed
 
 #: Bumped whenever emitted code changes shape; part of every fingerprint.
 COMPILER_VERSION = "1"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ._records import FRAME, PAUSE, RESUME, CompileContext, as_await_statement
+from ._records import FRAME, PAUSE, RESUME, STEP, CompileContext, as_await_statement
 from .liveness import Analysis
 from .normalize import assign, block, statements_of
 
@@ -152,22 +152,41 @@ class LowerPass:
 
     # -- statements ---------------------------------------------------------------------
     def block(self, statements, line: int) -> list:
-        """Guard runs of checkpoint-free statements; lower the others."""
+        """Guard runs of checkpoint-free statements; lower the others.
+
+        A run that follows a checkpoint joins that checkpoint's block: it runs exactly when
+        the checkpoint does (normally, or just after resuming there).
+        """
         result: list = []
         plain: list = []
+        after_checkpoint: cst.If | None = None
 
         def flush() -> None:
-            if plain:
+            nonlocal after_checkpoint
+            if plain and after_checkpoint is not None:
+                body = [*after_checkpoint.body.body, *plain]
+                result[-1] = self._at(
+                    after_checkpoint.with_changes(body=block(body)),
+                    self.context.origins[after_checkpoint],
+                )
+            elif plain:
                 first = self.context.origins.get(plain[0], line)
                 result.append(
                     self._at(cst.If(test=_not_resuming(), body=block(list(plain))), first)
                 )
-                plain.clear()
+            plain.clear()
+            after_checkpoint = None
 
         for statement in statements:
             if statement in self.analysis.spans:
                 flush()
-                lowered = self.statement(statement, self.context.origins.get(statement, line))
+                point_id = self.analysis.ids.get(statement)
+                origin = self.context.origins.get(statement, line)
+                if point_id is not None:
+                    after_checkpoint = self.checkpoint(statement, point_id, origin)
+                    result.append(after_checkpoint)
+                    continue
+                lowered = self.statement(statement, origin)
                 result.extend(lowered if isinstance(lowered, list) else [lowered])
             else:
                 plain.append(statement)
@@ -415,16 +434,23 @@ class LowerPass:
                 return self._line(cst.Expr(awaited), line)
             return self._line(assign(checkpoint.target, awaited), line)
 
-        run = store(_frame_call("at", number, operand))
-        resume = [
-            self._line(assign(RESUME, cst.Integer("0")), line),
-            store(_frame_call("resume", number.deep_clone())),
-        ]
-        resumed_here = cst.If(
-            test=cst.Comparison(
-                _name(RESUME), [cst.ComparisonTarget(cst.Equal(), number.deep_clone())]
-            ),
-            body=block(resume),
+        # if not rp or rp == k:
+        #     step = _durable_f.at(k, E) if not rp else _durable_f.resume(k)
+        #     rp = 0                    (before the await: it may raise into a handler)
+        #     target = await step
+        step = cst.IfExp(
+            test=_not_resuming(),
+            body=_frame_call("at", number, operand),
+            orelse=_frame_call("resume", number.deep_clone()),
         )
-        self._at(resumed_here, line)
-        return self._at(cst.If(test=_not_resuming(), body=block([run]), orelse=resumed_here), line)
+        here = cst.BooleanOperation(
+            _not_resuming(),
+            cst.Or(),
+            cst.Comparison(_name(RESUME), [cst.ComparisonTarget(cst.Equal(), number.deep_clone())]),
+        )
+        body = [
+            self._line(assign(STEP, step), line),
+            self._line(assign(RESUME, cst.Integer("0")), line),
+            store(_name(STEP)),
+        ]
+        return self._at(cst.If(test=here, body=block(body)), line)
