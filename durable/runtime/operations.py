@@ -57,9 +57,10 @@ class Operation(ABC):
             return self.outside_durable_run().__await__()
         raise CheckpointException(
             f"{self.describe()} was awaited inside durable instance {run.instance_id!r} at a "
-            f"position that cannot be resumed ({_where(run)}): inside try/with/match/async "
-            "for, a comprehension, asyncio.gather/create_task, or a plain helper coroutine. "
-            "Await it directly in the body of the durable function"
+            f"position that cannot be resumed ({_where(run)}): inside 'async for', a 'with' "
+            "block without resumable(), a generator expression, asyncio.gather/create_task, "
+            "or a plain helper coroutine. Await it directly in the durable function (or make "
+            "the helper durable too)"
         )
 
     def describe(self) -> str:

@@ -83,7 +83,8 @@ class CompileContext:
         return name
 
     def has_await(self, node: cst.CSTNode) -> bool:
-        """`contains_await`, cached per node for the life of this compilation."""
+        """True when `node` holds an `await` of this function (not of a nested scope, a
+        generator expression or an `async for` comprehension); cached per node."""
         cached = self._await_cache.get(node)
         if cached is None:
             # One pass records the answer for `node` and every node inside it.
@@ -179,41 +180,45 @@ class Visitor(cst.CSTVisitor):
 _MISSING = object()
 
 
-class _AwaitFinder(Visitor):
-    """Finds an `await` of this function in a re-enterable position.
+class _CheckpointFinder(Visitor):
+    """Finds a checkpoint: an await or a wait point of this function, in a position that is
+    re-entered. Awaits in nested scopes belong to them (`_is_await_boundary`); `try/except*`,
+    `async for` and `with` blocks without `resumable(...)` run natively; a `match` re-enters
+    case bodies but not guards."""
 
-    Awaits inside nested scopes belong to them. Comprehensions with awaits are lowered to
-    loops, so their awaits count; generator expressions and `async for` comprehensions run
-    natively.
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, context: CompileContext) -> None:
+        self.context = context
         self.found = False
 
-    def visit_Await(self, node: cst.Await) -> bool:
-        self.found = True
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self.found:
+            return False
+        if isinstance(node, cst.Await):
+            self.found = True
+            return False
+        if _is_await_boundary(node):
+            return False
+        return super().on_visit(node)
+
+    def visit_Raise(self, node: cst.Raise) -> bool:
+        if _is_wait_raise(node, self.context):
+            self.found = True
         return False
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+    def visit_TryStar(self, node: cst.TryStar) -> bool:
         return False
 
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
+    def visit_With(self, node: cst.With) -> bool:
+        return all(is_resumable_item(item) for item in node.items)
+
+    def visit_Match(self, node: cst.Match) -> bool:
+        node.subject.visit(self)
+        for case in node.cases:
+            case.body.visit(self)
         return False
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
-
-    def visit_ListComp(self, node: cst.ListComp) -> bool:
-        return not is_async_comprehension(node)
-
-    def visit_SetComp(self, node: cst.SetComp) -> bool:
-        return not is_async_comprehension(node)
-
-    def visit_DictComp(self, node: cst.DictComp) -> bool:
-        return not is_async_comprehension(node)
-
-    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
-        return False
+    def visit_For(self, node: cst.For) -> bool:
+        return node.asynchronous is None
 
 
 def is_resumable_item(item: cst.WithItem) -> bool:
@@ -227,7 +232,7 @@ def is_resumable_item(item: cst.WithItem) -> bool:
 
 
 class _AwaitIndex(Visitor):
-    """Records `contains_await` for every node of a tree in one walk (see `_AwaitFinder`)."""
+    """Records `CompileContext.has_await` for every node of a tree in one walk."""
 
     def __init__(self, cache: dict[cst.CSTNode, bool]) -> None:
         self.cache = cache
@@ -245,7 +250,7 @@ class _AwaitIndex(Visitor):
 
 
 def _is_await_boundary(node: cst.CSTNode) -> bool:
-    """Nodes whose awaits do not count for the code around them (as `_AwaitFinder`)."""
+    """Nodes whose awaits do not count for the code around them."""
     if isinstance(node, cst.FunctionDef | cst.Lambda | cst.ClassDef | cst.GeneratorExp):
         return True
     if isinstance(node, cst.ListComp | cst.SetComp | cst.DictComp):
@@ -265,13 +270,6 @@ def comprehension_clauses(node: cst.BaseComp) -> list[cst.CompFor]:
 def is_async_comprehension(node: cst.BaseComp) -> bool:
     """`async for` comprehensions run natively (they are not lowered to loops)."""
     return any(clause.asynchronous is not None for clause in comprehension_clauses(node))
-
-
-def contains_await(node: cst.CSTNode) -> bool:
-    """True when `node` holds an `await` of the enclosing function."""
-    finder = _AwaitFinder()
-    node.visit(finder)
-    return finder.found
 
 
 def is_wait_point(statement: cst.CSTNode, context: CompileContext) -> bool:
@@ -294,36 +292,6 @@ def _is_wait_raise(small: cst.CSTNode, context: CompileContext) -> bool:
 
 def is_wait_raise(small: cst.CSTNode, context: CompileContext) -> bool:
     return _is_wait_raise(small, context)
-
-
-class _CheckpointFinder(_AwaitFinder):
-    """Finds a checkpoint: an await or a wait point outside the blocks that run natively."""
-
-    def __init__(self, context: CompileContext) -> None:
-        super().__init__()
-        self.context = context
-
-    def visit_Raise(self, node: cst.Raise) -> bool:
-        if _is_wait_raise(node, self.context):
-            self.found = True
-        return False
-
-    def visit_TryStar(self, node: cst.TryStar) -> bool:
-        return False
-
-    def visit_With(self, node: cst.With) -> bool:
-        # Only `with resumable(...)` blocks are re-entered (the analyze pass refuses others).
-        return all(is_resumable_item(item) for item in node.items)
-
-    def visit_Match(self, node: cst.Match) -> bool:
-        # Case bodies are re-entered; guards are not (the analyze pass refuses awaits there).
-        node.subject.visit(self)
-        for case in node.cases:
-            case.body.visit(self)
-        return False
-
-    def visit_For(self, node: cst.For) -> bool:
-        return node.asynchronous is None
 
 
 def contains_checkpoint(node: cst.CSTNode, context: CompileContext) -> bool:
