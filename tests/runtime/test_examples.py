@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,3 +23,27 @@ def test_quickstart_prints_the_three_documented_lines():
         "paused for event allow",
         "hello Ada",
     ]
+
+
+def test_order_pipeline_pauses_in_one_process_and_finishes_in_another(tmp_path):
+    def run(command: str) -> list[str]:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "order_pipeline.py"), command, "order-7"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+            env={**os.environ, "DURABLE_EXAMPLE_DIR": str(tmp_path / "state")},
+        )
+        return result.stdout.splitlines()
+
+    assert run("start") == [
+        "  reserving 1 x book",
+        "  reserving 2 x pen",
+        "order-7: reserved 2 item kinds; waiting for approval",
+        "order-7: paused until event 'approve' arrives",
+    ]
+    assert run("start") == ["order-7: paused until event 'approve' arrives"]
+    finished = run("approve")
+    assert finished[:2] == ["order-7: approved by ada; shipping", "order-7: releasing the order lock"]
+    assert "reservation-book-1" in finished[2] and "TRACK-ORDER-7" in finished[2]
