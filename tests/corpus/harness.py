@@ -76,8 +76,8 @@ class _StripWaitPoints(cst.CSTTransformer):
         return updated
 
 
-def plain_module(name: str) -> types.ModuleType:
-    source = (PROGRAMS / f"{name}.py").read_text()
+def plain_module(name: str, programs: Path = PROGRAMS) -> types.ModuleType:
+    source = (programs / f"{name}.py").read_text()
     stripped = cst.parse_module(source).visit(_StripWaitPoints()).code
     module = types.ModuleType(f"corpus_plain_{name}")
     sys.modules[module.__name__] = module
@@ -85,9 +85,9 @@ def plain_module(name: str) -> types.ModuleType:
     return module
 
 
-def compiled_module(name: str) -> types.ModuleType:
+def compiled_module(name: str, programs: Path = PROGRAMS) -> types.ModuleType:
     module_name = f"corpus_durable_{name}"
-    spec = importlib.util.spec_from_file_location(module_name, PROGRAMS / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(module_name, programs / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
@@ -97,14 +97,20 @@ def compiled_module(name: str) -> types.ModuleType:
     return module
 
 
-def run_plain(name: str) -> Outcome:
-    module = plain_module(name)
+def run_plain(name: str, programs: Path = PROGRAMS) -> Outcome:
+    """Run program `name` (the file `programs/<name>.py`) with its wait points removed."""
+    module = plain_module(name, programs)
     return asyncio.run(Outcome.of(module, lambda: module.main(*module.ARGS)))
 
 
-def run_compiled(name: str, directory: Path, crash_after: int | None = None) -> tuple[Outcome, int]:
-    """Run to the end: publish each awaited event, resume after each crash. Returns writes."""
-    module = compiled_module(name)
+def run_compiled(
+    name: str, directory: Path, crash_after: int | None = None, programs: Path = PROGRAMS
+) -> tuple[Outcome, int]:
+    """Run to the end: publish each awaited event, resume after each crash. Returns writes.
+
+    `directory` holds the run's state; the program is the file `programs/<name>.py`.
+    """
+    module = compiled_module(name, programs)
     instance = "corpus-" + name
     counter = WriteCounter(crash_after)
     calls = 0
