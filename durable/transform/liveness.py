@@ -245,7 +245,14 @@ class LivenessPass:
             finally_out = out | (loop[0] | loop[1] if loop else set())
             finally_in = self._block(statements_of(statement.finalbody.body), finally_out, loop)
             after = finally_in
-            self._force(statements_of(statement.finalbody.body), {facts.pending} - {None})
+            # How control is leaving the try is needed wherever the try is resumed.
+            pending = {facts.pending} - {None}
+            self._force(statements_of(statement.finalbody.body), pending)
+            self._force(statements_of(statement.body), pending)
+            for handler in statement.handlers:
+                self._force(statements_of(handler.body), pending)
+            if statement.orelse is not None:
+                self._force(statements_of(statement.orelse.body), pending)
         else_in = (
             self._block(statements_of(statement.orelse.body), after, loop)
             if statement.orelse is not None

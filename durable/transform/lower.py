@@ -362,10 +362,12 @@ class LowerPass:
             )
             core = [self._at(cst.Try(body=block(core), handlers=[record]), line)]
             resuming_finally = _in_span(span)
+            # Reset only when really entering the try: resumed anywhere inside it, the saved
+            # completion stands (a return may be in flight through an inner finally).
             prologue.append(
                 self._at(
                     cst.If(
-                        cst.UnaryOperation(cst.Not(), _parenthesized(resuming_finally)),
+                        _not_resuming(),
                         block([self._line(assign(facts.pending, _name("None")), line)]),
                     ),
                     line,
