@@ -32,6 +32,7 @@ from ._records import (
     CompileContext,
     Reentry,
     TryFacts,
+    Visitor,
     comprehension_clauses,
     contains_checkpoint,
     is_wait_raise,
@@ -71,6 +72,8 @@ class NormalizePass:
         self.context = context
         self._loop_depth = 0
         self._finally_scopes: list[_FinallyScope] = []
+        #: Every pending-completion variable created so far.
+        self._pending_names: set[str] = set()
         #: Desugared `with` statements (as built, before normalizing) -> their re-entry.
         self._reentries: dict[cst.Try, Reentry] = {}
 
@@ -398,8 +401,10 @@ class NormalizePass:
             facts.pending = self.context.new_temp(
                 "pend", f"how control left the try at line {line} for its finally"
             )
+            self._pending_names.add(facts.pending)
             self._finally_scopes.append(_FinallyScope(facts, self._loop_depth))
         body = block(self.block(statements_of(node.body), line))
+        abandoned = self._abandoned_completions(body, line)
         handlers = []
         for handler in node.handlers:
             handler_line = self.context.origins.get(handler, line)
@@ -407,7 +412,7 @@ class NormalizePass:
                 "exc", f"the exception handled at line {handler_line}"
             )
             facts.exceptions.append(exception)
-            statements = self.block(statements_of(handler.body), handler_line)
+            statements = abandoned + self.block(statements_of(handler.body), handler_line)
             if handler.name is not None:
                 user_name = handler.name.name
                 # `except E as e` binds e for the handler only, as Python does.
@@ -460,6 +465,13 @@ class NormalizePass:
         for scope in scopes:
             hoisted.append(self._line(assign(scope.facts.pending, completion.deep_clone()), line))
         return hoisted + [self._line(small, line)]
+
+    def _abandoned_completions(self, body: cst.CSTNode, line: int) -> list:
+        """Statements that forget completions recorded in `body`: a handler of its try runs
+        only when an exception replaced them (raised by a finally they were passing)."""
+        finder = _PendingAssignments(self._pending_names)
+        body.visit(finder)
+        return [self._line(assign(name, cst.Name("None")), line) for name in sorted(finder.names)]
 
     def _record_completions(self, statement: cst.BaseStatement) -> cst.BaseStatement:
         """Inside a checkpointed finally's try, record returns/jumps in code left as is."""
@@ -764,6 +776,19 @@ class _CompletionRecorder(cst.CSTTransformer):
         self.normalize._loop_depth -= 1
         return updated
 
+    def leave_Try(self, original: cst.Try, updated: cst.Try) -> cst.Try:
+        normalize = self.normalize
+        forget = normalize._abandoned_completions(updated.body, normalize.context.first_line)
+        if not forget or not updated.handlers:
+            return updated
+        handlers = [
+            handler.with_changes(
+                body=block([*(f.deep_clone() for f in forget), *statements_of(handler.body)])
+            )
+            for handler in updated.handlers
+        ]
+        return updated.with_changes(handlers=handlers)
+
     def leave_SimpleStatementLine(self, original, updated):
         lines: list = []
         for small in updated.body:
@@ -778,6 +803,19 @@ class _CompletionRecorder(cst.CSTTransformer):
         if len(lines) == 1 and lines[0].body == updated.body:
             return updated
         return cst.FlattenSentinel(lines)
+
+
+class _PendingAssignments(Visitor):
+    """Collects the pending-completion variables assigned anywhere in a tree."""
+
+    def __init__(self, pending_names: set[str]) -> None:
+        self.pending_names = pending_names
+        self.names: set[str] = set()
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        target = node.target
+        if isinstance(target, cst.Name) and target.value in self.pending_names:
+            self.names.add(target.value)
 
 
 def _target_names(target: cst.BaseExpression) -> set[str]:
