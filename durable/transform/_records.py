@@ -5,6 +5,7 @@ Passes read and extend one `CompileContext`; nothing else is shared between them
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -51,6 +52,8 @@ class CompileContext:
     captured: dict[str, int] = field(default_factory=dict)
     #: Compiler temporaries -> what they stand for, for error messages.
     temp_descriptions: dict[str, str] = field(default_factory=dict)
+    #: The source parsed by `ast` (statement lines, fingerprint); set by the analyze pass.
+    syntax_tree: ast.Module | None = None
     #: Normalized `try` statements that hold checkpoints -> their facts.
     try_facts: dict[cst.CSTNode, TryFacts] = field(default_factory=dict)
     _temp_counter: int = 0

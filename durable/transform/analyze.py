@@ -46,7 +46,7 @@ class AnalyzePass:
             )
         context.qualname = context.qualname or function.name.value
         offset = context.first_line - 1
-        tree = ast.parse(context.source, filename=context.filename)
+        tree = context.syntax_tree = ast.parse(context.source, filename=context.filename)
         for node, ast_node in pair_statements(module.body, tree.body):
             context.origins[node] = ast_node.lineno + offset
         positions: dict = {}

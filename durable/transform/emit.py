@@ -122,16 +122,20 @@ class EmitPass:
                 found = extents[line] = (start, len(text.encode()) if text else start)
             return found
 
-        def visit(node: ast.AST, current: int) -> None:
+        # Iterative, and each node's fields read once: this walk covers every node.
+        stack: list[tuple[ast.AST, int]] = [(tree, self.context.first_line)]
+        while stack:
+            node, current = stack.pop()
             current = lines.get(id(node), current)
             if hasattr(node, "lineno"):
-                start, end = extent(current)
                 node.lineno = node.end_lineno = current
-                node.col_offset, node.end_col_offset = start, end
-            for child in ast.iter_child_nodes(node):
-                visit(child, current)
-
-        visit(tree, self.context.first_line)
+                node.col_offset, node.end_col_offset = extent(current)
+            for field in node._fields:
+                value = getattr(node, field, None)
+                if isinstance(value, ast.AST):
+                    stack.append((value, current))
+                elif isinstance(value, list):
+                    stack.extend((item, current) for item in value if isinstance(item, ast.AST))
 
 
 def _find_code(code: types.CodeType, name: str) -> types.CodeType:

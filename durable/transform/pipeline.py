@@ -7,6 +7,7 @@ function, its resume-point table, its fingerprint and a binder for its arguments
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import inspect
 import sys
@@ -139,7 +140,7 @@ def compile_source(
     shape = _CompiledShape(
         emitted=emitted,
         points=dict(analysis.points),
-        fingerprint=fingerprint(source, function.name.value, analysis.points),
+        fingerprint=fingerprint(context.syntax_tree, function.name.value, analysis.points),
         temp_descriptions=dict(context.temp_descriptions),
     )
     _cache[key] = shape
@@ -152,12 +153,13 @@ def _raise_diagnostics(context: CompileContext) -> None:
         raise DurableCompileError(context.qualname, ordered)
 
 
-def fingerprint(source: str, name: str, points: Mapping[int, ResumePoint]) -> str:
-    """Identity of compiled code: compiler, Python minor version, AST, resume-point table."""
-    tree = ast.parse(source)
+def fingerprint(tree: ast.Module, name: str, points: Mapping[int, ResumePoint]) -> str:
+    """Identity of compiled code: compiler, Python minor version, AST (without positions or
+    decorators), resume-point table."""
     function = next(
         node for node in tree.body if isinstance(node, ast.AsyncFunctionDef) and node.name == name
     )
+    function = copy.copy(function)
     function.decorator_list = []
     digest = hashlib.sha256()
     digest.update(f"durable-compiler:{COMPILER_VERSION}\n".encode())
