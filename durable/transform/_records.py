@@ -6,6 +6,7 @@ Passes read and extend one `CompileContext`; nothing else is shared between them
 from __future__ import annotations
 
 import ast
+import dataclasses
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -91,7 +92,7 @@ class CompileContext:
         cached = self._await_cache.get(node)
         if cached is None:
             # One pass records the answer for `node` and every node inside it.
-            node.visit(_AwaitIndex(self._await_cache))
+            _AwaitIndex(self._await_cache).walk(node)
             cached = self._await_cache[node]
         return cached
 
@@ -155,21 +156,27 @@ class Visitor(cst.CSTVisitor):
     per-attribute hooks (none of ours use them) and the per-node name lookups; walks cost a
     third of libcst's default."""
 
-    _methods: dict[tuple[type, type, str], object] = {}
+    #: Per visitor class: node type -> its visit_/leave_ method (or None).
+    _visits: dict[type, object]
+    _leaves: dict[type, object]
 
-    def _method(self, prefix: str, node: cst.CSTNode):
-        key = (type(self), type(node), prefix)
-        method = Visitor._methods.get(key, _MISSING)
-        if method is _MISSING:
-            method = Visitor._methods[key] = getattr(type(self), prefix + type(node).__name__, None)
-        return method
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._visits = {}
+        cls._leaves = {}
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        method = self._method("visit_", node)
+        kind = type(node)
+        method = self._visits.get(kind, _MISSING)
+        if method is _MISSING:
+            method = self._visits[kind] = getattr(type(self), "visit_" + kind.__name__, None)
         return method is None or method(self, node) is not False
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
-        method = self._method("leave_", original_node)
+        kind = type(original_node)
+        method = self._leaves.get(kind, _MISSING)
+        if method is _MISSING:
+            method = self._leaves[kind] = getattr(type(self), "leave_" + kind.__name__, None)
         if method is not None:
             method(self, original_node)
 
@@ -178,6 +185,32 @@ class Visitor(cst.CSTVisitor):
 
     def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
         pass
+
+    def walk(self, node: cst.CSTNode) -> None:
+        """Visit `node` and its subtree. Unlike `node.visit(self)`, rebuilds no nodes
+        (libcst reconstructs every node it visits, even for a read-only visitor)."""
+        if self.on_visit(node):
+            for child in _children(node):
+                self.walk(child)
+        self.on_leave(node)
+
+
+def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The child nodes of `node` (whitespace included), without libcst's rebuilding walk."""
+    names = _CHILD_FIELDS.get(type(node))
+    if names is None:
+        names = _CHILD_FIELDS[type(node)] = [f.name for f in dataclasses.fields(node)]
+    children: list[cst.CSTNode] = []
+    for name in names:
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            children.append(value)
+        elif isinstance(value, list | tuple):
+            children.extend(item for item in value if isinstance(item, cst.CSTNode))
+    return children
+
+
+_CHILD_FIELDS: dict[type, list[str]] = {}
 
 
 _MISSING = object()
@@ -215,9 +248,9 @@ class _CheckpointFinder(Visitor):
         return all(is_resumable_item(item) for item in node.items)
 
     def visit_Match(self, node: cst.Match) -> bool:
-        node.subject.visit(self)
+        self.walk(node.subject)
         for case in node.cases:
-            case.body.visit(self)
+            self.walk(case.body)
         return False
 
     def visit_For(self, node: cst.For) -> bool:
@@ -302,6 +335,6 @@ def contains_checkpoint(node: cst.CSTNode, context: CompileContext) -> bool:
     cached = context._checkpoint_cache.get(node)
     if cached is None:
         finder = _CheckpointFinder(context)
-        node.visit(finder)
+        finder.walk(node)
         cached = context._checkpoint_cache[node] = finder.found
     return cached

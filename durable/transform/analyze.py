@@ -59,7 +59,7 @@ class AnalyzePass:
             start = positions[node].start
             return start.line + offset, start.column
 
-        function.body.visit(_Validator(context, where))
+        _Validator(context, where).walk(function.body)
         if not context.diagnostics:
             self._learn_scopes(function.name.value)
         return function
@@ -186,10 +186,10 @@ class _Validator(Visitor):
 
     def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
         finder = _FirstAwait()
-        node.elt.visit(finder)
+        finder.walk(node.elt)
         for clause in comprehension_clauses(node):
             for condition in clause.ifs:
-                condition.visit(finder)
+                finder.walk(condition)
         if finder.node is not None or is_async_comprehension(node):
             self._error(
                 node,
@@ -310,7 +310,7 @@ class _Validator(Visitor):
 
     def _refuse_await_in(self, node: cst.CSTNode, what: str) -> None:
         finder = _FirstAwait()
-        node.visit(finder)
+        finder.walk(node)
         if finder.node is not None:
             self._error(
                 finder.node,

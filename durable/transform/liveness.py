@@ -45,11 +45,11 @@ class _Loads(Visitor):
         self.names.add(node.value)
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
+        self.walk(node.value)
         return False
 
     def visit_Arg(self, node: cst.Arg) -> bool:
-        node.value.visit(self)
+        self.walk(node.value)
         return False
 
     def visit_ImportAlias(self, node: cst.ImportAlias) -> bool:
@@ -57,12 +57,12 @@ class _Loads(Visitor):
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         for part in (*node.decorators, node.params, node.body):
-            part.visit(self)
+            self.walk(part)
         return False
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         for part in (*node.decorators, *node.bases, *node.keywords, node.body):
-            part.visit(self)
+            self.walk(part)
         return False
 
 
@@ -167,7 +167,7 @@ class LivenessPass:
         names = self._loads_cache.get(node)
         if names is None:
             collector = _Loads()
-            node.visit(collector)
+            collector.walk(node)
             names = self._loads_cache[node] = frozenset(collector.names & self.context.local_names)
         return set(names)
 

@@ -470,7 +470,7 @@ class NormalizePass:
         """Statements that forget completions recorded in `body`: a handler of its try runs
         only when an exception replaced them (raised by a finally they were passing)."""
         finder = _PendingAssignments(self._pending_names)
-        body.visit(finder)
+        finder.walk(body)
         return [self._line(assign(name, cst.Name("None")), line) for name in sorted(finder.names)]
 
     def _record_completions(self, statement: cst.BaseStatement) -> cst.BaseStatement:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import gc
 import hashlib
 import inspect
 import sys
@@ -123,6 +124,20 @@ def compile_source(
     cached = _cache.get(key)
     if cached is not None:
         return cached
+    # The passes allocate tens of thousands of short-lived nodes and no cycles worth
+    # collecting: pausing the cyclic collector meanwhile saves a sixth of the time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        shape = _run_passes(source, filename, first_line, qualname, wait_names, free_names)
+    finally:
+        if collecting:
+            gc.enable()
+    _cache[key] = shape
+    return shape
+
+
+def _run_passes(source, filename, first_line, qualname, wait_names, free_names) -> _CompiledShape:
     context = CompileContext(
         filename=filename,
         first_line=first_line,
@@ -143,7 +158,6 @@ def compile_source(
         fingerprint=fingerprint(context.syntax_tree, function.name.value, analysis.points),
         temp_descriptions=dict(context.temp_descriptions),
     )
-    _cache[key] = shape
     return shape
 
 
