@@ -256,8 +256,10 @@ class NormalizePass:
             else None
         )
         if not any(self._has_checkpoint(statement) for statement in body):
-            loop = self._record_completions(node.with_changes(iter=iterable, orelse=orelse))
-            return hoisted + [self._line(loop, line)]
+            # The else block is normalized already; recording it again would rebuild its
+            # nodes (losing their try facts) and count its jumps as the loop's own.
+            loop = self._record_completions(node.with_changes(iter=iterable, orelse=None))
+            return hoisted + [self._line(loop.with_changes(orelse=orelse), line)]
         iterator = self.context.new_temp("it", f"the iterator of the 'for' loop at line {line}")
         item = self.context.new_temp("v", f"the item of the 'for' loop at line {line}")
         make_iterator = cst.Call(
