@@ -27,10 +27,12 @@ from .runtime.backend import (
 )
 from .runtime.contexts import resumable
 from .runtime.frames import CallStack, FunctionCall
+from .runtime.journal import JournalPolicy, NotApplied, RetryPolicy
 from .runtime.operations import (
     durable_execute,
     durable_execute_async,
     sleep,
+    step,
     wait_for_event,
 )
 from .runtime.program import DurableProgram, make_durable
@@ -59,9 +61,12 @@ __all__ = [
     "InMemoryStateStore",
     "IncompatibleStateError",
     "InstanceBusyError",
+    "JournalPolicy",
     "NoSourceCodeException",
+    "NotApplied",
     "OrchestrationBackend",
     "PauseForEventException",
+    "RetryPolicy",
     "StateFormatError",
     "StateStore",
     "default_backend",
@@ -70,6 +75,7 @@ __all__ = [
     "make_durable",
     "resumable",
     "sleep",
+    "step",
     "transform_to_durable_ast",
     "wait_for_event",
 ]

@@ -13,6 +13,7 @@ import os
 import pickle
 import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..stores import InMemoryStateStore, StateStore, store_from_url
 from .runtime import DurableRuntime
 
 #: Version of the bytes `DurableBackend` hands its store.
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +55,23 @@ class OrchestrationBackend(ABC):
     def wait_for_event(self, instance_id: str, event_name: str) -> Event | None:
         """Take the oldest pending event `event_name` of `instance_id`, or return None."""
 
+    def save_changes(
+        self,
+        instance_id: str,
+        changes: dict[str, Any],
+        full_state: Callable[[], dict[str, Any]],
+    ) -> None:
+        """One durable write of the instance. `changes` says what differs from the last write
+        (fields set, journal entries added, pruned or cleared, a new snapshot); a backend that
+        can store just that overrides this. By default the whole state is saved."""
+        self.save_state(instance_id, full_state())
+
 
 class DurableBackend(OrchestrationBackend):
     """The standard backend over a `StateStore` (in memory unless you pass one).
+
+    Each write appends one record of what changed to the instance's log in the store; the
+    state is the log folded in order, and every `compact_after` records it is rewritten as one.
 
     Events are stored durably by `publish_event` before it returns, kept until consumed, and
     consumed once each, oldest first per name. A consumed event is deleted only after the
@@ -64,8 +79,13 @@ class DurableBackend(OrchestrationBackend):
     duplicates it.
     """
 
-    def __init__(self, store: StateStore | None = None) -> None:
+    def __init__(self, store: StateStore | None = None, *, compact_after: int = 64) -> None:
+        if not isinstance(compact_after, int) or compact_after < 1:
+            raise ValueError(f"compact_after must be an int >= 1, got {compact_after!r}")
         self.store = store if store is not None else InMemoryStateStore()
+        #: Records an instance's log may hold before a write compacts it into one.
+        self.compact_after = compact_after
+        self._record_counts: dict[str, int] = {}
         #: instance id -> {event id: digest of its bytes} handed to the running instance and
         #: not yet saved as consumed. The digest guards the deletion after a restart: a store
         #: may reuse the id of a deleted event (disk ids come from the clock).
@@ -76,13 +96,43 @@ class DurableBackend(OrchestrationBackend):
 
     def load_state(self, instance_id: str) -> dict[str, Any] | None:
         self._claimed[instance_id] = {}
-        data = self.store.read_state(instance_id)
-        if data is None:
+        records = self.store.read_records(instance_id)
+        self._record_counts[instance_id] = len(records)
+        if not records:
             return None
-        state = _decode(instance_id, data)
-        consumed = dict(state.pop("consumed_events", ()))
+        state: dict[str, Any] = {}
+        journal: dict[int, Any] | None = None
+        versions: dict[str, Any] | None = None
+        consumed: dict[int, str] = {}
+        for data in records:
+            changes = _decode(instance_id, data)
+            if changes.get("reset"):
+                state, journal, versions = {}, None, None
+            state.update(changes.get("set", ()))
+            if "journal" in state:
+                journal = dict(state.pop("journal"))
+            if "code_versions" in state:
+                versions = dict(state.pop("code_versions"))
+            truncate_from = changes.get("truncate_from")
+            entries = changes.get("entries")
+            below = changes.get("prune_below")
+            if truncate_from is not None or entries or below is not None:
+                journal = {} if journal is None else journal
+            if truncate_from is not None:
+                journal = {seq: entry for seq, entry in journal.items() if seq < truncate_from}
+            if entries:
+                journal.update(entries)
+            if below is not None:
+                journal = {seq: entry for seq, entry in journal.items() if seq >= below}
+            if changes.get("code_versions"):
+                versions = {**(versions or {}), **changes["code_versions"]}
+            consumed = dict(changes.get("consumed_events", ()))
+        if journal is not None:
+            state["journal"] = journal
+        if versions is not None:
+            state["code_versions"] = versions
         if consumed:
-            # The save that recorded these may have stopped before deleting them.
+            # The write that recorded these may have stopped before deleting them.
             leftovers = [
                 event_id
                 for event_id, event in self.store.read_events(instance_id)
@@ -93,9 +143,30 @@ class DurableBackend(OrchestrationBackend):
         return state
 
     def save_state(self, instance_id: str, state: dict[str, Any]) -> None:
+        """Replace the whole state of `instance_id` (one compacted record)."""
         claimed = self._claimed.pop(instance_id, {})
-        record = {**state, "consumed_events": sorted(claimed.items())}
-        self.store.write_state(instance_id, _encode(record))
+        record = {"reset": True, "set": state, "consumed_events": sorted(claimed.items())}
+        self.store.replace_records(instance_id, [_encode(record)])
+        self._record_counts[instance_id] = 1
+        if claimed:
+            self.store.delete_events(instance_id, list(claimed))
+
+    def save_changes(
+        self,
+        instance_id: str,
+        changes: dict[str, Any],
+        full_state: Callable[[], dict[str, Any]],
+    ) -> None:
+        """Append `changes` as one record; every `compact_after` records, write the whole
+        state as one record instead, so a log never grows past that bound."""
+        count = self._record_counts.get(instance_id, 0)
+        if count >= self.compact_after:
+            self.save_state(instance_id, full_state())
+            return
+        claimed = self._claimed.pop(instance_id, {})
+        record = {**changes, "consumed_events": sorted(claimed.items())}
+        self.store.append_record(instance_id, _encode(record))
+        self._record_counts[instance_id] = count + 1
         if claimed:
             self.store.delete_events(instance_id, list(claimed))
 

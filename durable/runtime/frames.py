@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .runtime import InstanceRun
 
 #: Version of the pickled call-stack layout; bumped on any change to the records below.
-STACK_FORMAT = 1
+STACK_FORMAT = 2
 
 
 # -- what a frame is suspended in -----------------------------------------------------------
@@ -36,35 +36,34 @@ class AwaitingChild:
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """The operation at the resume point finished with `value`; resuming returns it."""
+    """A nested call returned `value` (kept in memory only until the frame moves on)."""
 
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """The operation at the resume point raised `error`; resuming raises it again."""
+@dataclass(slots=True)
+class AtOperation:
+    """Suspended in durable operation number `seq` of the instance. The operation itself is
+    kept while its journal entry does not settle it yet (to reconcile, retry or wait on)."""
 
-    error: BaseException
+    seq: int
+    operation: Any = None
 
-
-@dataclass(frozen=True, slots=True)
-class AwaitingEvent:
-    """Waiting for the event `name`; `deadline` (epoch seconds) when a timeout was given."""
-
-    name: str
-    deadline: float | None = None
-    timeout: float | None = None
+    def __reduce__(self):
+        return (AtOperation, (self.seq, self.operation))
 
 
-@dataclass(frozen=True, slots=True)
-class Sleeping:
-    """In a durable `sleep` until `deadline` (epoch seconds)."""
+@dataclass(slots=True)
+class Gathering:
+    """Suspended in `asyncio.gather` of durable operations, in the order they were created."""
 
-    deadline: float
+    members: list[AtOperation]
+
+    def __reduce__(self):
+        return (Gathering, (self.members,))
 
 
-Pending = AwaitingChild | Settled | Failed | AwaitingEvent | Sleeping
+Pending = AwaitingChild | Settled | AtOperation | Gathering
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +201,13 @@ class FunctionCall:
         link = getattr(awaitable, "_durable_link", None)
         if link is not None:
             link(self, resume_point)
+        created = self.run.created_operations
+        if created:
+            if type(awaitable).__name__ == "_GatheringFuture":
+                from .operations import gather_into
+
+                gather_into(self, created)
+            created.clear()
         return awaitable
 
     def resume(self, resume_point: int) -> Any:
@@ -327,6 +333,17 @@ class CallStack:
         return cls(
             [FunctionCall.from_record(record, run, code_versions) for record in records.frames]
         )
+
+    def journal_floor(self, next_seq: int) -> int:
+        """The oldest journal sequence number a resume from a snapshot taken now reads."""
+        floor = next_seq
+        for frame in self.frames:
+            pending = frame.pending
+            if isinstance(pending, AtOperation):
+                floor = min(floor, pending.seq)
+            elif isinstance(pending, Gathering):
+                floor = min([floor, *(member.seq for member in pending.members)])
+        return floor
 
     def code_versions(self) -> dict:
         """fingerprint -> `CodeVersion` of every frame's code, to save with the instance."""

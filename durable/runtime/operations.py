@@ -1,14 +1,17 @@
-"""Durable operations: nested durable calls, wait points, timers and journaled side effects.
+"""Durable operations: journaled side effects, wait points, timers and nested durable calls.
 
 Each operation is an awaitable that compiled code links to the frame awaiting it
-(`FunctionCall.at`). Linked, it records what the frame is suspended in and checkpoints;
-awaited anywhere else inside a durable run it refuses clearly, because that position could
-not be resumed. Outside a durable run the public helpers behave as plain Python.
+(`FunctionCall.at`); linked, it takes the next journal sequence number of its instance and
+settles by the reconcile table (DESIGN §5): an outcome in the journal is returned without
+running anything, a call in flight at a crash is reconciled or run again, a new call runs
+and is journaled. Awaited anywhere else inside a durable run an operation refuses clearly,
+because that position could not be resumed; outside a durable run it is plain Python.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 from abc import ABC, abstractmethod
@@ -16,14 +19,18 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import CheckpointException, EventTimeoutError
+from . import references
 from .context import current_run
-from .frames import (
-    AwaitingChild,
-    AwaitingEvent,
-    Failed,
-    FunctionCall,
-    Settled,
-    Sleeping,
+from .frames import AtOperation, AwaitingChild, FunctionCall, Gathering, Settled
+from .journal import (
+    FAILED,
+    PENDING,
+    SUCCEEDED,
+    NotApplied,
+    RetryPolicy,
+    args_digest,
+    entry_status,
+    function_id,
 )
 
 if TYPE_CHECKING:
@@ -45,34 +52,86 @@ class Operation(ABC):
     """Base of the awaitables that only work when awaited directly by a durable frame."""
 
     frame: FunctionCall | None = None
+    #: Where the frame records this operation (its journal sequence number).
+    place: AtOperation | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled inside a snapshot: the frame link is rebuilt on resume.
+        state = dict(self.__dict__)
+        state.pop("frame", None)
+        state.pop("place", None)
+        return state
 
     def _durable_link(self, frame: FunctionCall, resume_point: int) -> None:
         self.frame = frame
+        self.place = AtOperation(frame.run.take_seq(), self)
+        frame.pending = self.place
 
     def __await__(self):
         if self.frame is not None:
-            return self.execute(self.frame).__await__()
+            return self.settle().__await__()
         run = current_run()
         if run is None:
             return self.outside_durable_run().__await__()
         raise CheckpointException(
             f"{self.describe()} was awaited inside durable instance {run.instance_id!r} at a "
             f"position that cannot be resumed ({_where(run)}): inside 'async for', a 'with' "
-            "block without resumable(), a generator expression, asyncio.gather/create_task, "
+            "block without resumable(), a generator expression, a task, "
             "or a plain helper coroutine. Await it directly in the durable function (or make "
-            "the helper durable too)"
+            "the helper durable too); asyncio.gather takes durable_execute calls and steps"
         )
 
     def describe(self) -> str:
         return type(self).__name__
 
     @abstractmethod
-    async def execute(self, frame: FunctionCall) -> Any:
-        """Run the operation for `frame`, which is suspended at its checkpoint."""
+    async def settle(self) -> Any:
+        """Settle the operation for `self.frame`, which is suspended at it."""
 
     @abstractmethod
     async def outside_durable_run(self) -> Any:
         """What awaiting the operation does when no durable run is active."""
+
+    # -- journal ----------------------------------------------------------------------------
+    @property
+    def seq(self) -> int:
+        return self.place.seq
+
+    def journaled(self) -> dict[str, Any] | None:
+        """This operation's entry, or None; an entry of another operation at this sequence
+        number (the code took another path) is cleared with every later entry."""
+        run = self.frame.run
+        entry = run.journal.get(self.seq)
+        if entry is not None and not self.matches(entry):
+            run.clear_journal_from(self.seq)
+            return None
+        return entry
+
+    def matches(self, entry: dict[str, Any]) -> bool:
+        return True
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Journal `entry` for this operation: one store write."""
+        self.frame.run.record(self, entry)
+
+    def settled_from(self, entry: dict[str, Any]) -> Any:
+        """The outcome an entry holds: its value, or its exception raised."""
+        self.place.operation = None
+        return outcome_of(entry)
+
+    def suspended_here(self) -> bool:
+        """Whether the frame still waits on this operation (a snapshot is valid now)."""
+        pending = self.frame.pending
+        if pending is self.place:
+            return True
+        return isinstance(pending, Gathering) and any(m is self.place for m in pending.members)
+
+
+def outcome_of(entry: dict[str, Any]) -> Any:
+    if entry_status(entry) == FAILED:
+        raise references.loads(entry["error"])
+    result = entry.get("result")
+    return None if result is None else references.loads(result)
 
 
 def _where(run) -> str:
@@ -84,12 +143,16 @@ def _where(run) -> str:
 
 # -- nested durable calls -------------------------------------------------------------------
 class ChildCall(Operation):
-    """`await child(...)` of a durable function inside another durable run."""
+    """`await child(...)` of a durable function inside another durable run. Not journaled:
+    the child's frame joins the instance's call stack and its own operations are."""
 
     def __init__(self, program: DurableProgram, args: tuple, kwargs: dict) -> None:
         self.program = program
         self.args = args
         self.kwargs = kwargs
+
+    def _durable_link(self, frame: FunctionCall, resume_point: int) -> None:
+        self.frame = frame
 
     def describe(self) -> str:
         return f"the durable function {self.program.code.qualname}()"
@@ -99,24 +162,22 @@ class ChildCall(Operation):
             f"{self.describe()} was created inside a durable run and awaited after it ended"
         )
 
-    async def execute(self, parent: FunctionCall) -> Any:
+    async def settle(self) -> Any:
+        parent = self.frame
         arguments = self.program.code.bind(*self.args, **self.kwargs)
         child = FunctionCall(self.program, parent.run, arguments=arguments)
         parent.pending = AwaitingChild()
         parent.run.stack.push(child)
-        parent.run.checkpoint()
         return await run_callee(parent, child)
 
 
 async def run_callee(parent: FunctionCall, child: FunctionCall) -> Any:
-    """Run (or resume) `child` for `parent`; checkpoint its result into the parent's frame."""
-    run = parent.run
+    """Run (or resume) `child` for `parent`."""
     try:
         result = await child.code.function(child)
     finally:
-        run.stack.pop(child)
+        parent.run.stack.pop(child)
     parent.pending = Settled(result)
-    run.checkpoint()
     return result
 
 
@@ -131,14 +192,38 @@ class WaitForEvent(Operation):
             raise ValueError(f"timeout must be None or >= 0 seconds, got {timeout!r}")
         self.event = event
         self.timeout = timeout
+        self.deadline: float | None = None
+        #: An event taken from the inbox before the run resumed (see `DurableRuntime`).
+        self.delivered = None
 
     def describe(self) -> str:
         return f"wait_for_event({self.event!r})"
 
-    async def execute(self, frame: FunctionCall) -> Any:
-        deadline = None if self.timeout is None else time.time() + self.timeout
-        frame.pending = AwaitingEvent(self.event, deadline, self.timeout)
-        return await settle_event(frame)
+    def matches(self, entry: dict[str, Any]) -> bool:
+        return entry.get("kind") == "event" and entry.get("name") == self.event
+
+    async def settle(self) -> Any:
+        entry = self.journaled()
+        if entry is not None:
+            return self.settled_from(entry)
+        run = self.frame.run
+        if self.deadline is None and self.timeout is not None:
+            self.deadline = time.time() + self.timeout
+        delivered, self.delivered = self.delivered, None
+        if delivered is None:
+            delivered = run.backend.wait_for_event(run.instance_id, self.event)
+        if delivered is not None:
+            self.place.operation = None
+            self.record(_event_entry(self.event, SUCCEEDED, result=_dump_value(delivered.payload)))
+            return delivered.payload
+        if self.deadline is not None and time.time() >= self.deadline:
+            error = EventTimeoutError(self.event, self.timeout)
+            self.place.operation = None
+            self.record(_event_entry(self.event, FAILED, error=_dump_error(error)))
+            raise error
+        run.park(self)
+        await _Park()
+
 
     async def outside_durable_run(self) -> Any:
         raise RuntimeError(
@@ -147,21 +232,8 @@ class WaitForEvent(Operation):
         )
 
 
-async def settle_event(frame: FunctionCall) -> Any:
-    pending = frame.pending
-    assert isinstance(pending, AwaitingEvent)
-    run = frame.run
-    delivered = run.backend.wait_for_event(run.instance_id, pending.name)
-    if delivered is not None:
-        frame.pending = None
-        return delivered.payload
-    if pending.deadline is not None and time.time() >= pending.deadline:
-        error = EventTimeoutError(pending.name, pending.timeout)
-        frame.pending = Failed(error)
-        run.checkpoint()
-        raise error
-    run.checkpoint(waiting_for=pending)
-    await _Park()
+def _event_entry(name: str, status: str, **outcome: Any) -> dict[str, Any]:
+    return {"kind": "event", "name": name, "status": status, **outcome}
 
 
 def wait_for_event(event: str, timeout: float | None = None) -> Awaitable[Any]:
@@ -171,7 +243,8 @@ def wait_for_event(event: str, timeout: float | None = None) -> Awaitable[Any]:
     consumed at once; otherwise the instance is saved as waiting and the caller receives
     `PauseForEventException(event)`; calling the instance again after `publish_event`
     resumes here. With `timeout` (seconds), a call made after the deadline without the event
-    raises `EventTimeoutError` at this point.
+    raises `EventTimeoutError` at this point. Consuming the event (or timing out) is
+    journaled, so a restart neither loses nor repeats it.
     """
     return WaitForEvent(event, timeout)
 
@@ -186,26 +259,29 @@ class Sleep(Operation):
     def describe(self) -> str:
         return f"sleep({self.seconds!r})"
 
-    async def execute(self, frame: FunctionCall) -> None:
-        frame.pending = Sleeping(time.time() + self.seconds)
-        frame.run.checkpoint()
-        await sleep_until_deadline(frame)
+    def matches(self, entry: dict[str, Any]) -> bool:
+        return entry.get("kind") == "timer"
+
+    async def settle(self) -> None:
+        entry = self.journaled()
+        if entry is None:
+            deadline = time.time() + self.seconds
+            self.place.operation = None
+            self.record({"kind": "timer", "status": SUCCEEDED, "deadline": deadline})
+        else:
+            self.place.operation = None
+            deadline = entry["deadline"]
+        remaining = deadline - time.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
 
     async def outside_durable_run(self) -> None:
         await asyncio.sleep(self.seconds)
 
 
-async def sleep_until_deadline(frame: FunctionCall) -> None:
-    pending = frame.pending
-    assert isinstance(pending, Sleeping)
-    remaining = pending.deadline - time.time()
-    if remaining > 0:
-        await asyncio.sleep(remaining)
-    frame.pending = None
-
-
 def sleep(seconds: float) -> Awaitable[None]:
-    """A durable timer: the wake-up time is saved, so a restart honours the remaining time."""
+    """A durable timer: the wake-up time is journaled, so a restart honours the remaining
+    time instead of starting the wait again."""
     return Sleep(seconds)
 
 
@@ -229,20 +305,42 @@ def validate_reconciler(reconciler: Callable[[], Any] | None) -> None:
 
 
 class Execute(Operation):
-    """`durable_execute(func, ...)`: run a side effect once and keep its outcome."""
+    """`durable_execute(func, ...)`: run a side effect once per instance and journal it."""
 
-    def __init__(self, func, args, kwargs, reconciler, in_thread: bool) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        reconciler: Callable[[], Any] | None,
+        in_thread: bool,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         validate_reconciler(reconciler)
         if not callable(func):
             raise TypeError(f"durable_execute needs a callable, got {func!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a durable.RetryPolicy, got {retry!r}")
         self.func = func
         self.args = args
         self.kwargs = kwargs
         self.reconciler = reconciler
         self.in_thread = in_thread
+        self.retry = retry
+        run = current_run()
+        if run is not None:
+            # Awaited directly, `at` links it; created for asyncio.gather, `at` groups it.
+            run.created_operations.append(self)
 
     def describe(self) -> str:
-        return f"durable_execute({getattr(self.func, '__qualname__', self.func)!r})"
+        return f"durable_execute({function_id(self.func)})"
+
+    def matches(self, entry: dict[str, Any]) -> bool:
+        return (
+            entry.get("kind", "call") == "call"
+            and entry.get("function_id") == function_id(self.func)
+            and entry.get("args_digest") == args_digest(self.args, self.kwargs)
+        )
 
     async def call(self) -> Any:
         if self.in_thread and not inspect.iscoroutinefunction(self.func):
@@ -256,62 +354,201 @@ class Execute(Operation):
     async def outside_durable_run(self) -> Any:
         return await self.call()
 
-    async def execute(self, frame: FunctionCall) -> Any:
+    async def settle(self) -> Any:
+        entry = self.journaled()
+        if entry is None:
+            return await self.attempt(0, None)
+        if entry_status(entry) != PENDING:
+            return self.settled_from(entry)
+        attempts = entry.get("attempts", 1)
+        if not entry.get("in_flight", True):
+            return await self.attempt(attempts, entry.get("retry_at"))
+        if self.reconciler is None:
+            return await self.attempt(attempts - 1, None)
         try:
-            result = await self.call()
+            value = self.reconciler()
+            if inspect.isawaitable(value):
+                value = await value
+        except NotApplied:
+            return await self.attempt(attempts - 1, None)
         except Exception as error:
-            frame.pending = Failed(error)
-            frame.run.checkpoint()
+            self.finish(FAILED, attempts, error=error)
             raise
-        frame.pending = Settled(result)
-        frame.run.checkpoint()
-        return result
+        self.finish(SUCCEEDED, attempts, value=value)
+        return value
+
+    async def attempt(self, attempts: int, retry_at: float | None) -> Any:
+        """Run attempts after the `attempts` already made, until one settles the call."""
+        while True:
+            if retry_at is not None:
+                await asyncio.sleep(max(0.0, retry_at - time.time()))
+            attempts += 1
+            if self.reconciler is not None:
+                self.record(self.entry(PENDING, attempts, in_flight=True))
+            try:
+                value = await self.call()
+            except Exception as error:
+                if self.retry is not None and self.retry.retries(error, attempts):
+                    retry_at = time.time() + self.retry.backoff(attempts)
+                    self.record(
+                        self.entry(PENDING, attempts, in_flight=False, retry_at=retry_at)
+                    )
+                    continue
+                self.finish(FAILED, attempts, error=error)
+                raise
+            self.finish(SUCCEEDED, attempts, value=value)
+            return value
+
+    def entry(self, status: str, attempts: int, **fields: Any) -> dict[str, Any]:
+        return {
+            "kind": "call",
+            "function_id": function_id(self.func),
+            "args_digest": args_digest(self.args, self.kwargs),
+            "status": status,
+            "attempts": attempts,
+            **fields,
+        }
+
+    def finish(self, status: str, attempts: int, *, value: Any = None, error: Any = None) -> None:
+        if status == SUCCEEDED:
+            outcome = {"result": self.dump_result(value)}
+        else:
+            outcome = {"error": _dump_error(error)}
+        self.place.operation = None
+        self.record(self.entry(status, attempts, **outcome))
+
+    def dump_result(self, value: Any) -> bytes | None:
+        try:
+            return _dump_value(value)
+        except Exception as error:
+            raise CheckpointException(
+                f"{self.describe()} in instance {self.frame.run.instance_id!r} returned "
+                f"{type(value).__name__}, which cannot be pickled ({error}); return a "
+                "picklable value (its outcome is journaled)"
+            ) from error
+
+
+def _dump_value(value: Any) -> bytes | None:
+    return None if value is None else references.dumps(value)
+
+
+def _dump_error(error: BaseException) -> bytes:
+    from .runtime import pickle_error
+
+    return pickle_error(error)
+
+
+def gather_into(frame: FunctionCall, created: list[Operation]) -> None:
+    """`asyncio.gather` of durable calls: the calls created for it, in creation order, take
+    their sequence numbers now and settle as members of the frame's one pending gather."""
+    members = []
+    for operation in created:
+        if operation.frame is None:
+            operation.frame = frame
+            operation.place = AtOperation(frame.run.take_seq(), operation)
+            members.append(operation.place)
+    if members:
+        frame.pending = Gathering(members)
 
 
 def durable_execute(
     func: Callable[..., Any],
     *args: Any,
     reconciler: Callable[[], Any] | None = None,
+    retry: RetryPolicy | None = None,
     **kwargs: Any,
 ) -> Awaitable[Any]:
-    """Run `func(*args, **kwargs)` (sync or async) once per instance; keep its outcome.
+    """Run `func(*args, **kwargs)` (sync or async) once per instance and journal its outcome.
 
-    Awaited directly in a durable function, the result (or exception) is saved with the
-    checkpoint, and a resumed instance gets it back without calling `func` again. Outside a
-    durable run it is a plain call. `reconciler` is validated and reserved (never passed to
-    `func`).
+    Awaited directly in a durable function (or in `asyncio.gather` there), the call takes the
+    instance's next journal sequence number; its result or exception is journaled, and a
+    resumed instance gets it back without calling `func` again. `reconciler` (no arguments)
+    settles a call that was in flight when the process died: it returns the call's result,
+    raises its failure, or raises `NotApplied` to have the call run again. `retry` retries
+    failures by a `RetryPolicy`. Outside a durable run it is a plain call (the reconciler is
+    validated and ignored). `reconciler` and `retry` are never passed to `func`.
     """
-    return Execute(func, args, kwargs, reconciler, in_thread=False)
+    return Execute(func, args, kwargs, reconciler, in_thread=False, retry=retry)
 
 
 def durable_execute_async(
     func: Callable[..., Any],
     *args: Any,
     reconciler: Callable[[], Any] | None = None,
+    retry: RetryPolicy | None = None,
     **kwargs: Any,
 ) -> Awaitable[Any]:
-    """As `durable_execute`, but a sync `func` runs in a worker thread."""
-    return Execute(func, args, kwargs, reconciler, in_thread=True)
+    """As `durable_execute`, but a sync `func` runs in a worker thread. Nothing runs and
+    nothing is journaled until the returned awaitable is awaited."""
+    return Execute(func, args, kwargs, reconciler, in_thread=True, retry=retry)
+
+
+def step(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    reconciler: Callable[..., Any] | None = None,
+    retry: RetryPolicy | None = None,
+    in_thread: bool = False,
+) -> Any:
+    """Make every call of `func` a journaled durable operation (``@durable.step``).
+
+    ``await charge(order)`` inside a durable function then behaves as
+    ``await durable_execute(charge, order)``; outside a durable run it is a plain call.
+    A step's `reconciler` takes the same arguments as the step. `in_thread` runs a sync
+    function in a worker thread, as `durable_execute_async` does.
+    """
+    if func is None:
+        return functools.partial(step, reconciler=reconciler, retry=retry, in_thread=in_thread)
+    if not callable(func):
+        raise TypeError(f"step expects a function, got {func!r}")
+    if reconciler is not None and not callable(reconciler):
+        raise TypeError("reconciler must be callable")
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(f"retry must be a durable.RetryPolicy, got {retry!r}")
+
+    @functools.wraps(func)
+    def durable_step(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+        bound = None if reconciler is None else functools.partial(reconciler, *args, **kwargs)
+        return Execute(func, args, kwargs, bound, in_thread=in_thread, retry=retry)
+
+    durable_step.__durable_step__ = func
+    return durable_step
 
 
 # -- resuming -------------------------------------------------------------------------------
 async def resume_pending(frame: FunctionCall, resume_point: int) -> Any:
     """Settle the operation `frame` was suspended in when its snapshot was taken."""
     pending = frame.pending
+    if isinstance(pending, AtOperation):
+        return await _resume_operation(frame, pending)
     if isinstance(pending, Settled):
         frame.pending = None
         return pending.value
-    if isinstance(pending, Failed):
-        frame.pending = None
-        raise pending.error
     if isinstance(pending, AwaitingChild):
         return await run_callee(frame, frame.run.stack.callee_of(frame))
-    if isinstance(pending, AwaitingEvent):
-        return await settle_event(frame)
-    if isinstance(pending, Sleeping):
-        return await sleep_until_deadline(frame)
+    if isinstance(pending, Gathering):
+        return list(
+            await asyncio.gather(*(_resume_operation(frame, m) for m in pending.members))
+        )
     raise CheckpointException(
         f"instance {frame.run.instance_id!r}: {frame.code.qualname} was saved at the "
         f"checkpoint at line {frame.code.line_of(resume_point)} with no operation "
         "in progress; the stored state is inconsistent"
     )
+
+
+async def _resume_operation(frame: FunctionCall, place: AtOperation) -> Any:
+    operation = place.operation
+    if operation is not None:
+        operation.frame = frame
+        operation.place = place
+        return await operation.settle()
+    entry = frame.run.journal.get(place.seq)
+    if entry is None or entry_status(entry) == PENDING:
+        raise CheckpointException(
+            f"instance {frame.run.instance_id!r}: {frame.code.qualname} was saved in durable "
+            f"operation {place.seq}, whose journal entry is missing; the stored state is "
+            "inconsistent"
+        )
+    return outcome_of(entry)

@@ -17,6 +17,7 @@ from .._errors import AlreadyDurableException, IncompatibleStateError
 from ..transform import CodeBlock, compile_function
 from ..transform.pipeline import CodeVersion, compile_version
 from .context import current_run
+from .journal import DEFAULT_POLICY, JournalPolicy
 from .operations import ChildCall
 
 #: ``migrate(saved_line, live_locals) -> (new_line, new_live_locals)``.
@@ -41,7 +42,10 @@ class DurableProgram:
         *,
         migrations: Mapping[str, Migration] | None = None,
         on_code_change: CodeChangePolicy = "resume_saved_version",
+        journal: JournalPolicy | None = None,
     ) -> None:
+        if journal is not None and not isinstance(journal, JournalPolicy):
+            raise TypeError(f"journal must be a durable.JournalPolicy, got {journal!r}")
         if on_code_change not in ("resume_saved_version", "fail"):
             raise ValueError(
                 f"on_code_change must be 'resume_saved_version' or 'fail', got {on_code_change!r}"
@@ -58,6 +62,7 @@ class DurableProgram:
         self.key = f"{fn.__module__}:{fn.__qualname__}"
         self.migrations = dict(migrations or {})
         self.on_code_change = on_code_change
+        self.journal_policy = journal if journal is not None else DEFAULT_POLICY
         self._saved_versions: dict[str, CodeBlock] = {}
         self.__wrapped__ = fn
         functools.update_wrapper(self, fn)
@@ -154,6 +159,7 @@ def make_durable(
     *,
     migrations: Mapping[str, Migration] | None = None,
     on_code_change: CodeChangePolicy = "resume_saved_version",
+    journal: JournalPolicy | None = None,
 ) -> Any:
     """Compile an ``async def`` function into a `DurableProgram`. Also usable as a decorator,
     with or without options (``@make_durable`` or ``@make_durable(migrations=...)``).
@@ -163,6 +169,8 @@ def make_durable(
     the default), or — with ``on_code_change="fail"`` — stop with `IncompatibleStateError`.
     ``migrations`` maps an old code fingerprint to ``migrate(line, live_locals) ->
     (new_line, live_locals)``, which moves a saved frame onto the current code instead.
+    ``journal`` (a `JournalPolicy`) sets how often a snapshot is written and how much
+    journal history is kept.
 
     Raises `TypeError` for anything but an ``async def`` function, `AlreadyDurableException`
     for a durable one, `NoSourceCodeException` when its source cannot be read, and
@@ -170,7 +178,9 @@ def make_durable(
     cannot be made resumable.
     """
     if fn is None:
-        return functools.partial(make_durable, migrations=migrations, on_code_change=on_code_change)
+        return functools.partial(
+            make_durable, migrations=migrations, on_code_change=on_code_change, journal=journal
+        )
     if isinstance(fn, DurableProgram):
         raise AlreadyDurableException(
             f"{fn.code.qualname} is already durable; apply make_durable to it only once"
@@ -192,4 +202,6 @@ def make_durable(
             f"make_durable expects an 'async def' function, but {fn.__qualname__} is a "
             "regular function; define it with 'async def'"
         )
-    return DurableProgram(fn, migrations=migrations, on_code_change=on_code_change)
+    return DurableProgram(
+        fn, migrations=migrations, on_code_change=on_code_change, journal=journal
+    )

@@ -25,15 +25,16 @@ from .._errors import (
 from .._ids import validate_instance_id
 from . import references
 from .context import enter_run, leave_run
-from .frames import AwaitingEvent, CallStack, FunctionCall, Settled
-from .operations import PARK
+from .frames import AtOperation, CallStack, FunctionCall
+from .journal import JournalPolicy
+from .operations import PARK, Operation, WaitForEvent
 
 if TYPE_CHECKING:
     from .backend import OrchestrationBackend
     from .program import DurableProgram
 
 #: Version of the state dictionary handed to `OrchestrationBackend.save_state`.
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 
 RUNNING, WAITING, COMPLETED, FAILED = "running", "waiting", "completed", "failed"
 
@@ -43,7 +44,12 @@ def _digest(blob: bytes) -> str:
 
 
 class InstanceRun:
-    """One run of one instance: its call stack and the state it writes at each checkpoint."""
+    """One run of one instance: its call stack, its journal, and the writes that save them.
+
+    Every write goes through `_write` as one `save_changes` of the backend (one store write):
+    the fields that changed, the journal entries added or cleared, and a snapshot of the call
+    stack when one is due. `full_state` is the whole state those writes add up to.
+    """
 
     def __init__(
         self,
@@ -56,54 +62,126 @@ class InstanceRun:
         self.backend = backend
         self.instance_id = instance_id
         self.program = program
+        self.policy: JournalPolicy = program.journal_policy
         self.arguments_blob = arguments_blob
         self.created_at = created_at
         self.stack = CallStack()
-        self.waiting_for: AwaitingEvent | None = None
+        self.journal: dict[int, dict[str, Any]] = {}
+        self.next_seq = 1
+        #: Durable operations since the last snapshot (see `JournalPolicy.snapshot_every`).
+        self.operations_since_snapshot = 0
+        #: Operations created since the last checkpoint and not linked to it yet.
+        self.created_operations: list = []
+        self.fields: dict[str, Any] = {}
+        self.written_versions: set[str] = set()
+        self.waiting_for: WaitForEvent | None = None
         #: Set when the run stops without finishing (parked, or its state could not be
         #: saved): unwinding its coroutines must not run the user's handlers or finally.
         self.closing = False
 
-    def state(self, status: str, **fields: Any) -> dict[str, Any]:
-        return {
+    def take_seq(self) -> int:
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq
+
+    # -- writes -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """The first write of a new instance: its arguments and its root frame."""
+        self.fields = {
             "format_version": STATE_FORMAT,
             "instance_id": self.instance_id,
             "program": self.program.key,
-            "status": status,
             "arguments": self.arguments_blob,
             "arguments_digest": _digest(self.arguments_blob),
             "created_at": self.created_at,
-            "updated_at": time.time(),
-            "snapshot": None,
-            "waiting_for": None,
-            "deadline": None,
-            "result": None,
-            "error": None,
-            **fields,
         }
+        self._write(RUNNING, snapshot=True, changes={"set": dict(self.fields)})
 
-    def checkpoint(self, waiting_for: AwaitingEvent | None = None) -> None:
-        """Save the whole call stack: one `save_state` (one store write)."""
+    def record(self, operation: Operation, entry: dict[str, Any]) -> None:
+        """Journal `entry` for `operation`, with a snapshot when one is due."""
+        self.journal[operation.seq] = entry
+        snapshot = False
+        if not getattr(operation, "counted", False):
+            # A snapshot goes with the first write of an operation, never a later one: the
+            # frame is saved at the call, and the entry settles it on resume.
+            operation.counted = True
+            if operation.suspended_here():
+                self.operations_since_snapshot += 1
+                snapshot = self.operations_since_snapshot >= self.policy.snapshot_every
+        self._write(RUNNING, snapshot=snapshot, changes={"entries": {operation.seq: entry}})
+
+    def clear_journal_from(self, seq: int) -> None:
+        """Forget entry `seq` and every later one (the code took another path): one write."""
+        for stale in [s for s in self.journal if s >= seq]:
+            del self.journal[stale]
+        self._write(RUNNING, snapshot=False, changes={"truncate_from": seq})
+
+    def park(self, operation: WaitForEvent) -> None:
+        """Save the instance as waiting for `operation`'s event, with a snapshot."""
+        self.waiting_for = operation
+        self._write(
+            WAITING,
+            snapshot=True,
+            changes={},
+            waiting_for=operation.event,
+            deadline=operation.deadline,
+        )
+
+    def _write(
+        self,
+        status: str,
+        *,
+        snapshot: bool,
+        changes: dict[str, Any],
+        waiting_for: str | None = None,
+        deadline: float | None = None,
+        **outcome: Any,
+    ) -> None:
         try:
-            snapshot = self.stack.snapshot()
-            self.waiting_for = waiting_for
-            versions = self.stack.code_versions()
-            if waiting_for is None:
-                state = self.state(RUNNING, snapshot=snapshot, code_versions=versions)
-            else:
-                state = self.state(
-                    WAITING,
-                    snapshot=snapshot,
-                    code_versions=versions,
-                    waiting_for=waiting_for.name,
-                    deadline=waiting_for.deadline,
-                )
-            self.backend.save_state(self.instance_id, state)
+            fields = {
+                "status": status,
+                "updated_at": time.time(),
+                "waiting_for": waiting_for,
+                "deadline": deadline,
+                "result": None,
+                "error": None,
+                **outcome,
+            }
+            if snapshot:
+                fields["snapshot"] = self.stack.snapshot()
+                fields["next_seq"] = self.next_seq
+                self.operations_since_snapshot = 0
+                below = self.stack.journal_floor(self.next_seq) - self.policy.keep_history
+                changes["prune_below"] = below
+                self._prune(below)
+                versions = self.stack.code_versions()
+                new_versions = {f: v for f, v in versions.items() if f not in self.written_versions}
+                if new_versions:
+                    changes["code_versions"] = new_versions
+                    self.written_versions.update(new_versions)
+            elif status in (COMPLETED, FAILED):
+                fields["snapshot"] = None
+                kept = sorted(self.journal)[-self.policy.keep_history :] if self.policy.keep_history else []
+                below = kept[0] if kept else self.next_seq
+                changes["prune_below"] = below
+                self._prune(below)
+            changes["set"] = {**changes.get("set", {}), **fields}
+            self.fields.update(fields)
+            self.backend.save_changes(self.instance_id, changes, self.full_state)
         except BaseException:
-            # The instance stays at its last saved checkpoint, as after a crash here: unwinding
+            # The instance stays at its last saved write, as after a crash here: unwinding
             # must not run the user's handlers or finally blocks.
             self.closing = True
             raise
+
+    def _prune(self, below: int) -> None:
+        for seq in [s for s in self.journal if s < below]:
+            del self.journal[seq]
+
+    def full_state(self) -> dict[str, Any]:
+        """The whole state as of the last write (what `OrchestrationBackend.save_state` gets)."""
+        versions = self.stack.code_versions() if self.fields.get("snapshot") else {}
+        return {**self.fields, "journal": dict(self.journal), "code_versions": versions}
 
     def complete(self, value: Any) -> None:
         try:
@@ -113,13 +191,13 @@ class InstanceRun:
                 f"instance {self.instance_id!r}: the result of {self.program.code.qualname} "
                 f"({type(value).__name__}) cannot be pickled ({error}); return a picklable value"
             ) from error
-        self.backend.save_state(self.instance_id, self.state(COMPLETED, result=result))
+        self._write(COMPLETED, snapshot=False, changes={}, result=result)
 
     def fail(self, error: BaseException) -> None:
-        self.backend.save_state(self.instance_id, self.state(FAILED, error=_pickle_error(error)))
+        self._write(FAILED, snapshot=False, changes={}, error=pickle_error(error))
 
 
-def _pickle_error(error: BaseException) -> bytes:
+def pickle_error(error: BaseException) -> bytes:
     """The exception itself when it survives a pickle round trip, else a faithful summary."""
     try:
         blob = references.dumps(error)
@@ -194,7 +272,7 @@ class DurableRuntime:
         if state is None:
             run = InstanceRun(self.backend, instance_id, program, arguments_blob, time.time())
             run.stack.push(FunctionCall(program, run, arguments=arguments))
-            run.checkpoint()
+            run.start()
         else:
             run = self._reopen(program, instance_id, state, arguments, arguments_blob)
             if run is None:
@@ -212,7 +290,7 @@ class DurableRuntime:
         finally:
             leave_run(token)
         if driver.parked:
-            raise PauseForEventException(run.waiting_for.name, instance_id=instance_id)
+            raise PauseForEventException(run.waiting_for.event, instance_id=instance_id)
         run.complete(value)
         return value
 
@@ -243,18 +321,25 @@ class DurableRuntime:
         run = InstanceRun(
             self.backend, instance_id, program, state["arguments"], state["created_at"]
         )
-        run.stack = CallStack.from_snapshot(
-            state["snapshot"], run, state.get("code_versions") or {}
-        )
+        run.fields = {key: value for key, value in state.items() if key not in _NOT_FIELDS}
+        run.journal = dict(state.get("journal") or {})
+        run.next_seq = state["next_seq"]
+        versions = state.get("code_versions") or {}
+        run.written_versions = set(versions)
+        run.stack = CallStack.from_snapshot(state["snapshot"], run, versions)
         if status == WAITING:
-            innermost = run.stack.innermost
-            pending = innermost.pending
-            delivered = self.backend.wait_for_event(instance_id, pending.name)
-            if delivered is not None:
-                innermost.pending = Settled(delivered.payload)
-            elif pending.deadline is None or time.time() < pending.deadline:
-                raise PauseForEventException(pending.name, instance_id=instance_id)
+            pending = run.stack.innermost.pending
+            waiting = pending.operation if isinstance(pending, AtOperation) else None
+            if isinstance(waiting, WaitForEvent) and pending.seq not in run.journal:
+                delivered = self.backend.wait_for_event(instance_id, waiting.event)
+                if delivered is not None:
+                    waiting.delivered = delivered
+                elif waiting.deadline is None or time.time() < waiting.deadline:
+                    raise PauseForEventException(waiting.event, instance_id=instance_id)
         return run
+
+
+_NOT_FIELDS = ("journal", "code_versions")
 
 
 def _pickle_arguments(program, arguments: tuple) -> bytes:

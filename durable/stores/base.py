@@ -1,28 +1,37 @@
-"""The storage contract every store implements: instance records and per-instance inboxes.
+"""The storage contract every store implements: per-instance record logs and inboxes.
 
-A store moves opaque bytes; what they mean belongs to the backend. Every write is atomic and
-durable when it returns.
+A store moves opaque bytes; what they mean belongs to the backend. Each write is atomic and
+durable when it returns, and a store write is the unit the journal contract counts.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 
 class StateStore(ABC):
-    """Where `DurableBackend` keeps instance records and events."""
+    """Where `DurableBackend` keeps instance records and events.
+
+    An instance's state is a log of records, oldest first: the backend appends one record per
+    write and now and then replaces the whole log with a compacted one.
+    """
 
     @abstractmethod
-    def read_state(self, instance_id: str) -> bytes | None:
-        """The record last written for `instance_id`, or None."""
+    def read_records(self, instance_id: str) -> list[bytes]:
+        """The records of `instance_id`, oldest first; empty for an unknown instance."""
 
     @abstractmethod
-    def write_state(self, instance_id: str, data: bytes) -> None:
-        """Replace the record of `instance_id`: all of it or nothing, durable on return."""
+    def append_record(self, instance_id: str, record: bytes) -> None:
+        """Add one record to the log of `instance_id`: all of it or nothing, durable on return."""
 
     @abstractmethod
-    def delete_state(self, instance_id: str) -> None:
-        """Forget `instance_id` and its pending events."""
+    def replace_records(self, instance_id: str, records: Sequence[bytes]) -> None:
+        """Replace the whole log of `instance_id` atomically and durably (compaction)."""
+
+    @abstractmethod
+    def delete_instance(self, instance_id: str) -> None:
+        """Forget `instance_id`: its records and its pending events."""
 
     @abstractmethod
     def list_instances(self) -> list[str]:

@@ -1,8 +1,9 @@
-"""`DiskStateStore`: one directory, one checksummed file per record and per event.
+"""`DiskStateStore`: one directory; per instance an append-only log of checksummed records.
 
-Writes go to a temporary file that is fsynced, renamed over the target (or hard-linked into
-place for events, which never overwrites) and followed by an fsync of the directory. A
-record whose length or checksum does not match is refused, never half-loaded.
+A write appends one framed record and fsyncs once. A new log, a compaction and each event
+are written whole to a temporary file, fsynced and renamed (or hard-linked) into place, then
+the directory is fsynced. A record cut short at the end of a log was never acknowledged and
+is dropped; any other damage is refused with the instance id, never half-loaded.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import os
 import struct
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from .._errors import CorruptStateError
 from .._ids import validate_instance_id
 from .base import StateStore
+from .faults import FaultPlan, die
 
 _MAGIC = b"DURABLE\x00"
 _FORMAT = 1
@@ -46,6 +49,36 @@ def unframe(data: bytes, what: str) -> bytes:
     return payload
 
 
+def parse_log(data: bytes, what: str) -> tuple[list[bytes], int]:
+    """The payloads of a log and the length they fill. A last record cut short (never
+    acknowledged: its append did not finish) is left out; the first record, written whole
+    by rename, and every complete record must be intact."""
+    if not data:
+        raise CorruptStateError(f"{what} is empty")
+    records: list[bytes] = []
+    offset = 0
+    while offset < len(data):
+        remaining = len(data) - offset
+        complete = (
+            remaining >= _HEADER.size
+            and remaining >= _HEADER.size + _HEADER.unpack_from(data, offset)[2]
+        )
+        if not complete and records:
+            break
+        end = offset + _HEADER.size + _HEADER.unpack_from(data, offset)[2] if complete else len(data)
+        records.append(unframe(data[offset:end], f"{what} (record {len(records) + 1})"))
+        offset = end
+    return records, offset
+
+
+def _write_all(descriptor: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(descriptor, view, offset)
+        view = view[written:]
+        offset += written
+
+
 def _fsync_directory(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
@@ -73,7 +106,7 @@ def _write_temporary(directory: Path, data: bytes) -> Path:
 
 
 class DiskStateStore(StateStore):
-    """Records under ``<path>/state/``, events under ``<path>/events/<instance id>/``."""
+    """Logs under ``<path>/state/``, events under ``<path>/events/<instance id>/``."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -81,42 +114,95 @@ class DiskStateStore(StateStore):
         self._inboxes = self.path / "events"
         self._states.mkdir(parents=True, exist_ok=True)
         self._inboxes.mkdir(parents=True, exist_ok=True)
+        #: instance id -> length of its log's valid records, as last read or written here.
+        self._ends: dict[str, int] = {}
+        self._faults = FaultPlan.from_environment()
 
     def __repr__(self) -> str:
         return f"DiskStateStore({str(self.path)!r})"
 
-    def _state_file(self, instance_id: str) -> Path:
-        return self._states / f"{validate_instance_id(instance_id)}.state"
+    def _log_file(self, instance_id: str) -> Path:
+        return self._states / f"{validate_instance_id(instance_id)}.log"
 
     def _inbox(self, instance_id: str) -> Path:
         return self._inboxes / validate_instance_id(instance_id)
 
-    def read_state(self, instance_id: str) -> bytes | None:
-        path = self._state_file(instance_id)
+    def read_records(self, instance_id: str) -> list[bytes]:
+        path = self._log_file(instance_id)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            return None
+            self._ends.pop(instance_id, None)
+            return []
+        records, end = self._parse(instance_id, path, data)
+        self._ends[instance_id] = end
+        return records
+
+    def _parse(self, instance_id: str, path: Path, data: bytes) -> tuple[list[bytes], int]:
         try:
-            return unframe(data, f"the state file {path}")
+            return parse_log(data, f"the log file {path}")
         except CorruptStateError as error:
             raise CorruptStateError(
                 f"instance {instance_id!r}: {error}; it was not loaded. Restore the file from a "
                 "backup, or delete it to forget the instance"
             ) from None
 
-    def write_state(self, instance_id: str, data: bytes) -> None:
-        path = self._state_file(instance_id)
-        temporary = _write_temporary(self._states, frame(data))
+    def append_record(self, instance_id: str, record: bytes) -> None:
+        path = self._log_file(instance_id)
+        fault = self._faults.next_write()
+        if fault == "before":
+            die()
+        data = frame(record)
+        try:
+            descriptor = os.open(path, os.O_WRONLY)
+        except FileNotFoundError:
+            self._write_whole(instance_id, path, data, fault)
+            return
+        try:
+            size = os.fstat(descriptor).st_size
+            end = self._ends.get(instance_id)
+            if end != size:
+                # Written by another store object since, or a torn tail to cut off first.
+                _, end = self._parse(instance_id, path, path.read_bytes())
+                if end != size:
+                    os.ftruncate(descriptor, end)
+            if fault == "torn":
+                os.pwrite(descriptor, data[: len(data) // 2], end)
+                os.fsync(descriptor)
+                die()
+            _write_all(descriptor, data, end)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        self._ends[instance_id] = end + len(data)
+        if fault == "after":
+            die()
+
+    def replace_records(self, instance_id: str, records: Sequence[bytes]) -> None:
+        path = self._log_file(instance_id)
+        fault = self._faults.next_write()
+        if fault == "before":
+            die()
+        self._write_whole(instance_id, path, b"".join(frame(r) for r in records), fault)
+
+    def _write_whole(self, instance_id: str, path: Path, data: bytes, fault: str | None) -> None:
+        if fault == "torn":
+            _write_temporary(self._states, data[: len(data) // 2])
+            die()
+        temporary = _write_temporary(self._states, data)
         try:
             os.replace(temporary, path)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
         _fsync_directory(self._states)
+        self._ends[instance_id] = len(data)
+        if fault == "after":
+            die()
 
-    def delete_state(self, instance_id: str) -> None:
-        self._state_file(instance_id).unlink(missing_ok=True)
+    def delete_instance(self, instance_id: str) -> None:
+        self._log_file(instance_id).unlink(missing_ok=True)
+        self._ends.pop(instance_id, None)
         inbox = self._inbox(instance_id)
         if inbox.exists():
             for event in inbox.iterdir():
@@ -125,7 +211,7 @@ class DiskStateStore(StateStore):
         _fsync_directory(self._states)
 
     def list_instances(self) -> list[str]:
-        return sorted(p.name[: -len(".state")] for p in self._states.glob("*.state"))
+        return sorted(p.name[: -len(".log")] for p in self._states.glob("*.log"))
 
     def append_event(self, instance_id: str, data: bytes) -> int:
         inbox = self._inbox(instance_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Sequence
 
 from .._ids import validate_instance_id
 from .base import StateStore
@@ -13,7 +14,7 @@ class InMemoryStateStore(StateStore):
     """Keeps records and events in dictionaries; safe to use from several threads."""
 
     def __init__(self) -> None:
-        self._states: dict[str, bytes] = {}
+        self._logs: dict[str, list[bytes]] = {}
         self._events: dict[str, dict[int, bytes]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -21,25 +22,30 @@ class InMemoryStateStore(StateStore):
     def __repr__(self) -> str:
         return "InMemoryStateStore()"
 
-    def read_state(self, instance_id: str) -> bytes | None:
+    def read_records(self, instance_id: str) -> list[bytes]:
         validate_instance_id(instance_id)
         with self._lock:
-            return self._states.get(instance_id)
+            return list(self._logs.get(instance_id, ()))
 
-    def write_state(self, instance_id: str, data: bytes) -> None:
+    def append_record(self, instance_id: str, record: bytes) -> None:
         validate_instance_id(instance_id)
         with self._lock:
-            self._states[instance_id] = bytes(data)
+            self._logs.setdefault(instance_id, []).append(bytes(record))
 
-    def delete_state(self, instance_id: str) -> None:
+    def replace_records(self, instance_id: str, records: Sequence[bytes]) -> None:
         validate_instance_id(instance_id)
         with self._lock:
-            self._states.pop(instance_id, None)
+            self._logs[instance_id] = [bytes(record) for record in records]
+
+    def delete_instance(self, instance_id: str) -> None:
+        validate_instance_id(instance_id)
+        with self._lock:
+            self._logs.pop(instance_id, None)
             self._events.pop(instance_id, None)
 
     def list_instances(self) -> list[str]:
         with self._lock:
-            return sorted(self._states)
+            return sorted(name for name, log in self._logs.items() if log)
 
     def append_event(self, instance_id: str, data: bytes) -> int:
         validate_instance_id(instance_id)

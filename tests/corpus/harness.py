@@ -46,8 +46,15 @@ class CrashingStore(DiskStateStore):
         super().__init__(path)
         self.counter = counter
 
-    def write_state(self, instance_id: str, data: bytes) -> None:
-        super().write_state(instance_id, data)
+    def append_record(self, instance_id: str, record: bytes) -> None:
+        super().append_record(instance_id, record)
+        self._wrote()
+
+    def replace_records(self, instance_id: str, records) -> None:
+        super().replace_records(instance_id, records)
+        self._wrote()
+
+    def _wrote(self) -> None:
         self.counter.writes += 1
         if self.counter.writes == self.counter.crash_after:
             raise SimulatedCrash(self.counter.writes)

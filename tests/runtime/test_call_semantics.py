@@ -57,10 +57,10 @@ async def test_no_stored_state_starts_a_new_instance(backend):
 
 async def test_waiting_for_an_event_that_has_not_arrived_raises_at_once_and_runs_nothing(backend):
     await pause(approve, "o1", backend=backend, instance_id="i1")
-    saved = backend.store.read_state("i1")
+    saved = backend.store.read_records("i1")
     assert await pause(approve, "o1", backend=backend, instance_id="i1") == "approved"
     assert RUNS == ["start o1"]
-    assert backend.store.read_state("i1") == saved
+    assert backend.store.read_records("i1") == saved
 
 
 async def test_waiting_for_an_event_that_arrived_consumes_it_and_resumes_after_the_wait(backend):
@@ -153,10 +153,10 @@ async def test_instance_owned_by_a_live_runner_is_busy_and_never_runs_twice(back
 
 async def test_other_arguments_than_the_stored_ones_are_refused_and_change_nothing(backend):
     await pause(approve, "o1", backend=backend, instance_id="i1")
-    saved = backend.store.read_state("i1")
+    saved = backend.store.read_records("i1")
     with pytest.raises(ArgumentsMismatchError, match="'i1'"):
         await approve("o2", orchestration_backend=backend, instance_id="i1")
-    assert backend.store.read_state("i1") == saved
+    assert backend.store.read_records("i1") == saved
     assert RUNS == ["start o1"]
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from durable import CorruptStateError, DiskStateStore
 from durable.stores import disk
+from durable.stores.faults import FaultPlan
 
 RECORD = b"the saved call stack of order-7 " * 8
 
@@ -23,7 +28,7 @@ def store(store_dir) -> DiskStateStore:
 
 
 def state_file(store_dir: Path, instance_id: str) -> Path:
-    path = store_dir / "state" / f"{instance_id}.state"
+    path = store_dir / "state" / f"{instance_id}.log"
     assert path.is_file()
     return path
 
@@ -65,8 +70,8 @@ def refused(call, instance_id: str) -> CorruptStateError:
 
 # -- surviving the process ----------------------------------------------------------------------
 def test_state_survives_a_new_store_over_the_same_directory(store, store_dir):
-    store.write_state("order-7", RECORD)
-    assert DiskStateStore(store_dir).read_state("order-7") == RECORD
+    store.append_record("order-7", RECORD)
+    assert DiskStateStore(store_dir).read_records("order-7") == [RECORD]
 
 
 def test_events_survive_a_new_store_over_the_same_directory(store, store_dir):
@@ -75,8 +80,8 @@ def test_events_survive_a_new_store_over_the_same_directory(store, store_dir):
 
 
 def test_instances_are_listed_by_a_new_store_over_the_same_directory(store, store_dir):
-    store.write_state("order-7", RECORD)
-    store.write_state("order-8", RECORD)
+    store.append_record("order-7", RECORD)
+    store.append_record("order-8", RECORD)
     assert DiskStateStore(store_dir).list_instances() == ["order-7", "order-8"]
 
 
@@ -95,64 +100,64 @@ def test_store_creates_its_directory(store_dir):
 
 
 # -- damaged records ----------------------------------------------------------------------------
-def test_truncated_state_file_is_refused_naming_the_instance(store, store_dir):
-    store.write_state("order-7", RECORD)
+def test_log_whose_first_record_is_truncated_is_refused_naming_the_instance(store, store_dir):
+    store.append_record("order-7", RECORD)
     truncate(state_file(store_dir, "order-7"))
-    error = refused(lambda: store.read_state("order-7"), "order-7")
+    error = refused(lambda: store.read_records("order-7"), "order-7")
     assert "truncated" in str(error)
 
 
 def test_state_file_with_a_flipped_payload_byte_is_refused_naming_the_instance(store, store_dir):
-    store.write_state("order-7", RECORD)
+    store.append_record("order-7", RECORD)
     flip_last_payload_byte(state_file(store_dir, "order-7"))
-    error = refused(lambda: store.read_state("order-7"), "order-7")
+    error = refused(lambda: store.read_records("order-7"), "order-7")
     assert "checksum" in str(error)
 
 
 def test_state_file_with_garbage_magic_is_refused_naming_the_instance(store, store_dir):
-    store.write_state("order-7", RECORD)
+    store.append_record("order-7", RECORD)
     overwrite_magic(state_file(store_dir, "order-7"))
-    error = refused(lambda: store.read_state("order-7"), "order-7")
+    error = refused(lambda: store.read_records("order-7"), "order-7")
     assert "not a durable record" in str(error)
 
 
 def test_empty_state_file_is_refused_naming_the_instance(store, store_dir):
-    store.write_state("order-7", RECORD)
+    store.append_record("order-7", RECORD)
     empty(state_file(store_dir, "order-7"))
-    refused(lambda: store.read_state("order-7"), "order-7")
+    refused(lambda: store.read_records("order-7"), "order-7")
 
 
 def test_state_file_cut_inside_its_header_is_refused_naming_the_instance(store, store_dir):
-    store.write_state("order-7", RECORD)
+    store.append_record("order-7", RECORD)
     path = state_file(store_dir, "order-7")
     path.write_bytes(path.read_bytes()[:20])
-    refused(lambda: store.read_state("order-7"), "order-7")
+    refused(lambda: store.read_records("order-7"), "order-7")
 
 
 def test_state_file_of_another_record_format_is_refused_naming_the_format(store, store_dir):
-    store.write_state("order-7", RECORD)
+    store.append_record("order-7", RECORD)
     path = state_file(store_dir, "order-7")
     data = bytearray(path.read_bytes())
     data[8:10] = (99).to_bytes(2, "big")
     path.write_bytes(bytes(data))
-    error = refused(lambda: store.read_state("order-7"), "order-7")
+    error = refused(lambda: store.read_records("order-7"), "order-7")
     assert "format 99" in str(error)
 
 
 def test_refused_state_file_is_left_on_disk_untouched(store, store_dir):
-    store.write_state("order-7", RECORD)
+    store.append_record("order-7", RECORD)
     path = state_file(store_dir, "order-7")
     truncate(path)
     damaged = path.read_bytes()
-    refused(lambda: store.read_state("order-7"), "order-7")
+    refused(lambda: store.read_records("order-7"), "order-7")
     assert path.read_bytes() == damaged
 
 
 def test_a_damaged_state_file_does_not_affect_other_instances(store, store_dir):
-    store.write_state("order-7", RECORD)
-    store.write_state("order-8", b"eight")
+    store.append_record("order-7", RECORD)
+    store.append_record("order-8", b"eight")
     truncate(state_file(store_dir, "order-7"))
-    assert store.read_state("order-8") == b"eight"
+    assert store.read_records("order-8") == [b"eight"]
 
 
 def test_truncated_event_file_is_refused_naming_the_instance(store, store_dir):
@@ -191,32 +196,142 @@ def test_a_damaged_event_is_not_skipped_in_favour_of_the_intact_ones(store, stor
     refused(lambda: store.read_events("order-7"), "order-7")
 
 
+# -- the log: torn tails and damage after the first record ---------------------------------------
+def test_a_record_cut_short_at_the_end_of_the_log_is_dropped(store, store_dir):
+    store.append_record("order-7", b"first")
+    store.append_record("order-7", b"second, acknowledged")
+    store.append_record("order-7", RECORD)
+    truncate(state_file(store_dir, "order-7"))
+    assert DiskStateStore(store_dir).read_records("order-7") == [
+        b"first",
+        b"second, acknowledged",
+    ]
+
+
+def test_a_record_cut_inside_its_header_at_the_end_of_the_log_is_dropped(store, store_dir):
+    store.append_record("order-7", b"first")
+    store.append_record("order-7", RECORD)
+    path = state_file(store_dir, "order-7")
+    first_length = len(disk.frame(b"first"))
+    path.write_bytes(path.read_bytes()[: first_length + 10])
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"first"]
+
+
+def test_an_append_after_a_torn_tail_replaces_the_torn_bytes(store, store_dir):
+    store.append_record("order-7", b"first")
+    store.append_record("order-7", RECORD)
+    truncate(state_file(store_dir, "order-7"))
+    again = DiskStateStore(store_dir)
+    again.append_record("order-7", b"next")
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"first", b"next"]
+
+
+def test_a_complete_last_record_with_a_bad_checksum_is_refused_not_dropped(store, store_dir):
+    store.append_record("order-7", b"first")
+    store.append_record("order-7", RECORD)
+    flip_last_payload_byte(state_file(store_dir, "order-7"))
+    error = refused(lambda: store.read_records("order-7"), "order-7")
+    assert "record 2" in str(error)
+
+
+def test_damage_before_the_last_record_is_refused(store, store_dir):
+    store.append_record("order-7", b"first")
+    store.append_record("order-7", RECORD)
+    store.append_record("order-7", b"third")
+    path = state_file(store_dir, "order-7")
+    data = bytearray(path.read_bytes())
+    data[len(disk.frame(b"first")) + disk._HEADER.size + 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    refused(lambda: store.read_records("order-7"), "order-7")
+
+
+def test_a_new_store_object_appends_after_the_records_of_another(store, store_dir):
+    store.append_record("order-7", b"one")
+    DiskStateStore(store_dir).append_record("order-7", b"two")
+    store.append_record("order-7", b"three")
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"one", b"two", b"three"]
+
+
+def test_an_append_is_one_fsync_of_the_log_file(store, store_dir, monkeypatch):
+    store.append_record("order-7", b"first")
+    synced: list[int] = []
+    real_fsync = disk.os.fsync
+    monkeypatch.setattr(disk.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    store.append_record("order-7", RECORD)
+    assert len(synced) == 1
+
+
+# -- fault points ---------------------------------------------------------------------------------
+FAULT_SCRIPT = """
+import sys
+from durable import DiskStateStore
+store = DiskStateStore(sys.argv[1])
+for n in range(1, 5):
+    store.append_record("order-7", f"record {n}".encode())
+print("no fault")
+"""
+
+
+def run_with_fault(store_dir: Path, fault: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", FAULT_SCRIPT, str(store_dir)],
+        env={**os.environ, "DURABLE_FAULT": fault},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "kept"),
+    [("before:1", 0), ("before:3", 2), ("after:1", 1), ("after:3", 3), ("torn:1", 0), ("torn:3", 2)],
+)
+def test_a_fault_point_kills_the_process_at_that_write(store_dir, fault, kept):
+    finished = run_with_fault(store_dir, fault)
+    assert finished.returncode == -signal.SIGKILL
+    assert finished.stdout == ""
+    records = DiskStateStore(store_dir).read_records("order-7")
+    assert records == [f"record {n}".encode() for n in range(1, kept + 1)]
+
+
+def test_a_fault_point_past_the_last_write_changes_nothing(store_dir):
+    finished = run_with_fault(store_dir, "after:5")
+    assert finished.returncode == 0
+    assert len(DiskStateStore(store_dir).read_records("order-7")) == 4
+
+
+@pytest.mark.parametrize("spec", ["later:1", "after:0", "after:x", "after"])
+def test_a_malformed_fault_point_is_refused_with_the_expected_form(spec):
+    with pytest.raises(ValueError, match="before:K, after:K or torn:K"):
+        FaultPlan(spec)
+
+
 # -- atomic writes --------------------------------------------------------------------------------
 def test_writes_leave_no_temporary_files_behind(store, store_dir):
     for n in range(5):
-        store.write_state("order-7", RECORD * n)
+        store.replace_records("order-7", [RECORD] * n)
         store.append_event("order-7", RECORD)
     store.delete_events("order-7", [event_id for event_id, _ in store.read_events("order-7")][:2])
-    store.write_state("order-8", RECORD)
-    store.delete_state("order-8")
+    store.append_record("order-8", RECORD)
+    store.delete_instance("order-8")
     assert list(store_dir.rglob(".tmp-*")) == []
 
 
-def test_write_interrupted_before_the_rename_keeps_the_old_record(store, store_dir, monkeypatch):
-    store.write_state("order-7", b"old record")
+def test_compaction_interrupted_before_the_rename_keeps_the_old_log(store, store_dir, monkeypatch):
+    store.append_record("order-7", b"old record")
 
     def crash(source, destination):
         raise OSError("simulated crash before the rename")
 
     monkeypatch.setattr(disk.os, "replace", crash)
     with pytest.raises(OSError, match="simulated crash"):
-        store.write_state("order-7", b"new record that never lands")
+        store.replace_records("order-7", [b"new record that never lands"])
     monkeypatch.undo()
-    assert store.read_state("order-7") == b"old record"
-    assert DiskStateStore(store_dir).read_state("order-7") == b"old record"
+    assert store.read_records("order-7") == [b"old record"]
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"old record"]
 
 
-def test_write_interrupted_before_the_rename_of_a_new_instance_leaves_no_record(
+def test_first_write_interrupted_before_the_rename_of_a_new_instance_leaves_no_record(
     store, store_dir, monkeypatch
 ):
     def crash(source, destination):
@@ -224,27 +339,27 @@ def test_write_interrupted_before_the_rename_of_a_new_instance_leaves_no_record(
 
     monkeypatch.setattr(disk.os, "replace", crash)
     with pytest.raises(OSError, match="simulated crash"):
-        store.write_state("order-7", b"never lands")
+        store.append_record("order-7", b"never lands")
     monkeypatch.undo()
-    assert store.read_state("order-7") is None
+    assert store.read_records("order-7") == []
     assert store.list_instances() == []
 
 
 def test_failed_write_leaves_no_temporary_file_behind(store, store_dir, monkeypatch):
-    store.write_state("order-7", b"old record")
+    store.append_record("order-7", b"old record")
 
     def fail(source, destination):
         raise OSError("rename refused")
 
     monkeypatch.setattr(disk.os, "replace", fail)
     with pytest.raises(OSError, match="rename refused"):
-        store.write_state("order-7", b"new record")
+        store.replace_records("order-7", [b"new record"])
     monkeypatch.undo()
     assert list(store_dir.rglob(".tmp-*")) == []
 
 
 def test_state_files_are_private_to_their_owner(store, store_dir):
-    store.write_state("order-7", RECORD)
+    store.append_record("order-7", RECORD)
     store.append_event("order-7", RECORD)
     for path in every_file(store_dir):
         assert path.stat().st_mode & 0o077 == 0, path
@@ -253,22 +368,22 @@ def test_state_files_are_private_to_their_owner(store, store_dir):
 # -- staying inside the store directory -----------------------------------------------------------
 def test_store_files_live_only_inside_the_store_directory(tmp_path, store, store_dir):
     for instance_id in ["order-7", "a:b", "user_1.step", "x" * 200]:
-        store.write_state(instance_id, RECORD)
+        store.append_record(instance_id, RECORD)
         store.append_event(instance_id, RECORD)
-    store.delete_state("a:b")
+    store.delete_instance("a:b")
     assert list(tmp_path.iterdir()) == [store_dir]
     assert every_file(tmp_path) == every_file(store_dir)
 
 
-def test_delete_state_removes_every_file_of_the_instance(store, store_dir):
-    store.write_state("order-7", RECORD)
+def test_delete_instance_removes_every_file_of_the_instance(store, store_dir):
+    store.append_record("order-7", RECORD)
     store.append_event("order-7", RECORD)
-    store.delete_state("order-7")
+    store.delete_instance("order-7")
     assert every_file(store_dir) == set()
 
 
 def test_unrelated_files_in_the_state_directory_are_not_listed_as_instances(store, store_dir):
-    store.write_state("order-7", RECORD)
+    store.append_record("order-7", RECORD)
     (store_dir / "state" / "notes.txt").write_text("not a record")
     (store_dir / "state" / ".tmp-left-by-a-crash").write_bytes(b"partial")
     assert store.list_instances() == ["order-7"]

@@ -50,9 +50,10 @@ bad_ids = pytest.mark.parametrize("bad", list(BAD_IDS.values()), ids=list(BAD_ID
 good_ids = pytest.mark.parametrize("good", list(GOOD_IDS.values()), ids=list(GOOD_IDS))
 
 DISK_STORE_CALLS = {
-    "read_state": lambda store, instance_id: store.read_state(instance_id),
-    "write_state": lambda store, instance_id: store.write_state(instance_id, b"record"),
-    "delete_state": lambda store, instance_id: store.delete_state(instance_id),
+    "read_records": lambda store, instance_id: store.read_records(instance_id),
+    "append_record": lambda store, instance_id: store.append_record(instance_id, b"record"),
+    "replace_records": lambda store, instance_id: store.replace_records(instance_id, [b"r"]),
+    "delete_instance": lambda store, instance_id: store.delete_instance(instance_id),
     "append_event": lambda store, instance_id: store.append_event(instance_id, b"event"),
     "read_events": lambda store, instance_id: store.read_events(instance_id),
     "delete_events": lambda store, instance_id: store.delete_events(instance_id, [1]),
@@ -158,7 +159,7 @@ def test_bad_instance_id_in_the_disk_store_creates_nothing_outside_it(
 def test_bad_instance_id_is_rejected_by_memory_store_writes(bad):
     store = InMemoryStateStore()
     with pytest.raises(ValueError, match="invalid instance_id"):
-        store.write_state(bad, b"record")
+        store.append_record(bad, b"record")
     with pytest.raises(ValueError, match="invalid instance_id"):
         store.append_event(bad, b"event")
     assert store.list_instances() == []
@@ -166,7 +167,7 @@ def test_bad_instance_id_is_rejected_by_memory_store_writes(bad):
 
 def test_rejection_explains_what_an_id_may_contain(store):
     with pytest.raises(ValueError, match="letters, digits") as caught:
-        store.write_state("orders/7", b"record")
+        store.append_record("orders/7", b"record")
     assert "'/'" in str(caught.value)
 
 
@@ -198,9 +199,9 @@ def test_good_instance_id_is_accepted_by_publish_event(good, store):
 
 @good_ids
 def test_good_instance_id_round_trips_through_the_disk_store(good, store):
-    store.write_state(good, b"record")
+    store.append_record(good, b"record")
     event_id = store.append_event(good, b"event")
-    assert store.read_state(good) == b"record"
+    assert store.read_records(good) == [b"record"]
     assert store.read_events(good) == [(event_id, b"event")]
     assert store.list_instances() == [good]
 
@@ -209,15 +210,15 @@ def test_good_instance_id_round_trips_through_the_disk_store(good, store):
 def test_good_instance_id_keeps_its_files_inside_the_store_directory(
     good, tmp_path, store, store_dir
 ):
-    store.write_state(good, b"record")
+    store.append_record(good, b"record")
     store.append_event(good, b"event")
     assert all(store_dir in path.parents for path in store_files(tmp_path))
     assert len(store_files(tmp_path)) == 2
 
 
 @good_ids
-def test_good_instance_id_is_forgotten_completely_by_delete_state(good, tmp_path, store):
-    store.write_state(good, b"record")
+def test_good_instance_id_is_forgotten_completely_by_delete_instance(good, tmp_path, store):
+    store.append_record(good, b"record")
     store.append_event(good, b"event")
-    store.delete_state(good)
+    store.delete_instance(good)
     assert store_files(tmp_path) == []

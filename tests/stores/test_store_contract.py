@@ -16,58 +16,78 @@ def store(request, tmp_path):
 
 
 # -- records ----------------------------------------------------------------------------------
-def test_reading_an_unknown_instance_returns_none(store):
-    assert store.read_state("never-written") is None
+def test_reading_an_unknown_instance_returns_no_records(store):
+    assert store.read_records("never-written") == []
 
 
-def test_written_state_reads_back_byte_for_byte(store):
-    record = bytes(range(256)) * 3
-    store.write_state("order-7", record)
-    assert store.read_state("order-7") == record
+def test_an_appended_record_reads_back_byte_for_byte(store):
+    record = bytes(range(256)) * 4
+    store.append_record("order-7", record)
+    assert store.read_records("order-7") == [record]
 
 
-def test_an_empty_record_reads_back_empty_not_none(store):
-    store.write_state("order-7", b"")
-    assert store.read_state("order-7") == b""
+def test_records_read_back_in_append_order(store):
+    records = [f"record {n}".encode() * (n + 1) for n in range(30)]
+    for record in records:
+        store.append_record("order-7", record)
+    assert store.read_records("order-7") == records
 
 
-def test_writing_again_replaces_the_whole_record(store):
-    store.write_state("order-7", b"first version, rather long " * 10)
-    store.write_state("order-7", b"second")
-    assert store.read_state("order-7") == b"second"
+def test_an_empty_record_reads_back_empty(store):
+    store.append_record("order-7", b"")
+    store.append_record("order-7", b"")
+    assert store.read_records("order-7") == [b"", b""]
 
 
-def test_delete_state_forgets_the_record(store):
-    store.write_state("order-7", b"record")
-    store.delete_state("order-7")
-    assert store.read_state("order-7") is None
+def test_replace_records_replaces_the_whole_log(store):
+    for n in range(5):
+        store.append_record("order-7", f"old {n}".encode())
+    store.replace_records("order-7", [b"compacted", b"and one more"])
+    assert store.read_records("order-7") == [b"compacted", b"and one more"]
 
 
-def test_delete_state_forgets_the_pending_events(store):
-    store.write_state("order-7", b"record")
+def test_appending_after_a_replace_extends_the_replaced_log(store):
+    store.append_record("order-7", b"old")
+    store.replace_records("order-7", [b"compacted"])
+    store.append_record("order-7", b"next")
+    assert store.read_records("order-7") == [b"compacted", b"next"]
+
+
+def test_replace_records_creates_an_unknown_instance(store):
+    store.replace_records("order-7", [b"first"])
+    assert store.read_records("order-7") == [b"first"]
+    assert store.list_instances() == ["order-7"]
+
+
+def test_delete_instance_forgets_the_records(store):
+    store.append_record("order-7", b"record")
+    store.delete_instance("order-7")
+    assert store.read_records("order-7") == []
+
+
+def test_delete_instance_forgets_the_pending_events(store):
+    store.append_record("order-7", b"record")
     store.append_event("order-7", b"event")
-    store.delete_state("order-7")
+    store.delete_instance("order-7")
     assert store.read_events("order-7") == []
 
 
-def test_delete_state_of_an_unknown_instance_is_harmless(store):
-    store.delete_state("never-written")
-    assert store.read_state("never-written") is None
+def test_delete_instance_of_an_unknown_instance_is_harmless(store):
+    store.delete_instance("never-written")
+    assert store.read_records("never-written") == []
 
 
-def test_delete_state_leaves_other_instances_alone(store):
-    store.write_state("order-7", b"seven")
-    store.write_state("order-8", b"eight")
-    store.append_event("order-8", b"event")
-    store.delete_state("order-7")
-    assert store.read_state("order-8") == b"eight"
-    assert [data for _, data in store.read_events("order-8")] == [b"event"]
+def test_delete_instance_leaves_other_instances_alone(store):
+    store.append_record("order-7", b"seven")
+    store.append_record("order-8", b"eight")
+    store.delete_instance("order-7")
+    assert store.read_records("order-8") == [b"eight"]
 
 
 def test_list_instances_names_every_instance_with_a_record(store):
-    for instance_id in ["order-8", "a:b", "order-7"]:
-        store.write_state(instance_id, b"record")
-    assert sorted(store.list_instances()) == ["a:b", "order-7", "order-8"]
+    for instance_id in ("order-8", "order-7", "order-9"):
+        store.append_record(instance_id, b"record")
+    assert store.list_instances() == ["order-7", "order-8", "order-9"]
 
 
 def test_list_instances_of_an_empty_store_is_empty(store):
@@ -75,9 +95,9 @@ def test_list_instances_of_an_empty_store_is_empty(store):
 
 
 def test_list_instances_leaves_out_deleted_instances(store):
-    store.write_state("order-7", b"record")
-    store.write_state("order-8", b"record")
-    store.delete_state("order-7")
+    store.append_record("order-7", b"record")
+    store.append_record("order-8", b"record")
+    store.delete_instance("order-7")
     assert store.list_instances() == ["order-8"]
 
 
@@ -144,7 +164,7 @@ def test_deleting_events_of_one_instance_leaves_the_other_instance_alone(store):
 
 
 def test_events_do_not_change_the_record(store):
-    store.write_state("order-7", b"record")
+    store.append_record("order-7", b"record")
     event = store.append_event("order-7", b"event")
     store.delete_events("order-7", [event])
-    assert store.read_state("order-7") == b"record"
+    assert store.read_records("order-7") == [b"record"]
