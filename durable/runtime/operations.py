@@ -355,6 +355,12 @@ class Execute(Operation):
         return await self.call()
 
     async def settle(self) -> Any:
+        if isinstance(self.frame.pending, Gathering):
+            # Stopped with the run if the gather is left early (a member failed, a crash).
+            tasks = self.frame.run.gathered_tasks
+            if len(tasks) > 64:
+                tasks[:] = [task for task in tasks if not task.done()]
+            tasks.append(asyncio.current_task())
         entry = self.journaled()
         if entry is None:
             return await self.attempt(0, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import io
 import pickle
+import sys
 import traceback
 import types
 from typing import TYPE_CHECKING, Any
@@ -65,7 +66,33 @@ class _Pickler(cloudpickle.CloudPickler):
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, BaseException):
             return _reduce_exception(obj)
+        if type(obj) is types.FunctionType:
+            wrapped = _reduce_wrapped_function(obj)
+            if wrapped is not None:
+                return wrapped
         return super().reducer_override(obj)
+
+
+def _reduce_wrapped_function(function: types.FunctionType) -> tuple | None:
+    """A module-level function its module only holds wrapped (``@durable.step``, any
+    ``functools.wraps`` decorator) is found again through the wrapper, not copied: a copy
+    would carry copies of the module globals it uses."""
+    module = sys.modules.get(function.__module__)
+    if module is None or "<locals>" in function.__qualname__:
+        return None
+    holder: Any = module
+    for part in function.__qualname__.split("."):
+        holder = getattr(holder, part, None)
+    if holder is function or getattr(holder, "__wrapped__", None) is not function:
+        return None
+    return (_unwrap, (function.__module__, function.__qualname__))
+
+
+def _unwrap(module: str, qualname: str) -> Any:
+    holder: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        holder = getattr(holder, part)
+    return holder.__wrapped__
 
 
 class _ReferencingPickler(_Pickler):

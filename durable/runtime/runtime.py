@@ -7,6 +7,7 @@ run of one instance and writes its checkpoints through the backend.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import pickle
 import time
@@ -72,6 +73,8 @@ class InstanceRun:
         self.operations_since_snapshot = 0
         #: Operations created since the last checkpoint and not linked to it yet.
         self.created_operations: list = []
+        #: Tasks of gathered durable calls; cancelled if the run stops before they finish.
+        self.gathered_tasks: list = []
         self.fields: dict[str, Any] = {}
         self.written_versions: set[str] = set()
         self.waiting_for: WaitForEvent | None = None
@@ -137,6 +140,9 @@ class InstanceRun:
         deadline: float | None = None,
         **outcome: Any,
     ) -> None:
+        if self.closing:
+            # A gathered call still running when its run stopped: it must not write.
+            raise asyncio.CancelledError
         try:
             fields = {
                 "status": status,
@@ -289,6 +295,8 @@ class DurableRuntime:
             raise
         finally:
             leave_run(token)
+            for task in run.gathered_tasks:
+                task.cancel()
         if driver.parked:
             raise PauseForEventException(run.waiting_for.event, instance_id=instance_id)
         run.complete(value)
