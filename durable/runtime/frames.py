@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .runtime import InstanceRun
 
 #: Version of the pickled call-stack layout; bumped on any change to the records below.
-STACK_FORMAT = 2
+STACK_FORMAT = 3
 
 
 # -- what a frame is suspended in -----------------------------------------------------------
@@ -49,8 +49,6 @@ class AtOperation:
     seq: int
     operation: Any = None
 
-    def __reduce__(self):
-        return (AtOperation, (self.seq, self.operation))
 
 
 @dataclass(slots=True)
@@ -59,8 +57,6 @@ class Gathering:
 
     members: list[AtOperation]
 
-    def __reduce__(self):
-        return (Gathering, (self.members,))
 
 
 Pending = AwaitingChild | Settled | AtOperation | Gathering
@@ -78,30 +74,49 @@ class FrameRecord:
     arguments: tuple | None
     pending: Pending | None
 
-    def __reduce__(self):
-        # Positional, not the field-by-field state dataclasses pickle with: a snapshot
-        # holds one of these per frame, so this is on every checkpoint's path.
+    def plain(self) -> tuple:
+        """The record as tuples and builtins only: a snapshot is on every write's path, and
+        the pickler writes those without looking up a single class."""
         return (
-            FrameRecord,
-            (
-                self.program,
-                self.fingerprint,
-                self.resume_point,
-                self.line,
-                self.live_locals,
-                self.arguments,
-                self.pending,
-            ),
+            self.program,
+            self.fingerprint,
+            self.resume_point,
+            self.line,
+            self.live_locals,
+            self.arguments,
+            _plain_pending(self.pending),
         )
 
+    @classmethod
+    def from_plain(cls, plain: tuple) -> FrameRecord:
+        *fields, pending = plain
+        return cls(*fields, _pending_from_plain(pending))
 
-@dataclass(frozen=True, slots=True)
-class StackRecord:
-    format: int
-    frames: tuple[FrameRecord, ...]
 
-    def __reduce__(self):
-        return (StackRecord, (self.format, self.frames))
+def _plain_pending(pending: Pending | None) -> tuple | None:
+    kind = type(pending)
+    if kind is AtOperation:
+        return ("at", pending.seq, pending.operation)
+    if kind is Gathering:
+        return ("gather", tuple((m.seq, m.operation) for m in pending.members))
+    if kind is AwaitingChild:
+        return ("child",)
+    if kind is Settled:
+        return ("settled", pending.value)
+    return None
+
+
+def _pending_from_plain(plain: tuple | None) -> Pending | None:
+    if plain is None:
+        return None
+    kind = plain[0]
+    if kind == "at":
+        return AtOperation(plain[1], plain[2])
+    if kind == "gather":
+        return Gathering([AtOperation(seq, operation) for seq, operation in plain[1]])
+    if kind == "child":
+        return AwaitingChild()
+    return Settled(plain[1])
 
 
 class DictWalk:
@@ -315,23 +330,29 @@ class CallStack:
         return self.frames[-1]
 
     def snapshot(self) -> bytes:
-        """All frames in one `cloudpickle.dumps`, so objects shared between frames stay shared."""
-        records = StackRecord(STACK_FORMAT, tuple(frame.record() for frame in self.frames))
+        """All frames in one pickle, so objects shared between frames stay shared."""
+        records = [frame.record() for frame in self.frames]
         try:
-            return references.dumps(records, [frame.program for frame in self.frames])
+            return references.dumps(
+                (STACK_FORMAT, tuple(record.plain() for record in records)),
+                [frame.program for frame in self.frames],
+            )
         except Exception as error:
             raise _explain_unpicklable(records, error) from error
 
     @classmethod
     def from_snapshot(cls, data: bytes, run: InstanceRun, code_versions: dict) -> CallStack:
-        records: StackRecord = references.loads(data)
-        if records.format != STACK_FORMAT:
+        stack_format, frames = references.loads(data)
+        if stack_format != STACK_FORMAT:
             raise IncompatibleStateError(
                 f"instance {run.instance_id!r}: its call stack was saved in format "
-                f"{records.format}, this version reads format {STACK_FORMAT}"
+                f"{stack_format}, this version reads format {STACK_FORMAT}"
             )
         return cls(
-            [FunctionCall.from_record(record, run, code_versions) for record in records.frames]
+            [
+                FunctionCall.from_record(FrameRecord.from_plain(plain), run, code_versions)
+                for plain in frames
+            ]
         )
 
     def journal_floor(self, next_seq: int) -> int:
@@ -350,11 +371,11 @@ class CallStack:
         return {frame.code.fingerprint: frame.code.version for frame in self.frames}
 
 
-def _explain_unpicklable(records: StackRecord, error: Exception) -> CheckpointException:
+def _explain_unpicklable(records: list[FrameRecord], error: Exception) -> CheckpointException:
     """Find the variable that could not be pickled and say where it is live."""
     from .program import program_for_key
 
-    for record in records.frames:
+    for record in records:
         code = program_for_key(record.program).code
         values = dict(record.live_locals)
         if record.arguments is not None:

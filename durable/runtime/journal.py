@@ -9,6 +9,7 @@ written by older versions stays readable; `entry_status` infers what older entri
 from __future__ import annotations
 
 import hashlib
+import pickle
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,10 +48,33 @@ def args_digest(args: tuple, kwargs: dict) -> str:
     """First 16 hex digits of the SHA-256 of the pickled arguments (of their `str` when they
     cannot be pickled)."""
     try:
-        data = cloudpickle.dumps((args, kwargs))
+        if _plain(args) and _plain(kwargs):
+            # The same bytes cloudpickle writes for plain data, without its per-object hooks.
+            data = pickle.dumps((args, kwargs), protocol=cloudpickle.DEFAULT_PROTOCOL)
+        else:
+            data = cloudpickle.dumps((args, kwargs))
     except Exception:
         data = str((args, kwargs)).encode("utf-8", "backslashreplace")
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+_SCALARS = (str, int, float, bool, bytes, type(None))
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Only scalars, tuples, lists and dicts of them (a few levels deep)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if depth > 3:
+        return False
+    if kind is tuple or kind is list:
+        return all(_plain(item, depth + 1) for item in value)
+    if kind is dict:
+        return all(
+            _plain(key, depth + 1) and _plain(item, depth + 1) for key, item in value.items()
+        )
+    return False
 
 
 @dataclass(frozen=True)

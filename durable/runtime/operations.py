@@ -335,12 +335,19 @@ class Execute(Operation):
     def describe(self) -> str:
         return f"durable_execute({function_id(self.func)})"
 
+    def identity(self) -> tuple[str, str]:
+        """(function_id, args_digest) of this call, computed once."""
+        identity = self.__dict__.get("_identity")
+        if identity is None:
+            identity = (function_id(self.func), args_digest(self.args, self.kwargs))
+            self._identity = identity
+        return identity
+
     def matches(self, entry: dict[str, Any]) -> bool:
-        return (
-            entry.get("kind", "call") == "call"
-            and entry.get("function_id") == function_id(self.func)
-            and entry.get("args_digest") == args_digest(self.args, self.kwargs)
-        )
+        return entry.get("kind", "call") == "call" and (
+            entry.get("function_id"),
+            entry.get("args_digest"),
+        ) == self.identity()
 
     async def call(self) -> Any:
         if self.in_thread and not inspect.iscoroutinefunction(self.func):
@@ -406,10 +413,11 @@ class Execute(Operation):
             return value
 
     def entry(self, status: str, attempts: int, **fields: Any) -> dict[str, Any]:
+        function, digest = self.identity()
         return {
             "kind": "call",
-            "function_id": function_id(self.func),
-            "args_digest": args_digest(self.args, self.kwargs),
+            "function_id": function,
+            "args_digest": digest,
             "status": status,
             "attempts": attempts,
             **fields,

@@ -11,10 +11,13 @@ CPython pickles an exception as its arguments only; here it also keeps `__cause_
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
+import operator
 import pickle
 import sys
+import threading
 import traceback
 import types
 from typing import TYPE_CHECKING, Any
@@ -26,34 +29,47 @@ from .._errors import IncompatibleStateError
 if TYPE_CHECKING:
     from .program import DurableProgram
 
-#: Values that are the same after a copy, or that cloudpickle already pickles by name.
-_BY_VALUE = (
+#: Types whose values are the same after a copy, or that are pickled by name anyway
+#: (classes too, whatever their metaclass).
+_BY_VALUE_TYPES = frozenset({
     int, float, complex, str, bytes, bool, type(None), tuple, frozenset, range,
-    type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
-)  # fmt: skip
+    types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+})  # fmt: skip
 
 
 def reference_table(programs: list[DurableProgram]) -> dict[int, tuple]:
     """id(object) -> how to find it again, for the globals and defaults the programs use."""
-    from .program import DurableProgram
-
     table: dict[int, tuple] = {}
     for program in programs:
         code = program.code
         module_globals = code.function.__globals__
-        module = module_globals.get("__name__")
+        module = code.module
         for name in code.global_names:
             value = module_globals.get(name)
-            if value is not None and not isinstance(value, _BY_VALUE + (DurableProgram,)):
+            if type(value) not in _BY_VALUE_TYPES and not _named(value):
                 table.setdefault(id(value), ("global", module, name))
         original = program.__wrapped__
-        for index, value in enumerate(original.__defaults__ or ()):
-            if not isinstance(value, _BY_VALUE):
-                table.setdefault(id(value), ("default", program.key, index))
-        for name, value in (original.__kwdefaults__ or {}).items():
-            if not isinstance(value, _BY_VALUE):
-                table.setdefault(id(value), ("kwdefault", program.key, name))
+        if original.__defaults__:
+            for index, value in enumerate(original.__defaults__):
+                if type(value) not in _BY_VALUE_TYPES and not _named(value):
+                    table.setdefault(id(value), ("default", program.key, index))
+        if original.__kwdefaults__:
+            for name, value in original.__kwdefaults__.items():
+                if type(value) not in _BY_VALUE_TYPES and not _named(value):
+                    table.setdefault(id(value), ("kwdefault", program.key, name))
     return table
+
+
+def _named(value: Any) -> bool:
+    """Classes and durable programs: pickled by name, never as a reference."""
+    return isinstance(value, _named_types())
+
+
+@functools.cache
+def _named_types() -> tuple[type, ...]:
+    from .program import DurableProgram
+
+    return (type, DurableProgram)
 
 
 TRACEBACK_NOTE = "Traceback before the durable checkpoint (most recent call last):\n"
@@ -149,10 +165,69 @@ class _Unpickler(pickle.Unpickler):
         return original.__kwdefaults__[name]
 
 
+class _ExceptionReducers(dict):
+    """A pickler dispatch table giving every exception type `_reduce_exception`: the C
+    pickler consults it only for objects outside its built-in fast paths."""
+
+    def __missing__(self, kind: type) -> Any:
+        if issubclass(kind, BaseException):
+            self[kind] = _reduce_exception
+            return _reduce_exception
+        if issubclass(kind, type):
+            raise KeyError(kind)  # a metaclass: its classes are pickled by name
+        # What the pickler does without a table, remembered so the next lookup is C-only.
+        self[kind] = _default_reduce
+        return _default_reduce
+
+
+_default_reduce = operator.methodcaller("__reduce_ex__", pickle.HIGHEST_PROTOCOL)
+
+
+class _FastPickler(pickle.Pickler):
+    dispatch_table = _ExceptionReducers()
+
+
+class _FastReferencingPickler(_FastPickler):
+    def __init__(self, file: io.BytesIO, table: dict[int, tuple]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._table = table
+
+    def persistent_id(self, obj: Any) -> tuple | None:
+        return self._table.get(id(obj))
+
+
+_reusable = threading.local()
+
+
+def _fast_dumps(value: Any) -> bytes:
+    """The C pickler, one per thread, reused: creating one costs as much as a small dump."""
+    reusable = getattr(_reusable, "pickler", None)
+    if reusable is None:
+        buffer = io.BytesIO()
+        reusable = _reusable.pickler = (_FastPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL), buffer)
+    pickler, buffer = reusable
+    buffer.seek(0)
+    buffer.truncate()
+    pickler.clear_memo()
+    pickler.dump(value)
+    return buffer.getvalue()
+
+
 def dumps(value: Any, programs: list[DurableProgram] = ()) -> bytes:
-    """Pickle `value` (in one pass, so shared objects stay shared) for durable state."""
-    table = reference_table(list(programs))
-    buffer = io.BytesIO()
+    """Pickle `value` (in one pass, so shared objects stay shared) for durable state.
+
+    The C pickler goes first; what it cannot pickle by reference (lambdas, local functions
+    and classes, functions a decorator wraps) makes the whole value go through cloudpickle.
+    """
+    table = reference_table(list(programs)) if programs else {}
+    try:
+        if table:
+            buffer = io.BytesIO()
+            _FastReferencingPickler(buffer, table).dump(value)
+            return buffer.getvalue()
+        return _fast_dumps(value)
+    except Exception:
+        buffer = io.BytesIO()
     pickler = _ReferencingPickler(buffer, table) if table else _Pickler(buffer)
     pickler.dump(value)
     return buffer.getvalue()

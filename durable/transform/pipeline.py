@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import dis
 import gc
 import hashlib
 import inspect
@@ -280,8 +281,12 @@ def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
 
 
 def _names_read(code: types.CodeType) -> set[str]:
-    """Global (and attribute) names used by `code` and the code nested in it."""
-    names = set(code.co_names)
+    """Global names loaded by `code` and the code nested in it."""
+    names = {
+        instruction.argval
+        for instruction in dis.get_instructions(code)
+        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+    }
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
             names |= _names_read(constant)
