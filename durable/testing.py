@@ -33,6 +33,7 @@ from typing import IO, Any, Literal
 
 import cloudpickle
 
+from .runtime.backend import DurableBackend
 from .stores.disk import DiskStateStore
 from .stores.faults import ENVIRONMENT_VARIABLE, KINDS, FaultPlan
 
@@ -186,6 +187,11 @@ def _validate_fault(fault: str | None) -> None:
         FaultPlan(fault)  # ValueError naming the expected form
 
 
+def _validate_compact_after(compact_after: int | None) -> None:
+    if compact_after is not None and (not isinstance(compact_after, int) or compact_after < 1):
+        raise ValueError(f"compact_after must be None or an int >= 1, got {compact_after!r}")
+
+
 def _child_environment(fault: str | None) -> dict[str, str]:
     """This process's environment, with `fault` as the only fault point and this process's
     import path, so the child imports the target as this process would."""
@@ -216,6 +222,7 @@ def run_workflow_process(
     kwargs: dict[str, Any] | None = None,
     fault: str | None = None,
     timeout: float = 60,
+    compact_after: int | None = None,
 ) -> ProcessOutcome:
     """Call the durable function `target` (``module:function``) once, in a new process
     (``python -m durable.testing run``), over ``DiskStateStore(store_dir)`` as instance
@@ -224,11 +231,14 @@ def run_workflow_process(
     With `fault` (``before:K``, ``after:K`` or ``torn:K``) the process kills itself at its
     K-th store write (``DURABLE_FAULT``); without, no fault is set. A new instance starts
     with `args` and `kwargs`; an existing one resumes (pass its original arguments).
+    `compact_after` is passed to the child's `DurableBackend` (compact the instance's log
+    every that many records, to crash during compactions too).
     Returns how the process ended; raises `HarnessError` when it could not make the call
     (the target does not import, no outcome reported, `timeout` seconds passed).
     """
     validate_target(target)
     _validate_fault(fault)
+    _validate_compact_after(compact_after)
     command = [
         sys.executable,
         "-m",
@@ -242,6 +252,8 @@ def run_workflow_process(
         "--args",
         _encode_arguments(target, args, kwargs),
     ]
+    if compact_after is not None:
+        command += ["--compact-after", str(compact_after)]
     where = _where(target, instance_id, fault)
     try:
         finished = subprocess.run(
@@ -337,7 +349,9 @@ class _ForkServer:
         if not line:
             code = self._process.wait()
             self._errors.seek(0)
-            tail = "\n".join(self._errors.read().decode(errors="replace").strip().splitlines()[-20:])
+            tail = "\n".join(
+                self._errors.read().decode(errors="replace").strip().splitlines()[-20:]
+            )
             self._failure = (
                 f"the fork server for {self.target} exited with status {code}; its stderr "
                 f"ends with:\n{tail}"
@@ -346,7 +360,13 @@ class _ForkServer:
         return json.loads(line)
 
     def run(
-        self, store_dir: Path, instance_id: str, encoded_args: str, fault: str | None, timeout: float
+        self,
+        store_dir: Path,
+        instance_id: str,
+        encoded_args: str,
+        fault: str | None,
+        timeout: float,
+        compact_after: int | None,
     ) -> ProcessOutcome:
         if self._failure is not None:
             raise HarnessError(self._failure)
@@ -362,10 +382,14 @@ class _ForkServer:
             "args": encoded_args,
             "fault": fault,
             "timeout": timeout,
+            "compact_after": compact_after,
         }
         assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps(request) + "\n")
-        self._process.stdin.flush()
+        try:
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the server has ended: reading its answer says why
         reply = self._reply()
         where = _where(self.target, instance_id, fault)
         if reply["timed_out"]:
@@ -393,10 +417,17 @@ def _runners(target: str, count: int, fork_server: bool) -> Iterator[Callable[..
     """A function making one run (in a new process), safe to call from `count` threads."""
     if not fork_server:
 
-        def run_process(store_dir, instance_id, encoded_args, fault, timeout):
+        def run_process(store_dir, instance_id, encoded_args, fault, timeout, compact_after):
             args, kwargs = cloudpickle.loads(base64.b64decode(encoded_args))
             return run_workflow_process(
-                target, store_dir, instance_id, args, kwargs=kwargs, fault=fault, timeout=timeout
+                target,
+                store_dir,
+                instance_id,
+                args,
+                kwargs=kwargs,
+                fault=fault,
+                timeout=timeout,
+                compact_after=compact_after,
             )
 
         yield run_process
@@ -406,10 +437,10 @@ def _runners(target: str, count: int, fork_server: bool) -> Iterator[Callable[..
     for server in servers:
         idle.put(server)
 
-    def run_forked(store_dir, instance_id, encoded_args, fault, timeout):
+    def run_forked(store_dir, instance_id, encoded_args, fault, timeout, compact_after):
         server = idle.get()
         try:
-            return server.run(store_dir, instance_id, encoded_args, fault, timeout)
+            return server.run(store_dir, instance_id, encoded_args, fault, timeout, compact_after)
         finally:
             idle.put(server)
 
@@ -434,6 +465,8 @@ def crash_test(
     max_resumes: int = 3,
     timeout: float = 60,
     fork_server: bool | None = None,
+    events: Sequence[tuple[str, Any]] = (),
+    compact_after: int | None = None,
 ) -> CrashReport:
     """Kill the durable function `target` (``module:function``) at every store write,
     resume it in new processes, and check that it ends as an uninterrupted run does.
@@ -448,7 +481,13 @@ def crash_test(
        run did: an equal value, or an exception of the same type and message.
     3. ``check(directory, k, kind)`` is called for every run directory once its run has
        ended (with k=0 and kind ``"uninterrupted"`` for the uninterrupted run); an
-       exception it raises fails that crash point.
+       exception it raises fails that crash point. Checks of different crash points may
+       run at the same time, in threads of this process.
+
+    `events` (``(name, payload)`` pairs) are published to the instance in each run's
+    store before its first run, for functions that wait for them. `compact_after` is
+    passed to the runs' `DurableBackend`: a small value puts compactions (whole-log
+    rewrites) among the writes that crash.
 
     The store of a run is ``directory / "store"``. `args` is the argument tuple, or a
     function building it from the run's directory, so that files the workflow writes (a
@@ -477,6 +516,8 @@ def crash_test(
         raise ValueError(f"kinds must be a non-empty sequence of {KINDS}, got {kinds!r}")
     if not isinstance(max_resumes, int) or max_resumes < 1:
         raise ValueError(f"max_resumes must be an int >= 1, got {max_resumes!r}")
+    _validate_compact_after(compact_after)
+    events = [(name, payload) for name, payload in events]
     if fork_server is None:
         fork_server = sys.platform.startswith("linux")
     count = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
@@ -492,10 +533,21 @@ def crash_test(
             with counting:
                 processes += 1
             encoded = _encode_arguments(target, _arguments(args, directory), kwargs)
-            return make_run(directory / "store", instance_id, encoded, fault, timeout)
+            return make_run(
+                directory / "store", instance_id, encoded, fault, timeout, compact_after
+            )
 
-        baseline_dir = _fresh(root / UNINTERRUPTED)
-        baseline = run(baseline_dir, None)
+        def start(directory: Path, fault: str | None) -> ProcessOutcome:
+            """The first run in a fresh `directory`, after its events are published."""
+            _fresh(directory)
+            if events:
+                backend = DurableBackend(DiskStateStore(directory / "store"))
+                for name, payload in events:
+                    backend.publish_event(instance_id, name, payload)
+            return run(directory, fault)
+
+        baseline_dir = root / UNINTERRUPTED
+        baseline = start(baseline_dir, None)
         if baseline.killed:
             raise HarnessError(f"{target}: the uninterrupted run was killed (no fault was set)")
         writes = baseline.writes or 0
@@ -511,7 +563,7 @@ def crash_test(
 
         def probe() -> str | None:
             try:
-                again = run(_fresh(root / "probe"), f"before:{writes + 1}")
+                again = start(root / "probe", f"before:{writes + 1}")
             except HarnessError as error:
                 return f"{target}, second uninterrupted run: {error}"
             if again.killed:
@@ -529,10 +581,10 @@ def crash_test(
 
         def crash_point(kind: str, k: int) -> CrashPoint | str:
             name = f"{target}, crash {kind}:{k} (of {writes} writes)"
-            directory = _fresh(root / f"{kind}-{k}")
+            directory = root / f"{kind}-{k}"
             resumes = 0
             try:
-                outcome = run(directory, f"{kind}:{k}")
+                outcome = start(directory, f"{kind}:{k}")
                 if not outcome.killed:
                     return (
                         f"{name}: the fault point never triggered: the run {outcome.describe()} "
@@ -642,17 +694,25 @@ def _resolve(target: str) -> Any:
     )
 
 
-def _execute(program: Any, store_dir: str, instance_id: str, encoded_args: str) -> int:
+def _execute(
+    program: Any,
+    store_dir: str,
+    instance_id: str,
+    encoded_args: str,
+    compact_after: int | None = None,
+) -> int:
     """Call `program` once over a disk store and print its outcome line; the exit status."""
-    from .runtime.backend import DurableBackend
-
     try:
         args, kwargs = cloudpickle.loads(base64.b64decode(encoded_args))
     except Exception as error:
         print(f"{ERROR_MARKER} the arguments cannot be unpickled: {_text(error)}", flush=True)
         return _HARNESS_FAILURE
     store = _CountingDiskStateStore(store_dir)
-    backend = DurableBackend(store)
+    backend = (
+        DurableBackend(store)
+        if compact_after is None
+        else DurableBackend(store, compact_after=compact_after)
+    )
 
     async def call() -> Any:
         return await program(
@@ -678,13 +738,15 @@ def _execute(program: Any, store_dir: str, instance_id: str, encoded_args: str) 
     return 0
 
 
-def _run_child(target: str, store_dir: str, instance_id: str, encoded_args: str) -> int:
+def _run_child(
+    target: str, store_dir: str, instance_id: str, encoded_args: str, compact_after: int | None
+) -> int:
     try:
         program = _resolve(target)
     except HarnessError as error:
         print(f"{ERROR_MARKER} {error}", flush=True)
         return _HARNESS_FAILURE
-    return _execute(program, store_dir, instance_id, encoded_args)
+    return _execute(program, store_dir, instance_id, encoded_args, compact_after)
 
 
 def _serve(target: str) -> int:
@@ -716,13 +778,22 @@ def _fork_run(program: Any, request: dict[str, Any], channel: IO[str]) -> dict[s
             status = 70
             try:
                 os.close(channel.fileno())
+                nothing = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(nothing, 0)  # the requests on stdin are the server's, not the run's
+                os.close(nothing)
                 os.dup2(out.fileno(), 1)
                 os.dup2(err.fileno(), 2)
                 random.seed()
                 os.environ.pop(ENVIRONMENT_VARIABLE, None)
                 if request["fault"] is not None:
                     os.environ[ENVIRONMENT_VARIABLE] = request["fault"]
-                status = _execute(program, request["store"], request["instance"], request["args"])
+                status = _execute(
+                    program,
+                    request["store"],
+                    request["instance"],
+                    request["args"],
+                    request["compact_after"],
+                )
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -785,13 +856,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--store", required=True, help="directory of the DiskStateStore")
     run.add_argument("--instance", required=True, help="instance id")
     run.add_argument("--args", help="base64 of a cloudpickled (args, kwargs) pair")
+    run.add_argument("--compact-after", type=int, help="compact_after of the DurableBackend")
     serve = commands.add_parser("serve", help="fork one process per run read from stdin")
     serve.add_argument("target", help="module:function of the durable function")
     options = parser.parse_args(argv)
     if options.command == "serve":
         return _serve(options.target)
     encoded = options.args or base64.b64encode(cloudpickle.dumps(((), {}))).decode("ascii")
-    return _run_child(options.target, options.store, options.instance, encoded)
+    return _run_child(
+        options.target, options.store, options.instance, encoded, options.compact_after
+    )
 
 
 if __name__ == "__main__":

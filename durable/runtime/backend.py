@@ -163,9 +163,10 @@ class DurableBackend(OrchestrationBackend):
         if count >= self.compact_after:
             self.save_state(instance_id, full_state())
             return
-        claimed = self._claimed.pop(instance_id, {})
-        record = {**changes, "consumed_events": sorted(claimed.items())}
-        self.store.append_record(instance_id, _encode(record))
+        claimed = self._claimed.pop(instance_id, None)
+        if claimed:
+            changes["consumed_events"] = sorted(claimed.items())
+        self.store.append_record(instance_id, _encode(changes))
         self._record_counts[instance_id] = count + 1
         if claimed:
             self.store.delete_events(instance_id, list(claimed))

@@ -74,23 +74,36 @@ class FrameRecord:
     arguments: tuple | None
     pending: Pending | None
 
-    def plain(self) -> tuple:
-        """The record as tuples and builtins only: a snapshot is on every write's path, and
-        the pickler writes those without looking up a single class."""
-        return (
-            self.program,
-            self.fingerprint,
-            self.resume_point,
-            self.line,
-            self.live_locals,
-            self.arguments,
-            _plain_pending(self.pending),
-        )
-
     @classmethod
     def from_plain(cls, plain: tuple) -> FrameRecord:
-        *fields, pending = plain
-        return cls(*fields, _pending_from_plain(pending))
+        """The record a snapshot holds as plain tuples (`FunctionCall.plain_record`): tuples
+        and builtins only, so the pickler names no class or function (a range iterator, which
+        would name two builtins, is kept as its numbers)."""
+        program, fingerprint, resume_point, line, live_locals, arguments, pending, ranges = plain
+        if ranges:
+            for name, (start, stop, step, position) in ranges.items():
+                iterator = iter(range(start, stop, step))
+                iterator.__setstate__(position)
+                live_locals[name] = iterator
+        return cls(
+            program,
+            fingerprint,
+            resume_point,
+            line,
+            live_locals,
+            arguments,
+            _pending_from_plain(pending),
+        )
+
+
+_RANGE_ITERATOR = type(iter(range(0)))
+
+
+def _range_numbers(iterator: Any) -> tuple[int, int, int, int]:
+    reduced = iterator.__reduce__()
+    numbers = reduced[1][0]
+    position = reduced[2] if len(reduced) > 2 else len(numbers)
+    return (numbers.start, numbers.stop, numbers.step, position)
 
 
 def _plain_pending(pending: Pending | None) -> tuple | None:
@@ -267,23 +280,45 @@ class FunctionCall:
 
     # -- snapshots ------------------------------------------------------------------------
     def record(self) -> FrameRecord:
+        return FrameRecord.from_plain(self.plain_record())
+
+    def plain_record(self) -> tuple:
+        """This frame's `FrameRecord` as `FrameRecord.plain` writes it, built directly: it
+        is on every snapshot's path."""
         code = self.code
+        resume_point = self.resume_point
+        point = code.resume_points.get(resume_point)
         live: dict[str, Any] = {}
-        if self.resume_point and self.python_frame is not None:
-            frame_locals = self.python_frame.f_locals
-            for name in code.live_at(self.resume_point):
-                if name in frame_locals:
-                    live[name] = frame_locals[name]
+        ranges = None
+        if resume_point and self.python_frame is not None:
+            if point is not None and point.live:
+                frame_locals = self.python_frame.f_locals
+                for name in point.live:
+                    if name in frame_locals:
+                        value = frame_locals[name]
+                        if type(value) is _RANGE_ITERATOR:
+                            if ranges is None:
+                                ranges = {}
+                            ranges[name] = _range_numbers(value)
+                        else:
+                            live[name] = value
         elif self.saved_locals:
-            live = dict(self.saved_locals)
-        return FrameRecord(
-            program=self.program.key,
-            fingerprint=code.fingerprint,
-            resume_point=self.resume_point,
-            line=code.line_of(self.resume_point),
-            live_locals=live,
-            arguments=self.arguments if self.resume_point == 0 else None,
-            pending=self.pending,
+            for name, value in self.saved_locals.items():
+                if type(value) is _RANGE_ITERATOR:
+                    if ranges is None:
+                        ranges = {}
+                    ranges[name] = _range_numbers(value)
+                else:
+                    live[name] = value
+        return (
+            self.program.key,
+            code.fingerprint,
+            resume_point,
+            point.line if point is not None else code.first_line,
+            live,
+            self.arguments if resume_point == 0 else None,
+            _plain_pending(self.pending),
+            ranges,
         )
 
     @classmethod
@@ -331,14 +366,14 @@ class CallStack:
 
     def snapshot(self) -> bytes:
         """All frames in one pickle, so objects shared between frames stay shared."""
-        records = [frame.record() for frame in self.frames]
+        frames = self.frames
         try:
             return references.dumps(
-                (STACK_FORMAT, tuple(record.plain() for record in records)),
-                [frame.program for frame in self.frames],
+                (STACK_FORMAT, tuple([frame.plain_record() for frame in frames])),
+                [frame.program for frame in frames],
             )
         except Exception as error:
-            raise _explain_unpicklable(records, error) from error
+            raise _explain_unpicklable([frame.record() for frame in frames], error) from error
 
     @classmethod
     def from_snapshot(cls, data: bytes, run: InstanceRun, code_versions: dict) -> CallStack:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import random
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ def entry_status(entry: dict[str, Any]) -> str:
 def function_id(func: Any) -> str:
     """``module.qualname`` of the called function (of the underlying function of a method or
     `functools.partial`)."""
+    if type(func) is types.FunctionType:
+        return f"{func.__module__}.{func.__qualname__}"
     target = func
     while hasattr(target, "func") and not hasattr(target, "__qualname__"):
         target = target.func
@@ -48,7 +51,7 @@ def args_digest(args: tuple, kwargs: dict) -> str:
     """First 16 hex digits of the SHA-256 of the pickled arguments (of their `str` when they
     cannot be pickled)."""
     try:
-        if _plain(args) and _plain(kwargs):
+        if _plain(args) and (not kwargs or _plain(kwargs)):
             # The same bytes cloudpickle writes for plain data, without its per-object hooks.
             data = pickle.dumps((args, kwargs), protocol=cloudpickle.DEFAULT_PROTOCOL)
         else:
@@ -69,11 +72,15 @@ def _plain(value: Any, depth: int = 0) -> bool:
     if depth > 3:
         return False
     if kind is tuple or kind is list:
-        return all(_plain(item, depth + 1) for item in value)
+        for item in value:
+            if type(item) not in _SCALARS and not _plain(item, depth + 1):
+                return False
+        return True
     if kind is dict:
-        return all(
-            _plain(key, depth + 1) and _plain(item, depth + 1) for key, item in value.items()
-        )
+        for key, item in value.items():
+            if not (_plain(key, depth + 1) and _plain(item, depth + 1)):
+                return False
+        return True
     return False
 
 

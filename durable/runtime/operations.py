@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import pickle
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -52,20 +53,26 @@ class Operation(ABC):
     """Base of the awaitables that only work when awaited directly by a durable frame."""
 
     frame: FunctionCall | None = None
-    #: Where the frame records this operation (its journal sequence number).
+    #: Where the frame records this operation, and its journal sequence number.
     place: AtOperation | None = None
+    seq: int = 0
+    #: Whether the operation has written once (a snapshot goes only with the first write).
+    counted: bool = False
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled inside a snapshot: the frame link is rebuilt on resume.
         state = dict(self.__dict__)
         state.pop("frame", None)
         state.pop("place", None)
+        state.pop("seq", None)
         return state
 
     def _durable_link(self, frame: FunctionCall, resume_point: int) -> None:
         self.frame = frame
-        self.place = AtOperation(frame.run.take_seq(), self)
-        frame.pending = self.place
+        run = frame.run
+        self.seq = seq = run.next_seq
+        run.next_seq = seq + 1
+        self.place = frame.pending = AtOperation(seq, self)
 
     def __await__(self):
         if self.frame is not None:
@@ -93,10 +100,6 @@ class Operation(ABC):
         """What awaiting the operation does when no durable run is active."""
 
     # -- journal ----------------------------------------------------------------------------
-    @property
-    def seq(self) -> int:
-        return self.place.seq
-
     def journaled(self) -> dict[str, Any] | None:
         """This operation's entry, or None; an entry of another operation at this sequence
         number (the code took another path) is cleared with every later entry."""
@@ -354,7 +357,7 @@ class Execute(Operation):
             result = await asyncio.to_thread(self.func, *self.args, **self.kwargs)
         else:
             result = self.func(*self.args, **self.kwargs)
-        if inspect.isawaitable(result):
+        if _awaitable(result):
             result = await result
         return result
 
@@ -362,6 +365,23 @@ class Execute(Operation):
         return await self.call()
 
     async def settle(self) -> Any:
+        if (
+            self.reconciler is None
+            and self.retry is None
+            and not self.in_thread
+            and self.frame.pending is self.place
+            and self.seq not in self.frame.run.journal
+        ):
+            # The common step, inline: a new call, no reconciler, no retries.
+            try:
+                value = self.func(*self.args, **self.kwargs)
+                if _awaitable(value):
+                    value = await value
+            except Exception as error:
+                self.finish(FAILED, 1, error=error)
+                raise
+            self.finish(SUCCEEDED, 1, value=value)
+            return value
         if isinstance(self.frame.pending, Gathering):
             # Stopped with the run if the gather is left early (a member failed, a crash).
             tasks = self.frame.run.gathered_tasks
@@ -442,8 +462,22 @@ class Execute(Operation):
             ) from error
 
 
+_NEVER_AWAITABLE = frozenset({int, float, str, bytes, bool, type(None), list, dict, tuple, set})
+
+
+def _awaitable(value: Any) -> bool:
+    return type(value) not in _NEVER_AWAITABLE and inspect.isawaitable(value)
+
+
 def _dump_value(value: Any) -> bytes | None:
-    return None if value is None else references.dumps(value)
+    if value is None:
+        return None
+    if type(value) in _SCALARS:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return references.dumps(value)
+
+
+_SCALARS = frozenset({int, float, str, bytes, bool})
 
 
 def _dump_error(error: BaseException) -> bytes:
@@ -459,7 +493,8 @@ def gather_into(frame: FunctionCall, created: list[Operation]) -> None:
     for operation in created:
         if operation.frame is None:
             operation.frame = frame
-            operation.place = AtOperation(frame.run.take_seq(), operation)
+            operation.seq = frame.run.take_seq()
+            operation.place = AtOperation(operation.seq, operation)
             members.append(operation.place)
     if members:
         frame.pending = Gathering(members)
@@ -557,6 +592,7 @@ async def _resume_operation(frame: FunctionCall, place: AtOperation) -> Any:
     if operation is not None:
         operation.frame = frame
         operation.place = place
+        operation.seq = place.seq
         return await operation.settle()
     entry = frame.run.journal.get(place.seq)
     if entry is None or entry_status(entry) == PENDING:

@@ -183,8 +183,45 @@ class _ExceptionReducers(dict):
 _default_reduce = operator.methodcaller("__reduce_ex__", pickle.HIGHEST_PROTOCOL)
 
 
+def _reduce_range_iterator(iterator: Any) -> tuple:
+    # CPython writes `iter(range(...))` plus a position, naming two builtins, which costs
+    # the pickler more than the rest of a small snapshot: one function of ours and ints.
+    reduced = iterator.__reduce__()
+    numbers = reduced[1][0]
+    position = reduced[2] if len(reduced) > 2 else len(numbers)
+    return (_range_iterator, (numbers.start, numbers.stop, numbers.step, position))
+
+
+def _range_iterator(start: int, stop: int, step: int, position: int) -> Any:
+    iterator = iter(range(start, stop, step))
+    iterator.__setstate__(position)
+    return iterator
+
+
+def _reduce_sequence_iterator(iterator: Any) -> tuple:
+    reduced = iterator.__reduce__()
+    position = reduced[2] if len(reduced) > 2 else None
+    return (_sequence_iterator, (reduced[1][0], position))
+
+
+def _sequence_iterator(sequence: Any, position: int | None) -> Any:
+    iterator = iter(sequence)
+    if position is None:
+        for _ in iterator:
+            pass
+    else:
+        iterator.__setstate__(position)
+    return iterator
+
+
 class _FastPickler(pickle.Pickler):
-    dispatch_table = _ExceptionReducers()
+    dispatch_table = _ExceptionReducers(
+        {
+            type(iter(range(0))): _reduce_range_iterator,
+            type(iter([])): _reduce_sequence_iterator,
+            type(iter(())): _reduce_sequence_iterator,
+        }
+    )
 
 
 class _FastReferencingPickler(_FastPickler):

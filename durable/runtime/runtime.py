@@ -97,6 +97,10 @@ class InstanceRun:
             "arguments": self.arguments_blob,
             "arguments_digest": _digest(self.arguments_blob),
             "created_at": self.created_at,
+            "waiting_for": None,
+            "deadline": None,
+            "result": None,
+            "error": None,
         }
         self._write(RUNNING, snapshot=True, changes={"set": dict(self.fields)})
 
@@ -104,11 +108,11 @@ class InstanceRun:
         """Journal `entry` for `operation`, with a snapshot when one is due."""
         self.journal[operation.seq] = entry
         snapshot = False
-        if not getattr(operation, "counted", False):
+        if not operation.counted:
             # A snapshot goes with the first write of an operation, never a later one: the
             # frame is saved at the call, and the entry settles it on resume.
             operation.counted = True
-            if operation.suspended_here():
+            if operation.frame.pending is operation.place or operation.suspended_here():
                 self.operations_since_snapshot += 1
                 snapshot = self.operations_since_snapshot >= self.policy.snapshot_every
         self._write(RUNNING, snapshot=snapshot, changes={"entries": {operation.seq: entry}})
@@ -144,34 +148,37 @@ class InstanceRun:
             # A gathered call still running when its run stopped: it must not write.
             raise asyncio.CancelledError
         try:
-            fields = {
-                "status": status,
-                "updated_at": time.time(),
-                "waiting_for": waiting_for,
-                "deadline": deadline,
-                "result": None,
-                "error": None,
-                **outcome,
-            }
+            fields = changes.setdefault("set", {})
+            fields["status"] = status
+            fields["updated_at"] = time.time()
+            if waiting_for is not None or self.fields.get("waiting_for") is not None:
+                fields["waiting_for"] = waiting_for
+                fields["deadline"] = deadline
+            fields.update(outcome)
             if snapshot:
-                fields["snapshot"] = self.stack.snapshot()
+                stack = self.stack
+                fields["snapshot"] = stack.snapshot()
                 fields["next_seq"] = self.next_seq
                 self.operations_since_snapshot = 0
-                below = self.stack.journal_floor(self.next_seq) - self.policy.keep_history
+                below = stack.journal_floor(self.next_seq) - self.policy.keep_history
                 changes["prune_below"] = below
                 self._prune(below)
-                versions = self.stack.code_versions()
-                new_versions = {f: v for f, v in versions.items() if f not in self.written_versions}
-                if new_versions:
-                    changes["code_versions"] = new_versions
-                    self.written_versions.update(new_versions)
+                written = self.written_versions
+                for frame in stack.frames:
+                    if frame.code.fingerprint not in written:
+                        versions = stack.code_versions()
+                        changes["code_versions"] = {
+                            f: v for f, v in versions.items() if f not in written
+                        }
+                        written.update(versions)
+                        break
             elif status in (COMPLETED, FAILED):
                 fields["snapshot"] = None
-                kept = sorted(self.journal)[-self.policy.keep_history :] if self.policy.keep_history else []
+                keep = self.policy.keep_history
+                kept = sorted(self.journal)[-keep:] if keep else []
                 below = kept[0] if kept else self.next_seq
                 changes["prune_below"] = below
                 self._prune(below)
-            changes["set"] = {**changes.get("set", {}), **fields}
             self.fields.update(fields)
             self.backend.save_changes(self.instance_id, changes, self.full_state)
         except BaseException:
@@ -181,8 +188,10 @@ class InstanceRun:
             raise
 
     def _prune(self, below: int) -> None:
-        for seq in [s for s in self.journal if s < below]:
-            del self.journal[seq]
+        journal = self.journal
+        if journal and min(journal) < below:
+            for seq in [seq for seq in journal if seq < below]:
+                del journal[seq]
 
     def full_state(self) -> dict[str, Any]:
         """The whole state as of the last write (what `OrchestrationBackend.save_state` gets)."""
