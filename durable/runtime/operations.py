@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import pickle
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import CheckpointException, EventTimeoutError
 from . import references
-from .context import current_run
+from .context import _current_run, current_run
 from .frames import AtOperation, AwaitingChild, FunctionCall, Gathering, Settled
 from .journal import (
     FAILED,
@@ -131,8 +130,12 @@ class Operation(ABC):
 
 
 def outcome_of(entry: dict[str, Any]) -> Any:
+    """The value of a settled entry (a scalar is kept as itself, anything else pickled), or
+    its exception raised."""
     if entry_status(entry) == FAILED:
         raise references.loads(entry["error"])
+    if "value" in entry:
+        return entry["value"]
     result = entry.get("result")
     return None if result is None else references.loads(result)
 
@@ -319,7 +322,8 @@ class Execute(Operation):
         in_thread: bool,
         retry: RetryPolicy | None = None,
     ) -> None:
-        validate_reconciler(reconciler)
+        if reconciler is not None:
+            validate_reconciler(reconciler)
         if not callable(func):
             raise TypeError(f"durable_execute needs a callable, got {func!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -330,7 +334,7 @@ class Execute(Operation):
         self.reconciler = reconciler
         self.in_thread = in_thread
         self.retry = retry
-        run = current_run()
+        run = _current_run.get()
         if run is not None:
             # Awaited directly, `at` links it; created for asyncio.gather, `at` groups it.
             run.created_operations.append(self)
@@ -380,7 +384,14 @@ class Execute(Operation):
             except Exception as error:
                 self.finish(FAILED, 1, error=error)
                 raise
-            self.finish(SUCCEEDED, 1, value=value)
+            function, digest = self.identity()
+            entry = {"function_id": function, "args_digest": digest, "status": SUCCEEDED}
+            if type(value) in _SCALARS:
+                entry["value"] = value
+            else:
+                entry["result"] = self.dump_result(value)
+            self.place.operation = None
+            self.frame.run.record(self, entry)
             return value
         if isinstance(self.frame.pending, Gathering):
             # Stopped with the run if the gather is left early (a member failed, a crash).
@@ -472,12 +483,10 @@ def _awaitable(value: Any) -> bool:
 def _dump_value(value: Any) -> bytes | None:
     if value is None:
         return None
-    if type(value) in _SCALARS:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     return references.dumps(value)
 
 
-_SCALARS = frozenset({int, float, str, bytes, bool})
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 
 
 def _dump_error(error: BaseException) -> bytes:

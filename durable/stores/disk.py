@@ -24,6 +24,8 @@ from .faults import FaultPlan, die
 _MAGIC = b"DURABLE\x00"
 _FORMAT = 1
 _HEADER = struct.Struct(">8sHQ32s")  # magic, format, payload length, sha256 of payload
+#: Logs a store keeps open for appending (the least recently opened is closed first).
+_OPEN_LOGS = 64
 
 
 def frame(payload: bytes) -> bytes:
@@ -116,19 +118,32 @@ class DiskStateStore(StateStore):
         self._inboxes.mkdir(parents=True, exist_ok=True)
         #: instance id -> length of its log's valid records, as last read or written here.
         self._ends: dict[str, int] = {}
+        #: instance id -> (descriptor, inode) of its log, open for appending; oldest first.
+        self._descriptors: dict[str, tuple[int, int]] = {}
+        self._paths: dict[str, str] = {}
         self._faults = FaultPlan.from_environment()
 
     def __repr__(self) -> str:
         return f"DiskStateStore({str(self.path)!r})"
 
     def _log_file(self, instance_id: str) -> Path:
-        return self._states / f"{validate_instance_id(instance_id)}.log"
+        return Path(self._log_path(instance_id))
+
+    def _log_path(self, instance_id: str) -> str:
+        path = self._paths.get(instance_id) if type(instance_id) is str else None
+        if path is None:
+            if len(self._paths) > 4096:
+                self._paths.clear()
+            path = os.path.join(self._states, f"{validate_instance_id(instance_id)}.log")
+            self._paths[instance_id] = path
+        return path
 
     def _inbox(self, instance_id: str) -> Path:
         return self._inboxes / validate_instance_id(instance_id)
 
     def read_records(self, instance_id: str) -> list[bytes]:
         path = self._log_file(instance_id)
+        self._forget_descriptor(instance_id)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -148,38 +163,71 @@ class DiskStateStore(StateStore):
             ) from None
 
     def append_record(self, instance_id: str, record: bytes) -> None:
-        path = self._log_file(instance_id)
+        path = self._log_path(instance_id)
         fault = self._faults.next_write()
         if fault == "before":
             die()
         data = frame(record)
         try:
-            descriptor = os.open(path, os.O_WRONLY)
+            status = os.stat(path)
         except FileNotFoundError:
-            self._write_whole(instance_id, path, data, fault)
+            self._write_whole(instance_id, Path(path), data, fault)
             return
-        try:
-            size = os.fstat(descriptor).st_size
-            end = self._ends.get(instance_id)
-            if end != size:
-                # Written by another store object since, or a torn tail to cut off first.
-                _, end = self._parse(instance_id, path, path.read_bytes())
-                if end != size:
+        cached = self._descriptors.get(instance_id)
+        end = self._ends.get(instance_id)
+        if cached is None or cached[1] != status.st_ino or end != status.st_size:
+            # First append here, the file was replaced, or it was appended to by another
+            # store object (or holds a torn tail to cut off): open it afresh.
+            self._forget_descriptor(instance_id)
+            descriptor = os.open(path, os.O_WRONLY)
+            self._remember_descriptor(instance_id, descriptor, os.fstat(descriptor).st_ino)
+            if end != status.st_size:
+                _, end = self._parse(instance_id, Path(path), Path(path).read_bytes())
+                if end != status.st_size:
                     os.ftruncate(descriptor, end)
-            if fault == "torn":
-                os.pwrite(descriptor, data[: len(data) // 2], end)
-                os.fsync(descriptor)
-                die()
+        else:
+            descriptor = cached[0]
+        if fault == "torn":
+            os.pwrite(descriptor, data[: len(data) // 2], end)
+            os.fsync(descriptor)
+            die()
+        try:
             _write_all(descriptor, data, end)
             os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        except BaseException:
+            self._ends.pop(instance_id, None)
+            self._forget_descriptor(instance_id)
+            raise
         self._ends[instance_id] = end + len(data)
         if fault == "after":
             die()
 
+    def _remember_descriptor(self, instance_id: str, descriptor: int, inode: int) -> None:
+        descriptors = self._descriptors
+        descriptors[instance_id] = (descriptor, inode)
+        if len(descriptors) > _OPEN_LOGS:
+            oldest = next(iter(descriptors))
+            self._forget_descriptor(oldest)
+
+    def _forget_descriptor(self, instance_id: str) -> None:
+        cached = self._descriptors.pop(instance_id, None)
+        if cached is not None:
+            os.close(cached[0])
+
+    def close(self) -> None:
+        """Close the log files kept open for appending (the store stays usable)."""
+        for instance_id in list(self._descriptors):
+            self._forget_descriptor(instance_id)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
     def replace_records(self, instance_id: str, records: Sequence[bytes]) -> None:
         path = self._log_file(instance_id)
+        self._forget_descriptor(instance_id)
         fault = self._faults.next_write()
         if fault == "before":
             die()
@@ -201,7 +249,9 @@ class DiskStateStore(StateStore):
             die()
 
     def delete_instance(self, instance_id: str) -> None:
-        self._log_file(instance_id).unlink(missing_ok=True)
+        path = self._log_file(instance_id)
+        self._forget_descriptor(instance_id)
+        path.unlink(missing_ok=True)
         self._ends.pop(instance_id, None)
         inbox = self._inbox(instance_id)
         if inbox.exists():

@@ -252,6 +252,27 @@ def test_a_new_store_object_appends_after_the_records_of_another(store, store_di
     assert DiskStateStore(store_dir).read_records("order-7") == [b"one", b"two", b"three"]
 
 
+def test_an_append_after_another_store_object_compacted_the_log_lands_in_the_new_log(
+    store, store_dir
+):
+    store.append_record("order-7", b"one")
+    store.append_record("order-7", b"two")
+    DiskStateStore(store_dir).replace_records("order-7", [b"compacted"])
+    store.append_record("order-7", b"three")
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"compacted", b"three"]
+
+
+def test_a_store_keeps_a_bounded_number_of_logs_open(store, store_dir):
+    for n in range(disk._OPEN_LOGS + 20):
+        store.append_record(f"order-{n}", b"first")
+        store.append_record(f"order-{n}", b"second")
+    assert len(store._descriptors) <= disk._OPEN_LOGS
+    store.close()
+    assert store._descriptors == {}
+    store.append_record("order-3", b"third")
+    assert store.read_records("order-3") == [b"first", b"second", b"third"]
+
+
 def test_an_append_is_one_fsync_of_the_log_file(store, store_dir, monkeypatch):
     store.append_record("order-7", b"first")
     synced: list[int] = []
