@@ -106,27 +106,34 @@ class DurableBackend(OrchestrationBackend):
         consumed: dict[int, str] = {}
         for data in records:
             changes = _decode(instance_id, data)
-            if changes.get("reset"):
+            if "reset" in changes:
                 state, journal, versions = {}, None, None
-            state.update(changes.get("set", ()))
-            if "journal" in state:
-                journal = dict(state.pop("journal"))
-            if "code_versions" in state:
-                versions = dict(state.pop("code_versions"))
+            fields = changes.get("set")
+            if fields:
+                state.update(fields)
+                if "journal" in fields:
+                    journal = dict(state.pop("journal"))
+                if "code_versions" in fields:
+                    versions = dict(state.pop("code_versions"))
             truncate_from = changes.get("truncate_from")
-            entries = changes.get("entries")
-            below = changes.get("prune_below")
-            if truncate_from is not None or entries or below is not None:
-                journal = {} if journal is None else journal
-            if truncate_from is not None:
+            if truncate_from is not None and journal:
                 journal = {seq: entry for seq, entry in journal.items() if seq < truncate_from}
+            entries = changes.get("entries")
             if entries:
+                if journal is None:
+                    journal = {}
                 journal.update(entries)
+            below = changes.get("prune_below")
             if below is not None:
-                journal = {seq: entry for seq, entry in journal.items() if seq >= below}
-            if changes.get("code_versions"):
-                versions = {**(versions or {}), **changes["code_versions"]}
-            consumed = dict(changes.get("consumed_events", ()))
+                if journal is None:
+                    journal = {}
+                elif journal and min(journal) < below:
+                    journal = {seq: entry for seq, entry in journal.items() if seq >= below}
+            more_versions = changes.get("code_versions")
+            if more_versions:
+                versions = {**(versions or {}), **more_versions}
+            consumed = changes.get("consumed_events", ())
+        consumed = dict(consumed)
         if journal is not None:
             state["journal"] = journal
         if versions is not None:
@@ -209,13 +216,13 @@ def _encode(state: dict[str, Any]) -> bytes:
 
 
 def _decode(instance_id: str, data: bytes) -> dict[str, Any]:
-    version, state = pickle.loads(data)
+    version, changes = pickle.loads(data)
     if version != RECORD_FORMAT:
         raise StateFormatError(
             f"instance {instance_id!r} was stored in record format {version!r}; this version "
             f"reads format {RECORD_FORMAT}"
         )
-    return state
+    return changes
 
 
 #: id(backend) -> its runtime. Keyed by identity: backends need not be hashable, and two

@@ -58,18 +58,31 @@ def parse_log(data: bytes, what: str) -> tuple[list[bytes], int]:
     if not data:
         raise CorruptStateError(f"{what} is empty")
     records: list[bytes] = []
+    view = memoryview(data)
+    size = len(data)
+    header_size = _HEADER.size
+    unpack = _HEADER.unpack_from
     offset = 0
-    while offset < len(data):
-        remaining = len(data) - offset
-        complete = (
-            remaining >= _HEADER.size
-            and remaining >= _HEADER.size + _HEADER.unpack_from(data, offset)[2]
-        )
-        if not complete and records:
+    while offset < size:
+        if size - offset >= header_size:
+            magic, version, length, checksum = unpack(data, offset)
+            end = offset + header_size + length
+            if end <= size and magic == _MAGIC and version == _FORMAT:
+                payload = view[offset + header_size : end]
+                if hashlib.sha256(payload).digest() == checksum:
+                    records.append(payload.tobytes())
+                    offset = end
+                    continue
+            if end > size and records:
+                break  # a torn tail: its append never finished
+        elif records:
             break
-        end = offset + _HEADER.size + _HEADER.unpack_from(data, offset)[2] if complete else len(data)
-        records.append(unframe(data[offset:end], f"{what} (record {len(records) + 1})"))
-        offset = end
+        else:
+            end = size
+        # Damaged, or the first record cut short: `unframe` says how.
+        where = f"{what} (record {len(records) + 1})"
+        unframe(data[offset : min(end, size)], where)
+        raise CorruptStateError(f"{where} is damaged")
     return records, offset
 
 

@@ -242,7 +242,8 @@ def test_damage_before_the_last_record_is_refused(store, store_dir):
     data = bytearray(path.read_bytes())
     data[len(disk.frame(b"first")) + disk._HEADER.size + 3] ^= 0x01
     path.write_bytes(bytes(data))
-    refused(lambda: store.read_records("order-7"), "order-7")
+    error = refused(lambda: store.read_records("order-7"), "order-7")
+    assert "record 2" in str(error) and "checksum" in str(error)
 
 
 def test_a_new_store_object_appends_after_the_records_of_another(store, store_dir):
