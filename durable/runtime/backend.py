@@ -55,6 +55,10 @@ class OrchestrationBackend(ABC):
     def wait_for_event(self, instance_id: str, event_name: str) -> Event | None:
         """Take the oldest pending event `event_name` of `instance_id`, or return None."""
 
+    def read_state(self, instance_id: str) -> dict[str, Any] | None:
+        """The stored state, read to look at it (a status, a result), not to run it."""
+        return self.load_state(instance_id)
+
     def save_changes(
         self,
         instance_id: str,
@@ -95,11 +99,31 @@ class DurableBackend(OrchestrationBackend):
         return f"DurableBackend({self.store!r})"
 
     def load_state(self, instance_id: str) -> dict[str, Any] | None:
+        """The state to run `instance_id` from: events handed to an earlier run of it and
+        not journaled are offered again, and consumed events left in the inbox go."""
         self._claimed[instance_id] = {}
         records = self.store.read_records(instance_id)
         self._record_counts[instance_id] = len(records)
         if not records:
             return None
+        state, consumed = self._fold(instance_id, records)
+        if consumed:
+            # The write that recorded these may have stopped before deleting them.
+            leftovers = [
+                event_id
+                for event_id, event in self.store.read_events(instance_id)
+                if consumed.get(event_id) == _event_digest(event)
+            ]
+            if leftovers:
+                self.store.delete_events(instance_id, leftovers)
+        return state
+
+    def read_state(self, instance_id: str) -> dict[str, Any] | None:
+        records = self.store.read_records(instance_id)
+        return self._fold(instance_id, records)[0] if records else None
+
+    def _fold(self, instance_id: str, records: list[bytes]) -> tuple[dict[str, Any], dict]:
+        """The state the records add up to, and the events the last one consumed."""
         state: dict[str, Any] = {}
         journal: dict[int, Any] | None = None
         versions: dict[str, Any] | None = None
@@ -133,21 +157,11 @@ class DurableBackend(OrchestrationBackend):
             if more_versions:
                 versions = {**(versions or {}), **more_versions}
             consumed = changes.get("consumed_events", ())
-        consumed = dict(consumed)
         if journal is not None:
             state["journal"] = journal
         if versions is not None:
             state["code_versions"] = versions
-        if consumed:
-            # The write that recorded these may have stopped before deleting them.
-            leftovers = [
-                event_id
-                for event_id, event in self.store.read_events(instance_id)
-                if consumed.get(event_id) == _event_digest(event)
-            ]
-            if leftovers:
-                self.store.delete_events(instance_id, leftovers)
-        return state
+        return state, dict(consumed)
 
     def save_state(self, instance_id: str, state: dict[str, Any]) -> None:
         """Replace the whole state of `instance_id` (one compacted record)."""

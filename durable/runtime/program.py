@@ -17,6 +17,7 @@ from .._errors import AlreadyDurableException, IncompatibleStateError
 from ..transform import CodeBlock, compile_function
 from ..transform.pipeline import CodeVersion, compile_version
 from .context import current_run
+from .handles import InstanceHandle
 from .journal import DEFAULT_POLICY, JournalPolicy
 from .operations import ChildCall
 
@@ -84,6 +85,32 @@ class DurableProgram:
 
         backend = orchestration_backend if orchestration_backend is not None else default_backend()
         return runtime_for(backend).run(self, instance_id, args, kwargs)
+
+    async def start(
+        self,
+        *args: Any,
+        instance_id: str,
+        orchestration_backend: Any = None,
+        **kwargs: Any,
+    ) -> InstanceHandle:
+        """Save a new instance with these arguments without running it; return its handle.
+
+        The next call of the program with this `instance_id` (or a worker) runs it. Starting
+        an instance that exists with the same arguments changes nothing and returns its
+        handle; with other arguments it raises `ArgumentsMismatchError`.
+        """
+        from .backend import default_backend, runtime_for
+
+        backend = orchestration_backend if orchestration_backend is not None else default_backend()
+        runtime_for(backend).start(self, instance_id, args, kwargs)
+        return InstanceHandle(instance_id, backend)
+
+    def handle(self, instance_id: str, *, orchestration_backend: Any = None) -> InstanceHandle:
+        """The handle of instance `instance_id` (started here or in another process)."""
+        from .backend import default_backend
+
+        backend = orchestration_backend if orchestration_backend is not None else default_backend()
+        return InstanceHandle(instance_id, backend)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:

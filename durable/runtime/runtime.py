@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 STATE_FORMAT = 2
 
 RUNNING, WAITING, COMPLETED, FAILED = "running", "waiting", "completed", "failed"
+#: Started by `DurableProgram.start` and not run yet: the next call (or a worker) runs it.
+ENQUEUED = "enqueued"
 
 
 def _digest(blob: bytes) -> str:
@@ -88,7 +90,7 @@ class InstanceRun:
         return seq
 
     # -- writes -----------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, status: str = RUNNING) -> None:
         """The first write of a new instance: its arguments and its root frame."""
         self.fields = {
             "format_version": STATE_FORMAT,
@@ -102,7 +104,7 @@ class InstanceRun:
             "result": None,
             "error": None,
         }
-        self._write(RUNNING, snapshot=True, changes={"set": dict(self.fields)})
+        self._write(status, snapshot=True, changes={"set": dict(self.fields)})
 
     def record(self, operation: Operation, entry: dict[str, Any]) -> None:
         """Journal `entry` for `operation`, with a snapshot when one is due."""
@@ -280,6 +282,23 @@ class DurableRuntime:
         finally:
             self._active.discard(instance_id)
 
+    def start(
+        self, program: DurableProgram, instance_id: str, args: tuple, kwargs: dict
+    ) -> bool:
+        """Save a new instance without running it: True when it was created, False when it
+        exists already with the same arguments (`ArgumentsMismatchError` with others)."""
+        validate_instance_id(instance_id)
+        arguments = program.code.bind(*args, **kwargs)
+        arguments_blob = _pickle_arguments(program, arguments)
+        state = self.backend.read_state(instance_id)
+        if state is not None:
+            _check_identity(program, instance_id, state, arguments, arguments_blob)
+            return False
+        run = InstanceRun(self.backend, instance_id, program, arguments_blob, time.time())
+        run.stack.push(FunctionCall(program, run, arguments=arguments))
+        run.start(ENQUEUED)
+        return True
+
     async def _run(self, program, instance_id: str, args: tuple, kwargs: dict) -> Any:
         arguments = program.code.bind(*args, **kwargs)
         arguments_blob = _pickle_arguments(program, arguments)
@@ -313,25 +332,7 @@ class DurableRuntime:
 
     def _reopen(self, program, instance_id, state, arguments, arguments_blob) -> InstanceRun | None:
         """A run resuming stored `state`, or None when the instance has finished."""
-        if state.get("format_version") != STATE_FORMAT:
-            raise StateFormatError(
-                f"instance {instance_id!r} was saved in state format "
-                f"{state.get('format_version')!r}; this version reads format {STATE_FORMAT}"
-            )
-        if state["program"] != program.key:
-            raise ArgumentsMismatchError(
-                f"instance {instance_id!r} belongs to durable function {state['program']!r}, "
-                f"not {program.key!r}; use another instance_id"
-            )
-        if state["arguments_digest"] != _digest(arguments_blob) and not _same_arguments(
-            state["arguments"], arguments
-        ):
-            stored = cloudpickle.loads(state["arguments"])
-            raise ArgumentsMismatchError(
-                f"instance {instance_id!r} was started with arguments {stored!r}, but was "
-                f"called with {arguments!r}; call it with its original arguments, or use "
-                "a new instance_id"
-            )
+        _check_identity(program, instance_id, state, arguments, arguments_blob)
         status = state["status"]
         if status in (COMPLETED, FAILED):
             return None
@@ -357,6 +358,29 @@ class DurableRuntime:
 
 
 _NOT_FIELDS = ("journal", "code_versions")
+
+
+def _check_identity(program, instance_id: str, state, arguments: tuple, blob: bytes) -> None:
+    """Refuse stored state of another format, another function or other arguments."""
+    if state.get("format_version") != STATE_FORMAT:
+        raise StateFormatError(
+            f"instance {instance_id!r} was saved in state format "
+            f"{state.get('format_version')!r}; this version reads format {STATE_FORMAT}"
+        )
+    if state["program"] != program.key:
+        raise ArgumentsMismatchError(
+            f"instance {instance_id!r} belongs to durable function {state['program']!r}, "
+            f"not {program.key!r}; use another instance_id"
+        )
+    if state["arguments_digest"] != _digest(blob) and not _same_arguments(
+        state["arguments"], arguments
+    ):
+        stored = cloudpickle.loads(state["arguments"])
+        raise ArgumentsMismatchError(
+            f"instance {instance_id!r} was started with arguments {stored!r}, but was "
+            f"called with {arguments!r}; call it with its original arguments, or use "
+            "a new instance_id"
+        )
 
 
 def _pickle_arguments(program, arguments: tuple) -> bytes:
