@@ -11,6 +11,8 @@ import asyncio
 import hashlib
 import os
 import pickle
+import socket
+import uuid
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -59,6 +61,15 @@ class OrchestrationBackend(ABC):
         """The stored state, read to look at it (a status, a result), not to run it."""
         return self.load_state(instance_id)
 
+    def acquire_instance(self, instance_id: str) -> str | None:
+        """Become the one runner of `instance_id`: None when granted, else who runs it.
+        By default only the runtime's own check applies (one run per instance in a
+        process); a backend shared by processes overrides this with a lease."""
+        return None
+
+    def release_instance(self, instance_id: str) -> None:  # noqa: B027 - optional hook
+        """End the lease `acquire_instance` granted."""
+
     def save_changes(
         self,
         instance_id: str,
@@ -94,9 +105,18 @@ class DurableBackend(OrchestrationBackend):
         #: not yet saved as consumed. The digest guards the deletion after a restart: a store
         #: may reuse the id of a deleted event (disk ids come from the clock).
         self._claimed: dict[str, dict[int, str]] = {}
+        #: Who this backend is when it holds a lease.
+        self._owner = f"runner {uuid.uuid4().hex[:12]} on {socket.gethostname()}"
 
     def __repr__(self) -> str:
         return f"DurableBackend({self.store!r})"
+
+    def acquire_instance(self, instance_id: str) -> str | None:
+        """The store's lease of `instance_id` for this backend object."""
+        return self.store.acquire_lease(instance_id, self._owner)
+
+    def release_instance(self, instance_id: str) -> None:
+        self.store.release_lease(instance_id, self._owner)
 
     def load_state(self, instance_id: str) -> dict[str, Any] | None:
         """The state to run `instance_id` from: events handed to an earlier run of it and

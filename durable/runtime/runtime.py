@@ -12,6 +12,7 @@ import hashlib
 import pickle
 import time
 import uuid
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -278,9 +279,24 @@ class DurableRuntime:
             )
         self._active.add(instance_id)
         try:
-            return await self._run(program, instance_id, args, kwargs)
+            with self._lease(instance_id):
+                return await self._run(program, instance_id, args, kwargs)
         finally:
             self._active.discard(instance_id)
+
+    @contextmanager
+    def _lease(self, instance_id: str):
+        """Hold the backend's lease of `instance_id` (one runner across processes)."""
+        holder = self.backend.acquire_instance(instance_id)
+        if holder is not None:
+            raise InstanceBusyError(
+                f"instance {instance_id!r} is being run by another runner ({holder}); wait "
+                "until it pauses or ends (a runner's lease ends with its process)"
+            )
+        try:
+            yield
+        finally:
+            self.backend.release_instance(instance_id)
 
     def start(
         self, program: DurableProgram, instance_id: str, args: tuple, kwargs: dict
@@ -294,10 +310,21 @@ class DurableRuntime:
         if state is not None:
             _check_identity(program, instance_id, state, arguments, arguments_blob)
             return False
-        run = InstanceRun(self.backend, instance_id, program, arguments_blob, time.time())
-        run.stack.push(FunctionCall(program, run, arguments=arguments))
-        run.start(ENQUEUED)
-        return True
+        if instance_id in self._active:
+            raise InstanceBusyError(f"instance {instance_id!r} is being started in this process")
+        self._active.add(instance_id)
+        try:
+            with self._lease(instance_id):
+                state = self.backend.read_state(instance_id)  # started meanwhile?
+                if state is not None:
+                    _check_identity(program, instance_id, state, arguments, arguments_blob)
+                    return False
+                run = InstanceRun(self.backend, instance_id, program, arguments_blob, time.time())
+                run.stack.push(FunctionCall(program, run, arguments=arguments))
+                run.start(ENQUEUED)
+                return True
+        finally:
+            self._active.discard(instance_id)
 
     async def _run(self, program, instance_id: str, args: tuple, kwargs: dict) -> Any:
         arguments = program.code.bind(*args, **kwargs)

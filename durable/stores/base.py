@@ -6,6 +6,7 @@ durable when it returns, and a store write is the unit the journal contract coun
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -48,3 +49,26 @@ class StateStore(ABC):
     @abstractmethod
     def delete_events(self, instance_id: str, event_ids: list[int]) -> None:
         """Remove consumed events; ids already gone are ignored."""
+
+    # -- leases: one runner per instance ----------------------------------------------------
+    def acquire_lease(self, instance_id: str, owner: str) -> str | None:
+        """Take the lease that lets one runner run `instance_id`: None when it is now held
+        by `owner`, else a description of who holds it. It lasts until `release_lease`, or
+        until the holder's process ends. This default keeps leases in this store object
+        only; stores that several processes share override it."""
+        with _lease_lock:
+            held = self.__dict__.setdefault("_leases_held", {})
+            if instance_id in held:
+                return held[instance_id]
+            held[instance_id] = owner
+            return None
+
+    def release_lease(self, instance_id: str, owner: str) -> None:
+        """End the lease `owner` holds on `instance_id` (nothing if it holds none)."""
+        with _lease_lock:
+            held = self.__dict__.get("_leases_held", {})
+            if held.get(instance_id) == owner:
+                del held[instance_id]
+
+
+_lease_lock = threading.Lock()

@@ -20,6 +20,7 @@ from .._errors import CorruptStateError
 from .._ids import validate_instance_id
 from .base import StateStore
 from .faults import FaultPlan, die
+from .locks import FileLeases
 
 _MAGIC = b"DURABLE\x00"
 _FORMAT = 1
@@ -121,7 +122,8 @@ def _write_temporary(directory: Path, data: bytes) -> Path:
 
 
 class DiskStateStore(StateStore):
-    """Logs under ``<path>/state/``, events under ``<path>/events/<instance id>/``."""
+    """Logs under ``<path>/state/``, events under ``<path>/events/<instance id>/``, lease
+    locks under ``<path>/leases/``."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -135,6 +137,7 @@ class DiskStateStore(StateStore):
         self._descriptors: dict[str, tuple[int, int]] = {}
         self._paths: dict[str, str] = {}
         self._faults = FaultPlan.from_environment()
+        self._leases = FileLeases(self.path / "leases")
 
     def __repr__(self) -> str:
         return f"DiskStateStore({str(self.path)!r})"
@@ -228,9 +231,19 @@ class DiskStateStore(StateStore):
             os.close(cached[0])
 
     def close(self) -> None:
-        """Close the log files kept open for appending (the store stays usable)."""
+        """Close the log files kept open for appending and end the leases this store object
+        holds (the store stays usable)."""
         for instance_id in list(self._descriptors):
             self._forget_descriptor(instance_id)
+        self._leases.close()
+
+    def acquire_lease(self, instance_id: str, owner: str) -> str | None:
+        """An exclusive lock on the instance's lease file, held until released or until this
+        process ends (see `durable.stores.locks`)."""
+        return self._leases.acquire(instance_id, owner)
+
+    def release_lease(self, instance_id: str, owner: str) -> None:
+        self._leases.release(instance_id)
 
     def __del__(self) -> None:
         try:
@@ -265,6 +278,7 @@ class DiskStateStore(StateStore):
         path = self._log_file(instance_id)
         self._forget_descriptor(instance_id)
         path.unlink(missing_ok=True)
+        self._leases.forget(instance_id)
         self._ends.pop(instance_id, None)
         inbox = self._inbox(instance_id)
         if inbox.exists():

@@ -1,4 +1,4 @@
-"""Instance ids: one rule, applied by durable calls, `publish_event` and the disk store alike.
+"""Instance ids: one rule, applied by durable calls, `publish_event` and every store alike.
 
 An id names files in a `DiskStateStore`, so anything that could name a path outside the
 store (or a file the filesystem cannot hold) is refused before a byte is written.
@@ -6,11 +6,18 @@ store (or a file the filesystem cannot hold) is refused before a byte is written
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from durable import DiskStateStore, DurableBackend, InMemoryStateStore, make_durable
+from durable import (
+    DiskStateStore,
+    DurableBackend,
+    InMemoryStateStore,
+    SQLiteStateStore,
+    make_durable,
+)
 
 BAD_IDS = {
     "slash": "orders/7",
@@ -49,7 +56,7 @@ GOOD_IDS = {
 bad_ids = pytest.mark.parametrize("bad", list(BAD_IDS.values()), ids=list(BAD_IDS))
 good_ids = pytest.mark.parametrize("good", list(GOOD_IDS.values()), ids=list(GOOD_IDS))
 
-DISK_STORE_CALLS = {
+STORE_CALLS = {
     "read_records": lambda store, instance_id: store.read_records(instance_id),
     "append_record": lambda store, instance_id: store.append_record(instance_id, b"record"),
     "replace_records": lambda store, instance_id: store.replace_records(instance_id, [b"r"]),
@@ -59,9 +66,7 @@ DISK_STORE_CALLS = {
     "delete_events": lambda store, instance_id: store.delete_events(instance_id, [1]),
 }
 
-disk_store_calls = pytest.mark.parametrize(
-    "call", list(DISK_STORE_CALLS.values()), ids=list(DISK_STORE_CALLS)
-)
+store_calls = pytest.mark.parametrize("call", list(STORE_CALLS.values()), ids=list(STORE_CALLS))
 
 
 @make_durable
@@ -80,6 +85,21 @@ def store(store_dir) -> DiskStateStore:
     return DiskStateStore(store_dir)
 
 
+@pytest.fixture
+def sqlite_store(tmp_path):
+    store = SQLiteStateStore(tmp_path / "store.db")
+    yield store
+    store.close()
+
+
+def sqlite_rows(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as connection:
+        return {
+            table: connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("records", "events", "instances")
+        }
+
+
 def assert_names_the_id(error: pytest.ExceptionInfo, bad) -> None:
     assert repr(bad) in str(error.value)
 
@@ -94,6 +114,7 @@ def assert_nothing_written(tmp_path: Path, store_dir: Path) -> None:
         Path("root"),
         Path("root/store"),
         Path("root/store/events"),
+        Path("root/store/leases"),
         Path("root/store/state"),
     ]
 
@@ -138,7 +159,7 @@ def test_bad_instance_id_in_publish_event_to_a_memory_store_is_rejected(bad):
 
 
 @bad_ids
-@disk_store_calls
+@store_calls
 def test_bad_instance_id_is_rejected_by_the_disk_store(bad, call, store):
     with pytest.raises(ValueError, match="invalid instance_id") as caught:
         call(store, bad)
@@ -146,7 +167,7 @@ def test_bad_instance_id_is_rejected_by_the_disk_store(bad, call, store):
 
 
 @bad_ids
-@disk_store_calls
+@store_calls
 def test_bad_instance_id_in_the_disk_store_creates_nothing_outside_it(
     bad, call, tmp_path, store, store_dir
 ):
@@ -163,6 +184,37 @@ def test_bad_instance_id_is_rejected_by_memory_store_writes(bad):
     with pytest.raises(ValueError, match="invalid instance_id"):
         store.append_event(bad, b"event")
     assert store.list_instances() == []
+
+
+@bad_ids
+@store_calls
+def test_bad_instance_id_is_rejected_by_the_sqlite_store(bad, call, sqlite_store):
+    with pytest.raises(ValueError, match="invalid instance_id") as caught:
+        call(sqlite_store, bad)
+    assert_names_the_id(caught, bad)
+
+
+@bad_ids
+@store_calls
+def test_bad_instance_id_in_the_sqlite_store_writes_nothing(bad, call, tmp_path, sqlite_store):
+    with pytest.raises(ValueError):
+        call(sqlite_store, bad)
+    sqlite_store.close()
+    assert sqlite_rows(tmp_path / "store.db") == {"records": 0, "events": 0, "instances": 0}
+    assert {path.name for path in tmp_path.iterdir()} <= {
+        "store.db",
+        "store.db-wal",
+        "store.db-shm",
+    }
+
+
+@bad_ids
+def test_bad_instance_id_in_publish_event_to_a_sqlite_store_is_rejected(
+    bad, tmp_path, sqlite_store
+):
+    with pytest.raises(ValueError, match="invalid instance_id"):
+        DurableBackend(sqlite_store).publish_event(bad, "approved")
+    assert sqlite_rows(tmp_path / "store.db") == {"records": 0, "events": 0, "instances": 0}
 
 
 def test_rejection_explains_what_an_id_may_contain(store):
@@ -204,6 +256,19 @@ def test_good_instance_id_round_trips_through_the_disk_store(good, store):
     assert store.read_records(good) == [b"record"]
     assert store.read_events(good) == [(event_id, b"event")]
     assert store.list_instances() == [good]
+
+
+@good_ids
+def test_good_instance_id_round_trips_through_the_sqlite_store(good, tmp_path, sqlite_store):
+    sqlite_store.append_record(good, b"record")
+    event_id = sqlite_store.append_event(good, b"event")
+    again = SQLiteStateStore(tmp_path / "store.db")
+    assert again.read_records(good) == [b"record"]
+    assert again.read_events(good) == [(event_id, b"event")]
+    assert again.list_instances() == [good]
+    again.delete_instance(good)
+    assert sqlite_rows(tmp_path / "store.db") == {"records": 0, "events": 0, "instances": 0}
+    again.close()
 
 
 @good_ids

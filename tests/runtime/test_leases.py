@@ -1,0 +1,139 @@
+"""One runner per instance, across backends and processes: leases in the stores."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from durable import (
+    DiskStateStore,
+    DurableBackend,
+    InMemoryStateStore,
+    InstanceBusyError,
+    PauseForEventException,
+    make_durable,
+    wait_for_event,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = (
+    "import sys; from tests.runtime.lease_flows import main; main(*sys.argv[1:4])"
+)
+
+
+@make_durable
+async def slow(gate_name: str) -> str:
+    await GATES[gate_name].wait()
+    return "finished"
+
+
+@make_durable
+async def ask() -> str:
+    return await wait_for_event("answer")
+
+
+@make_durable
+async def broken() -> None:
+    raise KeyError("broken")
+
+
+GATES: dict[str, asyncio.Event] = {}
+
+
+@pytest.mark.parametrize("kind", ["memory", "disk"])
+async def test_a_second_backend_over_the_same_store_gets_instance_busy(tmp_path, kind):
+    store = InMemoryStateStore() if kind == "memory" else DiskStateStore(tmp_path / "store")
+    GATES["g"] = asyncio.Event()
+    first = asyncio.create_task(
+        slow("g", orchestration_backend=DurableBackend(store), instance_id="job-1")
+    )
+    await asyncio.sleep(0.05)
+    records = store.read_records("job-1")
+    with pytest.raises(InstanceBusyError, match="'job-1' is being run by another runner"):
+        await slow("g", orchestration_backend=DurableBackend(store), instance_id="job-1")
+    assert store.read_records("job-1") == records
+    GATES["g"].set()
+    assert await first == "finished"
+
+
+@pytest.mark.parametrize("kind", ["memory", "disk"])
+async def test_the_lease_ends_when_the_instance_pauses(tmp_path, kind):
+    store = InMemoryStateStore() if kind == "memory" else DiskStateStore(tmp_path / "store")
+    with pytest.raises(PauseForEventException):
+        await ask(orchestration_backend=DurableBackend(store), instance_id="q")
+    other = DurableBackend(store)
+    other.publish_event("q", "answer", 42)
+    assert await ask(orchestration_backend=other, instance_id="q") == 42
+
+
+@pytest.mark.parametrize("kind", ["memory", "disk"])
+async def test_the_lease_ends_when_the_instance_fails(tmp_path, kind):
+    store = InMemoryStateStore() if kind == "memory" else DiskStateStore(tmp_path / "store")
+    with pytest.raises(KeyError):
+        await broken(orchestration_backend=DurableBackend(store), instance_id="b")
+    with pytest.raises(KeyError):
+        await broken(orchestration_backend=DurableBackend(store), instance_id="b")
+
+
+def test_a_disk_lease_names_who_holds_it(tmp_path):
+    store = DiskStateStore(tmp_path / "store")
+    assert store.acquire_lease("job-1", "runner A") is None
+    holder = DiskStateStore(tmp_path / "store").acquire_lease("job-1", "runner B")
+    assert holder is not None and "runner A" in holder and str(os.getpid()) in holder
+    store.release_lease("job-1", "runner A")
+    assert DiskStateStore(tmp_path / "store").acquire_lease("job-1", "runner B") is None
+
+
+def run_job(store_dir: Path, started: Path, release: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(store_dir), str(started), str(release)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the runner did not start"
+        time.sleep(0.01)
+
+
+def test_a_second_process_is_refused_while_the_first_runs_and_takes_over_after_a_kill(
+    tmp_path,
+):
+    store_dir = tmp_path / "store"
+    started, release = tmp_path / "started", tmp_path / "release"
+    first = run_job(store_dir, started, release)
+    try:
+        wait_for(started, first)
+        records = DiskStateStore(store_dir).read_records("job-1")
+
+        second = run_job(store_dir, tmp_path / "second-started", release)
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 3, err
+        assert "busy: instance 'job-1' is being run by another runner" in out
+        assert not (tmp_path / "second-started").exists()
+        assert DiskStateStore(store_dir).read_records("job-1") == records
+
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        started.unlink()
+        release.touch()
+        third = run_job(store_dir, started, release)
+        out, err = third.communicate(timeout=60)
+        assert third.returncode == 0, err
+        assert out.strip() == "done: released"
+    finally:
+        if first.poll() is None:
+            first.kill()
