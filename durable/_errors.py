@@ -50,6 +50,11 @@ class InstanceBusyError(DurableError):
     """The instance is being run by another runner right now."""
 
 
+class RunStoppedError(DurableError):
+    """The run was asked to stop (`DurableRuntime.request_stop`, a worker shutting down) and
+    stopped before its next durable operation; the instance resumes from its last write."""
+
+
 class ArgumentsMismatchError(DurableError, ValueError):
     """An existing instance was called with arguments other than the ones it started with."""
 

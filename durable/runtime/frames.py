@@ -224,6 +224,8 @@ class FunctionCall:
 
     def at(self, resume_point: int, awaitable: Any) -> Any:
         """Record the checkpoint about to be awaited; link a durable operation to this frame."""
+        if self.run.stop_requested:
+            return self.run.stop_here(awaitable)
         self.resume_point = resume_point
         self.pending = None
         link = getattr(awaitable, "_durable_link", None)

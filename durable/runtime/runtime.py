@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import pickle
 import time
 import uuid
@@ -20,8 +21,10 @@ import cloudpickle
 from .._errors import (
     ArgumentsMismatchError,
     CheckpointException,
+    DurableError,
     InstanceBusyError,
     PauseForEventException,
+    RunStoppedError,
     StateFormatError,
 )
 from .._ids import validate_instance_id
@@ -29,7 +32,7 @@ from . import references
 from .context import enter_run, leave_run
 from .frames import AtOperation, CallStack, FunctionCall
 from .journal import JournalPolicy
-from .operations import PARK, Operation, WaitForEvent
+from .operations import PARK, Operation, WaitForEvent, _Park
 
 if TYPE_CHECKING:
     from .backend import OrchestrationBackend
@@ -84,6 +87,20 @@ class InstanceRun:
         #: Set when the run stops without finishing (parked, or its state could not be
         #: saved): unwinding its coroutines must not run the user's handlers or finally.
         self.closing = False
+        #: Set by `DurableRuntime.request_stop`: the run stops before its next operation.
+        self.stop_requested = False
+        self.stopped = False
+
+    def stop_here(self, awaitable: Any) -> Any:
+        """Stop the run instead of starting the operation `awaitable`: the instance stays
+        at its last write, as after a crash there, and nothing new starts."""
+        self.stopped = True
+        self.created_operations.clear()
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        elif isinstance(awaitable, asyncio.Future):
+            awaitable.cancel()
+        return _Park()
 
     def take_seq(self) -> int:
         seq = self.next_seq
@@ -265,9 +282,41 @@ class DurableRuntime:
     def __init__(self, backend: OrchestrationBackend) -> None:
         self.backend = backend
         self._active: set[str] = set()
+        self._runs: dict[str, InstanceRun] = {}
+
+    def request_stop(self) -> None:
+        """Ask every run of this runtime to stop before its next durable operation (the one
+        in progress finishes and is journaled); each then raises `RunStoppedError`."""
+        for run in self._runs.values():
+            run.stop_requested = True
+
+    def abandon(self) -> None:
+        """Mark every run as stopping where it is, as a crash would: cancelling their tasks
+        after this runs none of the user's handlers or finally blocks (for a shutdown that
+        cannot wait for an operation in progress, such as a long `sleep`)."""
+        for run in self._runs.values():
+            run.closing = True
+
+    async def resume_stored(self, instance_id: str) -> Any:
+        """Run (or resume) a stored instance with the arguments it was started with, as a
+        worker does: it needs only the id, the state names the function."""
+        from .program import program_for_key
+
+        state = self.backend.read_state(validate_instance_id(instance_id))
+        if state is None:
+            raise DurableError(f"instance {instance_id!r} does not exist in {self.backend!r}")
+        program = program_for_key(state["program"])
+        arguments = cloudpickle.loads(state["arguments"])
+        return await self.run(program, instance_id, (), {}, bound=arguments)
 
     async def run(
-        self, program: DurableProgram, instance_id: str | None, args: tuple, kwargs: dict
+        self,
+        program: DurableProgram,
+        instance_id: str | None,
+        args: tuple,
+        kwargs: dict,
+        *,
+        bound: tuple | None = None,
     ) -> Any:
         instance_id = (
             validate_instance_id(instance_id) if instance_id is not None else uuid.uuid4().hex
@@ -280,7 +329,7 @@ class DurableRuntime:
         self._active.add(instance_id)
         try:
             with self._lease(instance_id):
-                return await self._run(program, instance_id, args, kwargs)
+                return await self._run(program, instance_id, args, kwargs, bound)
         finally:
             self._active.discard(instance_id)
 
@@ -326,8 +375,10 @@ class DurableRuntime:
         finally:
             self._active.discard(instance_id)
 
-    async def _run(self, program, instance_id: str, args: tuple, kwargs: dict) -> Any:
-        arguments = program.code.bind(*args, **kwargs)
+    async def _run(
+        self, program, instance_id: str, args: tuple, kwargs: dict, bound: tuple | None = None
+    ) -> Any:
+        arguments = program.code.bind(*args, **kwargs) if bound is None else bound
         arguments_blob = _pickle_arguments(program, arguments)
         state = self.backend.load_state(instance_id)
         if state is None:
@@ -341,6 +392,7 @@ class DurableRuntime:
         root = run.stack.frames[0]
         driver = _Driver(root.code.function(root), run)
         token = enter_run(run)
+        self._runs[instance_id] = run
         try:
             value = await driver
         except CheckpointException:
@@ -349,10 +401,16 @@ class DurableRuntime:
             run.fail(error)
             raise
         finally:
+            self._runs.pop(instance_id, None)
             leave_run(token)
             for task in run.gathered_tasks:
                 task.cancel()
         if driver.parked:
+            if run.stopped:
+                raise RunStoppedError(
+                    f"instance {instance_id!r} stopped on request before its next durable "
+                    "operation; call it again to resume it from its last write"
+                )
             raise PauseForEventException(run.waiting_for.event, instance_id=instance_id)
         run.complete(value)
         return value

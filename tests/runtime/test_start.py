@@ -150,3 +150,18 @@ async def test_watching_a_handle_does_not_disturb_a_waiting_instance(backend):
     assert handle.status() == "waiting"
     assert await ask(orchestration_backend=backend, instance_id="q") == 42
     assert handle.status() == "completed"
+
+
+async def test_a_stored_instance_runs_from_its_id_alone_with_its_stored_arguments(backend):
+    from durable.runtime.backend import runtime_for
+
+    await double.start(value=6, instance_id="d1", orchestration_backend=backend)
+    assert await runtime_for(backend).resume_stored("d1") == 12
+    assert RUNS == [("double", 6)]
+
+
+async def test_resuming_an_unknown_stored_instance_says_so(backend):
+    from durable.runtime.backend import runtime_for
+
+    with pytest.raises(DurableError, match="'nope' does not exist"):
+        await runtime_for(backend).resume_stored("nope")
