@@ -27,6 +27,7 @@ from .runtime.backend import (
 )
 from .runtime.contexts import resumable
 from .runtime.frames import CallStack, FunctionCall
+from .runtime.handles import InstanceHandle
 from .runtime.journal import JournalPolicy, NotApplied, RetryPolicy
 from .runtime.operations import (
     durable_execute,
@@ -37,7 +38,7 @@ from .runtime.operations import (
 )
 from .runtime.program import DurableProgram, make_durable
 from .runtime.runtime import DurableRuntime
-from .stores import DiskStateStore, InMemoryStateStore, StateStore
+from .stores import DiskStateStore, InMemoryStateStore, SQLiteStateStore, StateStore
 from .transform import CodeBlock, DurableAstTransformer, transform_to_durable_ast
 
 __all__ = [
@@ -61,12 +62,14 @@ __all__ = [
     "InMemoryStateStore",
     "IncompatibleStateError",
     "InstanceBusyError",
+    "InstanceHandle",
     "JournalPolicy",
     "NoSourceCodeException",
     "NotApplied",
     "OrchestrationBackend",
     "PauseForEventException",
     "RetryPolicy",
+    "SQLiteStateStore",
     "StateFormatError",
     "StateStore",
     "default_backend",

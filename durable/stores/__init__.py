@@ -3,6 +3,13 @@
 from .base import StateStore
 from .disk import DiskStateStore
 from .memory import InMemoryStateStore
+from .sqlite import SQLiteStateStore
 from .url import store_from_url
 
-__all__ = ["DiskStateStore", "InMemoryStateStore", "StateStore", "store_from_url"]
+__all__ = [
+    "DiskStateStore",
+    "InMemoryStateStore",
+    "SQLiteStateStore",
+    "StateStore",
+    "store_from_url",
+]

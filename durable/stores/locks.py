@@ -21,7 +21,6 @@ class FileLeases:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -31,6 +30,7 @@ class FileLeases:
         with self._lock:
             if instance_id in self._held:
                 return "another run through the same store object"
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

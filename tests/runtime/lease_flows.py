@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from durable import DiskStateStore, DurableBackend, InstanceBusyError, durable_execute, make_durable
+from durable import DurableBackend, InstanceBusyError, durable_execute, make_durable
+from durable.stores import store_from_url
 
 
 def hold_until(started: str, release: str) -> str:
@@ -24,8 +25,8 @@ async def long_step(started: str, release: str) -> str:
     return f"done: {outcome}"
 
 
-def main(store_dir: str, started: str, release: str) -> None:
-    backend = DurableBackend(DiskStateStore(store_dir))
+def main(store_url: str, started: str, release: str) -> None:
+    backend = DurableBackend(store_from_url(store_url))
     try:
         result = asyncio.run(
             long_step(started, release, orchestration_backend=backend, instance_id="job-1")

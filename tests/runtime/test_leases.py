@@ -18,9 +18,11 @@ from durable import (
     InMemoryStateStore,
     InstanceBusyError,
     PauseForEventException,
+    SQLiteStateStore,
     make_durable,
     wait_for_event,
 )
+from durable.stores import store_from_url
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = (
@@ -47,9 +49,17 @@ async def broken() -> None:
 GATES: dict[str, asyncio.Event] = {}
 
 
-@pytest.mark.parametrize("kind", ["memory", "disk"])
+def make_store(kind: str, tmp_path: Path):
+    if kind == "memory":
+        return InMemoryStateStore()
+    if kind == "disk":
+        return DiskStateStore(tmp_path / "store")
+    return SQLiteStateStore(tmp_path / "store.db")
+
+
+@pytest.mark.parametrize("kind", ["memory", "disk", "sqlite"])
 async def test_a_second_backend_over_the_same_store_gets_instance_busy(tmp_path, kind):
-    store = InMemoryStateStore() if kind == "memory" else DiskStateStore(tmp_path / "store")
+    store = make_store(kind, tmp_path)
     GATES["g"] = asyncio.Event()
     first = asyncio.create_task(
         slow("g", orchestration_backend=DurableBackend(store), instance_id="job-1")
@@ -63,9 +73,9 @@ async def test_a_second_backend_over_the_same_store_gets_instance_busy(tmp_path,
     assert await first == "finished"
 
 
-@pytest.mark.parametrize("kind", ["memory", "disk"])
+@pytest.mark.parametrize("kind", ["memory", "disk", "sqlite"])
 async def test_the_lease_ends_when_the_instance_pauses(tmp_path, kind):
-    store = InMemoryStateStore() if kind == "memory" else DiskStateStore(tmp_path / "store")
+    store = make_store(kind, tmp_path)
     with pytest.raises(PauseForEventException):
         await ask(orchestration_backend=DurableBackend(store), instance_id="q")
     other = DurableBackend(store)
@@ -73,9 +83,9 @@ async def test_the_lease_ends_when_the_instance_pauses(tmp_path, kind):
     assert await ask(orchestration_backend=other, instance_id="q") == 42
 
 
-@pytest.mark.parametrize("kind", ["memory", "disk"])
+@pytest.mark.parametrize("kind", ["memory", "disk", "sqlite"])
 async def test_the_lease_ends_when_the_instance_fails(tmp_path, kind):
-    store = InMemoryStateStore() if kind == "memory" else DiskStateStore(tmp_path / "store")
+    store = make_store(kind, tmp_path)
     with pytest.raises(KeyError):
         await broken(orchestration_backend=DurableBackend(store), instance_id="b")
     with pytest.raises(KeyError):
@@ -91,9 +101,9 @@ def test_a_disk_lease_names_who_holds_it(tmp_path):
     assert DiskStateStore(tmp_path / "store").acquire_lease("job-1", "runner B") is None
 
 
-def run_job(store_dir: Path, started: Path, release: Path) -> subprocess.Popen:
+def run_job(store_url: str, started: Path, release: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", RUNNER, str(store_dir), str(started), str(release)],
+        [sys.executable, "-c", RUNNER, store_url, str(started), str(release)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -109,28 +119,29 @@ def wait_for(path: Path, process: subprocess.Popen) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.parametrize("kind", ["disk", "sqlite"])
 def test_a_second_process_is_refused_while_the_first_runs_and_takes_over_after_a_kill(
-    tmp_path,
+    tmp_path, kind
 ):
-    store_dir = tmp_path / "store"
+    store_url = f"file://{tmp_path / 'store'}" if kind == "disk" else f"sqlite:///{tmp_path}/s.db"
     started, release = tmp_path / "started", tmp_path / "release"
-    first = run_job(store_dir, started, release)
+    first = run_job(store_url, started, release)
     try:
         wait_for(started, first)
-        records = DiskStateStore(store_dir).read_records("job-1")
+        records = store_from_url(store_url).read_records("job-1")
 
-        second = run_job(store_dir, tmp_path / "second-started", release)
+        second = run_job(store_url, tmp_path / "second-started", release)
         out, err = second.communicate(timeout=60)
         assert second.returncode == 3, err
         assert "busy: instance 'job-1' is being run by another runner" in out
         assert not (tmp_path / "second-started").exists()
-        assert DiskStateStore(store_dir).read_records("job-1") == records
+        assert store_from_url(store_url).read_records("job-1") == records
 
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         started.unlink()
         release.touch()
-        third = run_job(store_dir, started, release)
+        third = run_job(store_url, started, release)
         out, err = third.communicate(timeout=60)
         assert third.returncode == 0, err
         assert out.strip() == "done: released"

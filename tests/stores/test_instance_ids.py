@@ -114,7 +114,6 @@ def assert_nothing_written(tmp_path: Path, store_dir: Path) -> None:
         Path("root"),
         Path("root/store"),
         Path("root/store/events"),
-        Path("root/store/leases"),
         Path("root/store/state"),
     ]
 

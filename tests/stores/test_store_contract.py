@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from durable import DiskStateStore, InMemoryStateStore
+from durable import DiskStateStore, InMemoryStateStore, SQLiteStateStore
 
 
-@pytest.fixture(params=["memory", "disk"])
+@pytest.fixture(params=["memory", "disk", "sqlite"])
 def store(request, tmp_path):
     if request.param == "memory":
         yield InMemoryStateStore()
-    else:
+    elif request.param == "disk":
         yield DiskStateStore(tmp_path / "store")
+    else:
+        store = SQLiteStateStore(tmp_path / "store.db")
+        yield store
+        store.close()
 
 
 # -- records ----------------------------------------------------------------------------------

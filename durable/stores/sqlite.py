@@ -1,0 +1,379 @@
+"""`SQLiteStateStore`: every instance's record log, inbox and metadata in one SQLite file.
+
+It owns the schema (tables, its version number) and turns each store write into one durable
+transaction; several threads and processes may share the file, SQLite serializes the writers.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._errors import CorruptStateError, StateFormatError
+from .._ids import validate_instance_id
+from .base import StateStore
+from .faults import FaultPlan, die
+from .locks import FileLeases
+
+#: `PRAGMA application_id` of a durable store ("DURA"): tells our files from other SQLite files.
+APPLICATION_ID = 0x44555241
+#: `PRAGMA user_version`: the schema of this version. Another number is refused, never guessed.
+SCHEMA_VERSION = 1
+#: How long a write waits for another process's transaction before giving up.
+BUSY_TIMEOUT_SECONDS = 10.0
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+_SCHEMA = (
+    """CREATE TABLE records (
+        instance_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (instance_id, position)
+    )""",
+    """CREATE TABLE events (
+        event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance_id TEXT NOT NULL,
+        data BLOB NOT NULL
+    )""",
+    "CREATE INDEX events_by_instance ON events (instance_id, event_id)",
+    """CREATE TABLE instances (
+        instance_id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    f"PRAGMA application_id = {APPLICATION_ID}",
+    f"PRAGMA user_version = {SCHEMA_VERSION}",
+)
+_TABLES = {"records", "events", "instances"}
+
+_APPEND_RECORD = (
+    "INSERT INTO records (instance_id, position, data) "
+    "SELECT ?1, COALESCE(MAX(position) + 1, 0), ?2 FROM records WHERE instance_id = ?1"
+)
+_TOUCH_INSTANCE = (
+    "INSERT INTO instances (instance_id, created_at, updated_at) VALUES (?1, ?2, ?2) "
+    "ON CONFLICT (instance_id) DO UPDATE SET updated_at = excluded.updated_at"
+)
+
+
+class SQLiteStateStore(StateStore):
+    """Records, events and instance metadata in the SQLite database file `path` (WAL mode).
+
+    Each write is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction, durable when it returns.
+    Event ids come from an AUTOINCREMENT key: they only grow, across processes and deletions.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        if os.fspath(path) in ("", ":memory:"):
+            raise ValueError(
+                f"SQLiteStateStore takes the path of a database file, not {os.fspath(path)!r}; "
+                "use InMemoryStateStore() for a store that lives in memory"
+            )
+        self.path = Path(path)
+        # One connection behind a lock, shared by every thread (check_same_thread=False):
+        # SQLite lets one writer at a time into a database anyway, and each call here is one
+        # short statement or transaction, so per-thread connections would buy only parallel
+        # reads, at the price of a connection (three open files) per thread that ever touched
+        # the store and that `close` could not reach. Other processes use their own connections;
+        # SQLite's file locks and the busy timeout serialize them.
+        self._lock = threading.RLock()
+        self._connection: sqlite3.Connection | None = None
+        self._pid = 0
+        #: Connections inherited through fork: never used or closed in the child (closing one
+        #: could checkpoint or unlock on behalf of the parent), only kept from the collector.
+        self._inherited: list[sqlite3.Connection] = []
+        self._faults = FaultPlan.from_environment()
+        # Leases as file locks beside the database: they end with their process, like the
+        # disk store's (see `durable.stores.locks`).
+        self._leases = FileLeases(self.path.with_name(self.path.name + ".leases"))
+        with self._lock:
+            self._connect()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStateStore({str(self.path)!r})"
+
+    # -- the connection -------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        path = self.path
+        if path.is_dir():
+            raise IsADirectoryError(
+                f"{path} is a directory (a DiskStateStore?); SQLiteStateStore takes the path "
+                "of a database file, e.g. DiskStateStore(directory) or SQLiteStateStore("
+                f"'{path / 'durable.db'}')"
+            )
+        self._check_header(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Created private before SQLite opens it: pickled state is code. SQLite gives the
+            # -wal and -shm files the permissions of the database file.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        connection = sqlite3.connect(
+            path,
+            timeout=BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,  # autocommit: every transaction here is explicit
+            check_same_thread=False,
+        )
+        try:
+            self._open_schema(connection)
+        except sqlite3.DatabaseError as error:
+            connection.close()
+            if getattr(error, "sqlite_errorcode", None) not in _DAMAGED:
+                raise  # locked, read-only, out of disk space: not the file's fault
+            raise CorruptStateError(
+                f"the SQLite store {path} cannot be read ({error}); it was not changed. "
+                "Restore it from a backup, or move it away to start an empty store"
+            ) from error
+        except BaseException:
+            connection.close()
+            raise
+        self._connection, self._pid = connection, os.getpid()
+        return connection
+
+    def _check_header(self, path: Path) -> None:
+        try:
+            with open(path, "rb") as file:
+                header = file.read(len(_SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        if header and header != _SQLITE_HEADER:
+            raise StateFormatError(
+                f"{path} is not an SQLite database, so not a durable store; it was not "
+                "changed. Point SQLiteStateStore at a new file or at a file it created"
+            )
+
+    def _open_schema(self, connection: sqlite3.Connection) -> None:
+        connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        # Read what the file is before writing anything: a foreign database stays untouched.
+        if not self._is_ours(connection):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                if not self._is_ours(connection):  # nobody created it meanwhile
+                    for statement in _SCHEMA:
+                        connection.execute(statement)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        # WAL: readers never block the writer nor see half a transaction, and a commit is one
+        # append to the -wal file. synchronous=FULL fsyncs that file at every commit, so a write
+        # that returned survives a power cut; NORMAL (the usual WAL pairing) would fsync only at
+        # checkpoints, and the last acknowledged writes could be lost. Both are set on every
+        # connection (journal_mode is stored in the file, synchronous is not).
+        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StateFormatError(
+                f"the SQLite store {self.path} cannot use WAL mode (journal mode is {mode!r}); "
+                "put it on a local filesystem that supports shared memory"
+            )
+        connection.execute("PRAGMA synchronous = FULL")
+
+    def _is_ours(self, connection: sqlite3.Connection) -> bool:
+        """True for a durable store of this schema, False for an empty database; refuses the rest."""
+        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        tables = {
+            row[0]
+            for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if application_id == 0 and version == 0 and not tables:
+            return False
+        if application_id != APPLICATION_ID:
+            raise StateFormatError(
+                f"{self.path} is an SQLite database of another application, not a durable "
+                "store; it was not changed. Point SQLiteStateStore at a new file or at a file "
+                "it created"
+            )
+        if version > SCHEMA_VERSION:
+            raise StateFormatError(
+                f"the SQLite store {self.path} has schema version {version}, written by a newer "
+                f"version of durable; this version reads schema {SCHEMA_VERSION}. Upgrade durable"
+            )
+        if version != SCHEMA_VERSION or not _TABLES <= tables:
+            raise StateFormatError(
+                f"the SQLite store {self.path} has schema version {version} with tables "
+                f"{sorted(tables)}; this version reads schema {SCHEMA_VERSION} with tables "
+                f"{sorted(_TABLES)}. Restore it from a backup or move it away"
+            )
+        return True
+
+    def _db(self) -> sqlite3.Connection:
+        """The connection of this process (call with the lock held)."""
+        connection = self._connection
+        if connection is not None and self._pid == os.getpid():
+            return connection
+        if connection is not None:  # forked: the parent's connection is not ours to use
+            self._inherited.append(connection)
+            self._connection = None
+        return self._connect()
+
+    def close(self) -> None:
+        """Close the connection (a later call opens a new one)."""
+        with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is None:
+                return
+            if self._pid == os.getpid():
+                connection.close()
+            else:
+                self._inherited.append(connection)
+
+    def acquire_lease(self, instance_id: str, owner: str) -> str | None:
+        """An exclusive lock on ``<database>.leases/<instance id>.lock``, held until released
+        or until this process ends."""
+        return self._leases.acquire(instance_id, owner)
+
+    def release_lease(self, instance_id: str, owner: str) -> None:
+        self._leases.release(instance_id)
+
+    def __enter__(self) -> SQLiteStateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _write(
+        self, instance_id: str, statements: Sequence[tuple[str, Any]], fault: str | None = None
+    ) -> Any:
+        """Run `statements` as one transaction; the last row id of the last one.
+
+        `fault` (from `FaultPlan.next_write`) kills the process before the transaction, between
+        its statements and COMMIT (torn: never committed, so never seen), or after COMMIT.
+        """
+        if fault == "before":
+            die()
+        with self._lock:
+            connection = self._db()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = None
+                for sql, parameters in statements:
+                    if isinstance(parameters, list):
+                        cursor = connection.executemany(sql, parameters)
+                    else:
+                        cursor = connection.execute(sql, parameters)
+                if fault == "torn":
+                    die()
+                connection.execute("COMMIT")
+            except BaseException as error:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                if isinstance(error, sqlite3.DatabaseError):
+                    self._refuse_damage(error, instance_id)
+                raise
+            if fault == "after":
+                die()
+            return cursor.lastrowid if cursor is not None else None
+
+    def _read(self, instance_id: str | None, sql: str, parameters: tuple[Any, ...] = ()) -> list:
+        with self._lock:
+            try:
+                return self._db().execute(sql, parameters).fetchall()
+            except sqlite3.DatabaseError as error:
+                self._refuse_damage(error, instance_id)
+                raise
+
+    def _refuse_damage(self, error: sqlite3.DatabaseError, instance_id: str | None) -> None:
+        """Raise `CorruptStateError` if `error` says the database file is damaged."""
+        if getattr(error, "sqlite_errorcode", None) not in _DAMAGED:
+            return
+        instance = f"instance {instance_id!r}: " if instance_id is not None else ""
+        raise CorruptStateError(
+            f"{instance}the SQLite store {self.path} is damaged ({error}); it was refused. "
+            "Restore it from a backup (sqlite3's .recover may save what is intact)"
+        ) from error
+
+    # -- records --------------------------------------------------------------------------------
+    def read_records(self, instance_id: str) -> list[bytes]:
+        validate_instance_id(instance_id)
+        rows = self._read(
+            instance_id,
+            "SELECT data FROM records WHERE instance_id = ? ORDER BY position",
+            (instance_id,),
+        )
+        return [bytes(row[0]) for row in rows]
+
+    def append_record(self, instance_id: str, record: bytes) -> None:
+        validate_instance_id(instance_id)
+        fault = self._faults.next_write()
+        self._write(
+            instance_id,
+            [
+                (_APPEND_RECORD, (instance_id, bytes(record))),
+                (_TOUCH_INSTANCE, (instance_id, time.time())),
+            ],
+            fault,
+        )
+
+    def replace_records(self, instance_id: str, records: Sequence[bytes]) -> None:
+        validate_instance_id(instance_id)
+        rows = [(instance_id, position, bytes(record)) for position, record in enumerate(records)]
+        fault = self._faults.next_write()
+        self._write(
+            instance_id,
+            [
+                ("DELETE FROM records WHERE instance_id = ?", (instance_id,)),
+                ("INSERT INTO records (instance_id, position, data) VALUES (?, ?, ?)", rows),
+                (_TOUCH_INSTANCE, (instance_id, time.time())),
+            ],
+            fault,
+        )
+
+    def delete_instance(self, instance_id: str) -> None:
+        validate_instance_id(instance_id)
+        self._leases.forget(instance_id)
+        self._write(
+            instance_id,
+            [
+                ("DELETE FROM records WHERE instance_id = ?", (instance_id,)),
+                ("DELETE FROM events WHERE instance_id = ?", (instance_id,)),
+                ("DELETE FROM instances WHERE instance_id = ?", (instance_id,)),
+            ],
+        )
+
+    def list_instances(self) -> list[str]:
+        return sorted(
+            row[0] for row in self._read(None, "SELECT DISTINCT instance_id FROM records")
+        )
+
+    # -- events ---------------------------------------------------------------------------------
+    def append_event(self, instance_id: str, data: bytes) -> int:
+        validate_instance_id(instance_id)
+        return self._write(
+            instance_id,
+            [("INSERT INTO events (instance_id, data) VALUES (?, ?)", (instance_id, bytes(data)))],
+        )
+
+    def read_events(self, instance_id: str) -> list[tuple[int, bytes]]:
+        validate_instance_id(instance_id)
+        rows = self._read(
+            instance_id,
+            "SELECT event_id, data FROM events WHERE instance_id = ? ORDER BY event_id",
+            (instance_id,),
+        )
+        return [(event_id, bytes(data)) for event_id, data in rows]
+
+    def delete_events(self, instance_id: str, event_ids: list[int]) -> None:
+        validate_instance_id(instance_id)
+        if not event_ids:
+            return
+        self._write(
+            instance_id,
+            [
+                (
+                    "DELETE FROM events WHERE instance_id = ? AND event_id = ?",
+                    [(instance_id, event_id) for event_id in event_ids],
+                )
+            ],
+        )
