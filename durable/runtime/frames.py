@@ -290,22 +290,17 @@ class FunctionCall:
         code = self.code
         resume_point = self.resume_point
         point = code.resume_points.get(resume_point)
-        live: dict[str, Any] = {}
-        ranges = None
+        values: dict[str, Any] | None = None
         if resume_point and self.python_frame is not None:
             if point is not None and point.live:
                 frame_locals = self.python_frame.f_locals
-                for name in point.live:
-                    if name in frame_locals:
-                        value = frame_locals[name]
-                        if type(value) is _RANGE_ITERATOR:
-                            if ranges is None:
-                                ranges = {}
-                            ranges[name] = _range_numbers(value)
-                        else:
-                            live[name] = value
-        elif self.saved_locals:
-            for name, value in self.saved_locals.items():
+                values = {name: frame_locals[name] for name in point.live if name in frame_locals}
+        else:
+            values = self.saved_locals
+        live: dict[str, Any] = {}
+        ranges = None
+        if values:
+            for name, value in values.items():
                 if type(value) is _RANGE_ITERATOR:
                     if ranges is None:
                         ranges = {}
