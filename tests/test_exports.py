@@ -20,5 +20,5 @@ def test_every_name_of_the_design_is_importable():
 def test_all_is_sorted_and_names_only_public_objects():
     assert durable.__all__ == sorted(durable.__all__)
     public = {name for name in vars(durable) if not name.startswith("_")}
-    modules = {"runtime", "stores", "testing", "transform"}
+    modules = {"cli", "runtime", "stores", "testing", "transform", "worker"}
     assert public - modules == set(durable.__all__)

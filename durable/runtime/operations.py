@@ -610,4 +610,10 @@ async def _resume_operation(frame: FunctionCall, place: AtOperation) -> Any:
             f"operation {place.seq}, whose journal entry is missing; the stored state is "
             "inconsistent"
         )
+    if entry.get("kind") == "timer":
+        # Resumed in a durable sleep: only the time left until its journaled deadline.
+        remaining = entry["deadline"] - time.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        return None
     return outcome_of(entry)

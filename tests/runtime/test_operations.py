@@ -74,18 +74,20 @@ async def nap(seconds):
 async def test_durable_sleep_saves_its_deadline_before_sleeping(tmp_path):
     CALLS.clear()
     backend = DurableBackend(DiskStateStore(tmp_path))
-    task = asyncio.create_task(nap(0.2, orchestration_backend=backend, instance_id="nap"))
-    await asyncio.sleep(0.05)
-    state = backend.load_state("nap")
+    first_started = time.monotonic()
+    task = asyncio.create_task(nap(0.4, orchestration_backend=backend, instance_id="nap"))
+    await asyncio.sleep(0.1)
+    state = backend.read_state("nap")
     assert state["status"] == "running"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # A new process resumes and sleeps only the remaining time.
+    # A new process resumes and sleeps only the remaining time, up to the first deadline.
     started = time.monotonic()
     fresh = DurableBackend(DiskStateStore(tmp_path))
-    assert await nap(0.2, orchestration_backend=fresh, instance_id="nap") == "rested"
-    assert time.monotonic() - started < 0.19
+    assert await nap(0.4, orchestration_backend=fresh, instance_id="nap") == "rested"
+    assert time.monotonic() - started < 0.38
+    assert time.monotonic() - first_started >= 0.39
     assert CALLS == ["before", "after"]
 
 

@@ -1,0 +1,377 @@
+"""The worker: a loop that finds the instances of a store that can make progress and runs them.
+
+It owns polling (with backoff, and waking for timer deadlines), crash recovery of instances
+whose runner died, a limit on concurrent runs, and a shutdown that leaves every run resumable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import Any
+
+from ._errors import InstanceBusyError, PauseForEventException, RunStoppedError
+from .runtime.backend import runtime_for
+from .runtime.runtime import COMPLETED, ENQUEUED, FAILED, RUNNING, WAITING
+
+logger = logging.getLogger("durable.worker")
+
+#: Woken this long after a deadline, so the instance is due when the round looks at it.
+_DEADLINE_SLACK = 0.005
+
+
+class Worker:
+    """Runs the instances of `backend` that can make progress, at most `concurrency` at once.
+
+    Each round lists the store's instances and runs (``DurableRuntime.resume_stored``):
+
+    - ``enqueued`` instances (saved by ``program.start``), from the start;
+    - ``running`` instances whose runner died (crash recovery), from their last write; one
+      that a live runner holds raises `InstanceBusyError` and is skipped quietly;
+    - ``waiting`` instances whose awaited event is in their inbox, or whose deadline (an
+      event timeout) has passed.
+
+    Polling: after a round that finds nothing the worker sleeps `min_poll` seconds, doubling
+    up to `max_poll`; work found, or a run ending, sets it back to `min_poll`. An event
+    published (or an instance started) from another process is therefore seen within
+    `max_poll` seconds. Deadlines are kept on time: when the earliest deadline of a waiting
+    instance comes before the next poll, the worker sleeps only until it.
+
+    Shutdown, when `stop` is set: no new work is taken; every run is asked to stop before its
+    next durable operation (`DurableRuntime.request_stop`: the operation in progress finishes
+    and is journaled); runs still going after `grace` seconds (a long ``sleep``, a slow side
+    effect) are abandoned where they are and cancelled, as a crash there would leave them,
+    without running the user's ``finally`` blocks. Their leases end with them, and the next
+    worker resumes them from their last write.
+
+    The worker drives the runtime of `backend` (``runtime_for(backend)``), so a stop applies
+    to every run through that backend object: give the worker a backend of its own.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        concurrency: int = 8,
+        min_poll: float = 0.05,
+        max_poll: float = 1.0,
+        grace: float = 10.0,
+    ) -> None:
+        if getattr(backend, "store", None) is None or not hasattr(backend, "pending_events"):
+            raise TypeError(
+                "Worker needs a DurableBackend (a backend over a store whose instances it can "
+                f"list), got {backend!r}"
+            )
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if not (_seconds(min_poll) and _seconds(max_poll) and 0 < min_poll <= max_poll):
+            raise ValueError(
+                "min_poll and max_poll must be seconds with 0 < min_poll <= max_poll, got "
+                f"min_poll={min_poll!r}, max_poll={max_poll!r}"
+            )
+        if not _seconds(grace):
+            raise ValueError(f"grace must be a number of seconds >= 0, got {grace!r}")
+        self.backend = backend
+        self.runtime = runtime_for(backend)
+        self.concurrency = concurrency
+        self.min_poll = float(min_poll)
+        self.max_poll = float(max_poll)
+        self.grace = float(grace)
+        #: instance id -> the task running it.
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+        self._stopping = False
+        #: Set when a run ends (a slot is free, a state changed): the next round starts now.
+        self._wake = asyncio.Event()
+        self._finished_work = False
+        #: Set to end the grace period of a shutdown at once (see `hurry`).
+        self._hurry = asyncio.Event()
+        #: Instances seen completed or failed: not read again while the store lists them.
+        self._done: set[str] = set()
+        #: instance id -> its state's ``updated_at`` when running it failed in the runtime
+        #: (not in the workflow, so nothing was recorded): skipped until its state changes.
+        self._unrunnable: dict[str, Any] = {}
+        #: Running instances a live runner elsewhere held when last tried: tried again each
+        #: round (that runner may die), but not counted as work found.
+        self._busy: set[str] = set()
+        #: instance id -> why its state could not be read (logged once, not every round).
+        self._unreadable: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<Worker over {self.backend!r}: {len(self._tasks)}/{self.concurrency} running>"
+
+    @property
+    def running(self) -> list[str]:
+        """Ids of the instances this worker is running now."""
+        return sorted(self._tasks)
+
+    def hurry(self) -> None:
+        """Cut the grace period of a shutdown short: abandon the runs still going now (the
+        command line does this on a second SIGINT or SIGTERM)."""
+        self._hurry.set()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run instances until `stop` is set (forever without one), then shut down."""
+        stop = stop if stop is not None else asyncio.Event()
+        self._stopping = False
+        self._tasks = {}
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()
+        logger.info(
+            "worker started over %r: at most %d runs at a time, polling every %g to %g s",
+            self.backend.store,
+            self.concurrency,
+            self.min_poll,
+            self.max_poll,
+        )
+        try:
+            await self._poll(stop)
+            await self._shut_down()
+        except BaseException:
+            # Cancelled from outside (or a bug here): still leave every run resumable.
+            self._stopping = True
+            await self._abandon([task for task in self._tasks.values() if not task.done()])
+            self._tasks.clear()
+            raise
+        logger.info("worker stopped")
+
+    # -- polling ----------------------------------------------------------------------------
+    async def _poll(self, stop: asyncio.Event) -> None:
+        interval = self.min_poll
+        while not stop.is_set():
+            self._wake.clear()
+            self._finished_work = False
+            found, next_deadline = await self._round()
+            if found:
+                interval = self.min_poll
+            delay = interval
+            if next_deadline is not None:
+                delay = min(delay, max(0.0, next_deadline - time.time()) + _DEADLINE_SLACK)
+            await _wait_any(stop, self._wake, timeout=delay)
+            if found or self._finished_work:
+                interval = self.min_poll
+            else:
+                interval = min(interval * 2, self.max_poll)
+
+    async def _round(self) -> tuple[bool, float | None]:
+        """Start the runnable instances there are free slots for. Returns whether new work
+        was found, and the earliest deadline of a waiting instance that was not started."""
+        if self._slots.locked():
+            return False, None  # every slot is taken: a run ending wakes the next round
+        try:
+            listed = self.backend.store.list_instances()
+        except Exception:
+            logger.exception("cannot list the instances of %r", self.backend.store)
+            return False, None
+        present = set(listed)
+        self._done &= present
+        self._busy &= present
+        for gone in [i for i in self._unrunnable if i not in present]:
+            del self._unrunnable[gone]
+        now = time.time()
+        candidates: list[tuple[float, str, str]] = []
+        next_deadline: float | None = None
+        for instance_id in listed:
+            if instance_id in self._tasks or instance_id in self._done:
+                continue
+            state = self._read(instance_id)
+            if state is None:
+                continue
+            status = state.get("status")
+            if status != RUNNING:
+                self._busy.discard(instance_id)
+            if status in (COMPLETED, FAILED):
+                self._done.add(instance_id)
+                continue
+            updated = state.get("updated_at")
+            if instance_id in self._unrunnable:
+                if self._unrunnable[instance_id] == updated:
+                    continue
+                del self._unrunnable[instance_id]
+            if status == ENQUEUED:
+                reason = "started (enqueued)"
+            elif status == RUNNING:
+                reason = "resumed (it was running: crash recovery, if its runner is gone)"
+            elif status == WAITING:
+                event, deadline = state.get("waiting_for"), state.get("deadline")
+                if deadline is not None and deadline <= now:
+                    reason = f"resumed (its deadline for event {event!r} passed)"
+                elif self._event_arrived(instance_id, event):
+                    reason = f"resumed (event {event!r} arrived)"
+                else:
+                    if deadline is not None and (next_deadline is None or deadline < next_deadline):
+                        next_deadline = deadline
+                    continue
+            else:
+                continue
+            candidates.append((updated or 0.0, instance_id, reason))
+        candidates.sort()  # the longest untouched first
+        found = False
+        for _, instance_id, reason in candidates:
+            if self._slots.locked():
+                break
+            await self._slots.acquire()  # a free slot: returns at once
+            self._tasks[instance_id] = asyncio.create_task(
+                self._run_one(instance_id, reason), name=f"durable instance {instance_id}"
+            )
+            found = found or instance_id not in self._busy
+        return found, next_deadline
+
+    def _read(self, instance_id: str) -> dict[str, Any] | None:
+        try:
+            state = self.backend.read_state(instance_id)
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}"
+            if self._unreadable.get(instance_id) != message:
+                self._unreadable[instance_id] = message
+                logger.error("cannot read instance %r, skipping it: %s", instance_id, message)
+            return None
+        self._unreadable.pop(instance_id, None)
+        return state
+
+    def _event_arrived(self, instance_id: str, event: str | None) -> bool:
+        if event is None:
+            return False
+        try:
+            return any(e.name == event for e in self.backend.pending_events(instance_id))
+        except Exception as error:
+            logger.error("cannot read the events of instance %r: %s", instance_id, error)
+            return False
+
+    # -- one run ----------------------------------------------------------------------------
+    async def _run_one(self, instance_id: str, reason: str) -> None:
+        news = True  # whether the next round should come at once
+        try:
+            if self._stopping:
+                news = False
+                return
+            quiet = instance_id in self._busy
+            logger.log(
+                logging.DEBUG if quiet else logging.INFO,
+                "instance %r %s",
+                instance_id,
+                reason,
+            )
+            try:
+                await self.runtime.resume_stored(instance_id)
+            except PauseForEventException as pause:
+                logger.info("instance %r paused, waiting for event %r", instance_id, pause.event)
+            except InstanceBusyError as busy:
+                news = False
+                self._busy.add(instance_id)
+                logger.log(
+                    logging.DEBUG if quiet else logging.INFO,
+                    "instance %r skipped: %s",
+                    instance_id,
+                    busy,
+                )
+                return
+            except RunStoppedError:
+                logger.info(
+                    "instance %r stopped for shutdown; it resumes from its last write",
+                    instance_id,
+                )
+            except asyncio.CancelledError:
+                logger.warning(
+                    "instance %r abandoned at shutdown (grace period over); it resumes from "
+                    "its last write",
+                    instance_id,
+                )
+                raise
+            except Exception as error:
+                state = self._read(instance_id)
+                if state is not None and state.get("status") == FAILED:
+                    logger.error(
+                        "instance %r failed: %s: %s",
+                        instance_id,
+                        type(error).__name__,
+                        error,
+                        exc_info=error,
+                    )
+                else:
+                    # The runtime refused to run it (its code cannot be imported, a state it
+                    # cannot load...): nothing was recorded, so do not retry every round.
+                    news = False
+                    self._unrunnable[instance_id] = None if state is None else state.get(
+                        "updated_at"
+                    )
+                    logger.error(
+                        "instance %r could not be run, skipping it until its state changes: "
+                        "%s: %s",
+                        instance_id,
+                        type(error).__name__,
+                        error,
+                        exc_info=error,
+                    )
+            else:
+                logger.info("instance %r completed", instance_id)
+            self._busy.discard(instance_id)
+        finally:
+            self._tasks.pop(instance_id, None)
+            self._slots.release()
+            if news and not self._stopping:
+                self._finished_work = True
+                self._wake.set()
+
+    # -- shutdown ---------------------------------------------------------------------------
+    async def _shut_down(self) -> None:
+        self._stopping = True
+        tasks = list(self._tasks.values())
+        if tasks:
+            logger.info(
+                "stopping: %d run(s) stop before their next durable operation; waiting up to "
+                "%g s",
+                len(tasks),
+                self.grace,
+            )
+            self.runtime.request_stop()
+            everything = asyncio.ensure_future(asyncio.wait(tasks))
+            hurried = asyncio.ensure_future(self._hurry.wait())
+            try:
+                await asyncio.wait(
+                    {everything, hurried},
+                    timeout=self.grace,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                everything.cancel()
+                hurried.cancel()
+            await self._abandon([task for task in tasks if not task.done()])
+        self._tasks.clear()
+
+    async def _abandon(self, tasks: list[asyncio.Task]) -> None:
+        """Stop `tasks` where they are, as a crash would: the runtime is told first, so
+        cancelling them runs none of the user's ``finally`` blocks."""
+        if not tasks:
+            return
+        self.runtime.abandon()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _wait_any(*events: asyncio.Event, timeout: float) -> bool:
+    """Wait until one of `events` is set (True) or `timeout` seconds pass (False)."""
+    if any(event.is_set() for event in events):
+        return True
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        done, _ = await asyncio.wait(
+            waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return bool(done)
+
+
+def _seconds(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value >= 0
+        and math.isfinite(value)
+    )
