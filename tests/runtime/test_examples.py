@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,3 +85,106 @@ def test_order_pipeline_killed_after_charging_resumes_without_charging_twice(tmp
     assert "charging" not in resumed.stdout
     assert "receipt-order-7" in resumed.stdout.splitlines()[-1]
     assert len((tmp_path / "state" / "payments.jsonl").read_text().splitlines()) == 1
+
+
+# -- the approval example: a worker, a person approving later, kill -9 anywhere ----------------
+APPROVAL = ROOT / "examples" / "approval.py"
+
+
+def approval_env(tmp_path: Path, fault: str | None = None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "APPROVAL_STORE": f"sqlite:///{tmp_path / 'approval.db'}",
+        "APPROVAL_LEDGER": str(tmp_path / "ledger.jsonl"),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "examples"), str(ROOT)]),
+    }
+    env.pop("DURABLE_FAULT", None)
+    if fault:
+        env["DURABLE_FAULT"] = fault
+    return env
+
+
+def approval(tmp_path: Path, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(APPROVAL), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=approval_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def approval_worker(tmp_path: Path, fault: str | None = None) -> subprocess.Popen:
+    store = f"sqlite:///{tmp_path / 'approval.db'}"
+    return subprocess.Popen(
+        [sys.executable, "-m", "durable", "worker", "--store", store, "--max-poll", "0.1",
+         "approval"],
+        env=approval_env(tmp_path, fault),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def ledger_kinds(tmp_path: Path) -> list[str]:
+    path = tmp_path / "ledger.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line)["kind"] for line in lines]
+
+
+def wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_approval_demo_prints_the_request_its_approval_and_its_outcome(tmp_path):
+    lines = approval(tmp_path, "demo").splitlines()
+    assert lines[:2] == ["REQ-1: started, waiting for approval", "REQ-1: approved by ada"]
+    assert lines[2].startswith("REQ-1: done -> {'request': 'REQ-1', 'amount': 120.0")
+    assert "'approved_by': 'ada', 'notification': 'mail-REQ-1'" in lines[2]
+    assert ledger_kinds(tmp_path) == ["reservation", "notification"]
+
+
+def test_approval_survives_kill_9_of_the_worker_while_waiting_and_while_sleeping(tmp_path):
+    worker = approval_worker(tmp_path)
+    try:
+        assert approval(tmp_path, "start", "REQ-7", "120") == "REQ-7: started, waiting for approval\n"
+        wait_until(lambda: approval(tmp_path, "status", "REQ-7") == "REQ-7: waiting\n")
+        worker.kill()  # SIGKILL while the request waits for its approval
+        worker.wait(timeout=30)
+        approval(tmp_path, "approve", "REQ-7", "ada")
+        worker = approval_worker(tmp_path)
+        wait_until(lambda: approval(tmp_path, "status", "REQ-7") == "REQ-7: running\n")
+        worker.kill()  # SIGKILL during the cooling-off sleep (or right around it)
+        worker.wait(timeout=30)
+        worker = approval_worker(tmp_path)
+        wait_until(lambda: approval(tmp_path, "status", "REQ-7") == "REQ-7: completed\n")
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+    assert ledger_kinds(tmp_path) == ["reservation", "notification"]
+
+
+@pytest.mark.parametrize("kind", ["before", "after", "torn"])
+def test_approval_finishes_once_whichever_write_of_the_worker_is_cut_by_kill_9(tmp_path, kind):
+    # The approval arrives first; the worker then writes: the reservation, the event consumed,
+    # the timer, the notification (PENDING, then its receipt) and the outcome.
+    for write in range(1, 7):
+        run_dir = tmp_path / f"{kind}-{write}"
+        run_dir.mkdir()
+        approval(run_dir, "start", "REQ-9", "75")
+        approval(run_dir, "approve", "REQ-9", "grace")
+        crashing = approval_worker(run_dir, fault=f"{kind}:{write}")
+        assert crashing.wait(timeout=60) == -signal.SIGKILL, f"{kind}:{write} never happened"
+        worker = approval_worker(run_dir)
+        try:
+            wait_until(lambda d=run_dir: approval(d, "status", "REQ-9") == "REQ-9: completed\n")
+        finally:
+            worker.kill()
+            worker.wait(timeout=30)
+        assert ledger_kinds(run_dir) == ["reservation", "notification"], f"{kind}:{write}"
