@@ -34,6 +34,7 @@ from typing import IO, Any, Literal
 import cloudpickle
 
 from .runtime.backend import DurableBackend
+from .stores.base import InstanceSummary
 from .stores.disk import DiskStateStore
 from .stores.faults import ENVIRONMENT_VARIABLE, KINDS, FaultPlan
 
@@ -658,13 +659,20 @@ class _CountingDiskStateStore(DiskStateStore):
 
     writes = 0
 
-    def append_record(self, instance_id: str, record: bytes) -> None:
+    def append_record(
+        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+    ) -> None:
         self.writes += 1
-        super().append_record(instance_id, record)
+        super().append_record(instance_id, record, summary)
 
-    def replace_records(self, instance_id: str, records: Sequence[bytes]) -> None:
+    def replace_records(
+        self,
+        instance_id: str,
+        records: Sequence[bytes],
+        summary: InstanceSummary | None = None,
+    ) -> None:
         self.writes += 1
-        super().replace_records(instance_id, records)
+        super().replace_records(instance_id, records, summary)
 
 
 def _resolve(target: str) -> Any:

@@ -24,6 +24,7 @@ import cloudpickle
 from .._errors import StateFormatError
 from .._ids import validate_instance_id
 from ..stores import InMemoryStateStore, StateStore, store_from_url
+from ..stores.base import InstanceSummary
 from .runtime import DurableRuntime
 
 #: Version of the bytes `DurableBackend` hands its store.
@@ -187,7 +188,7 @@ class DurableBackend(OrchestrationBackend):
         """Replace the whole state of `instance_id` (one compacted record)."""
         claimed = self._claimed.pop(instance_id, {})
         record = {"reset": True, "set": state, "consumed_events": sorted(claimed.items())}
-        self.store.replace_records(instance_id, [_encode(record)])
+        self.store.replace_records(instance_id, [_encode(record)], _summary(state))
         self._record_counts[instance_id] = 1
         if claimed:
             self.store.delete_events(instance_id, list(claimed))
@@ -207,7 +208,7 @@ class DurableBackend(OrchestrationBackend):
         claimed = self._claimed.pop(instance_id, None)
         if claimed:
             changes["consumed_events"] = sorted(claimed.items())
-        self.store.append_record(instance_id, _encode(changes))
+        self.store.append_record(instance_id, _encode(changes), _summary(changes.get("set")))
         self._record_counts[instance_id] = count + 1
         if claimed:
             self.store.delete_events(instance_id, list(claimed))
@@ -239,6 +240,13 @@ class DurableBackend(OrchestrationBackend):
     def pending_events(self, instance_id: str) -> list[Event]:
         """The events stored for `instance_id` and not consumed yet, oldest first."""
         return [Event(*cloudpickle.loads(data)) for _, data in self.store.read_events(instance_id)]
+
+
+def _summary(fields: dict[str, Any] | None) -> InstanceSummary | None:
+    """The instance as a write leaves it, when the write sets its status."""
+    if not fields or "status" not in fields:
+        return None
+    return InstanceSummary(fields["status"], fields.get("waiting_for"), fields.get("deadline"))
 
 
 def _event_digest(data: bytes) -> str:

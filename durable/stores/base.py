@@ -9,6 +9,19 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSummary:
+    """What a write leaves an instance as, for stores that index instances (a worker asks
+    such a store which instances are due instead of reading every one)."""
+
+    status: str
+    #: The event a waiting instance waits for.
+    waiting_for: str | None = None
+    #: When a waiting instance times out (epoch seconds).
+    wake_at: float | None = None
 
 
 class StateStore(ABC):
@@ -23,11 +36,20 @@ class StateStore(ABC):
         """The records of `instance_id`, oldest first; empty for an unknown instance."""
 
     @abstractmethod
-    def append_record(self, instance_id: str, record: bytes) -> None:
-        """Add one record to the log of `instance_id`: all of it or nothing, durable on return."""
+    def append_record(
+        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+    ) -> None:
+        """Add one record to the log of `instance_id`: all of it or nothing, durable on return.
+        `summary`, when given, is the instance as this record leaves it (stores that index
+        instances keep it in the same transaction; others may ignore it)."""
 
     @abstractmethod
-    def replace_records(self, instance_id: str, records: Sequence[bytes]) -> None:
+    def replace_records(
+        self,
+        instance_id: str,
+        records: Sequence[bytes],
+        summary: InstanceSummary | None = None,
+    ) -> None:
         """Replace the whole log of `instance_id` atomically and durably (compaction)."""
 
     @abstractmethod

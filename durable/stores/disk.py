@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .._errors import CorruptStateError
 from .._ids import validate_instance_id
-from .base import StateStore
+from .base import InstanceSummary, StateStore
 from .faults import FaultPlan, die
 from .locks import FileLeases
 
@@ -178,7 +178,9 @@ class DiskStateStore(StateStore):
                 "backup, or delete it to forget the instance"
             ) from None
 
-    def append_record(self, instance_id: str, record: bytes) -> None:
+    def append_record(
+        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+    ) -> None:
         path = self._log_path(instance_id)
         fault = self._faults.next_write()
         if fault == "before":
@@ -251,7 +253,12 @@ class DiskStateStore(StateStore):
         except Exception:
             pass
 
-    def replace_records(self, instance_id: str, records: Sequence[bytes]) -> None:
+    def replace_records(
+        self,
+        instance_id: str,
+        records: Sequence[bytes],
+        summary: InstanceSummary | None = None,
+    ) -> None:
         path = self._log_file(instance_id)
         self._forget_descriptor(instance_id)
         fault = self._faults.next_write()

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 
 from .._ids import validate_instance_id
-from .base import StateStore
+from .base import InstanceSummary, StateStore
 
 
 class InMemoryStateStore(StateStore):
@@ -27,12 +27,19 @@ class InMemoryStateStore(StateStore):
         with self._lock:
             return list(self._logs.get(instance_id, ()))
 
-    def append_record(self, instance_id: str, record: bytes) -> None:
+    def append_record(
+        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+    ) -> None:
         validate_instance_id(instance_id)
         with self._lock:
             self._logs.setdefault(instance_id, []).append(bytes(record))
 
-    def replace_records(self, instance_id: str, records: Sequence[bytes]) -> None:
+    def replace_records(
+        self,
+        instance_id: str,
+        records: Sequence[bytes],
+        summary: InstanceSummary | None = None,
+    ) -> None:
         validate_instance_id(instance_id)
         with self._lock:
             self._logs[instance_id] = [bytes(record) for record in records]

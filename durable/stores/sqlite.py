@@ -16,7 +16,7 @@ from typing import Any
 
 from .._errors import CorruptStateError, StateFormatError
 from .._ids import validate_instance_id
-from .base import StateStore
+from .base import InstanceSummary, StateStore
 from .faults import FaultPlan, die
 from .locks import FileLeases
 
@@ -304,7 +304,9 @@ class SQLiteStateStore(StateStore):
         )
         return [bytes(row[0]) for row in rows]
 
-    def append_record(self, instance_id: str, record: bytes) -> None:
+    def append_record(
+        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+    ) -> None:
         validate_instance_id(instance_id)
         fault = self._faults.next_write()
         self._write(
@@ -316,7 +318,12 @@ class SQLiteStateStore(StateStore):
             fault,
         )
 
-    def replace_records(self, instance_id: str, records: Sequence[bytes]) -> None:
+    def replace_records(
+        self,
+        instance_id: str,
+        records: Sequence[bytes],
+        summary: InstanceSummary | None = None,
+    ) -> None:
         validate_instance_id(instance_id)
         rows = [(instance_id, position, bytes(record)) for position, record in enumerate(records)]
         fault = self._faults.next_write()

@@ -23,6 +23,7 @@ from typing import Any
 import libcst as cst
 
 from durable import DiskStateStore, DurableBackend, PauseForEventException, make_durable
+from durable.stores.base import InstanceSummary
 
 PROGRAMS = Path(__file__).parent / "programs"
 
@@ -46,12 +47,19 @@ class CrashingStore(DiskStateStore):
         super().__init__(path)
         self.counter = counter
 
-    def append_record(self, instance_id: str, record: bytes) -> None:
-        super().append_record(instance_id, record)
+    def append_record(
+        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+    ) -> None:
+        super().append_record(instance_id, record, summary)
         self._wrote()
 
-    def replace_records(self, instance_id: str, records) -> None:
-        super().replace_records(instance_id, records)
+    def replace_records(
+        self,
+        instance_id: str,
+        records,
+        summary: InstanceSummary | None = None,
+    ) -> None:
+        super().replace_records(instance_id, records, summary)
         self._wrote()
 
     def _wrote(self) -> None:

@@ -26,6 +26,7 @@ from durable import (
     wait_for_event,
 )
 from durable.stores import store_from_url
+from durable.stores.base import InstanceSummary
 
 
 # -- durable functions used by the tests ----------------------------------------------------------
@@ -221,9 +222,11 @@ class WriteWatchingStore(DiskStateStore):
         super().__init__(path)
         self.events_at_writes: list[list[int]] = []
 
-    def append_record(self, instance_id: str, record: bytes) -> None:
+    def append_record(
+        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+    ) -> None:
         self.events_at_writes.append([event_id for event_id, _ in self.read_events(instance_id)])
-        super().append_record(instance_id, record)
+        super().append_record(instance_id, record, summary)
 
 
 async def test_consumed_event_is_still_stored_while_the_state_recording_it_is_written(store_dir):

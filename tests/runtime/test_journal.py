@@ -27,6 +27,7 @@ from durable import (
 )
 from durable.runtime import references
 from durable.runtime.journal import FAILED, PENDING, SUCCEEDED, entry_status
+from durable.stores.base import InstanceSummary
 
 LOG: list = []
 
@@ -43,12 +44,19 @@ class CountingStore(InMemoryStateStore):
         self.writes = 0
         self.crash_after: int | None = None
 
-    def append_record(self, instance_id: str, record: bytes) -> None:
-        super().append_record(instance_id, record)
+    def append_record(
+        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+    ) -> None:
+        super().append_record(instance_id, record, summary)
         self._wrote()
 
-    def replace_records(self, instance_id: str, records: Sequence[bytes]) -> None:
-        super().replace_records(instance_id, records)
+    def replace_records(
+        self,
+        instance_id: str,
+        records: Sequence[bytes],
+        summary: InstanceSummary | None = None,
+    ) -> None:
+        super().replace_records(instance_id, records, summary)
         self._wrote()
 
     def _wrote(self) -> None:
