@@ -40,6 +40,7 @@ from durable.stores import store_from_url  # noqa: E402
 
 STORE_URL = os.environ.get("APPROVAL_STORE", "sqlite:///approval.db")
 LEDGER = Path(os.environ.get("APPROVAL_LEDGER", "approval-ledger.jsonl"))
+COOLING_OFF = float(os.environ.get("APPROVAL_COOLING_OFF", "0.3"))
 
 
 def _append(entry: dict) -> None:
@@ -83,7 +84,7 @@ def notify_requester(request_id: str, approver: str) -> str:
 async def request_approval(request_id: str, amount: float) -> dict:
     reservation = await durable_execute(reserve_budget, request_id, amount)
     decision = await wait_for_event("approve")
-    await sleep(0.3)  # a cooling-off period, journaled: a restart waits only what is left
+    await sleep(COOLING_OFF)  # a durable timer: a restart waits only what is left of it
     receipt = await notify_requester(request_id, decision["by"])
     return {
         "request": request_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import pickle
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -97,6 +98,8 @@ class FrameRecord:
 
 
 _RANGE_ITERATOR = type(iter(range(0)))
+#: Values that hold no other object (so no module global, no exception).
+_LEAF_TYPES = frozenset({int, float, complex, str, bytes, bool, type(None)})
 
 
 def _range_numbers(iterator: Any) -> tuple[int, int, int, int]:
@@ -282,11 +285,12 @@ class FunctionCall:
 
     # -- snapshots ------------------------------------------------------------------------
     def record(self) -> FrameRecord:
-        return FrameRecord.from_plain(self.plain_record())
+        return FrameRecord.from_plain(self.plain_record()[0])
 
-    def plain_record(self) -> tuple:
-        """This frame's `FrameRecord` as `FrameRecord.plain` writes it, built directly: it
-        is on every snapshot's path."""
+    def plain_record(self) -> tuple[tuple, bool]:
+        """This frame's `FrameRecord` as `FrameRecord.from_plain` reads it, built directly
+        (it is on every snapshot's path), and whether it holds only leaf values: numbers,
+        strings, bytes, None — nothing that could hold a module global or an exception."""
         code = self.code
         resume_point = self.resume_point
         point = code.resume_points.get(resume_point)
@@ -299,24 +303,33 @@ class FunctionCall:
             values = self.saved_locals
         live: dict[str, Any] = {}
         ranges = None
+        leaves_only = True
         if values:
             for name, value in values.items():
-                if type(value) is _RANGE_ITERATOR:
+                kind = type(value)
+                if kind is _RANGE_ITERATOR:
                     if ranges is None:
                         ranges = {}
                     ranges[name] = _range_numbers(value)
                 else:
                     live[name] = value
-        return (
+                    if kind not in _LEAF_TYPES:
+                        leaves_only = False
+        arguments = self.arguments if resume_point == 0 else None
+        pending = self.pending
+        if arguments or (pending is not None and (type(pending) is not AtOperation or pending.operation is not None)):
+            leaves_only = False
+        record = (
             self.program.key,
             code.fingerprint,
             resume_point,
             point.line if point is not None else code.first_line,
             live,
-            self.arguments if resume_point == 0 else None,
-            _plain_pending(self.pending),
+            arguments,
+            _plain_pending(pending),
             ranges,
         )
+        return record, leaves_only
 
     @classmethod
     def from_record(
@@ -365,9 +378,17 @@ class CallStack:
         """All frames in one pickle, so objects shared between frames stay shared."""
         frames = self.frames
         try:
+            records = []
+            leaves_only = True
+            for frame in frames:
+                record, leaves = frame.plain_record()
+                records.append(record)
+                leaves_only = leaves_only and leaves
+            if leaves_only:
+                # Nothing in it can be a module global or an exception: the plain C pickler.
+                return pickle.dumps((STACK_FORMAT, tuple(records)), pickle.HIGHEST_PROTOCOL)
             return references.dumps(
-                (STACK_FORMAT, tuple([frame.plain_record() for frame in frames])),
-                [frame.program for frame in frames],
+                (STACK_FORMAT, tuple(records)), [frame.program for frame in frames]
             )
         except Exception as error:
             raise _explain_unpicklable([frame.record() for frame in frames], error) from error

@@ -91,9 +91,12 @@ def test_order_pipeline_killed_after_charging_resumes_without_charging_twice(tmp
 APPROVAL = ROOT / "examples" / "approval.py"
 
 
-def approval_env(tmp_path: Path, fault: str | None = None) -> dict[str, str]:
+def approval_env(
+    tmp_path: Path, fault: str | None = None, cooling_off: float = 0.3
+) -> dict[str, str]:
     env = {
         **os.environ,
+        "APPROVAL_COOLING_OFF": str(cooling_off),
         "APPROVAL_STORE": f"sqlite:///{tmp_path / 'approval.db'}",
         "APPROVAL_LEDGER": str(tmp_path / "ledger.jsonl"),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "examples"), str(ROOT)]),
@@ -117,12 +120,14 @@ def approval(tmp_path: Path, *args: str) -> str:
     return result.stdout
 
 
-def approval_worker(tmp_path: Path, fault: str | None = None) -> subprocess.Popen:
+def approval_worker(
+    tmp_path: Path, fault: str | None = None, cooling_off: float = 0.3
+) -> subprocess.Popen:
     store = f"sqlite:///{tmp_path / 'approval.db'}"
     return subprocess.Popen(
         [sys.executable, "-m", "durable", "worker", "--store", store, "--max-poll", "0.1",
          "approval"],
-        env=approval_env(tmp_path, fault),
+        env=approval_env(tmp_path, fault, cooling_off),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -158,12 +163,16 @@ def test_approval_survives_kill_9_of_the_worker_while_waiting_and_while_sleeping
         worker.kill()  # SIGKILL while the request waits for its approval
         worker.wait(timeout=30)
         approval(tmp_path, "approve", "REQ-7", "ada")
-        worker = approval_worker(tmp_path)
+        # A 3 s cooling-off timer, so the SIGKILL surely lands while the worker sleeps.
+        worker = approval_worker(tmp_path, cooling_off=3.0)
         wait_until(lambda: approval(tmp_path, "status", "REQ-7") == "REQ-7: running\n")
-        worker.kill()  # SIGKILL during the cooling-off sleep (or right around it)
+        killed_at = time.monotonic()
+        worker.kill()
         worker.wait(timeout=30)
-        worker = approval_worker(tmp_path)
+        assert approval(tmp_path, "status", "REQ-7") == "REQ-7: running\n"
+        worker = approval_worker(tmp_path, cooling_off=3.0)
         wait_until(lambda: approval(tmp_path, "status", "REQ-7") == "REQ-7: completed\n")
+        assert time.monotonic() - killed_at < 3.0 + 2.0  # the rest of the timer, not all of it
     finally:
         worker.kill()
         worker.wait(timeout=30)
