@@ -102,6 +102,8 @@ class DurableBackend(OrchestrationBackend):
         #: Records an instance's log may hold before a write compacts it into one.
         self.compact_after = compact_after
         self._record_counts: dict[str, int] = {}
+        #: instance id -> the summary its last write handed the store.
+        self._summaries: dict[str, tuple] = {}
         #: instance id -> {event id: digest of its bytes} handed to the running instance and
         #: not yet saved as consumed. The digest guards the deletion after a restart: a store
         #: may reuse the id of a deleted event (disk ids come from the clock).
@@ -123,6 +125,7 @@ class DurableBackend(OrchestrationBackend):
         """The state to run `instance_id` from: events handed to an earlier run of it and
         not journaled are offered again, and consumed events left in the inbox go."""
         self._claimed[instance_id] = {}
+        self._summaries.pop(instance_id, None)
         records = self.store.read_records(instance_id)
         self._record_counts[instance_id] = len(records)
         if not records:
@@ -188,6 +191,7 @@ class DurableBackend(OrchestrationBackend):
         """Replace the whole state of `instance_id` (one compacted record)."""
         claimed = self._claimed.pop(instance_id, {})
         record = {"reset": True, "set": state, "consumed_events": sorted(claimed.items())}
+        self._summaries.pop(instance_id, None)
         self.store.replace_records(instance_id, [_encode(record)], _summary(state))
         self._record_counts[instance_id] = 1
         if claimed:
@@ -208,10 +212,23 @@ class DurableBackend(OrchestrationBackend):
         claimed = self._claimed.pop(instance_id, None)
         if claimed:
             changes["consumed_events"] = sorted(claimed.items())
-        self.store.append_record(instance_id, _encode(changes), _summary(changes.get("set")))
+        fields = changes.get("set")
+        summary = None
+        if fields and "status" in fields:
+            summary = self._summary(instance_id, fields)
+        data = pickle.dumps((RECORD_FORMAT, changes), protocol=pickle.HIGHEST_PROTOCOL)
+        self.store.append_record(instance_id, data, summary)
         self._record_counts[instance_id] = count + 1
         if claimed:
             self.store.delete_events(instance_id, list(claimed))
+
+    def _summary(self, instance_id: str, fields: dict[str, Any]) -> InstanceSummary | None:
+        """The instance's summary when this write changes it, else None (unchanged)."""
+        key = (fields["status"], fields.get("waiting_for"), fields.get("deadline"))
+        if self._summaries.get(instance_id) == key:
+            return None
+        self._summaries[instance_id] = key
+        return InstanceSummary(*key)
 
     def wait_for_event(self, instance_id: str, event_name: str) -> Event | None:
         claimed = self._claimed.setdefault(instance_id, {})
@@ -242,7 +259,7 @@ class DurableBackend(OrchestrationBackend):
         return [Event(*cloudpickle.loads(data)) for _, data in self.store.read_events(instance_id)]
 
 
-def _summary(fields: dict[str, Any] | None) -> InstanceSummary | None:
+def _summary(fields: dict[str, Any]) -> InstanceSummary | None:
     """The instance as a write leaves it, when the write sets its status."""
     if not fields or "status" not in fields:
         return None

@@ -317,7 +317,13 @@ class FunctionCall:
                         leaves_only = False
         arguments = self.arguments if resume_point == 0 else None
         pending = self.pending
-        if arguments or (pending is not None and (type(pending) is not AtOperation or pending.operation is not None)):
+        if type(pending) is AtOperation and pending.operation is None:
+            plain_pending: tuple | None = ("at", pending.seq, None)
+        else:
+            plain_pending = _plain_pending(pending)
+            if pending is not None:
+                leaves_only = False
+        if arguments:
             leaves_only = False
         record = (
             self.program.key,
@@ -326,7 +332,7 @@ class FunctionCall:
             point.line if point is not None else code.first_line,
             live,
             arguments,
-            _plain_pending(pending),
+            plain_pending,
             ranges,
         )
         return record, leaves_only
@@ -410,6 +416,9 @@ class CallStack:
 
     def journal_floor(self, next_seq: int) -> int:
         """The oldest journal sequence number a resume from a snapshot taken now reads."""
+        frames = self.frames
+        if len(frames) == 1 and type(frames[0].pending) is AtOperation:
+            return min(next_seq, frames[0].pending.seq)
         floor = next_seq
         for frame in self.frames:
             pending = frame.pending

@@ -384,7 +384,7 @@ class Execute(Operation):
             except Exception as error:
                 self.finish(FAILED, 1, error=error)
                 raise
-            function, digest = self.identity()
+            function, digest = self.__dict__.get("_identity") or self.identity()
             entry = {"function_id": function, "args_digest": digest, "status": SUCCEEDED}
             if type(value) in _SCALARS:
                 entry["value"] = value
