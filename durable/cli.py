@@ -1,8 +1,9 @@
 """The ``durable`` command line: ``worker`` runs instances from a store, ``publish`` sends an
 event to an instance, ``status`` shows where an instance is (``python -m durable`` too).
 
-Every subcommand takes ``--store URL`` (default: the ``DURABLE_STORE`` environment variable):
-``file:///path/to/dir``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``.
+Every subcommand takes ``--store URL``: ``file:///path/to/dir``, ``sqlite:///relative.db``,
+``sqlite:////absolute.db``. Without it, the ``DURABLE_STORE`` environment variable; without
+that, ``sqlite:///durable.db``: the SQLite store ``durable.db`` in the current directory.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ import traceback
 from typing import Any
 
 logger = logging.getLogger("durable.cli")
+
+#: The store when neither ``--store`` nor ``DURABLE_STORE`` names one: ``durable.db`` in the
+#: current directory (SQLite: indexed, so the worker asks it for the due instances).
+DEFAULT_STORE = "sqlite:///durable.db"
 
 #: Exit codes: 0 done, 1 the thing asked about does not exist, 2 a bad command line.
 EXIT_NOT_FOUND = 1
@@ -57,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
             "--store",
             metavar="URL",
             help="the store: file:///path/to/dir, sqlite:///relative.db or "
-            "sqlite:////absolute.db (default: $DURABLE_STORE)",
+            f"sqlite:////absolute.db (default: $DURABLE_STORE, else {DEFAULT_STORE}, the file "
+            "durable.db in the current directory)",
         )
 
     worker = commands.add_parser(
@@ -131,16 +137,34 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # -- shared ---------------------------------------------------------------------------------
-def _backend(url: str | None):
+def _store_url(given: str | None) -> tuple[str, bool]:
+    """The store URL to use (``--store``, else ``DURABLE_STORE``, else the default one), and
+    whether it is the default."""
+    url = given or os.environ.get("DURABLE_STORE")
+    return (url, False) if url else (DEFAULT_STORE, True)
+
+
+def _backend(url: str | None, command: str, *, create: bool = True):
+    """A backend over the store `url` names (see `_store_url`); the default store is named on
+    stderr (the worker logs it). With `create` False, a default store that does not exist is
+    not created: `CommandError` (not found)."""
     from .runtime.backend import DurableBackend
     from .stores import store_from_url
 
-    url = url or os.environ.get("DURABLE_STORE")
-    if not url:
-        raise CommandError(
-            "no store: pass --store URL (file:///path/to/dir, sqlite:///app.db) or set the "
-            "DURABLE_STORE environment variable"
-        )
+    url, default = _store_url(url)
+    if default:
+        path = os.path.abspath("durable.db")
+        if not create and not os.path.exists(path):
+            raise CommandError(
+                f"no store: the default store {DEFAULT_STORE} ({path}) does not exist; pass "
+                "--store URL or set DURABLE_STORE to look at another store",
+                EXIT_NOT_FOUND,
+            )
+        message = f"no --store or DURABLE_STORE given: using the default store {DEFAULT_STORE} "
+        if command == "worker":
+            logger.info("%s(%s)", message, path)
+        else:
+            print(f"durable {command}: {message}({path})", file=sys.stderr)
     try:
         store = store_from_url(url)
     except ValueError as error:
@@ -212,7 +236,14 @@ def _run_worker(args: argparse.Namespace, early: list[int]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    backend = _backend(args.store)
+    # The modules first: a name mistyped leaves no store behind (the default one is created
+    # in the current directory when it opens).
+    _on_import_path()
+    for name in args.modules:
+        _import(name)
+        if not any(key.partition(":")[0] == name for key in _programs):
+            logger.warning("module %r defines no durable function", name)
+    backend = _backend(args.store, "worker")
     try:
         try:
             worker = Worker(
@@ -224,11 +255,6 @@ def _run_worker(args: argparse.Namespace, early: list[int]) -> int:
             )
         except ValueError as error:
             raise CommandError(str(error)) from None
-        _on_import_path()
-        for name in args.modules:
-            _import(name)
-            if not any(key.partition(":")[0] == name for key in _programs):
-                logger.warning("module %r defines no durable function", name)
         if isinstance(backend.store, InMemoryStateStore):
             logger.warning(
                 "memory:// lives in this process only: nothing else can start instances in it"
@@ -271,7 +297,7 @@ def _publish(args: argparse.Namespace) -> int:
             payload = json.loads(args.json)
         except json.JSONDecodeError as error:
             raise CommandError(f"--json {args.json!r} is not valid JSON: {error}") from None
-    backend = _backend(args.store)
+    backend = _backend(args.store, "publish")
     try:
         try:
             backend.publish_event(args.instance_id, args.event, payload)
@@ -294,7 +320,7 @@ def _status(args: argparse.Namespace) -> int:
     from .runtime import references
 
     _on_import_path()  # a result or error of a class of yours is loaded by its module name
-    backend = _backend(args.store)
+    backend = _backend(args.store, "status", create=False)
     try:
         try:
             state = backend.read_state(args.instance_id)

@@ -15,23 +15,37 @@ from typing import Any
 from ._errors import InstanceBusyError, PauseForEventException, RunStoppedError
 from .runtime.backend import runtime_for
 from .runtime.runtime import COMPLETED, ENQUEUED, FAILED, RUNNING, WAITING
+from .stores.base import InstanceSummary
 
 logger = logging.getLogger("durable.worker")
 
 #: Woken this long after a deadline, so the instance is due when the round looks at it.
 _DEADLINE_SLACK = 0.005
+#: The most instances one round asks an indexed store for (`due_instances`).
+DUE_LIMIT = 1000
 
 
 class Worker:
     """Runs the instances of `backend` that can make progress, at most `concurrency` at once.
 
-    Each round lists the store's instances and runs (``DurableRuntime.resume_stored``):
+    Each round finds the instances that can make progress and runs them
+    (``DurableRuntime.resume_stored``), the longest untouched first:
 
     - ``enqueued`` instances (saved by ``program.start``), from the start;
     - ``running`` instances whose runner died (crash recovery), from their last write; one
       that a live runner holds raises `InstanceBusyError` and is skipped quietly;
     - ``waiting`` instances whose awaited event is in their inbox, or whose deadline (an
       event timeout) has passed.
+
+    Finding them: a store that indexes its instances (one with ``due_instances(now, limit)``
+    and ``next_wake_at(after)``, such as `SQLiteStateStore`) is asked for the due ones, and
+    the worker reads the state of those only, to decide (an instance returned for an event of
+    another name, or one that finished meanwhile, is skipped); its next deadline comes from
+    ``next_wake_at``. A round then costs the due instances, not the whole store. Instances
+    whose summary the store does not know (written before it had one) are read like the due
+    ones and, when the worker does not run them, their summary is handed back with
+    ``fill_summaries`` so later rounds skip them. Other stores are scanned: every round lists
+    their instances and reads each one not seen completed or failed.
 
     Polling: after a round that finds nothing the worker sleeps `min_poll` seconds, doubling
     up to `max_poll`; work found, or a run ending, sets it back to `min_poll`. An event
@@ -98,6 +112,12 @@ class Worker:
         self._busy: set[str] = set()
         #: instance id -> why its state could not be read (logged once, not every round).
         self._unreadable: dict[str, str] = {}
+        store = backend.store
+        due, wake = getattr(store, "due_instances", None), getattr(store, "next_wake_at", None)
+        #: The store's index of instances (`due_instances`, `next_wake_at`), or None: scan.
+        self._index = (due, wake) if callable(due) and callable(wake) else None
+        #: What failed with the index -> why, logged once until it changes or works again.
+        self._index_problems: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<Worker over {self.backend!r}: {len(self._tasks)}/{self.concurrency} running>"
@@ -121,11 +141,14 @@ class Worker:
         self._wake = asyncio.Event()
         self._hurry = asyncio.Event()
         logger.info(
-            "worker started over %r: at most %d runs at a time, polling every %g to %g s",
+            "worker started over %r: at most %d runs at a time, polling every %g to %g s, %s",
             self.backend.store,
             self.concurrency,
             self.min_poll,
             self.max_poll,
+            "asking the store's index for due instances"
+            if self._index is not None
+            else "reading every instance each round",
         )
         try:
             await self._poll(stop)
@@ -161,19 +184,31 @@ class Worker:
         was found, and the earliest deadline of a waiting instance that was not started."""
         if self._slots.locked():
             return False, None  # every slot is taken: a run ending wakes the next round
-        try:
-            listed = self.backend.store.list_instances()
-        except Exception:
-            logger.exception("cannot list the instances of %r", self.backend.store)
-            return False, None
-        present = set(listed)
-        self._done &= present
-        self._busy &= present
-        for gone in [i for i in self._unrunnable if i not in present]:
-            del self._unrunnable[gone]
         now = time.time()
+        if self._index is not None:
+            found = self._due(now)
+            if found is None:
+                return False, None
+            listed, complete = found
+            present = set(listed)
+            # Finished instances are not due: nothing to remember about them.
+            self._done.clear()
+        else:
+            try:
+                listed = self.backend.store.list_instances()
+            except Exception:
+                logger.exception("cannot list the instances of %r", self.backend.store)
+                return False, None
+            present, complete = set(listed), True
+            self._done &= present
+        if complete:  # a list cut at the limit says nothing of the instances left out
+            self._busy &= present
+            for gone in [i for i in self._unrunnable if i not in present]:
+                del self._unrunnable[gone]
         candidates: list[tuple[float, str, str]] = []
         next_deadline: float | None = None
+        #: Summaries of instances read and not run, for an index that did not know them.
+        learned: dict[str, InstanceSummary] = {}
         for instance_id in listed:
             if instance_id in self._tasks or instance_id in self._done:
                 continue
@@ -184,7 +219,9 @@ class Worker:
             if status != RUNNING:
                 self._busy.discard(instance_id)
             if status in (COMPLETED, FAILED):
-                self._done.add(instance_id)
+                if self._index is None:
+                    self._done.add(instance_id)
+                learned[instance_id] = InstanceSummary(status)
                 continue
             updated = state.get("updated_at")
             if instance_id in self._unrunnable:
@@ -204,10 +241,14 @@ class Worker:
                 else:
                     if deadline is not None and (next_deadline is None or deadline < next_deadline):
                         next_deadline = deadline
+                    learned[instance_id] = InstanceSummary(status, event, deadline)
                     continue
             else:
                 continue
             candidates.append((updated or 0.0, instance_id, reason))
+        if self._index is not None:
+            self._fill(learned)
+            next_deadline = _earliest(next_deadline, self._next_wake_at(now))
         candidates.sort()  # the longest untouched first
         found = False
         for _, instance_id, reason in candidates:
@@ -219,6 +260,52 @@ class Worker:
             )
             found = found or instance_id not in self._busy
         return found, next_deadline
+
+    # -- an indexed store -------------------------------------------------------------------
+    def _due(self, now: float) -> tuple[list[str], bool] | None:
+        """The ids the store's index says are due, and whether that is all of them."""
+        due_instances, _ = self._index
+        try:
+            due = list(due_instances(now, DUE_LIMIT))
+        except Exception as error:
+            self._index_trouble("cannot ask %r for its due instances", error)
+            return None
+        self._index_problems.pop("cannot ask %r for its due instances", None)
+        return due, len(due) < DUE_LIMIT
+
+    def _next_wake_at(self, now: float) -> float | None:
+        _, next_wake_at = self._index
+        try:
+            wake_at = next_wake_at(now)
+        except Exception as error:
+            self._index_trouble("cannot ask %r for its next wake-up time", error)
+            return None
+        self._index_problems.pop("cannot ask %r for its next wake-up time", None)
+        return wake_at
+
+    def _fill(self, learned: dict[str, InstanceSummary]) -> None:
+        """Hand the index the summaries it did not know (instances from an older file), so
+        that later rounds skip the finished and the idle ones without reading them."""
+        fill = getattr(self.backend.store, "fill_summaries", None)
+        if not learned or fill is None:
+            return
+        try:
+            filled = fill(learned)
+        except Exception as error:
+            self._index_trouble("cannot record instance summaries in %r", error)
+            return
+        if filled:
+            logger.info(
+                "recorded the status of %d instance(s) the index of %r did not know",
+                len(filled),
+                self.backend.store,
+            )
+
+    def _index_trouble(self, what: str, error: Exception) -> None:
+        message = f"{type(error).__name__}: {error}"
+        if self._index_problems.get(what) != message:
+            self._index_problems[what] = message
+            logger.error(what + ": %s", self.backend.store, message)
 
     def _read(self, instance_id: str) -> dict[str, Any] | None:
         try:
@@ -366,6 +453,12 @@ async def _wait_any(*events: asyncio.Event, timeout: float) -> bool:
         for waiter in waiters:
             waiter.cancel()
     return bool(done)
+
+
+def _earliest(first: float | None, second: float | None) -> float | None:
+    if first is None:
+        return second
+    return first if second is None else min(first, second)
 
 
 def _seconds(value: Any) -> bool:

@@ -22,13 +22,18 @@ from .locks import FileLeases
 
 #: `PRAGMA application_id` of a durable store ("DURA"): tells our files from other SQLite files.
 APPLICATION_ID = 0x44555241
-#: `PRAGMA user_version`: the schema of this version. Another number is refused, never guessed.
-SCHEMA_VERSION = 1
+#: `PRAGMA user_version`: the schema of this version. Older schemas are migrated when the file
+#: is opened (`_MIGRATIONS`); a newer one, or another number, is refused, never guessed.
+SCHEMA_VERSION = 2
 #: How long a write waits for another process's transaction before giving up.
 BUSY_TIMEOUT_SECONDS = 10.0
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+#: Where a worker finds the due instances without reading them all: by status, then by the
+#: deadline of the waiting ones (`due_instances`, `next_wake_at`).
+_STATUS_INDEX = "CREATE INDEX instances_by_status ON instances (status, wake_at)"
 
 _SCHEMA = (
     """CREATE TABLE records (
@@ -43,23 +48,79 @@ _SCHEMA = (
         data BLOB NOT NULL
     )""",
     "CREATE INDEX events_by_instance ON events (instance_id, event_id)",
+    # status, waiting_for and wake_at are the instance's `InstanceSummary` as its last write
+    # that set the status left it; NULL status: unknown (a row from schema 1, or records
+    # written without a summary).
     """CREATE TABLE instances (
         instance_id TEXT PRIMARY KEY,
         created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
+        updated_at REAL NOT NULL,
+        status TEXT,
+        waiting_for TEXT,
+        wake_at REAL
     )""",
+    _STATUS_INDEX,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
 _TABLES = {"records", "events", "instances"}
 
+#: schema version -> the statements that bring a file of that version to the next one, run in
+#: one transaction with the new version number (all of it or none).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        # Existing rows get NULL: unknown, due until a worker reads them (`fill_summaries`)
+        # or a write sets their summary.
+        "ALTER TABLE instances ADD COLUMN status TEXT",
+        "ALTER TABLE instances ADD COLUMN waiting_for TEXT",
+        "ALTER TABLE instances ADD COLUMN wake_at REAL",
+        _STATUS_INDEX,
+    ),
+}
+
 _APPEND_RECORD = (
     "INSERT INTO records (instance_id, position, data) "
     "SELECT ?1, COALESCE(MAX(position) + 1, 0), ?2 FROM records WHERE instance_id = ?1"
 )
+#: The instance's row, in the transaction of each record write: ?3 says whether ?4..?6 (the
+#: summary) are given; without one, a new row's summary is unknown and an existing one's stays.
 _TOUCH_INSTANCE = (
-    "INSERT INTO instances (instance_id, created_at, updated_at) VALUES (?1, ?2, ?2) "
-    "ON CONFLICT (instance_id) DO UPDATE SET updated_at = excluded.updated_at"
+    "INSERT INTO instances (instance_id, created_at, updated_at, status, waiting_for, wake_at) "
+    "VALUES (?1, ?2, ?2, ?4, ?5, ?6) "
+    "ON CONFLICT (instance_id) DO UPDATE SET updated_at = excluded.updated_at, "
+    "status = CASE WHEN ?3 THEN excluded.status ELSE status END, "
+    "waiting_for = CASE WHEN ?3 THEN excluded.waiting_for ELSE waiting_for END, "
+    "wake_at = CASE WHEN ?3 THEN excluded.wake_at ELSE wake_at END"
+)
+
+# The instances that can make progress (see `SQLiteStateStore.due_instances`). Each part but
+# the last is a search of `instances_by_status`; the last starts from the (few) pending events
+# and looks their instances up by key. UNION drops the duplicates.
+#
+# Waiting instances are due on *any* pending event, not only one named as they wait for: the
+# name is inside the event's bytes, which the store does not decode (they are the backend's
+# pickle, and unpickling a payload may need the user's modules), and `append_event` is not
+# given it. So a waiting instance with an event of another name in its inbox is returned
+# every round and the worker, which reads its events through the backend anyway, checks the
+# name: one extra read per such instance and round, never a missed wake-up. Matching names
+# here needs the backend to pass the name to `append_event` (an `events.name` column).
+_DUE_INSTANCES = """
+    SELECT instance_id, updated_at FROM instances WHERE status IN ('enqueued', 'running')
+    UNION
+    SELECT instance_id, updated_at FROM instances WHERE status = 'waiting' AND wake_at <= ?1
+    UNION
+    SELECT instance_id, updated_at FROM instances WHERE status IS NULL
+    UNION
+    SELECT i.instance_id, i.updated_at
+        FROM (SELECT DISTINCT instance_id FROM events) AS e
+        CROSS JOIN instances AS i ON i.instance_id = e.instance_id
+        WHERE i.status = 'waiting'
+    ORDER BY 2, 1
+    LIMIT ?2
+"""
+_NEXT_WAKE_AT = "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting' AND wake_at > ?1"
+_NEXT_WAKE_AT_ANY = (
+    "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting' AND wake_at IS NOT NULL"
 )
 
 
@@ -153,12 +214,16 @@ class SQLiteStateStore(StateStore):
     def _open_schema(self, connection: sqlite3.Connection) -> None:
         connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         # Read what the file is before writing anything: a foreign database stays untouched.
-        if not self._is_ours(connection):
+        if self._version(connection) != SCHEMA_VERSION:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                if not self._is_ours(connection):  # nobody created it meanwhile
+                # Again under the write lock: another process may have created or migrated it.
+                version = self._version(connection)
+                if version == 0:
                     for statement in _SCHEMA:
                         connection.execute(statement)
+                elif version != SCHEMA_VERSION:
+                    self._migrate(connection, version)
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
@@ -177,8 +242,19 @@ class SQLiteStateStore(StateStore):
             )
         connection.execute("PRAGMA synchronous = FULL")
 
-    def _is_ours(self, connection: sqlite3.Connection) -> bool:
-        """True for a durable store of this schema, False for an empty database; refuses the rest."""
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection, version: int) -> None:
+        """Bring a store of schema `version` to this one, inside the caller's transaction (so
+        a failure anywhere leaves the file at its old version, untouched)."""
+        while version < SCHEMA_VERSION:
+            for statement in _MIGRATIONS[version]:
+                connection.execute(statement)
+            version += 1
+            connection.execute(f"PRAGMA user_version = {version}")
+
+    def _version(self, connection: sqlite3.Connection) -> int:
+        """The schema version of a durable store (one this version reads, or migrates), 0 for
+        an empty database; refuses the rest."""
         application_id = connection.execute("PRAGMA application_id").fetchone()[0]
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         tables = {
@@ -188,7 +264,7 @@ class SQLiteStateStore(StateStore):
             )
         }
         if application_id == 0 and version == 0 and not tables:
-            return False
+            return 0
         if application_id != APPLICATION_ID:
             raise StateFormatError(
                 f"{self.path} is an SQLite database of another application, not a durable "
@@ -200,13 +276,13 @@ class SQLiteStateStore(StateStore):
                 f"the SQLite store {self.path} has schema version {version}, written by a newer "
                 f"version of durable; this version reads schema {SCHEMA_VERSION}. Upgrade durable"
             )
-        if version != SCHEMA_VERSION or not _TABLES <= tables:
+        if (version != SCHEMA_VERSION and version not in _MIGRATIONS) or not _TABLES <= tables:
             raise StateFormatError(
                 f"the SQLite store {self.path} has schema version {version} with tables "
                 f"{sorted(tables)}; this version reads schema {SCHEMA_VERSION} with tables "
                 f"{sorted(_TABLES)}. Restore it from a backup or move it away"
             )
-        return True
+        return version
 
     def _db(self) -> sqlite3.Connection:
         """The connection of this process (call with the lock held)."""
@@ -244,7 +320,10 @@ class SQLiteStateStore(StateStore):
         self.close()
 
     def _write(
-        self, instance_id: str, statements: Sequence[tuple[str, Any]], fault: str | None = None
+        self,
+        instance_id: str | None,
+        statements: Sequence[tuple[str, Any]],
+        fault: str | None = None,
     ) -> Any:
         """Run `statements` as one transaction; the last row id of the last one.
 
@@ -313,7 +392,7 @@ class SQLiteStateStore(StateStore):
             instance_id,
             [
                 (_APPEND_RECORD, (instance_id, bytes(record))),
-                (_TOUCH_INSTANCE, (instance_id, time.time())),
+                (_TOUCH_INSTANCE, _touch(instance_id, summary)),
             ],
             fault,
         )
@@ -332,7 +411,7 @@ class SQLiteStateStore(StateStore):
             [
                 ("DELETE FROM records WHERE instance_id = ?", (instance_id,)),
                 ("INSERT INTO records (instance_id, position, data) VALUES (?, ?, ?)", rows),
-                (_TOUCH_INSTANCE, (instance_id, time.time())),
+                (_TOUCH_INSTANCE, _touch(instance_id, summary)),
             ],
             fault,
         )
@@ -353,6 +432,80 @@ class SQLiteStateStore(StateStore):
         return sorted(
             row[0] for row in self._read(None, "SELECT DISTINCT instance_id FROM records")
         )
+
+    # -- the index of instances: what a worker asks instead of reading them all --------------
+    def due_instances(self, now: float, limit: int = 1000) -> list[str]:
+        """Ids of the instances that may be able to make progress at `now` (epoch seconds),
+        least recently written first, at most `limit`: enqueued and running ones; waiting ones
+        whose wake-up time has come or that have any pending event (whether it is the awaited
+        one is for the caller to check: the store cannot read event names); and those whose
+        summary is unknown (rows of a schema 1 file not yet run or filled in). Found through
+        the ``(status, wake_at)`` index and the pending events, without reading any record."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+        return [row[0] for row in self._read(None, _DUE_INSTANCES, (float(now), limit))]
+
+    def next_wake_at(self, after: float | None = None) -> float | None:
+        """The earliest wake-up time of a waiting instance (later than `after` when given),
+        or None when no waiting instance has one."""
+        if after is None:
+            rows = self._read(None, _NEXT_WAKE_AT_ANY)
+        else:
+            rows = self._read(None, _NEXT_WAKE_AT, (float(after),))
+        return rows[0][0] if rows else None
+
+    def summary(self, instance_id: str) -> InstanceSummary | None:
+        """The indexed summary of `instance_id`; None when unknown or there is no such
+        instance."""
+        validate_instance_id(instance_id)
+        rows = self._read(
+            instance_id,
+            "SELECT status, waiting_for, wake_at FROM instances WHERE instance_id = ?",
+            (instance_id,),
+        )
+        if not rows or rows[0][0] is None:
+            return None
+        return InstanceSummary(*rows[0])
+
+    def fill_summaries(self, summaries: dict[str, InstanceSummary]) -> list[str]:
+        """Record summaries read from the instances' records (by a worker) for those whose
+        summary is still unknown, in one transaction; returns the ids whose summary was
+        unknown. An instance that a write gave a summary since it was read keeps that one
+        (``WHERE status IS NULL``), so a stale read never overwrites a newer state."""
+        if not summaries:
+            return []
+        for instance_id in summaries:
+            validate_instance_id(instance_id)
+        ids = sorted(summaries)
+        unknown: list[str] = []
+        for start in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
+            chunk = ids[start : start + 500]
+            unknown += [
+                row[0]
+                for row in self._read(
+                    None,
+                    "SELECT instance_id FROM instances WHERE status IS NULL AND instance_id IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    tuple(chunk),
+                )
+            ]
+        if not unknown:  # the usual case: no write transaction at all
+            return []
+        rows = [
+            (summaries[i].status, summaries[i].waiting_for, _wake_at(summaries[i]), i)
+            for i in unknown
+        ]
+        self._write(
+            None,
+            [
+                (
+                    "UPDATE instances SET status = ?, waiting_for = ?, wake_at = ? "
+                    "WHERE instance_id = ? AND status IS NULL",
+                    rows,
+                )
+            ],
+        )
+        return sorted(unknown)
 
     # -- events ---------------------------------------------------------------------------------
     def append_event(self, instance_id: str, data: bytes) -> int:
@@ -384,3 +537,14 @@ class SQLiteStateStore(StateStore):
                 )
             ],
         )
+
+
+def _wake_at(summary: InstanceSummary) -> float | None:
+    return None if summary.wake_at is None else float(summary.wake_at)
+
+
+def _touch(instance_id: str, summary: InstanceSummary | None) -> tuple[Any, ...]:
+    """The parameters of `_TOUCH_INSTANCE`."""
+    if summary is None:
+        return (instance_id, time.time(), False, None, None, None)
+    return (instance_id, time.time(), True, summary.status, summary.waiting_for, _wake_at(summary))

@@ -25,6 +25,7 @@ from durable import (
 )
 from durable.stores import sqlite as sqlite_module
 from durable.stores import store_from_url
+from durable.stores.base import InstanceSummary
 
 RECORD = b"the saved call stack of order-7 " * 8
 
@@ -149,7 +150,7 @@ def test_the_schema_carries_its_version_and_application_id(store, db_path):
     assert raw(db_path, "PRAGMA user_version") == [(sqlite_module.SCHEMA_VERSION,)]
     assert raw(db_path, "PRAGMA application_id") == [(sqlite_module.APPLICATION_ID,)]
     tables = {name for (name,) in raw(db_path, "SELECT name FROM sqlite_master")}
-    assert {"records", "events", "instances", "events_by_instance"} <= tables
+    assert {"records", "events", "instances", "events_by_instance", "instances_by_status"} <= tables
 
 
 def test_instances_table_keeps_when_each_instance_was_created_and_updated(store, db_path):
@@ -186,7 +187,9 @@ def test_every_write_is_exactly_one_transaction(store):
     store._connection.set_trace_callback(statements.append)
     writes = [
         lambda: store.append_record("order-7", RECORD),
+        lambda: store.append_record("order-7", RECORD, InstanceSummary("waiting", "go", 1.0)),
         lambda: store.replace_records("order-7", [b"a", b"b", b"c"]),
+        lambda: store.replace_records("order-7", [b"a"], InstanceSummary("running")),
         lambda: store.append_event("order-7", b"another"),
         lambda: store.delete_events("order-7", [event, event + 1]),
         lambda: store.delete_instance("order-7"),
@@ -679,3 +682,321 @@ def test_a_paused_instance_resumes_in_another_process_through_durable_store(tmp_
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "shipped order-7 with receipt for order-7"
     assert Path(ledger).read_text() == "order-7\n"
+
+
+# -- the index of instances: summaries, due instances, wake-up times ------------------------------
+def summary_row(db_path: Path, instance_id: str) -> tuple | None:
+    rows = raw_params(
+        db_path,
+        "SELECT status, waiting_for, wake_at FROM instances WHERE instance_id = ?",
+        (instance_id,),
+    )
+    return rows[0] if rows else None
+
+
+def raw_params(path: Path, sql: str, parameters: tuple) -> list:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(sql, parameters).fetchall()
+    finally:
+        connection.close()
+
+
+def test_a_write_with_a_summary_keeps_it_in_the_instance_row(store, db_path):
+    store.append_record("order-7", b"start", InstanceSummary("enqueued"))
+    assert summary_row(db_path, "order-7") == ("enqueued", None, None)
+    store.append_record("order-7", b"park", InstanceSummary("waiting", "approve", 1234.5))
+    assert summary_row(db_path, "order-7") == ("waiting", "approve", 1234.5)
+    assert store.summary("order-7") == InstanceSummary("waiting", "approve", 1234.5)
+    # A write that does not set the status leaves the summary as it was.
+    store.append_record("order-7", b"no status")
+    assert summary_row(db_path, "order-7") == ("waiting", "approve", 1234.5)
+    store.replace_records("order-7", [b"compacted"])
+    assert summary_row(db_path, "order-7") == ("waiting", "approve", 1234.5)
+    # A compaction with a summary sets it, waiting_for and wake_at included.
+    store.replace_records("order-7", [b"compacted"], InstanceSummary("completed"))
+    assert summary_row(db_path, "order-7") == ("completed", None, None)
+    # A new instance written without a summary is unknown.
+    store.append_record("order-8", b"raw")
+    assert summary_row(db_path, "order-8") == (None, None, None)
+    assert store.summary("order-8") is None
+    assert store.summary("nobody") is None
+
+
+def test_the_summary_is_written_in_the_transaction_of_its_record(store, db_path):
+    store.append_record("order-7", b"old", InstanceSummary("running"))
+    statements: list[str] = []
+    store._connection.set_trace_callback(statements.append)
+    store.append_record("order-7", b"park", InstanceSummary("waiting", "go", 99.0))
+    store._connection.set_trace_callback(None)
+    assert [s.split()[0] for s in statements] == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
+    # A record that cannot be written leaves the summary of the last one that was.
+    store._connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
+    with pytest.raises(sqlite3.DataError):
+        store.append_record("order-7", b"x" * 2000, InstanceSummary("completed"))
+    with pytest.raises(sqlite3.DataError):
+        store.replace_records("order-7", [b"x" * 2000], InstanceSummary("completed"))
+    assert summary_row(db_path, "order-7") == ("waiting", "go", 99.0)
+    assert store.due_instances(now=50.0) == []
+
+
+def test_due_instances_are_the_enqueued_running_and_unknown_ones(store):
+    store.append_record("enqueued-1", b"r", InstanceSummary("enqueued"))
+    store.append_record("running-1", b"r", InstanceSummary("running"))
+    store.append_record("completed-1", b"r", InstanceSummary("completed"))
+    store.append_record("failed-1", b"r", InstanceSummary("failed"))
+    store.append_record("unknown-1", b"r")  # no summary: a row of an older file, say
+    store.append_record("waiting-1", b"r", InstanceSummary("waiting", "go"))
+    assert sorted(store.due_instances(now=time.time())) == ["enqueued-1", "running-1", "unknown-1"]
+
+
+def test_a_waiting_instance_is_due_once_its_wake_up_time_has_come(store):
+    store.append_record("timer-1", b"r", InstanceSummary("waiting", "go", 100.0))
+    store.append_record("no-timeout", b"r", InstanceSummary("waiting", "go", None))
+    assert store.due_instances(now=99.9) == []
+    assert store.due_instances(now=100.0) == ["timer-1"]
+    assert store.due_instances(now=1e12) == ["timer-1"]
+
+
+def test_a_waiting_instance_is_due_while_an_event_is_in_its_inbox(store):
+    store.append_record("waiting-1", b"r", InstanceSummary("waiting", "go", None))
+    store.append_record("done-1", b"r", InstanceSummary("completed"))
+    store.append_event("done-1", b"late event")  # finished: its inbox does not make it due
+    store.append_event("nobody", b"event for an instance that does not exist")
+    assert store.due_instances(now=0.0) == []
+    first = store.append_event("waiting-1", b"one")
+    second = store.append_event("waiting-1", b"two")
+    # Any event: the store cannot read names (see _DUE_INSTANCES); listed once.
+    assert store.due_instances(now=0.0) == ["waiting-1"]
+    store.delete_events("waiting-1", [first, second])
+    assert store.due_instances(now=0.0) == []
+
+
+def test_due_instances_come_least_recently_written_first_up_to_the_limit(store):
+    for name in ("c", "a", "b"):
+        store.append_record(name, b"r", InstanceSummary("enqueued"))
+    assert store.due_instances(now=0.0) == ["c", "a", "b"]
+    store.append_record("c", b"again", InstanceSummary("running"))
+    assert store.due_instances(now=0.0) == ["a", "b", "c"]
+    assert store.due_instances(now=0.0, limit=2) == ["a", "b"]
+    store.delete_instance("a")
+    assert store.due_instances(now=0.0) == ["b", "c"]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="limit"):
+            store.due_instances(now=0.0, limit=bad)
+
+
+def test_next_wake_at_is_the_earliest_wake_up_time_of_a_waiting_instance(store):
+    assert store.next_wake_at() is None
+    store.append_record("no-timeout", b"r", InstanceSummary("waiting", "go", None))
+    store.append_record("running-1", b"r", InstanceSummary("running"))
+    assert store.next_wake_at() is None
+    store.append_record("later", b"r", InstanceSummary("waiting", "go", 300.0))
+    store.append_record("sooner", b"r", InstanceSummary("waiting", "go", 200.0))
+    assert store.next_wake_at() == 200.0
+    # `after`: the first one still to come (a due one is the worker's to run, not to wait for).
+    assert store.next_wake_at(after=200.0) == 300.0
+    assert store.next_wake_at(after=300.0) is None
+    store.append_record("sooner", b"done", InstanceSummary("completed"))
+    assert store.next_wake_at() == 300.0
+
+
+def test_fill_summaries_records_only_summaries_the_store_does_not_know(store, db_path):
+    store.append_record("unknown-1", b"r")
+    store.append_record("unknown-2", b"r")
+    store.append_record("known-1", b"r", InstanceSummary("waiting", "go", 5.0))
+    statements: list[str] = []
+    store._connection.set_trace_callback(statements.append)
+    filled = store.fill_summaries(
+        {
+            "unknown-1": InstanceSummary("completed"),
+            "unknown-2": InstanceSummary("waiting", "approve", 7.0),
+            "known-1": InstanceSummary("completed"),  # read before a write: stale
+        }
+    )
+    assert filled == ["unknown-1", "unknown-2"]
+    assert sum(s == "BEGIN IMMEDIATE" for s in statements) == 1
+    assert summary_row(db_path, "unknown-1") == ("completed", None, None)
+    assert summary_row(db_path, "unknown-2") == ("waiting", "approve", 7.0)
+    assert summary_row(db_path, "known-1") == ("waiting", "go", 5.0)
+    # Which summaries are unknown is read first; the write is one transaction.
+    begin = statements.index("BEGIN IMMEDIATE")
+    assert statements[begin + 1].startswith("UPDATE instances") and statements[-1] == "COMMIT"
+    # Nothing unknown left: no write transaction at all.
+    statements.clear()
+    assert store.fill_summaries({"unknown-1": InstanceSummary("running")}) == []
+    assert store.fill_summaries({}) == []
+    store._connection.set_trace_callback(None)
+    assert not any(s.startswith("BEGIN") for s in statements)
+    assert summary_row(db_path, "unknown-1") == ("completed", None, None)
+
+
+def query_plan(store: SQLiteStateStore, sql: str, parameters: tuple) -> list[str]:
+    return [row[3] for row in store._connection.execute(f"EXPLAIN QUERY PLAN {sql}", parameters)]
+
+
+def test_the_due_query_and_next_wake_at_search_the_status_index(store):
+    for n in range(200):
+        status = ("enqueued", "running", "waiting", "completed")[n % 4]
+        store.append_record(f"i-{n}", b"r", InstanceSummary(status, None, float(n)))
+    store.append_event("i-2", b"event")
+    due = query_plan(store, sqlite_module._DUE_INSTANCES, (100.0, 1000))
+    # Every part over `instances` by status is a search of the (status, wake_at) index...
+    searches = [d for d in due if "instances_by_status" in d]
+    assert len(searches) == 3, due
+    assert all(d.startswith("SEARCH instances USING") for d in searches), due
+    assert any("(status=? AND wake_at<?)" in d for d in searches), due
+    # ...the events part looks instances up by key, and nothing scans the instances table.
+    assert any(d.startswith("SEARCH i USING") and "(instance_id=?)" in d for d in due), due
+    assert not any(d.startswith(("SCAN instances", "SCAN i ")) or d == "SCAN i" for d in due), due
+    wake = query_plan(store, sqlite_module._NEXT_WAKE_AT, (100.0,))
+    assert wake == [
+        "SEARCH instances USING COVERING INDEX instances_by_status (status=? AND wake_at>?)"
+    ]
+    wake_any = query_plan(store, sqlite_module._NEXT_WAKE_AT_ANY, ())
+    assert len(wake_any) == 1 and "USING COVERING INDEX instances_by_status" in wake_any[0]
+
+
+# -- schema 1 files: migrated when opened --------------------------------------------------------
+#: The schema of version 1, as durable wrote it before the index.
+SCHEMA_1 = (
+    """CREATE TABLE records (
+        instance_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (instance_id, position)
+    )""",
+    """CREATE TABLE events (
+        event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance_id TEXT NOT NULL,
+        data BLOB NOT NULL
+    )""",
+    "CREATE INDEX events_by_instance ON events (instance_id, event_id)",
+    """CREATE TABLE instances (
+        instance_id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    f"PRAGMA application_id = {sqlite_module.APPLICATION_ID}",
+    "PRAGMA user_version = 1",
+)
+
+
+def make_schema_1_store(path: Path) -> None:
+    """A store file as durable's schema 1 wrote it, with two instances and an event."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("BEGIN")
+        for statement in SCHEMA_1:
+            connection.execute(statement)
+        for instance_id, records in (("order-7", [b"one", b"two"]), ("order-8", [b"only"])):
+            for position, data in enumerate(records):
+                connection.execute(
+                    "INSERT INTO records VALUES (?, ?, ?)", (instance_id, position, data)
+                )
+            connection.execute("INSERT INTO instances VALUES (?, 10.0, 20.0)", (instance_id,))
+        connection.execute("INSERT INTO events (instance_id, data) VALUES ('order-7', x'676f')")
+        connection.execute("COMMIT")
+        connection.execute("PRAGMA journal_mode = WAL")
+    finally:
+        connection.close()
+
+
+def columns_of(path: Path, table: str) -> list[str]:
+    return [row[1] for row in raw(path, f"PRAGMA table_info({table})")]
+
+
+def test_a_schema_1_store_is_migrated_when_opened_keeping_its_data(db_path):
+    make_schema_1_store(db_path)
+    assert raw(db_path, "PRAGMA user_version") == [(1,)]
+    store = SQLiteStateStore(db_path)
+    assert raw(db_path, "PRAGMA user_version") == [(2,)]
+    assert columns_of(db_path, "instances") == [
+        "instance_id", "created_at", "updated_at", "status", "waiting_for", "wake_at"
+    ]
+    indexes = {name for (name,) in raw(db_path, "SELECT name FROM sqlite_master")}
+    assert "instances_by_status" in indexes
+    assert raw(db_path, "PRAGMA integrity_check") == [("ok",)]
+    # Everything kept; the summaries are unknown, so both instances are due (not stranded).
+    assert store.read_records("order-7") == [b"one", b"two"]
+    assert store.read_records("order-8") == [b"only"]
+    assert [data for _, data in store.read_events("order-7")] == [b"go"]
+    assert raw(db_path, "SELECT instance_id, created_at, updated_at, status FROM instances") == [
+        ("order-7", 10.0, 20.0, None),
+        ("order-8", 10.0, 20.0, None),
+    ]
+    assert store.due_instances(now=time.time()) == ["order-7", "order-8"]
+    # Written by this version: the summary is known, and the instance due no more.
+    store.append_record("order-8", b"done", InstanceSummary("completed"))
+    assert store.due_instances(now=time.time()) == ["order-7"]
+    store.close()
+    again = SQLiteStateStore(db_path)  # version 2 now: opened as it is
+    assert again.read_records("order-8") == [b"only", b"done"]
+    again.close()
+
+
+def test_a_migration_that_fails_leaves_the_schema_1_file_as_it_was(db_path, monkeypatch):
+    make_schema_1_store(db_path)
+    before = raw(db_path, "SELECT * FROM instances")
+    failing = (*sqlite_module._MIGRATIONS[1], "THIS IS NOT SQL")
+    monkeypatch.setitem(sqlite_module._MIGRATIONS, 1, failing)
+    with pytest.raises(sqlite3.OperationalError):
+        SQLiteStateStore(db_path)
+    # All of it or nothing: the columns added before the failure were rolled back.
+    assert raw(db_path, "PRAGMA user_version") == [(1,)]
+    assert columns_of(db_path, "instances") == ["instance_id", "created_at", "updated_at"]
+    assert raw(db_path, "SELECT * FROM instances") == before
+    monkeypatch.undo()
+    store = SQLiteStateStore(db_path)
+    assert raw(db_path, "PRAGMA user_version") == [(2,)]
+    assert store.read_records("order-7") == [b"one", b"two"]
+    store.close()
+
+
+MIGRATE_SCRIPT = """
+import sys, time
+from pathlib import Path
+from durable import SQLiteStateStore
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+store = SQLiteStateStore(sys.argv[1])
+print(store.read_records("order-7"))
+"""
+
+
+def test_several_processes_opening_a_schema_1_store_at_once_migrate_it_once(tmp_path, db_path):
+    make_schema_1_store(db_path)
+    go = tmp_path / "go"
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE_SCRIPT, str(db_path), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    go.touch()
+    for opener in openers:
+        stdout, stderr = opener.communicate(timeout=120)
+        assert opener.returncode == 0, stderr
+        assert stdout.strip() == "[b'one', b'two']"
+    assert raw(db_path, "PRAGMA user_version") == [(2,)]
+    assert columns_of(db_path, "instances")[3:] == ["status", "waiting_for", "wake_at"]
+
+
+async def test_a_durable_backend_keeps_the_summary_of_each_instance(db_path):
+    CHARGES.clear()
+    backend = DurableBackend(SQLiteStateStore(db_path))
+    store = backend.store
+    with pytest.raises(PauseForEventException):
+        await ship("order-7", orchestration_backend=backend, instance_id="order-7")
+    assert store.summary("order-7") == InstanceSummary("waiting", "go", None)
+    assert store.due_instances(now=time.time()) == []
+    backend.publish_event("order-7", "go")
+    assert store.due_instances(now=time.time()) == ["order-7"]
+    await ship("order-7", orchestration_backend=backend, instance_id="order-7")
+    assert store.summary("order-7") == InstanceSummary("completed", None, None)
+    assert store.due_instances(now=time.time()) == []
+    store.close()

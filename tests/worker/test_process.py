@@ -312,13 +312,88 @@ def test_the_worker_names_a_module_it_cannot_import(tmp_path):
     )
 
 
-def test_the_worker_refuses_a_bad_url_and_no_store():
+def test_the_worker_refuses_a_bad_store_url_from_the_option_or_the_environment(tmp_path):
     bad = cli("worker", "--store", "postgres://nowhere", "tests.worker.flows", check=False)
     assert bad.returncode == 2
     assert "unsupported store URL 'postgres://nowhere'" in bad.stderr
-    none = cli("worker", "tests.worker.flows", check=False)
-    assert none.returncode == 2
-    assert "no store: pass --store URL" in none.stderr
+    malformed = cli("worker", "--store", "sqlite:///", "tests.worker.flows", check=False)
+    assert malformed.returncode == 2
+    assert "store URL 'sqlite:///': it names no database file" in malformed.stderr
+    # A bad DURABLE_STORE is refused too, not replaced by the default store.
+    result = subprocess.run(
+        [sys.executable, "-m", "durable", "worker", "tests.worker.flows"],
+        cwd=tmp_path,
+        env={**environment(), "DURABLE_STORE": "redis://nowhere", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "unsupported store URL 'redis://nowhere'" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_without_a_store_the_worker_runs_durable_db_in_the_current_directory(tmp_path):
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "durable", "worker", "--min-poll", "0.02", "--max-poll", "0.2",
+         "tests.worker.flows"],
+        cwd=tmp_path,
+        env={**environment(), "PYTHONPATH": str(ROOT)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        await until(
+            lambda: "worker started over" in log_path.read_text() or process.poll() is not None,
+            what="the worker to start",
+        )
+        text = log_path.read_text()
+        assert "worker started over SQLiteStateStore('durable.db')" in text, text
+        assert "asking the store's index for due instances" in text
+        assert (
+            "no --store or DURABLE_STORE given: using the default store sqlite:///durable.db "
+            f"({tmp_path / 'durable.db'})" in text
+        )
+        backend = DurableBackend(SQLiteStateStore(tmp_path / "durable.db"))
+        handle = await flows.record.start(
+            str(tmp_path / "ledger"), "a", instance_id="r-a", orchestration_backend=backend
+        )
+        assert await handle.result(timeout=10) == "recorded a"
+        backend.store.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0, log_path.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_publish_and_status_default_to_durable_db_in_the_current_directory(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DURABLE_STORE", raising=False)
+    # status only looks: a default store that does not exist is reported, not created.
+    assert main(["status", "p-1"]) == 1
+    err = capsys.readouterr().err
+    assert "the default store sqlite:///durable.db" in err and "does not exist" in err
+    assert list(tmp_path.iterdir()) == []
+    assert main(["publish", "p-1", "go"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "published event 'go' to instance 'p-1'"
+    assert "using the default store sqlite:///durable.db" in err
+    events = DurableBackend(SQLiteStateStore(tmp_path / "durable.db")).pending_events("p-1")
+    assert [e.name for e in events] == ["go"]
+    assert main(["status", "p-1"]) == 1
+    assert "no instance 'p-1' in SQLiteStateStore('durable.db')" in capsys.readouterr().err
+
+
+def test_the_help_names_the_default_store():
+    result = cli("worker", "--help")
+    assert "sqlite:///durable.db" in " ".join(result.stdout.split())
 
 
 def test_durable_store_names_the_default_store(tmp_path, monkeypatch, capsys):

@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 
 import pytest
 
-from durable import DiskStateStore, DurableBackend, InMemoryStateStore, SQLiteStateStore
+from durable import (
+    DiskStateStore,
+    DurableBackend,
+    InMemoryStateStore,
+    PauseForEventException,
+    SQLiteStateStore,
+)
 from durable.runtime import program as program_module
+from durable.stores.base import InstanceSummary
 from durable.worker import Worker
 from tests.worker import flows
 
@@ -269,3 +277,175 @@ def test_the_worker_refuses_bad_settings(backend):
         Worker(backend, grace=-1)
     with pytest.raises(TypeError, match="DurableBackend"):
         Worker(object())
+
+
+# -- over an indexed store (SQLite): the due instances only ---------------------------------------
+@pytest.fixture
+def sqlite_path(tmp_path):
+    return tmp_path / "store.db"
+
+
+def counting_reads(backend: DurableBackend) -> list[str]:
+    """Wrap `backend.read_state` to note the id of every read; returns the notes."""
+    reads: list[str] = []
+    read_state = backend.read_state
+
+    def counted(instance_id):
+        reads.append(instance_id)
+        return read_state(instance_id)
+
+    backend.read_state = counted
+    return reads
+
+
+def refuse_listing(store) -> None:
+    def list_instances():
+        raise AssertionError("an indexed store is not listed")
+
+    store.list_instances = list_instances
+
+
+async def test_a_worker_over_an_indexed_store_reads_only_the_due_instances(
+    tmp_path, sqlite_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="durable.worker")
+    ledger = str(tmp_path / "ledger")
+    starter = DurableBackend(SQLiteStateStore(sqlite_path))
+    finished = [f"done-{n}" for n in range(40)]
+    for name in finished:
+        await flows.record(ledger, name, orchestration_backend=starter, instance_id=name)
+    waiting = await flows.approval.start(
+        "deploy", instance_id="ap-1", orchestration_backend=starter
+    )
+    with pytest.raises(PauseForEventException):
+        await flows.approval("deploy", orchestration_backend=starter, instance_id="ap-1")
+    queued = [
+        await flows.record.start(ledger, name, instance_id=name, orchestration_backend=starter)
+        for name in ("new-1", "new-2")
+    ]
+    backend = DurableBackend(SQLiteStateStore(sqlite_path))
+    reads = counting_reads(backend)
+    refuse_listing(backend.store)
+    async with working(Worker(backend, min_poll=0.01, max_poll=0.05)):
+        for handle in queued:
+            await handle.result(timeout=5)
+        await asyncio.sleep(0.2)  # idle rounds: nothing is due
+        assert set(reads) == {"new-1", "new-2"}
+        starter.publish_event("ap-1", "approve", {"by": "ops"})
+        assert await waiting.result(timeout=5) == "deploy approved by ops"
+    assert set(reads) == {"new-1", "new-2", "ap-1"}  # never one of the 40 finished instances
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("asking the store's index for due instances" in m for m in messages)
+    starter.store.close()
+    backend.store.close()
+
+
+async def test_a_waiting_instance_with_an_event_of_another_name_is_checked_not_run(sqlite_path):
+    starter = DurableBackend(SQLiteStateStore(sqlite_path))
+    handle = await flows.approval.start("db", instance_id="ap-2", orchestration_backend=starter)
+    with pytest.raises(PauseForEventException):
+        await flows.approval("db", orchestration_backend=starter, instance_id="ap-2")
+    starter.publish_event("ap-2", "something else")
+    backend = DurableBackend(SQLiteStateStore(sqlite_path))
+    reads = counting_reads(backend)
+    async with working(Worker(backend, min_poll=0.01, max_poll=0.02)):
+        await asyncio.sleep(0.3)
+        # Due by the index (an event is pending), read each round, never run.
+        assert reads and set(reads) == {"ap-2"}
+        assert handle.status() == "waiting"
+        starter.publish_event("ap-2", "approve", {"by": "dba"})
+        assert await handle.result(timeout=5) == "db approved by dba"
+    assert [e.name for e in starter.pending_events("ap-2")] == ["something else"]
+    starter.store.close()
+    backend.store.close()
+
+
+async def test_instances_the_index_does_not_know_are_read_once_then_filled_in(
+    tmp_path, sqlite_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="durable.worker")
+    ledger = str(tmp_path / "ledger")
+    starter = DurableBackend(SQLiteStateStore(sqlite_path))
+    for name in ("old-1", "old-2", "old-3"):
+        await flows.record(ledger, name, orchestration_backend=starter, instance_id=name)
+    waiting = await flows.approval.start("x", instance_id="old-ap", orchestration_backend=starter)
+    with pytest.raises(PauseForEventException):
+        await flows.approval("x", orchestration_backend=starter, instance_id="old-ap")
+    queued = await flows.record.start(
+        ledger, "old-new", instance_id="old-new", orchestration_backend=starter
+    )
+    # As a file of schema 1 leaves them after its migration: no summary.
+    starter.store._write(None, [("UPDATE instances SET status = NULL, wake_at = NULL", ())])
+    assert starter.store.due_instances(time.time()) == [
+        "old-1", "old-2", "old-3", "old-ap", "old-new"
+    ]
+    backend = DurableBackend(SQLiteStateStore(sqlite_path))
+    reads = counting_reads(backend)
+    async with working(Worker(backend, min_poll=0.01, max_poll=0.02)):
+        assert await queued.result(timeout=5) == "recorded old-new"  # not stranded
+        await asyncio.sleep(0.2)  # many rounds
+    for name in ("old-1", "old-2", "old-3", "old-ap"):
+        assert reads.count(name) == 1, (name, reads)
+    store = starter.store
+    assert store.summary("old-1").status == "completed"
+    assert store.summary("old-ap") == InstanceSummary("waiting", "approve", None)
+    assert store.summary("old-new").status == "completed"  # written by its run
+    assert store.due_instances(time.time()) == []
+    assert waiting.status() == "waiting"
+    assert any("did not know" in r.getMessage() for r in caplog.records)
+    starter.store.close()
+    backend.store.close()
+
+
+async def test_a_failing_index_is_logged_once_and_the_worker_goes_on(tmp_path, sqlite_path, caplog):
+    caplog.set_level(logging.INFO, logger="durable.worker")
+    backend = DurableBackend(SQLiteStateStore(sqlite_path))
+    due_instances = backend.store.due_instances
+    failures = {"left": 10}
+
+    def flaky(now, limit):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return due_instances(now, limit)
+
+    backend.store.due_instances = flaky
+    handle = await flows.record.start(
+        str(tmp_path / "ledger"), "z", instance_id="r-z", orchestration_backend=backend
+    )
+    async with working(Worker(backend, min_poll=0.01, max_poll=0.02)):
+        assert await handle.result(timeout=5) == "recorded z"
+    errors = [r for r in caplog.records if "cannot ask" in r.getMessage()]
+    assert len(errors) == 1 and "database is locked" in errors[0].getMessage()
+    backend.store.close()
+
+
+async def test_an_idle_worker_wakes_a_due_timer_within_the_latency_budget(sqlite_path):
+    """The issue's target is 50 ms after the deadline when idle; asserted with room for noisy
+    machines. Measured: the deadline of each event timeout to its completion's write."""
+    backend = DurableBackend(SQLiteStateStore(sqlite_path))
+    timeouts = (0.4, 0.8, 1.2)
+    handles = [
+        await flows.ask_with_timeout.start(
+            seconds, instance_id=f"t-{n}", orchestration_backend=backend
+        )
+        for n, seconds in enumerate(timeouts)
+    ]
+    # Polls 5 s apart: only the index's next wake-up time can wake it in time.
+    async with working(Worker(backend, min_poll=5.0, max_poll=5.0)):
+        await until(
+            lambda: all(h.status() == "waiting" for h in handles), what="the instances to wait"
+        )
+        deadlines = [backend.read_state(h.instance_id)["deadline"] for h in handles]
+        for handle in handles:
+            assert await handle.result(timeout=5) == "timed out"
+    latencies = [
+        backend.read_state(h.instance_id)["updated_at"] - deadline
+        for h, deadline in zip(handles, deadlines, strict=True)
+    ]
+    print(
+        "timer wake latency (deadline -> completion written), ms: "
+        + ", ".join(f"{latency * 1000:.1f}" for latency in latencies)
+    )
+    assert all(0 <= latency < 0.25 for latency in latencies), latencies
+    backend.store.close()
