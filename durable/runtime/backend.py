@@ -15,7 +15,7 @@ import socket
 import uuid
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,11 +76,16 @@ class OrchestrationBackend(ABC):
         instance_id: str,
         changes: dict[str, Any],
         full_state: Callable[[], dict[str, Any]],
-    ) -> None:
+    ) -> Awaitable[None] | None:
         """One durable write of the instance. `changes` says what differs from the last write
         (fields set, journal entries added, pruned or cleared, a new snapshot); a backend that
-        can store just that overrides this. By default the whole state is saved."""
+        can store just that overrides this. By default the whole state is saved.
+
+        None means the write is durable now; an awaitable (a store committing writes in
+        groups) means it is durable once the awaitable completes, and the runtime awaits it
+        before going on."""
         self.save_state(instance_id, full_state())
+        return None
 
 
 class DurableBackend(OrchestrationBackend):
@@ -189,26 +194,48 @@ class DurableBackend(OrchestrationBackend):
 
     def save_state(self, instance_id: str, state: dict[str, Any]) -> None:
         """Replace the whole state of `instance_id` (one compacted record)."""
+        unsettled = self._replace(instance_id, state)
+        if unsettled is not None:
+            raise RuntimeError(
+                "save_state was called from a coroutine on a group-committing store; the "
+                "runtime writes through save_changes, which returns the write to await"
+            )
+
+    def _replace(self, instance_id: str, state: dict[str, Any]) -> Awaitable[None] | None:
         claimed = self._claimed.pop(instance_id, {})
         record = {"reset": True, "set": state, "consumed_events": sorted(claimed.items())}
         self._summaries.pop(instance_id, None)
-        self.store.replace_records(instance_id, [_encode(record)], _summary(state))
+        unsettled = self.store.replace_records(instance_id, [_encode(record)], _summary(state))
         self._record_counts[instance_id] = 1
-        if claimed:
+        return self._after_write(instance_id, claimed, unsettled)
+
+    def _after_write(
+        self, instance_id: str, claimed: dict | None, unsettled: Awaitable[None] | None
+    ) -> Awaitable[None] | None:
+        """Delete the events a write consumed, once that write is durable."""
+        if not claimed:
+            return unsettled
+        if unsettled is None:
             self.store.delete_events(instance_id, list(claimed))
+            return None
+
+        async def then_delete() -> None:
+            await unsettled
+            self.store.delete_events(instance_id, list(claimed))
+
+        return then_delete()
 
     def save_changes(
         self,
         instance_id: str,
         changes: dict[str, Any],
         full_state: Callable[[], dict[str, Any]],
-    ) -> None:
+    ) -> Awaitable[None] | None:
         """Append `changes` as one record; every `compact_after` records, write the whole
         state as one record instead, so a log never grows past that bound."""
         count = self._record_counts.get(instance_id, 0)
         if count >= self.compact_after:
-            self.save_state(instance_id, full_state())
-            return
+            return self._replace(instance_id, full_state())
         claimed = self._claimed.pop(instance_id, None)
         if claimed:
             changes["consumed_events"] = sorted(claimed.items())
@@ -217,10 +244,11 @@ class DurableBackend(OrchestrationBackend):
         if fields and "status" in fields:
             summary = self._summary(instance_id, fields)
         data = pickle.dumps((RECORD_FORMAT, changes), protocol=pickle.HIGHEST_PROTOCOL)
-        self.store.append_record(instance_id, data, summary)
+        unsettled = self.store.append_record(instance_id, data, summary)
         self._record_counts[instance_id] = count + 1
-        if claimed:
-            self.store.delete_events(instance_id, list(claimed))
+        if claimed or unsettled is not None:
+            return self._after_write(instance_id, claimed, unsettled)
+        return None
 
     def _summary(self, instance_id: str, fields: dict[str, Any]) -> InstanceSummary | None:
         """The instance's summary when this write changes it, else None (unchanged)."""

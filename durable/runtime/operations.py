@@ -112,9 +112,12 @@ class Operation(ABC):
     def matches(self, entry: dict[str, Any]) -> bool:
         return True
 
-    def record(self, entry: dict[str, Any]) -> None:
-        """Journal `entry` for this operation: one store write."""
-        self.frame.run.record(self, entry)
+    async def record(self, entry: dict[str, Any]) -> None:
+        """Journal `entry` for this operation: one store write, durable when this returns."""
+        run = self.frame.run
+        run.record(self, entry)
+        if run.unsettled_writes:
+            await run.settle_writes()
 
     def settled_from(self, entry: dict[str, Any]) -> Any:
         """The outcome an entry holds: its value, or its exception raised."""
@@ -220,14 +223,17 @@ class WaitForEvent(Operation):
             delivered = run.backend.wait_for_event(run.instance_id, self.event)
         if delivered is not None:
             self.place.operation = None
-            self.record(_event_entry(self.event, SUCCEEDED, result=_dump_value(delivered.payload)))
+            await self.record(
+                _event_entry(self.event, SUCCEEDED, result=_dump_value(delivered.payload))
+            )
             return delivered.payload
         if self.deadline is not None and time.time() >= self.deadline:
             error = EventTimeoutError(self.event, self.timeout)
             self.place.operation = None
-            self.record(_event_entry(self.event, FAILED, error=_dump_error(error)))
+            await self.record(_event_entry(self.event, FAILED, error=_dump_error(error)))
             raise error
         run.park(self)
+        await run.settle_writes()
         await _Park()
 
 
@@ -273,7 +279,7 @@ class Sleep(Operation):
         if entry is None:
             deadline = time.time() + self.seconds
             self.place.operation = None
-            self.record({"kind": "timer", "status": SUCCEEDED, "deadline": deadline})
+            await self.record({"kind": "timer", "status": SUCCEEDED, "deadline": deadline})
         else:
             self.place.operation = None
             deadline = entry["deadline"]
@@ -382,7 +388,7 @@ class Execute(Operation):
                 if _awaitable(value):
                     value = await value
             except Exception as error:
-                self.finish(FAILED, 1, error=error)
+                await self.finish(FAILED, 1, error=error)
                 raise
             function, digest = self.__dict__.get("_identity") or self.identity()
             entry = {"function_id": function, "args_digest": digest, "status": SUCCEEDED}
@@ -391,7 +397,10 @@ class Execute(Operation):
             else:
                 entry["result"] = self.dump_result(value)
             self.place.operation = None
-            self.frame.run.record(self, entry)
+            run = self.frame.run
+            run.record(self, entry)
+            if run.unsettled_writes:
+                await run.settle_writes()
             return value
         if isinstance(self.frame.pending, Gathering):
             # Stopped with the run if the gather is left early (a member failed, a crash).
@@ -416,9 +425,9 @@ class Execute(Operation):
         except NotApplied:
             return await self.attempt(attempts - 1, None)
         except Exception as error:
-            self.finish(FAILED, attempts, error=error)
+            await self.finish(FAILED, attempts, error=error)
             raise
-        self.finish(SUCCEEDED, attempts, value=value)
+        await self.finish(SUCCEEDED, attempts, value=value)
         return value
 
     async def attempt(self, attempts: int, retry_at: float | None) -> Any:
@@ -428,19 +437,19 @@ class Execute(Operation):
                 await asyncio.sleep(max(0.0, retry_at - time.time()))
             attempts += 1
             if self.reconciler is not None:
-                self.record(self.entry(PENDING, attempts, in_flight=True))
+                await self.record(self.entry(PENDING, attempts, in_flight=True))
             try:
                 value = await self.call()
             except Exception as error:
                 if self.retry is not None and self.retry.retries(error, attempts):
                     retry_at = time.time() + self.retry.backoff(attempts)
-                    self.record(
+                    await self.record(
                         self.entry(PENDING, attempts, in_flight=False, retry_at=retry_at)
                     )
                     continue
-                self.finish(FAILED, attempts, error=error)
+                await self.finish(FAILED, attempts, error=error)
                 raise
-            self.finish(SUCCEEDED, attempts, value=value)
+            await self.finish(SUCCEEDED, attempts, value=value)
             return value
 
     def entry(self, status: str, attempts: int, **fields: Any) -> dict[str, Any]:
@@ -454,13 +463,15 @@ class Execute(Operation):
             **fields,
         }
 
-    def finish(self, status: str, attempts: int, *, value: Any = None, error: Any = None) -> None:
+    async def finish(
+        self, status: str, attempts: int, *, value: Any = None, error: Any = None
+    ) -> None:
         if status == SUCCEEDED:
             outcome = {"result": self.dump_result(value)}
         else:
             outcome = {"error": _dump_error(error)}
         self.place.operation = None
-        self.record(self.entry(status, attempts, **outcome))
+        await self.record(self.entry(status, attempts, **outcome))
 
     def dump_result(self, value: Any) -> bytes | None:
         try:

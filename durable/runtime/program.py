@@ -102,7 +102,7 @@ class DurableProgram:
         from .backend import default_backend, runtime_for
 
         backend = orchestration_backend if orchestration_backend is not None else default_backend()
-        runtime_for(backend).start(self, instance_id, args, kwargs)
+        await runtime_for(backend).start(self, instance_id, args, kwargs)
         return InstanceHandle(instance_id, backend)
 
     def handle(self, instance_id: str, *, orchestration_backend: Any = None) -> InstanceHandle:

@@ -83,6 +83,9 @@ class InstanceRun:
         self.gathered_tasks: list = []
         self.fields: dict[str, Any] = {}
         self.written_versions: set[str] = set()
+        #: Writes a store has accepted but not yet made durable (group commit): awaited
+        #: before the run goes on, so nothing is acknowledged before its transaction commits.
+        self.unsettled_writes: list = []
         self.waiting_for: WaitForEvent | None = None
         #: Set when the run stops without finishing (parked, or its state could not be
         #: saved): unwinding its coroutines must not run the user's handlers or finally.
@@ -200,12 +203,25 @@ class InstanceRun:
                 changes["prune_below"] = below
                 self._prune(below)
             self.fields.update(fields)
-            self.backend.save_changes(self.instance_id, changes, self.full_state)
+            unsettled = self.backend.save_changes(self.instance_id, changes, self.full_state)
+            if unsettled is not None:
+                self.unsettled_writes.append(unsettled)
         except BaseException:
             # The instance stays at its last saved write, as after a crash here: unwinding
             # must not run the user's handlers or finally blocks.
             self.closing = True
             raise
+
+    async def settle_writes(self) -> None:
+        """Wait until every write made so far is durable (only group-committing stores
+        leave any unsettled)."""
+        while self.unsettled_writes:
+            unsettled = self.unsettled_writes.pop(0)
+            try:
+                await unsettled
+            except BaseException:
+                self.closing = True
+                raise
 
     def _prune(self, below: int) -> None:
         journal = self.journal
@@ -347,7 +363,7 @@ class DurableRuntime:
         finally:
             self.backend.release_instance(instance_id)
 
-    def start(
+    async def start(
         self, program: DurableProgram, instance_id: str, args: tuple, kwargs: dict
     ) -> bool:
         """Save a new instance without running it: True when it was created, False when it
@@ -371,6 +387,7 @@ class DurableRuntime:
                 run = InstanceRun(self.backend, instance_id, program, arguments_blob, time.time())
                 run.stack.push(FunctionCall(program, run, arguments=arguments))
                 run.start(ENQUEUED)
+                await run.settle_writes()
                 return True
         finally:
             self._active.discard(instance_id)
@@ -385,6 +402,7 @@ class DurableRuntime:
             run = InstanceRun(self.backend, instance_id, program, arguments_blob, time.time())
             run.stack.push(FunctionCall(program, run, arguments=arguments))
             run.start()
+            await run.settle_writes()
         else:
             run = self._reopen(program, instance_id, state, arguments, arguments_blob)
             if run is None:
@@ -399,6 +417,7 @@ class DurableRuntime:
             raise
         except Exception as error:
             run.fail(error)
+            await run.settle_writes()
             raise
         finally:
             self._runs.pop(instance_id, None)
@@ -413,6 +432,7 @@ class DurableRuntime:
                 )
             raise PauseForEventException(run.waiting_for.event, instance_id=instance_id)
         run.complete(value)
+        await run.settle_writes()
         return value
 
     def _reopen(self, program, instance_id, state, arguments, arguments_blob) -> InstanceRun | None:

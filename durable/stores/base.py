@@ -39,9 +39,10 @@ class StateStore(ABC):
     def append_record(
         self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
     ) -> None:
-        """Add one record to the log of `instance_id`: all of it or nothing, durable on return.
-        `summary`, when given, is the instance as this record leaves it (stores that index
-        instances keep it in the same transaction; others may ignore it)."""
+        """Add one record to the log of `instance_id`: all of it or nothing, durable on return
+        (or, for a store committing writes in groups, an awaitable that completes once it is
+        durable). `summary`, when given, is the instance as this record leaves it (stores that
+        index instances keep it in the same transaction; others may ignore it)."""
 
     @abstractmethod
     def replace_records(

@@ -6,11 +6,14 @@ transaction; several threads and processes may share the file, SQLite serializes
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +134,7 @@ class SQLiteStateStore(StateStore):
     Event ids come from an AUTOINCREMENT key: they only grow, across processes and deletions.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, group_commit: bool = False) -> None:
         if os.fspath(path) in ("", ":memory:"):
             raise ValueError(
                 f"SQLiteStateStore takes the path of a database file, not {os.fspath(path)!r}; "
@@ -154,6 +157,9 @@ class SQLiteStateStore(StateStore):
         # Leases as file locks beside the database: they end with their process, like the
         # disk store's (see `durable.stores.locks`).
         self._leases = FileLeases(self.path.with_name(self.path.name + ".leases"))
+        #: With group commit, record writes made from a coroutine share transactions.
+        self.group_commit = group_commit
+        self._committer: _GroupCommitter | None = None
         with self._lock:
             self._connect()
 
@@ -296,6 +302,9 @@ class SQLiteStateStore(StateStore):
 
     def close(self) -> None:
         """Close the connection (a later call opens a new one)."""
+        committer, self._committer = self._committer, None
+        if committer is not None:
+            committer.stop()
         with self._lock:
             connection, self._connection = self._connection, None
             if connection is None:
@@ -385,36 +394,48 @@ class SQLiteStateStore(StateStore):
 
     def append_record(
         self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
-    ) -> None:
+    ) -> Awaitable[None] | None:
+        """One transaction; with `group_commit` and called from a coroutine, a future that
+        completes once the transaction holding this record (and others) has committed."""
         validate_instance_id(instance_id)
         fault = self._faults.next_write()
-        self._write(
-            instance_id,
-            [
-                (_APPEND_RECORD, (instance_id, bytes(record))),
-                (_TOUCH_INSTANCE, _touch(instance_id, summary)),
-            ],
-            fault,
-        )
+        statements = [
+            (_APPEND_RECORD, (instance_id, bytes(record))),
+            (_TOUCH_INSTANCE, _touch(instance_id, summary)),
+        ]
+        return self._write_or_queue(instance_id, statements, fault)
+
+    def _write_or_queue(
+        self, instance_id: str, statements: list, fault: str | None
+    ) -> Awaitable[None] | None:
+        if self.group_commit:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                with self._lock:
+                    if self._committer is None or not self._committer.alive():
+                        self._committer = _GroupCommitter(self)
+                    return self._committer.submit(loop, instance_id, statements, fault)
+        self._write(instance_id, statements, fault)
+        return None
 
     def replace_records(
         self,
         instance_id: str,
         records: Sequence[bytes],
         summary: InstanceSummary | None = None,
-    ) -> None:
+    ) -> Awaitable[None] | None:
         validate_instance_id(instance_id)
         rows = [(instance_id, position, bytes(record)) for position, record in enumerate(records)]
         fault = self._faults.next_write()
-        self._write(
-            instance_id,
-            [
-                ("DELETE FROM records WHERE instance_id = ?", (instance_id,)),
-                ("INSERT INTO records (instance_id, position, data) VALUES (?, ?, ?)", rows),
-                (_TOUCH_INSTANCE, _touch(instance_id, summary)),
-            ],
-            fault,
-        )
+        statements = [
+            ("DELETE FROM records WHERE instance_id = ?", (instance_id,)),
+            ("INSERT INTO records (instance_id, position, data) VALUES (?, ?, ?)", rows),
+            (_TOUCH_INSTANCE, _touch(instance_id, summary)),
+        ]
+        return self._write_or_queue(instance_id, statements, fault)
 
     def delete_instance(self, instance_id: str) -> None:
         validate_instance_id(instance_id)
@@ -548,3 +569,100 @@ def _touch(instance_id: str, summary: InstanceSummary | None) -> tuple[Any, ...]
     if summary is None:
         return (instance_id, time.time(), False, None, None, None)
     return (instance_id, time.time(), True, summary.status, summary.waiting_for, _wake_at(summary))
+
+
+class _GroupCommitter:
+    """A thread that commits the record writes of many coroutines in shared transactions.
+
+    A write waits in the queue until the thread takes it, with every other write queued by
+    then (up to `_BATCH`), into one ``BEGIN IMMEDIATE`` … ``COMMIT``; only after that COMMIT
+    is its future completed, so no write is acknowledged before it is durable. A batch that
+    fails is retried one write per transaction, so one bad write fails alone.
+    """
+
+    def __init__(self, store: SQLiteStateStore) -> None:
+        self.store = store
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="durable-group-commit", daemon=True)
+        self.thread.start()
+
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def submit(self, loop, instance_id: str, statements: list, fault: str | None):
+        future = loop.create_future()
+        self.queue.put((loop, future, instance_id, statements, fault))
+        return future
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        last_batch = 1
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            batch = [first]
+            # The writers of the last batch were released together and usually write again
+            # soon: wait (a moment at most) until as many have, then commit them together.
+            # A lone writer waits not.
+            window_ends = time.monotonic() + (_WINDOW if last_batch > 1 else 0.0)
+            while len(batch) < _BATCH:
+                remaining = window_ends - time.monotonic()
+                if len(batch) >= last_batch:
+                    remaining = 0.0
+                try:
+                    item = self.queue.get(timeout=remaining) if remaining > 0 else (
+                        self.queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if item is None:
+                    self.queue.put(None)
+                    break
+                batch.append(item)
+            last_batch = len(batch)
+            self._commit(batch)
+
+    def _commit(self, batch: list) -> None:
+        faults = [item[4] for item in batch]
+        statements = [statement for item in batch for statement in item[3]]
+        fault = next((f for f in faults if f in ("before", "torn")), None) or (
+            "after" if "after" in faults else None
+        )
+        try:
+            self.store._write(batch[0][2], statements, fault)
+        except Exception:
+            if len(batch) > 1:
+                for item in batch:
+                    self._commit([item])
+                return
+            _settle(batch[0], sys.exc_info()[1])
+            return
+        for item in batch:
+            _settle(item, None)
+
+
+def _settle(item: tuple, error: BaseException | None) -> None:
+    loop, future = item[0], item[1]
+
+    def complete() -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    try:
+        loop.call_soon_threadsafe(complete)
+    except RuntimeError:
+        pass  # the loop is closed: nobody waits any more
+
+
+#: Writes one group-commit transaction takes at most, and how long the first of them waits
+#: for others (only while writes arrive together).
+_BATCH = 256
+_WINDOW = 0.002

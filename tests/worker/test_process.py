@@ -425,3 +425,34 @@ async def test_status_shows_a_failure(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == ["failed", "error: LookupError: no stock"]
     payload = json.dumps({"by": "x"})
     assert main(["publish", "--store", url, "b-1", "approve", "--json", payload]) == 0
+
+
+async def test_a_worker_with_group_commit_runs_many_instances_over_sqlite(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    backend = DurableBackend(SQLiteStateStore(tmp_path / "store.db"))
+    ledger = str(tmp_path / "ledger")
+    worker = WorkerProcess(url, tmp_path / "worker.log", "--group-commit", "--concurrency", "16")
+    try:
+        handles = [
+            await flows.record.start(
+                ledger, f"n{n}", instance_id=f"r-{n}", orchestration_backend=backend
+            )
+            for n in range(12)
+        ]
+        assert [await h.result(timeout=20) for h in handles] == [
+            f"recorded n{n}" for n in range(12)
+        ]
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0, worker.text()
+    finally:
+        worker.stop()
+    assert sorted(flows.lines(ledger)) == sorted(f"n{n}" for n in range(12))
+
+
+def test_group_commit_needs_a_sqlite_store(tmp_path):
+    result = cli(
+        "worker", "--store", f"file://{tmp_path / 'store'}", "--group-commit",
+        "tests.worker.flows", check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--group-commit needs a SQLite store" in result.stderr
