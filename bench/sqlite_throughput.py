@@ -2,7 +2,7 @@
 
 Run: python bench/sqlite_throughput.py [--steps N] [--runs R] [--quick] [--dir PATH]
 
-Each instance runs a durable function of N `await durable_execute(work, i)` steps (one store
+Each instance runs a durable function of N (150) `await durable_execute(work, i)` steps (one store
 write each) over `DurableBackend(SQLiteStateStore(path))`; 32 instances run concurrently on
 one event loop. Without group commit every write is its own transaction (one fsync of the
 WAL each); with `SQLiteStateStore(path, group_commit=True)` the writes of the instances share
@@ -66,7 +66,7 @@ def measure(root: Path, instances: int, count: int, group_commit: bool, runs: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=50, help="steps per instance")
+    parser.add_argument("--steps", type=int, default=150, help="steps per instance")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer steps and runs")
     parser.add_argument("--dir", default=None, help="where the databases go")

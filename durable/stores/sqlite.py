@@ -160,6 +160,7 @@ class SQLiteStateStore(StateStore):
         #: With group commit, record writes made from a coroutine share transactions.
         self.group_commit = group_commit
         self._committer: _GroupCommitter | None = None
+        self._committer_lock = threading.Lock()
         with self._lock:
             self._connect()
 
@@ -414,10 +415,13 @@ class SQLiteStateStore(StateStore):
             except RuntimeError:
                 loop = None
             if loop is not None:
-                with self._lock:
+                # Not the connection's lock: the committer holds that through each COMMIT,
+                # and the event loop must go on meanwhile.
+                with self._committer_lock:
                     if self._committer is None or not self._committer.alive():
                         self._committer = _GroupCommitter(self)
-                    return self._committer.submit(loop, instance_id, statements, fault)
+                    committer = self._committer
+                return committer.submit(loop, instance_id, statements, fault)
         self._write(instance_id, statements, fault)
         return None
 
@@ -583,6 +587,10 @@ class _GroupCommitter:
     def __init__(self, store: SQLiteStateStore) -> None:
         self.store = store
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        #: How many writes the batch being gathered waits for, and the signal that they came
+        #: (one wake-up of this thread per batch, not one per write).
+        self.expected = 1
+        self.gathered = threading.Event()
         self.thread = threading.Thread(target=self._run, name="durable-group-commit", daemon=True)
         self.thread.start()
 
@@ -592,6 +600,8 @@ class _GroupCommitter:
     def submit(self, loop, instance_id: str, statements: list, fault: str | None):
         future = loop.create_future()
         self.queue.put((loop, future, instance_id, statements, fault))
+        if self.queue.qsize() + 1 >= self.expected:
+            self.gathered.set()
         return future
 
     def stop(self) -> None:
@@ -599,36 +609,40 @@ class _GroupCommitter:
         self.thread.join(timeout=30)
 
     def _run(self) -> None:
-        last_batch = 1
         while True:
             first = self.queue.get()
             if first is None:
                 return
-            batch = [first]
             # The writers of the last batch were released together and usually write again
             # soon: wait (a moment at most) until as many have, then commit them together.
-            # A lone writer waits not.
-            window_ends = time.monotonic() + (_WINDOW if last_batch > 1 else 0.0)
+            # After a lone write, no wait.
+            if self.expected > 1 and self.queue.qsize() + 1 < self.expected:
+                self.gathered.wait(_WINDOW)
+            self.gathered.clear()
+            batch = [first]
             while len(batch) < _BATCH:
-                remaining = window_ends - time.monotonic()
-                if len(batch) >= last_batch:
-                    remaining = 0.0
                 try:
-                    item = self.queue.get(timeout=remaining) if remaining > 0 else (
-                        self.queue.get_nowait()
-                    )
+                    item = self.queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
                     self.queue.put(None)
                     break
                 batch.append(item)
-            last_batch = len(batch)
+            self.expected = max(1, len(batch) // 2)
             self._commit(batch)
 
     def _commit(self, batch: list) -> None:
         faults = [item[4] for item in batch]
-        statements = [statement for item in batch for statement in item[3]]
+        if all(item[3][0][0] is _APPEND_RECORD for item in batch):
+            # Appends only: all records in one executemany, then all instance rows (the rows
+            # are not read by the inserts, and each instance's records keep their order).
+            statements = [
+                (_APPEND_RECORD, [item[3][0][1] for item in batch]),
+                (_TOUCH_INSTANCE, [item[3][1][1] for item in batch]),
+            ]
+        else:
+            statements = [statement for item in batch for statement in item[3]]
         fault = next((f for f in faults if f in ("before", "torn")), None) or (
             "after" if "after" in faults else None
         )
@@ -639,27 +653,32 @@ class _GroupCommitter:
                 for item in batch:
                     self._commit([item])
                 return
-            _settle(batch[0], sys.exc_info()[1])
+            _settle(batch, sys.exc_info()[1])
             return
-        for item in batch:
-            _settle(item, None)
+        _settle(batch, None)
 
 
-def _settle(item: tuple, error: BaseException | None) -> None:
-    loop, future = item[0], item[1]
+def _settle(batch: list, error: BaseException | None) -> None:
+    """Complete the futures of `batch` in their loops: one callback per loop, so a batch
+    wakes each loop once."""
+    by_loop: dict = {}
+    for item in batch:
+        by_loop.setdefault(item[0], []).append(item[1])
 
-    def complete() -> None:
-        if future.done():
-            return
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
+    def complete(futures: list) -> None:
+        for future in futures:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
-    try:
-        loop.call_soon_threadsafe(complete)
-    except RuntimeError:
-        pass  # the loop is closed: nobody waits any more
+    for loop, futures in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(complete, futures)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits any more
 
 
 #: Writes one group-commit transaction takes at most, and how long the first of them waits
