@@ -78,10 +78,10 @@ def _parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=8, metavar="N", help="runs at a time (default 8)"
     )
     worker.add_argument(
-        "--group-commit",
+        "--no-group-commit",
         action="store_true",
-        help="with a SQLite store, let concurrent runs share transactions (more steps per "
-        "second when many instances run at once)",
+        help="with a SQLite store, give every write its own transaction, made on the event "
+        "loop (by default concurrent runs share transactions, made by a committer thread)",
     )
     worker.add_argument(
         "--grace",
@@ -250,12 +250,12 @@ def _run_worker(args: argparse.Namespace, early: list[int]) -> int:
         if not any(key.partition(":")[0] == name for key in _programs):
             logger.warning("module %r defines no durable function", name)
     backend = _backend(args.store, "worker")
-    if args.group_commit:
+    if args.no_group_commit:
         if not hasattr(backend.store, "group_commit"):
-            parser_error = f"--group-commit needs a SQLite store, not {backend.store!r}"
-            print(f"durable worker: error: {parser_error}", file=sys.stderr)
+            problem = f"--no-group-commit applies to a SQLite store, not {backend.store!r}"
+            print(f"durable worker: error: {problem}", file=sys.stderr)
             return 2
-        backend.store.group_commit = True
+        backend.store.group_commit = False
     try:
         try:
             worker = Worker(

@@ -131,10 +131,13 @@ class SQLiteStateStore(StateStore):
     """Records, events and instance metadata in the SQLite database file `path` (WAL mode).
 
     Each write is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction, durable when it returns.
-    Event ids come from an AUTOINCREMENT key: they only grow, across processes and deletions.
+    With `group_commit` (the default), record writes made from a coroutine are committed by a
+    thread instead, together with those of other coroutines, and return a future that
+    completes after their COMMIT. Event ids come from an AUTOINCREMENT key: they only grow,
+    across processes and deletions.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, group_commit: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, group_commit: bool = True) -> None:
         if os.fspath(path) in ("", ":memory:"):
             raise ValueError(
                 f"SQLiteStateStore takes the path of a database file, not {os.fspath(path)!r}; "
@@ -157,7 +160,7 @@ class SQLiteStateStore(StateStore):
         # Leases as file locks beside the database: they end with their process, like the
         # disk store's (see `durable.stores.locks`).
         self._leases = FileLeases(self.path.with_name(self.path.name + ".leases"))
-        #: With group commit, record writes made from a coroutine share transactions.
+        #: Record writes made from a coroutine share transactions made by a committer thread.
         self.group_commit = group_commit
         self._committer: _GroupCommitter | None = None
         self._committer_lock = threading.Lock()

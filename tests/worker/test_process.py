@@ -427,11 +427,15 @@ async def test_status_shows_a_failure(tmp_path, capsys):
     assert main(["publish", "--store", url, "b-1", "approve", "--json", payload]) == 0
 
 
-async def test_a_worker_with_group_commit_runs_many_instances_over_sqlite(tmp_path):
+@pytest.mark.parametrize("commit", ["group commit", "--no-group-commit"])
+async def test_a_worker_runs_many_instances_over_sqlite_with_and_without_group_commit(
+    tmp_path, commit
+):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     backend = DurableBackend(SQLiteStateStore(tmp_path / "store.db"))
     ledger = str(tmp_path / "ledger")
-    worker = WorkerProcess(url, tmp_path / "worker.log", "--group-commit", "--concurrency", "16")
+    options = ["--concurrency", "16"] + ([commit] if commit.startswith("--") else [])
+    worker = WorkerProcess(url, tmp_path / "worker.log", *options)
     try:
         handles = [
             await flows.record.start(
@@ -449,10 +453,10 @@ async def test_a_worker_with_group_commit_runs_many_instances_over_sqlite(tmp_pa
     assert sorted(flows.lines(ledger)) == sorted(f"n{n}" for n in range(12))
 
 
-def test_group_commit_needs_a_sqlite_store(tmp_path):
+def test_no_group_commit_applies_to_a_sqlite_store_only(tmp_path):
     result = cli(
-        "worker", "--store", f"file://{tmp_path / 'store'}", "--group-commit",
+        "worker", "--store", f"file://{tmp_path / 'store'}", "--no-group-commit",
         "tests.worker.flows", check=False,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "--group-commit needs a SQLite store" in result.stderr
+    assert "--no-group-commit applies to a SQLite store" in result.stderr
