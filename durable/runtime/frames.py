@@ -102,13 +102,6 @@ _RANGE_ITERATOR = type(iter(range(0)))
 _LEAF_TYPES = frozenset({int, float, complex, str, bytes, bool, type(None)})
 
 
-def _range_numbers(iterator: Any) -> tuple[int, int, int, int]:
-    reduced = iterator.__reduce__()
-    numbers = reduced[1][0]
-    position = reduced[2] if len(reduced) > 2 else len(numbers)
-    return (numbers.start, numbers.stop, numbers.step, position)
-
-
 def _plain_pending(pending: Pending | None) -> tuple | None:
     kind = type(pending)
     if kind is AtOperation:
@@ -294,27 +287,31 @@ class FunctionCall:
         code = self.code
         resume_point = self.resume_point
         point = code.resume_points.get(resume_point)
-        values: dict[str, Any] | None = None
-        if resume_point and self.python_frame is not None:
-            if point is not None and point.live:
-                frame_locals = self.python_frame.f_locals
-                values = {name: frame_locals[name] for name in point.live if name in frame_locals}
-        else:
-            values = self.saved_locals
         live: dict[str, Any] = {}
         ranges = None
         leaves_only = True
-        if values:
-            for name, value in values.items():
-                kind = type(value)
-                if kind is _RANGE_ITERATOR:
-                    if ranges is None:
-                        ranges = {}
-                    ranges[name] = _range_numbers(value)
-                else:
-                    live[name] = value
-                    if kind not in _LEAF_TYPES:
-                        leaves_only = False
+        if resume_point and self.python_frame is not None:
+            names = point.live if point is not None else ()
+            frame_locals = self.python_frame.f_locals if names else None
+        else:
+            names = self.saved_locals or ()
+            frame_locals = self.saved_locals
+        for name in names:
+            if name not in frame_locals:
+                continue
+            value = frame_locals[name]
+            kind = type(value)
+            if kind is _RANGE_ITERATOR:
+                reduced = value.__reduce__()
+                numbers = reduced[1][0]
+                position = reduced[2] if len(reduced) > 2 else len(numbers)
+                if ranges is None:
+                    ranges = {}
+                ranges[name] = (numbers.start, numbers.stop, numbers.step, position)
+            else:
+                live[name] = value
+                if kind not in _LEAF_TYPES:
+                    leaves_only = False
         arguments = self.arguments if resume_point == 0 else None
         pending = self.pending
         if type(pending) is AtOperation and pending.operation is None:
