@@ -51,7 +51,7 @@ def args_digest(args: tuple, kwargs: dict) -> str:
     """First 16 hex digits of the SHA-256 of the pickled arguments (of their `str` when they
     cannot be pickled)."""
     try:
-        if _plain(args) and (not kwargs or _plain(kwargs)):
+        if (not kwargs or _plain(kwargs)) and _plain(args):
             # The same bytes cloudpickle writes for plain data, without its per-object hooks.
             data = pickle.dumps((args, kwargs), protocol=cloudpickle.DEFAULT_PROTOCOL)
         else:

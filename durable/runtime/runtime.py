@@ -177,7 +177,8 @@ class InstanceRun:
             if waiting_for is not None or self.fields.get("waiting_for") is not None:
                 fields["waiting_for"] = waiting_for
                 fields["deadline"] = deadline
-            fields.update(outcome)
+            if outcome:
+                fields.update(outcome)
             if snapshot:
                 stack = self.stack
                 fields["snapshot"] = stack.snapshot()
@@ -225,8 +226,8 @@ class InstanceRun:
 
     def _prune(self, below: int) -> None:
         journal = self.journal
-        if journal and min(journal) < below:
-            for seq in [seq for seq in journal if seq < below]:
+        for seq in tuple(journal):
+            if seq < below:
                 del journal[seq]
 
     def full_state(self) -> dict[str, Any]:
