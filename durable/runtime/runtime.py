@@ -138,7 +138,7 @@ class InstanceRun:
             if operation.frame.pending is operation.place or operation.suspended_here():
                 self.operations_since_snapshot += 1
                 snapshot = self.operations_since_snapshot >= self.policy.snapshot_every
-        self._write(RUNNING, snapshot=snapshot, changes={"entries": {operation.seq: entry}})
+        self._write(RUNNING, snapshot, {"entries": {operation.seq: entry}})
 
     def clear_journal_from(self, seq: int) -> None:
         """Forget entry `seq` and every later one (the code took another path): one write."""
@@ -160,9 +160,9 @@ class InstanceRun:
     def _write(
         self,
         status: str,
-        *,
         snapshot: bool,
         changes: dict[str, Any],
+        *,
         waiting_for: str | None = None,
         deadline: float | None = None,
         **outcome: Any,
@@ -171,7 +171,9 @@ class InstanceRun:
             # A gathered call still running when its run stopped: it must not write.
             raise asyncio.CancelledError
         try:
-            fields = changes.setdefault("set", {})
+            fields = changes.get("set")
+            if fields is None:
+                fields = changes["set"] = {}
             fields["status"] = status
             fields["updated_at"] = time.time()
             if waiting_for is not None or self.fields.get("waiting_for") is not None:

@@ -31,8 +31,12 @@ class InMemoryStateStore(StateStore):
         self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
     ) -> None:
         validate_instance_id(instance_id)
+        record = record if type(record) is bytes else bytes(record)
         with self._lock:
-            self._logs.setdefault(instance_id, []).append(bytes(record))
+            log = self._logs.get(instance_id)
+            if log is None:
+                log = self._logs[instance_id] = []
+            log.append(record)
 
     def replace_records(
         self,
