@@ -204,8 +204,9 @@ class DurableBackend(OrchestrationBackend):
     def _replace(self, instance_id: str, state: dict[str, Any]) -> Awaitable[None] | None:
         claimed = self._claimed.pop(instance_id, {})
         record = {"reset": True, "set": state, "consumed_events": sorted(claimed.items())}
-        self._summaries.pop(instance_id, None)
-        unsettled = self.store.replace_records(instance_id, [_encode(record)], _summary(state))
+        self._summaries.pop(instance_id, None)  # a compaction hands the store the summary
+        summary = self._summary(instance_id, state)
+        unsettled = self.store.replace_records(instance_id, [_encode(record)], summary)
         self._record_counts[instance_id] = 1
         return self._after_write(instance_id, claimed, unsettled)
 
@@ -239,19 +240,17 @@ class DurableBackend(OrchestrationBackend):
         claimed = self._claimed.pop(instance_id, None)
         if claimed:
             changes["consumed_events"] = sorted(claimed.items())
-        fields = changes.get("set")
-        summary = None
-        if fields and "status" in fields:
-            summary = self._summary(instance_id, fields)
-        data = pickle.dumps((RECORD_FORMAT, changes), protocol=pickle.HIGHEST_PROTOCOL)
-        unsettled = self.store.append_record(instance_id, data, summary)
+        summary = self._summary(instance_id, changes.get("set"))
+        unsettled = self.store.append_record(instance_id, _encode(changes), summary)
         self._record_counts[instance_id] = count + 1
         if claimed or unsettled is not None:
             return self._after_write(instance_id, claimed, unsettled)
         return None
 
-    def _summary(self, instance_id: str, fields: dict[str, Any]) -> InstanceSummary | None:
-        """The instance's summary when this write changes it, else None (unchanged)."""
+    def _summary(self, instance_id: str, fields: dict[str, Any] | None) -> InstanceSummary | None:
+        """The instance's summary when a write setting `fields` changes it, else None."""
+        if not fields or "status" not in fields:
+            return None
         key = (fields["status"], fields.get("waiting_for"), fields.get("deadline"))
         if self._summaries.get(instance_id) == key:
             return None
@@ -287,19 +286,12 @@ class DurableBackend(OrchestrationBackend):
         return [Event(*cloudpickle.loads(data)) for _, data in self.store.read_events(instance_id)]
 
 
-def _summary(fields: dict[str, Any]) -> InstanceSummary | None:
-    """The instance as a write leaves it, when the write sets its status."""
-    if not fields or "status" not in fields:
-        return None
-    return InstanceSummary(fields["status"], fields.get("waiting_for"), fields.get("deadline"))
-
-
 def _event_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _encode(state: dict[str, Any]) -> bytes:
-    return pickle.dumps((RECORD_FORMAT, state), protocol=pickle.HIGHEST_PROTOCOL)
+def _encode(record: dict[str, Any]) -> bytes:
+    return pickle.dumps((RECORD_FORMAT, record), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _decode(instance_id: str, data: bytes) -> dict[str, Any]:

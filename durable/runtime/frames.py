@@ -82,10 +82,8 @@ class FrameRecord:
         would name two builtins, is kept as its numbers)."""
         program, fingerprint, resume_point, line, live_locals, arguments, pending, ranges = plain
         if ranges:
-            for name, (start, stop, step, position) in ranges.items():
-                iterator = iter(range(start, stop, step))
-                iterator.__setstate__(position)
-                live_locals[name] = iterator
+            for name, numbers in ranges.items():
+                live_locals[name] = references.range_iterator(*numbers)
         return cls(
             program,
             fingerprint,
@@ -97,7 +95,7 @@ class FrameRecord:
         )
 
 
-_RANGE_ITERATOR = type(iter(range(0)))
+_RANGE_ITERATOR = references.RANGE_ITERATOR
 #: Values that hold no other object (so no module global, no exception).
 _LEAF_TYPES = frozenset({int, float, complex, str, bytes, bool, type(None)})
 
@@ -302,12 +300,9 @@ class FunctionCall:
             value = frame_locals[name]
             kind = type(value)
             if kind is _RANGE_ITERATOR:
-                reduced = value.__reduce__()
-                numbers = reduced[1][0]
-                position = reduced[2] if len(reduced) > 2 else len(numbers)
                 if ranges is None:
                     ranges = {}
-                ranges[name] = (numbers.start, numbers.stop, numbers.step, position)
+                ranges[name] = references.range_numbers(value)
             else:
                 live[name] = value
                 if kind not in _LEAF_TYPES:

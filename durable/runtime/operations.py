@@ -390,17 +390,7 @@ class Execute(Operation):
             except Exception as error:
                 await self.finish(FAILED, 1, error=error)
                 raise
-            function, digest = self.__dict__.get("_identity") or self.identity()
-            entry = {"function_id": function, "args_digest": digest, "status": SUCCEEDED}
-            if type(value) in _SCALARS:
-                entry["value"] = value
-            else:
-                entry["result"] = self.dump_result(value)
-            self.place.operation = None
-            run = self.frame.run
-            run.record(self, entry)
-            if run.unsettled_writes:
-                await run.settle_writes()
+            await self.record(self.outcome_entry(SUCCEEDED, 1, value=value))
             return value
         if isinstance(self.frame.pending, Gathering):
             # Stopped with the run if the gather is left early (a member failed, a crash).
@@ -453,25 +443,30 @@ class Execute(Operation):
             return value
 
     def entry(self, status: str, attempts: int, **fields: Any) -> dict[str, Any]:
+        """The journal entry of this call (``kind`` "call" and one attempt are the defaults
+        readers assume, so they are left out)."""
         function, digest = self.identity()
-        return {
-            "kind": "call",
-            "function_id": function,
-            "args_digest": digest,
-            "status": status,
-            "attempts": attempts,
-            **fields,
-        }
+        entry = {"function_id": function, "args_digest": digest, "status": status, **fields}
+        if attempts != 1:
+            entry["attempts"] = attempts
+        return entry
+
+    def outcome_entry(
+        self, status: str, attempts: int, *, value: Any = None, error: Any = None
+    ) -> dict[str, Any]:
+        """The entry that settles this call; the call no longer needs saving with the frame.
+        A scalar value is kept as itself, anything else pickled."""
+        self.place.operation = None
+        if status != SUCCEEDED:
+            return self.entry(status, attempts, error=_dump_error(error))
+        if type(value) in _SCALARS:
+            return self.entry(status, attempts, value=value)
+        return self.entry(status, attempts, result=self.dump_result(value))
 
     async def finish(
         self, status: str, attempts: int, *, value: Any = None, error: Any = None
     ) -> None:
-        if status == SUCCEEDED:
-            outcome = {"result": self.dump_result(value)}
-        else:
-            outcome = {"error": _dump_error(error)}
-        self.place.operation = None
-        await self.record(self.entry(status, attempts, **outcome))
+        await self.record(self.outcome_entry(status, attempts, value=value, error=error))
 
     def dump_result(self, value: Any) -> bytes | None:
         try:

@@ -183,16 +183,24 @@ class _ExceptionReducers(dict):
 _default_reduce = operator.methodcaller("__reduce_ex__", pickle.HIGHEST_PROTOCOL)
 
 
-def _reduce_range_iterator(iterator: Any) -> tuple:
-    # CPython writes `iter(range(...))` plus a position, naming two builtins, which costs
-    # the pickler more than the rest of a small snapshot: one function of ours and ints.
+RANGE_ITERATOR = type(iter(range(0)))
+
+
+def range_numbers(iterator: Any) -> tuple[int, int, int, int]:
+    """(start, stop, step, position) of a range iterator: `range_iterator` rebuilds it."""
     reduced = iterator.__reduce__()
     numbers = reduced[1][0]
     position = reduced[2] if len(reduced) > 2 else len(numbers)
-    return (_range_iterator, (numbers.start, numbers.stop, numbers.step, position))
+    return (numbers.start, numbers.stop, numbers.step, position)
 
 
-def _range_iterator(start: int, stop: int, step: int, position: int) -> Any:
+def _reduce_range_iterator(iterator: Any) -> tuple:
+    # CPython writes `iter(range(...))` plus a position, naming two builtins, which costs
+    # the pickler more than the rest of a small snapshot: one function of ours and ints.
+    return (range_iterator, range_numbers(iterator))
+
+
+def range_iterator(start: int, stop: int, step: int, position: int) -> Any:
     iterator = iter(range(start, stop, step))
     iterator.__setstate__(position)
     return iterator
@@ -217,7 +225,7 @@ def _sequence_iterator(sequence: Any, position: int | None) -> Any:
 class _FastPickler(pickle.Pickler):
     dispatch_table = _ExceptionReducers(
         {
-            type(iter(range(0))): _reduce_range_iterator,
+            RANGE_ITERATOR: _reduce_range_iterator,
             type(iter([])): _reduce_sequence_iterator,
             type(iter(())): _reduce_sequence_iterator,
         }

@@ -111,7 +111,7 @@ class InstanceRun:
         return seq
 
     # -- writes -----------------------------------------------------------------------------
-    def start(self, status: str = RUNNING) -> None:
+    def start(self, status: str) -> None:
         """The first write of a new instance: its arguments and its root frame."""
         self.fields = {
             "format_version": STATE_FORMAT,
@@ -340,31 +340,40 @@ class DurableRuntime:
         instance_id = (
             validate_instance_id(instance_id) if instance_id is not None else uuid.uuid4().hex
         )
-        if instance_id in self._active:
-            raise InstanceBusyError(
-                f"instance {instance_id!r} is already running in this process; wait for that "
-                "call to finish (an instance has one runner at a time)"
-            )
-        self._active.add(instance_id)
-        try:
-            with self._lease(instance_id):
-                return await self._run(program, instance_id, args, kwargs, bound)
-        finally:
-            self._active.discard(instance_id)
+        with self._sole_runner(instance_id):
+            return await self._run(program, instance_id, args, kwargs, bound)
 
     @contextmanager
-    def _lease(self, instance_id: str):
-        """Hold the backend's lease of `instance_id` (one runner across processes)."""
+    def _sole_runner(self, instance_id: str):
+        """Be the one runner of `instance_id`: in this process (another task of this runtime)
+        and across processes (the backend's lease)."""
+        if instance_id in self._active:
+            raise InstanceBusyError(
+                f"instance {instance_id!r} is already being run or started in this process; "
+                "wait for that call to finish (an instance has one runner at a time)"
+            )
         holder = self.backend.acquire_instance(instance_id)
         if holder is not None:
             raise InstanceBusyError(
                 f"instance {instance_id!r} is being run by another runner ({holder}); wait "
                 "until it pauses or ends (a runner's lease ends with its process)"
             )
+        self._active.add(instance_id)
         try:
             yield
         finally:
+            self._active.discard(instance_id)
             self.backend.release_instance(instance_id)
+
+    async def _new_run(
+        self, program, instance_id: str, arguments: tuple, blob: bytes, status: str
+    ) -> InstanceRun:
+        """Create `instance_id`: its first write, durable when this returns."""
+        run = InstanceRun(self.backend, instance_id, program, blob, time.time())
+        run.stack.push(FunctionCall(program, run, arguments=arguments))
+        run.start(status)
+        await run.settle_writes()
+        return run
 
     async def start(
         self, program: DurableProgram, instance_id: str, args: tuple, kwargs: dict
@@ -376,24 +385,16 @@ class DurableRuntime:
         arguments_blob = _pickle_arguments(program, arguments)
         state = self.backend.read_state(instance_id)
         if state is not None:
+            # Exists already: no lease needed to say so (it may be running elsewhere).
             _check_identity(program, instance_id, state, arguments, arguments_blob)
             return False
-        if instance_id in self._active:
-            raise InstanceBusyError(f"instance {instance_id!r} is being started in this process")
-        self._active.add(instance_id)
-        try:
-            with self._lease(instance_id):
-                state = self.backend.read_state(instance_id)  # started meanwhile?
-                if state is not None:
-                    _check_identity(program, instance_id, state, arguments, arguments_blob)
-                    return False
-                run = InstanceRun(self.backend, instance_id, program, arguments_blob, time.time())
-                run.stack.push(FunctionCall(program, run, arguments=arguments))
-                run.start(ENQUEUED)
-                await run.settle_writes()
-                return True
-        finally:
-            self._active.discard(instance_id)
+        with self._sole_runner(instance_id):
+            state = self.backend.read_state(instance_id)  # started meanwhile?
+            if state is not None:
+                _check_identity(program, instance_id, state, arguments, arguments_blob)
+                return False
+            await self._new_run(program, instance_id, arguments, arguments_blob, ENQUEUED)
+            return True
 
     async def _run(
         self, program, instance_id: str, args: tuple, kwargs: dict, bound: tuple | None = None
@@ -402,10 +403,7 @@ class DurableRuntime:
         arguments_blob = _pickle_arguments(program, arguments)
         state = self.backend.load_state(instance_id)
         if state is None:
-            run = InstanceRun(self.backend, instance_id, program, arguments_blob, time.time())
-            run.stack.push(FunctionCall(program, run, arguments=arguments))
-            run.start()
-            await run.settle_writes()
+            run = await self._new_run(program, instance_id, arguments, arguments_blob, RUNNING)
         else:
             run = self._reopen(program, instance_id, state, arguments, arguments_blob)
             if run is None:

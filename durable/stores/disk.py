@@ -200,7 +200,8 @@ class DiskStateStore(StateStore):
             descriptor = os.open(path, os.O_WRONLY)
             self._remember_descriptor(instance_id, descriptor, os.fstat(descriptor).st_ino)
             if end != status.st_size:
-                _, end = self._parse(instance_id, Path(path), Path(path).read_bytes())
+                with open(path, "rb") as log:
+                    _, end = self._parse(instance_id, Path(path), log.read())
                 if end != status.st_size:
                     os.ftruncate(descriptor, end)
         else:
