@@ -23,49 +23,17 @@ from typing import Any
 import libcst as cst
 
 from durable import DiskStateStore, DurableBackend, PauseForEventException, make_durable
-from durable.stores.base import InstanceSummary
+from tests.crashing import CountsWrites, SimulatedCrash, WriteCounter
 
 PROGRAMS = Path(__file__).parent / "programs"
 
 
-class SimulatedCrash(BaseException):
-    """Stands for the process dying right after a store write returned."""
-
-
-@dataclass
-class WriteCounter:
-    """State writes across every store object of one compiled run; crashes once at one."""
-
-    crash_after: int | None = None
-    writes: int = 0
-
-
-class CrashingStore(DiskStateStore):
+class CrashingStore(CountsWrites, DiskStateStore):
     """A disk store that 'dies' right after write number `counter.crash_after` of the run."""
 
     def __init__(self, path: Path, counter: WriteCounter) -> None:
         super().__init__(path)
         self.counter = counter
-
-    def append_record(
-        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
-    ) -> None:
-        super().append_record(instance_id, record, summary)
-        self._wrote()
-
-    def replace_records(
-        self,
-        instance_id: str,
-        records,
-        summary: InstanceSummary | None = None,
-    ) -> None:
-        super().replace_records(instance_id, records, summary)
-        self._wrote()
-
-    def _wrote(self) -> None:
-        self.counter.writes += 1
-        if self.counter.writes == self.counter.crash_after:
-            raise SimulatedCrash(self.counter.writes)
 
 
 @dataclass(frozen=True)

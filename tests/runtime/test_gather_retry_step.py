@@ -70,7 +70,7 @@ async def test_gather_of_durable_calls_returns_results_in_argument_order(store):
 
 
 async def test_gather_takes_sequence_numbers_in_creation_order(store):
-    store.crash_after = 3  # start, then "fast" and "medium" have landed
+    store.counter.crash_after = 3  # start, then "fast" and "medium" have landed
     with pytest.raises(SimulatedCrash):
         await run(fetch_three, store=store)
     journal = DurableBackend(store).load_state("i1")["journal"]
@@ -82,17 +82,17 @@ async def test_gather_takes_sequence_numbers_in_creation_order(store):
 
 
 async def test_a_crash_mid_gather_settles_landed_calls_from_the_journal_and_runs_the_rest(store):
-    store.crash_after = 3
+    store.counter.crash_after = 3
     with pytest.raises(SimulatedCrash):
         await run(fetch_three, store=store)
     LOG.clear()
-    before = store.writes
+    before = store.counter.writes
     assert await run(fetch_three, store=store) == (
         "before the gather",
         ["got slow", "got medium", "got fast"],
     )
     assert LOG == [("fetch", "slow")]
-    assert store.writes - before == 1 + 1  # "slow", then the completion
+    assert store.counter.writes - before == 1 + 1  # "slow", then the completion
 
 
 @make_durable
@@ -105,7 +105,7 @@ async def fetch_two_reconciled():
 
 async def test_a_crash_mid_gather_reconciles_the_calls_in_flight(store):
     # start, PENDING a, PENDING b, SUCCEEDED a: the process dies with b in flight.
-    store.crash_after = 4
+    store.counter.crash_after = 4
     with pytest.raises(SimulatedCrash):
         await run(fetch_two_reconciled, store=store)
     LOG.clear()
@@ -161,11 +161,11 @@ async def test_a_failing_call_is_retried_until_it_succeeds(store):
 async def test_each_failed_attempt_is_journaled_with_its_count(store):
     await run(charge_with_retries, "o1", store=store)
     # start, attempt 1 failed, attempt 2 failed, SUCCEEDED, completion
-    assert store.writes == 5
+    assert store.counter.writes == 5
 
 
 async def test_a_restart_does_not_reset_the_attempt_count(store):
-    store.crash_after = 3  # attempt 2's failure is journaled, then the process dies
+    store.counter.crash_after = 3  # attempt 2's failure is journaled, then the process dies
     with pytest.raises(SimulatedCrash):
         await run(charge_with_retries, "o1", store=store)
     assert ATTEMPTS == [1, 2]
@@ -182,7 +182,7 @@ async def test_a_restart_honours_the_remaining_backoff():
         return await durable_execute(flaky, "o1", retry=slow)
 
     SWITCHES["succeed on attempt"] = 2
-    store.crash_after = 2  # attempt 1 failed, its retry time is journaled
+    store.counter.crash_after = 2  # attempt 1 failed, its retry time is journaled
     with pytest.raises(SimulatedCrash):
         await run(slow_retry, store=store)
     failed_at = time.monotonic()
@@ -305,7 +305,7 @@ def fresh_charges():
 async def test_a_step_inside_a_durable_function_is_journaled(store):
     assert await run(order_flow, "o1", store=store) == ("charged o1", "notified o1")
     # start, PENDING + SUCCEEDED of the reconciled step, the plain step, completion
-    assert store.writes == 5
+    assert store.counter.writes == 5
 
 
 async def test_a_step_outside_a_durable_run_is_a_plain_call():
@@ -315,7 +315,7 @@ async def test_a_step_outside_a_durable_run_is_a_plain_call():
 
 
 async def test_a_step_reconciler_gets_the_arguments_of_the_call(store):
-    store.crash_after = 2  # the step's PENDING entry; the charge has not happened
+    store.counter.crash_after = 2  # the step's PENDING entry; the charge has not happened
     with pytest.raises(SimulatedCrash):
         await run(order_flow, "o1", store=store)
     assert await run(order_flow, "o1", store=store) == ("charged o1", "notified o1")
@@ -324,7 +324,7 @@ async def test_a_step_reconciler_gets_the_arguments_of_the_call(store):
 
 
 async def test_a_step_replays_after_a_crash_without_running_again(store):
-    store.crash_after = 3  # the step's SUCCEEDED entry
+    store.counter.crash_after = 3  # the step's SUCCEEDED entry
     with pytest.raises(SimulatedCrash):
         await run(order_flow, "o1", store=store)
     assert await run(order_flow, "o1", store=store) == ("charged o1", "notified o1")
@@ -355,7 +355,7 @@ async def wait_with_timeout():
 
 async def test_a_timeout_is_journaled_so_a_later_event_does_not_change_the_outcome(store):
     # start, the timeout (FAILED entry), then die before the next wait is saved
-    store.crash_after = 2
+    store.counter.crash_after = 2
     with pytest.raises(SimulatedCrash):
         await run(wait_with_timeout, store=store)
     backend = DurableBackend(store)
@@ -376,7 +376,7 @@ async def test_a_consumed_event_is_journaled_so_a_crash_neither_loses_nor_repeat
     backend = DurableBackend(store)
     backend.publish_event("i1", "item", 1)
     backend.publish_event("i1", "item", 2)
-    store.crash_after = 2  # the first consumption is journaled, then the process dies
+    store.counter.crash_after = 2  # the first consumption is journaled, then the process dies
     with pytest.raises(SimulatedCrash):
         await run(two_waits, store=store)
     assert await run(two_waits, store=store) == (1, 2)

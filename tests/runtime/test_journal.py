@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections.abc import Sequence
 
 import cloudpickle
 import pytest
@@ -27,43 +26,17 @@ from durable import (
 )
 from durable.runtime import references
 from durable.runtime.journal import FAILED, PENDING, SUCCEEDED, entry_status
-from durable.stores.base import InstanceSummary
+from tests.crashing import CountsWrites, SimulatedCrash, WriteCounter
 
 LOG: list = []
 
 
-class SimulatedCrash(BaseException):
-    """The process dying right after a store write returned."""
-
-
-class CountingStore(InMemoryStateStore):
+class CountingStore(CountsWrites, InMemoryStateStore):
     """Counts instance writes; raises `SimulatedCrash` right after write `crash_after`."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.writes = 0
-        self.crash_after: int | None = None
-
-    def append_record(
-        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
-    ) -> None:
-        super().append_record(instance_id, record, summary)
-        self._wrote()
-
-    def replace_records(
-        self,
-        instance_id: str,
-        records: Sequence[bytes],
-        summary: InstanceSummary | None = None,
-    ) -> None:
-        super().replace_records(instance_id, records, summary)
-        self._wrote()
-
-    def _wrote(self) -> None:
-        self.writes += 1
-        if self.writes == self.crash_after:
-            self.crash_after = None
-            raise SimulatedCrash
+        self.counter = WriteCounter()
 
 
 @pytest.fixture(autouse=True)
@@ -111,12 +84,12 @@ async def run(program, *args, store: CountingStore, instance_id: str = "i1"):
 async def crash_then_resume(program, *args, store: CountingStore, after: int):
     """Run until write `after` returns and the process 'dies'; resume in a new backend.
     Returns (result of the resumed run, writes the resumed run made)."""
-    store.crash_after = after
+    store.counter.crash_after = after
     with pytest.raises(SimulatedCrash):
         await run(program, *args, store=store)
-    before = store.writes
+    before = store.counter.writes
     result = await run(program, *args, store=store)
-    return result, store.writes - before
+    return result, store.counter.writes - before
 
 
 def journal(store: CountingStore, instance_id: str = "i1") -> dict:
@@ -142,13 +115,13 @@ async def test_a_call_without_reconciler_is_one_store_write(store):
     with pytest.raises(PauseForEventException):
         await run(three_charges, store=store)
     # start + one per call + the wait
-    assert store.writes == 1 + 3 + 1
+    assert store.counter.writes == 1 + 3 + 1
 
 
 async def test_a_call_with_a_reconciler_is_two_store_writes(store):
     with pytest.raises(PauseForEventException):
         await run(three_reconciled_charges, store=store)
-    assert store.writes == 1 + 2 * 3 + 1
+    assert store.counter.writes == 1 + 2 * 3 + 1
 
 
 async def test_each_call_takes_the_next_sequence_number_of_its_instance(store):
@@ -226,7 +199,7 @@ async def test_a_succeeded_entry_is_returned_without_calling_func_or_writing(sto
 
 
 async def test_a_failed_entry_raises_the_same_exception_again_without_calling_func(store):
-    store.crash_after = 2
+    store.counter.crash_after = 2
     with pytest.raises(SimulatedCrash):
         await run(declined_then_pause, "o1", store=store)
     with pytest.raises(PauseForEventException):
@@ -252,10 +225,10 @@ async def test_a_pending_call_is_settled_by_its_reconciler_not_by_func(store):
 
 
 async def test_a_reconciled_value_is_persisted_as_succeeded(store):
-    store.crash_after = 2
+    store.counter.crash_after = 2
     with pytest.raises(SimulatedCrash):
         await run(reconciled_charge, "o1", store=store)
-    store.crash_after = store.writes + 1  # die right after the reconciled outcome is written
+    store.counter.crash_after = store.counter.writes + 1  # die right after the reconciled outcome is written
     with pytest.raises(SimulatedCrash):
         await run(reconciled_charge, "o1", store=store)
     entries = _entries_written(store, "i1")
@@ -267,7 +240,7 @@ async def test_a_reconciled_value_is_persisted_as_succeeded(store):
 
 async def test_a_reconciler_failure_is_persisted_and_replayed(store):
     SWITCHES["reconcile"] = LookupError("charge o1 is not in the ledger and cannot be retried")
-    store.crash_after = 2
+    store.counter.crash_after = 2
     with pytest.raises(SimulatedCrash):
         await run(reconciled_charge, "o1", store=store)
     with pytest.raises(LookupError, match="not in the ledger"):
@@ -291,10 +264,10 @@ async def caught_reconciler_failure(order):
 
 async def test_replaying_a_reconciler_failure_raises_the_same_type_and_message(store):
     SWITCHES["reconcile"] = LookupError("not in the ledger")
-    store.crash_after = 2
+    store.counter.crash_after = 2
     with pytest.raises(SimulatedCrash):
         await run(caught_reconciler_failure, "o1", store=store)
-    store.crash_after = store.writes + 1  # die right after the FAILED entry
+    store.counter.crash_after = store.counter.writes + 1  # die right after the FAILED entry
     with pytest.raises(SimulatedCrash):
         await run(caught_reconciler_failure, "o1", store=store)
     with pytest.raises(PauseForEventException):
@@ -325,14 +298,14 @@ async def charge_maybe_reconciled(order):
 async def test_a_pending_call_without_reconciler_runs_func_again_and_finalizes(store):
     # snapshot_every=10: the PENDING write carries no snapshot, so the resumed run creates
     # the call again from the code, which now passes no reconciler.
-    store.crash_after = 2
+    store.counter.crash_after = 2
     with pytest.raises(SimulatedCrash):
         await run(charge_maybe_reconciled, "o1", store=store)
     SWITCHES["with reconciler"] = False
-    before = store.writes
+    before = store.counter.writes
     assert await run(charge_maybe_reconciled, "o1", store=store) == "charged o1 1"
     assert LOG == [("charge", "o1")]
-    assert store.writes - before == 1 + 1  # the finalized entry, then the completion
+    assert store.counter.writes - before == 1 + 1  # the finalized entry, then the completion
 
 
 # -- mismatched entries -----------------------------------------------------------------------
@@ -345,22 +318,22 @@ async def three_steps(order):
 
 
 async def test_a_mismatched_entry_clears_it_and_every_later_entry_then_runs_as_new(store):
-    store.crash_after = 4  # start, then three journal entries without a snapshot
+    store.counter.crash_after = 4  # start, then three journal entries without a snapshot
     with pytest.raises(SimulatedCrash):
         await run(three_steps, "o1", store=store)
     assert LOG == [("charge", "o1"), ("charge", "o1-2"), ("refund", "o1")]
     LOG.clear()
     SWITCHES["second order"] = "o9"
-    before = store.writes
+    before = store.counter.writes
     result = await run(three_steps, "o1", store=store)
     assert result == ("charged o1 1", "charged o9 1", "refunded o1")
     # The first call replays; the second no longer matches its entry: both later entries go.
     assert LOG == [("charge", "o9"), ("refund", "o1")]
-    assert store.writes - before == 1 + 1 + 1 + 1  # clear, second, third, completion
+    assert store.counter.writes - before == 1 + 1 + 1 + 1  # clear, second, third, completion
 
 
 async def test_an_entry_of_another_function_at_the_same_sequence_number_is_a_mismatch(store):
-    store.crash_after = 4
+    store.counter.crash_after = 4
     with pytest.raises(SimulatedCrash):
         await run(three_steps, "o1", store=store)
     state = DurableBackend(store).load_state("i1")
@@ -382,7 +355,7 @@ def test_an_entry_without_status_is_failed_when_it_holds_an_exception():
 
 
 async def test_a_replayed_entry_without_status_is_inferred_from_its_payload(store):
-    store.crash_after = 2
+    store.counter.crash_after = 2
     with pytest.raises(SimulatedCrash):
         await run(charge_and_refund, "o1", store=store)
     backend = DurableBackend(store)
@@ -529,7 +502,7 @@ async def test_durable_execute_async_records_and_runs_nothing_until_awaited(stor
     with pytest.raises(PauseForEventException):
         await run(created_but_awaited_later, store=store)
     assert LOG == [("created",)]
-    assert store.writes == 2  # the start and the wait point; no journal entry
+    assert store.counter.writes == 2  # the start and the wait point; no journal entry
     assert _entries_written(store, "i1") == []
 
 
