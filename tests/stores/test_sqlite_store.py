@@ -428,7 +428,6 @@ print(store.read_records("order-7"))
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_uses_its_own_connection(db_path):
     finished = run_python(FORK_SCRIPT, str(db_path))
     assert finished.returncode == 0, finished.stderr
