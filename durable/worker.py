@@ -205,7 +205,7 @@ class Worker:
             self._busy &= present
             for gone in [i for i in self._unrunnable if i not in present]:
                 del self._unrunnable[gone]
-        candidates: list[tuple[float, str, str]] = []
+        candidates: list[tuple[float, str, str, dict[str, Any]]] = []
         next_deadline: float | None = None
         #: Summaries of instances read and not run, for an index that did not know them.
         learned: dict[str, InstanceSummary] = {}
@@ -245,18 +245,18 @@ class Worker:
                     continue
             else:
                 continue
-            candidates.append((updated or 0.0, instance_id, reason))
+            candidates.append((updated or 0.0, instance_id, reason, state))
         if self._index is not None:
             self._fill(learned)
             next_deadline = _earliest(next_deadline, self._next_wake_at(now))
-        candidates.sort()  # the longest untouched first
+        candidates.sort(key=lambda candidate: candidate[:2])  # the longest untouched first
         found = False
-        for _, instance_id, reason in candidates:
+        for _, instance_id, reason, state in candidates:
             if self._slots.locked():
                 break
             await self._slots.acquire()  # a free slot: returns at once
             self._tasks[instance_id] = asyncio.create_task(
-                self._run_one(instance_id, reason), name=f"durable instance {instance_id}"
+                self._run_one(instance_id, reason, state), name=f"durable instance {instance_id}"
             )
             found = found or instance_id not in self._busy
         return found, next_deadline
@@ -329,7 +329,7 @@ class Worker:
             return False
 
     # -- one run ----------------------------------------------------------------------------
-    async def _run_one(self, instance_id: str, reason: str) -> None:
+    async def _run_one(self, instance_id: str, reason: str, state: dict[str, Any]) -> None:
         news = True  # whether the next round should come at once
         try:
             if self._stopping:
@@ -343,7 +343,7 @@ class Worker:
                 reason,
             )
             try:
-                await self.runtime.resume_stored(instance_id)
+                await self.runtime.resume_stored(instance_id, state)
             except PauseForEventException as pause:
                 logger.info("instance %r paused, waiting for event %r", instance_id, pause.event)
             except InstanceBusyError as busy:

@@ -316,12 +316,17 @@ class DurableRuntime:
         for run in self._runs.values():
             run.closing = True
 
-    async def resume_stored(self, instance_id: str) -> Any:
+    async def resume_stored(
+        self, instance_id: str, state: dict[str, Any] | None = None
+    ) -> Any:
         """Run (or resume) a stored instance with the arguments it was started with, as a
-        worker does: it needs only the id, the state names the function."""
+        worker does: it needs only the id, the state names the function. `state`, when the
+        caller has just read it, saves reading it again (only its function and arguments,
+        which never change, are taken from it)."""
         from .program import program_for_key
 
-        state = self.backend.read_state(validate_instance_id(instance_id))
+        if state is None:
+            state = self.backend.read_state(validate_instance_id(instance_id))
         if state is None:
             raise DurableError(f"instance {instance_id!r} does not exist in {self.backend!r}")
         program = program_for_key(state["program"])
