@@ -390,7 +390,10 @@ class Execute(Operation):
             except Exception as error:
                 await self.finish(FAILED, 1, error=error)
                 raise
-            await self.record(self.outcome_entry(SUCCEEDED, 1, value=value))
+            run = self.frame.run
+            run.record(self, self.outcome_entry(SUCCEEDED, 1, value=value))
+            if run.unsettled_writes:  # `Operation.record`, without a coroutine per step
+                await run.settle_writes()
             return value
         if isinstance(self.frame.pending, Gathering):
             # Stopped with the run if the gather is left early (a member failed, a crash).
