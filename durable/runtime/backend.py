@@ -237,10 +237,12 @@ class DurableBackend(OrchestrationBackend):
         count = self._record_counts.get(instance_id, 0)
         if count >= self.compact_after:
             return self._replace(instance_id, full_state())
-        claimed = self._claimed.pop(instance_id, None)
+        claimed = self._claimed.get(instance_id)
         if claimed:
+            del self._claimed[instance_id]
             changes["consumed_events"] = sorted(claimed.items())
-        summary = self._summary(instance_id, changes.get("set"))
+        fields = changes.get("set")
+        summary = self._summary(instance_id, fields) if fields and "status" in fields else None
         unsettled = self.store.append_record(instance_id, _encode(changes), summary)
         self._record_counts[instance_id] = count + 1
         if claimed or unsettled is not None:

@@ -96,8 +96,13 @@ class FrameRecord:
 
 
 _RANGE_ITERATOR = references.RANGE_ITERATOR
+_range_numbers = references.range_numbers
+_dumps = pickle.dumps
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
 #: Values that hold no other object (so no module global, no exception).
 _LEAF_TYPES = frozenset({int, float, complex, str, bytes, bool, type(None)})
+#: What a live variable that is not bound at a checkpoint reads as (it is left out).
+_UNBOUND = object()
 
 
 def _plain_pending(pending: Pending | None) -> tuple | None:
@@ -218,14 +223,15 @@ class FunctionCall:
 
     def at(self, resume_point: int, awaitable: Any) -> Any:
         """Record the checkpoint about to be awaited; link a durable operation to this frame."""
-        if self.run.stop_requested:
-            return self.run.stop_here(awaitable)
+        run = self.run
+        if run.stop_requested:
+            return run.stop_here(awaitable)
         self.resume_point = resume_point
         self.pending = None
         link = getattr(awaitable, "_durable_link", None)
         if link is not None:
             link(self, resume_point)
-        created = self.run.created_operations
+        created = run.created_operations
         if created:
             if type(awaitable).__name__ == "_GatheringFuture":
                 from .operations import gather_into
@@ -292,22 +298,19 @@ class FunctionCall:
             names = point.live if point is not None else ()
             frame_locals = self.python_frame.f_locals if names else None
         else:
-            names = self.saved_locals or ()
-            frame_locals = self.saved_locals
+            names = frame_locals = self.saved_locals or {}
         for name in names:
-            if name not in frame_locals:
-                continue
-            value = frame_locals[name]
+            value = frame_locals.get(name, _UNBOUND)
             kind = type(value)
-            if kind is _RANGE_ITERATOR:
+            if kind in _LEAF_TYPES:
+                live[name] = value
+            elif kind is _RANGE_ITERATOR:
                 if ranges is None:
                     ranges = {}
-                ranges[name] = references.range_numbers(value)
-            else:
+                ranges[name] = _range_numbers(value)
+            elif value is not _UNBOUND:
                 live[name] = value
-                if kind not in _LEAF_TYPES:
-                    leaves_only = False
-        arguments = self.arguments if resume_point == 0 else None
+                leaves_only = False
         pending = self.pending
         if type(pending) is AtOperation and pending.operation is None:
             plain_pending: tuple | None = ("at", pending.seq, None)
@@ -315,8 +318,12 @@ class FunctionCall:
             plain_pending = _plain_pending(pending)
             if pending is not None:
                 leaves_only = False
-        if arguments:
-            leaves_only = False
+        if resume_point:
+            arguments = None
+        else:
+            arguments = self.arguments
+            if arguments:
+                leaves_only = False
         record = (
             self.program.key,
             code.fingerprint,
@@ -372,24 +379,33 @@ class CallStack:
     def innermost(self) -> FunctionCall:
         return self.frames[-1]
 
-    def snapshot(self) -> bytes:
-        """All frames in one pickle, so objects shared between frames stay shared."""
+    def snapshot(self, next_seq: int) -> tuple[bytes, int]:
+        """All frames in one pickle (so objects shared between frames stay shared), and the
+        oldest journal sequence number a resume from it reads (`next_seq` at most)."""
         frames = self.frames
         try:
-            records = []
-            leaves_only = True
-            for frame in frames:
-                record, leaves = frame.plain_record()
-                records.append(record)
-                leaves_only = leaves_only and leaves
+            if len(frames) == 1:
+                record, leaves_only = frames[0].plain_record()
+                records: tuple = (record,)
+                pending = record[6]
+                if pending is not None and pending[0] == "at":
+                    floor = pending[1]
+                else:
+                    floor = self.journal_floor(next_seq)
+            else:
+                plain = [frame.plain_record() for frame in frames]
+                records = tuple(record for record, _ in plain)
+                leaves_only = all(leaves for _, leaves in plain)
+                floor = self.journal_floor(next_seq)
             if leaves_only:
                 # Nothing in it can be a module global or an exception: the plain C pickler.
-                return pickle.dumps((STACK_FORMAT, tuple(records)), pickle.HIGHEST_PROTOCOL)
-            return references.dumps(
-                (STACK_FORMAT, tuple(records)), [frame.program for frame in frames]
-            )
+                data = _dumps((STACK_FORMAT, records), _PROTOCOL)
+            else:
+                programs = [frame.program for frame in frames]
+                data = references.dumps((STACK_FORMAT, records), programs)
         except Exception as error:
             raise _explain_unpicklable([frame.record() for frame in frames], error) from error
+        return data, min(floor, next_seq)
 
     @classmethod
     def from_snapshot(cls, data: bytes, run: InstanceRun, code_versions: dict) -> CallStack:
@@ -408,9 +424,6 @@ class CallStack:
 
     def journal_floor(self, next_seq: int) -> int:
         """The oldest journal sequence number a resume from a snapshot taken now reads."""
-        frames = self.frames
-        if len(frames) == 1 and type(frames[0].pending) is AtOperation:
-            return min(next_seq, frames[0].pending.seq)
         floor = next_seq
         for frame in self.frames:
             pending = frame.pending

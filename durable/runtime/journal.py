@@ -50,18 +50,27 @@ def function_id(func: Any) -> str:
 def args_digest(args: tuple, kwargs: dict) -> str:
     """First 16 hex digits of the SHA-256 of the pickled arguments (of their `str` when they
     cannot be pickled)."""
+    for value in args:
+        if type(value) not in _SCALARS:
+            plain = _plain(args) and (not kwargs or _plain(kwargs))
+            break
+    else:
+        plain = not kwargs or _plain(kwargs)
     try:
-        if (not kwargs or _plain(kwargs)) and _plain(args):
+        if plain:
             # The same bytes cloudpickle writes for plain data, without its per-object hooks.
-            data = pickle.dumps((args, kwargs), protocol=cloudpickle.DEFAULT_PROTOCOL)
+            data = _dumps((args, kwargs), _PROTOCOL)
         else:
             data = cloudpickle.dumps((args, kwargs))
     except Exception:
         data = str((args, kwargs)).encode("utf-8", "backslashreplace")
-    return hashlib.sha256(data).hexdigest()[:16]
+    return _sha256(data).hexdigest()[:16]
 
 
-_SCALARS = (str, int, float, bool, bytes, type(None))
+_SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
+_PROTOCOL = cloudpickle.DEFAULT_PROTOCOL
+_dumps = pickle.dumps
+_sha256 = hashlib.sha256
 
 
 def _plain(value: Any, depth: int = 0) -> bool:

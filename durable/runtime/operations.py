@@ -375,12 +375,13 @@ class Execute(Operation):
         return await self.call()
 
     async def settle(self) -> Any:
+        frame = self.frame
         if (
             self.reconciler is None
             and self.retry is None
             and not self.in_thread
-            and self.frame.pending is self.place
-            and self.seq not in self.frame.run.journal
+            and frame.pending is self.place
+            and self.seq not in frame.run.journal
         ):
             # The common step, inline: a new call, no reconciler, no retries.
             try:
@@ -390,7 +391,7 @@ class Execute(Operation):
             except Exception as error:
                 await self.finish(FAILED, 1, error=error)
                 raise
-            run = self.frame.run
+            run = frame.run
             run.record(self, self.outcome_entry(SUCCEEDED, 1, value=value))
             if run.unsettled_writes:  # `Operation.record`, without a coroutine per step
                 await run.settle_writes()
@@ -462,6 +463,14 @@ class Execute(Operation):
         self.place.operation = None
         if status != SUCCEEDED:
             return self.entry(status, attempts, error=_dump_error(error))
+        if type(value) in _SCALARS and attempts == 1:
+            # The common outcome, built directly (as `entry` would).
+            return {
+                "function_id": function_id(self.func),
+                "args_digest": args_digest(self.args, self.kwargs),
+                "status": status,
+                "value": value,
+            }
         if type(value) in _SCALARS:
             return self.entry(status, attempts, value=value)
         return self.entry(status, attempts, result=self.dump_result(value))

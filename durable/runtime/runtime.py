@@ -129,16 +129,17 @@ class InstanceRun:
 
     def record(self, operation: Operation, entry: dict[str, Any]) -> None:
         """Journal `entry` for `operation`, with a snapshot when one is due."""
-        self.journal[operation.seq] = entry
+        seq = operation.seq
+        self.journal[seq] = entry
         snapshot = False
         if not operation.counted:
             # A snapshot goes with the first write of an operation, never a later one: the
             # frame is saved at the call, and the entry settles it on resume.
             operation.counted = True
             if operation.frame.pending is operation.place or operation.suspended_here():
-                self.operations_since_snapshot += 1
-                snapshot = self.operations_since_snapshot >= self.policy.snapshot_every
-        self._write(RUNNING, snapshot, {"entries": {operation.seq: entry}})
+                count = self.operations_since_snapshot = self.operations_since_snapshot + 1
+                snapshot = count >= self.policy.snapshot_every
+        self._write(RUNNING, snapshot, {"entries": {seq: entry}})
 
     def clear_journal_from(self, seq: int) -> None:
         """Forget entry `seq` and every later one (the code took another path): one write."""
@@ -174,38 +175,27 @@ class InstanceRun:
             fields = changes.get("set")
             if fields is None:
                 fields = changes["set"] = {}
-            fields["status"] = status
-            fields["updated_at"] = time.time()
-            if waiting_for is not None or self.fields.get("waiting_for") is not None:
+            saved = self.fields
+            # The summary (status, what it waits for, until when) goes only when it changes.
+            if (
+                status != saved.get("status")
+                or waiting_for is not None
+                or saved.get("waiting_for") is not None
+            ):
+                fields["status"] = status
                 fields["waiting_for"] = waiting_for
                 fields["deadline"] = deadline
+            fields["updated_at"] = time.time()
             if outcome:
                 fields.update(outcome)
             if snapshot:
-                stack = self.stack
-                fields["snapshot"] = stack.snapshot()
-                fields["next_seq"] = self.next_seq
-                self.operations_since_snapshot = 0
-                below = stack.journal_floor(self.next_seq) - self.policy.keep_history
-                changes["prune_below"] = below
-                self._prune(below)
-                written = self.written_versions
-                for frame in stack.frames:
-                    if frame.code.fingerprint not in written:
-                        versions = stack.code_versions()
-                        changes["code_versions"] = {
-                            f: v for f, v in versions.items() if f not in written
-                        }
-                        written.update(versions)
-                        break
-            elif status in (COMPLETED, FAILED):
+                self._add_snapshot(fields, changes)
+            elif status == COMPLETED or status == FAILED:
                 fields["snapshot"] = None
                 keep = self.policy.keep_history
                 kept = sorted(self.journal)[-keep:] if keep else []
-                below = kept[0] if kept else self.next_seq
-                changes["prune_below"] = below
-                self._prune(below)
-            self.fields.update(fields)
+                self._prune(changes, kept[0] if kept else self.next_seq)
+            saved.update(fields)
             unsettled = self.backend.save_changes(self.instance_id, changes, self.full_state)
             if unsettled is not None:
                 self.unsettled_writes.append(unsettled)
@@ -214,6 +204,23 @@ class InstanceRun:
             # must not run the user's handlers or finally blocks.
             self.closing = True
             raise
+
+    def _add_snapshot(self, fields: dict[str, Any], changes: dict[str, Any]) -> None:
+        """Put a snapshot of the call stack in the write, and prune the journal to what a
+        resume from it reads."""
+        stack = self.stack
+        next_seq = self.next_seq
+        fields["snapshot"], floor = stack.snapshot(next_seq)
+        fields["next_seq"] = next_seq
+        self.operations_since_snapshot = 0
+        self._prune(changes, floor - self.policy.keep_history)
+        written = self.written_versions
+        for frame in stack.frames:
+            if frame.code.fingerprint not in written:
+                versions = stack.code_versions()
+                changes["code_versions"] = {f: v for f, v in versions.items() if f not in written}
+                written.update(versions)
+                break
 
     async def settle_writes(self) -> None:
         """Wait until every write made so far is durable (only group-committing stores
@@ -226,7 +233,9 @@ class InstanceRun:
                 self.closing = True
                 raise
 
-    def _prune(self, below: int) -> None:
+    def _prune(self, changes: dict[str, Any], below: int) -> None:
+        """Drop journal entries older than `below`, in memory and in the write."""
+        changes["prune_below"] = below
         journal = self.journal
         for seq in tuple(journal):
             if seq < below:
