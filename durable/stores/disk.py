@@ -13,6 +13,7 @@ import os
 import struct
 import time
 import uuid
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,31 +24,47 @@ from .faults import FaultPlan, die
 from .locks import FileLeases
 
 _MAGIC = b"DURABLE\x00"
-_FORMAT = 1
-_HEADER = struct.Struct(">8sHQ32s")  # magic, format, payload length, sha256 of payload
+#: Record formats by number: their header (magic, format, payload length, checksum of the
+#: payload) and checksum. Format 2 (CRC-32) is written; format 1 (SHA-256, whose cost
+#: weighed on every step) is still read.
+_HEADERS = {1: struct.Struct(">8sHQ32s"), 2: struct.Struct(">8sHQI")}
+_CHECKSUMS = {1: lambda payload: hashlib.sha256(payload).digest(), 2: zlib.crc32}
+_FORMAT = 2
+_HEADER = _HEADERS[_FORMAT]
+_PREFIX = struct.Struct(">8sH")  # magic, format: what tells which header follows
 #: Logs a store keeps open for appending (the least recently opened is closed first).
 _OPEN_LOGS = 64
 
 
 def frame(payload: bytes) -> bytes:
-    return _HEADER.pack(_MAGIC, _FORMAT, len(payload), hashlib.sha256(payload).digest()) + payload
+    return _HEADER.pack(_MAGIC, _FORMAT, len(payload), zlib.crc32(payload)) + payload
+
+
+def _header_at(data: bytes, offset: int) -> struct.Struct:
+    """The header the record at `offset` starts with, by its format number (the current
+    one when too little is there to tell)."""
+    if len(data) - offset >= _PREFIX.size:
+        return _HEADERS.get(_PREFIX.unpack_from(data, offset)[1], _HEADER)
+    return _HEADER
 
 
 def unframe(data: bytes, what: str) -> bytes:
     """The payload of a framed record, or `CorruptStateError` saying what is wrong."""
-    if len(data) < _HEADER.size:
-        raise CorruptStateError(
-            f"{what} is truncated ({len(data)} bytes, header is {_HEADER.size})"
-        )
-    magic, version, length, checksum = _HEADER.unpack_from(data)
+    header = _header_at(data, 0)
+    if len(data) < header.size:
+        raise CorruptStateError(f"{what} is truncated ({len(data)} bytes, header is {header.size})")
+    magic, version, length, checksum = header.unpack_from(data)
     if magic != _MAGIC:
         raise CorruptStateError(f"{what} is not a durable record (bad magic number)")
-    if version != _FORMAT:
-        raise CorruptStateError(f"{what} has record format {version}; this version reads {_FORMAT}")
-    payload = data[_HEADER.size :]
+    if version not in _HEADERS:
+        readable = " and ".join(str(number) for number in _HEADERS)
+        raise CorruptStateError(
+            f"{what} has record format {version}; this version reads formats {readable}"
+        )
+    payload = data[header.size :]
     if len(payload) != length:
         raise CorruptStateError(f"{what} is truncated ({len(payload)} of {length} payload bytes)")
-    if hashlib.sha256(payload).digest() != checksum:
+    if _CHECKSUMS[version](payload) != checksum:
         raise CorruptStateError(f"{what} failed its checksum")
     return payload
 
@@ -61,16 +78,16 @@ def parse_log(data: bytes, what: str) -> tuple[list[bytes], int]:
     records: list[bytes] = []
     view = memoryview(data)
     size = len(data)
-    header_size = _HEADER.size
-    unpack = _HEADER.unpack_from
     offset = 0
     while offset < size:
+        header = _header_at(data, offset)
+        header_size = header.size
         if size - offset >= header_size:
-            magic, version, length, checksum = unpack(data, offset)
+            magic, version, length, checksum = header.unpack_from(data, offset)
             end = offset + header_size + length
-            if end <= size and magic == _MAGIC and version == _FORMAT:
+            if end <= size and magic == _MAGIC and version in _HEADERS:
                 payload = view[offset + header_size : end]
-                if hashlib.sha256(payload).digest() == checksum:
+                if _CHECKSUMS[version](payload) == checksum:
                     records.append(payload.tobytes())
                     offset = end
                     continue
@@ -186,13 +203,17 @@ class DiskStateStore(StateStore):
         if fault == "before":
             die()
         data = frame(record)
+        cached = self._descriptors.get(instance_id)
+        end = self._ends.get(instance_id)
+        if cached is not None and end is not None and self._leases.holds(instance_id):
+            # Under this store object's lease no one else writes the log: append as last time.
+            self._append(instance_id, cached[0], end, data, fault)
+            return
         try:
             status = os.stat(path)
         except FileNotFoundError:
             self._write_whole(instance_id, Path(path), data, fault)
             return
-        cached = self._descriptors.get(instance_id)
-        end = self._ends.get(instance_id)
         if cached is None or cached[1] != status.st_ino or end != status.st_size:
             # First append here, the file was replaced, or it was appended to by another
             # store object (or holds a torn tail to cut off): open it afresh.
@@ -206,6 +227,9 @@ class DiskStateStore(StateStore):
                     os.ftruncate(descriptor, end)
         else:
             descriptor = cached[0]
+        self._append(instance_id, descriptor, end, data, fault)
+
+    def _append(self, instance_id: str, descriptor: int, end: int, data: bytes, fault) -> None:
         if fault == "torn":
             os.pwrite(descriptor, data[: len(data) // 2], end)
             os.fsync(descriptor)

@@ -47,6 +47,10 @@ class FileLeases:
             self._held[instance_id] = descriptor
             return None
 
+    def holds(self, instance_id: str) -> bool:
+        """Whether this store object holds the lease of `instance_id`."""
+        return instance_id in self._held
+
     def release(self, instance_id: str) -> None:
         with self._lock:
             descriptor = self._held.pop(instance_id, None)

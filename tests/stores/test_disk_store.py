@@ -144,6 +144,42 @@ def test_state_file_of_another_record_format_is_refused_naming_the_format(store,
     assert "format 99" in str(error)
 
 
+def sha256_framed(payload: bytes) -> bytes:
+    """A record as format 1 framed it (SHA-256 checksum), before CRC-32 replaced it."""
+    import hashlib
+    import struct
+
+    header = struct.pack(
+        ">8sHQ32s", b"DURABLE\x00", 1, len(payload), hashlib.sha256(payload).digest()
+    )
+    return header + payload
+
+
+def test_a_log_of_format_1_records_is_read_and_appended_to(store, store_dir):
+    path = store_dir / "state" / "order-7.log"
+    path.write_bytes(sha256_framed(b"first") + sha256_framed(b"second"))
+    assert store.read_records("order-7") == [b"first", b"second"]
+    store.append_record("order-7", b"third")
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"first", b"second", b"third"]
+
+
+def test_a_damaged_format_1_record_is_refused(store, store_dir):
+    path = store_dir / "state" / "order-7.log"
+    data = bytearray(sha256_framed(b"first") + sha256_framed(RECORD))
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    error = refused(lambda: store.read_records("order-7"), "order-7")
+    assert "record 2" in str(error) and "checksum" in str(error)
+
+
+def test_records_are_framed_with_a_crc32_of_their_payload():
+    import zlib
+
+    framed = disk.frame(RECORD)
+    assert framed[disk._HEADER.size :] == RECORD
+    assert disk._HEADER.unpack_from(framed)[3] == zlib.crc32(RECORD)
+
+
 def test_refused_state_file_is_left_on_disk_untouched(store, store_dir):
     store.append_record("order-7", RECORD)
     path = state_file(store_dir, "order-7")
@@ -283,6 +319,28 @@ def test_an_append_is_one_fsync_of_the_log_file(store, store_dir, monkeypatch):
     assert len(synced) == 1
 
 
+
+def test_an_append_under_the_store_objects_lease_does_not_look_the_log_up_again(
+    store, store_dir, monkeypatch
+):
+    assert store.acquire_lease("order-7", "test") is None
+    store.append_record("order-7", b"first")
+    store.append_record("order-7", b"second")
+    looked_up: list[str] = []
+    real_stat = disk.os.stat
+    monkeypatch.setattr(disk.os, "stat", lambda path, **options: (looked_up.append(path), real_stat(path, **options))[1])
+    store.append_record("order-7", RECORD)
+    assert looked_up == []
+    store.release_lease("order-7", "test")
+    store.append_record("order-7", b"fourth")
+    assert len(looked_up) == 1
+    assert DiskStateStore(store_dir).read_records("order-7") == [
+        b"first",
+        b"second",
+        RECORD,
+        b"fourth",
+    ]
+
 # -- fault points ---------------------------------------------------------------------------------
 FAULT_SCRIPT = """
 import sys
@@ -306,7 +364,14 @@ def run_with_fault(store_dir: Path, fault: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     ("fault", "kept"),
-    [("before:1", 0), ("before:3", 2), ("after:1", 1), ("after:3", 3), ("torn:1", 0), ("torn:3", 2)],
+    [
+        ("before:1", 0),
+        ("before:3", 2),
+        ("after:1", 1),
+        ("after:3", 3),
+        ("torn:1", 0),
+        ("torn:3", 2),
+    ],
 )
 def test_a_fault_point_kills_the_process_at_that_write(store_dir, fault, kept):
     finished = run_with_fault(store_dir, fault)
