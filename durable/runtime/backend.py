@@ -92,7 +92,10 @@ class DurableBackend(OrchestrationBackend):
     """The standard backend over a `StateStore` (in memory unless you pass one).
 
     Each write appends one record of what changed to the instance's log in the store; the
-    state is the log folded in order, and every `compact_after` records it is rewritten as one.
+    state is the log folded in order. When the log holds `compact_after` records, or
+    `compact_after_bytes` bytes of records, the next write rewrites it as one record (the
+    whole state): a compaction costs a few writes where an append costs one, so the bounds
+    trade the step's cost against the most a load reads.
 
     Events are stored durably by `publish_event` before it returns, kept until consumed, and
     consumed once each, oldest first per name. A consumed event is deleted only after the
@@ -100,13 +103,26 @@ class DurableBackend(OrchestrationBackend):
     duplicates it.
     """
 
-    def __init__(self, store: StateStore | None = None, *, compact_after: int = 64) -> None:
-        if not isinstance(compact_after, int) or compact_after < 1:
-            raise ValueError(f"compact_after must be an int >= 1, got {compact_after!r}")
+    def __init__(
+        self,
+        store: StateStore | None = None,
+        *,
+        compact_after: int = 256,
+        compact_after_bytes: int = 4 << 20,
+    ) -> None:
+        for name, bound in (
+            ("compact_after", compact_after),
+            ("compact_after_bytes", compact_after_bytes),
+        ):
+            if not isinstance(bound, int) or bound < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {bound!r}")
         self.store = store if store is not None else InMemoryStateStore()
         #: Records an instance's log may hold before a write compacts it into one.
         self.compact_after = compact_after
-        self._record_counts: dict[str, int] = {}
+        #: Bytes of records an instance's log may hold before a write compacts it.
+        self.compact_after_bytes = compact_after_bytes
+        #: instance id -> (records, bytes of records) in its log, as read or written here.
+        self._log_sizes: dict[str, tuple[int, int]] = {}
         #: instance id -> the summary its last write handed the store.
         self._summaries: dict[str, tuple] = {}
         #: instance id -> {event id: digest of its bytes} handed to the running instance and
@@ -132,7 +148,7 @@ class DurableBackend(OrchestrationBackend):
         self._claimed[instance_id] = {}
         self._summaries.pop(instance_id, None)
         records = self.store.read_records(instance_id)
-        self._record_counts[instance_id] = len(records)
+        self._log_sizes[instance_id] = (len(records), sum(map(len, records)))
         if not records:
             return None
         state, consumed = self._fold(instance_id, records)
@@ -206,8 +222,9 @@ class DurableBackend(OrchestrationBackend):
         record = {"reset": True, "set": state, "consumed_events": sorted(claimed.items())}
         self._summaries.pop(instance_id, None)  # a compaction hands the store the summary
         summary = self._summary(instance_id, state)
-        unsettled = self.store.replace_records(instance_id, [_encode(record)], summary)
-        self._record_counts[instance_id] = 1
+        data = _encode(record)
+        unsettled = self.store.replace_records(instance_id, [data], summary)
+        self._log_sizes[instance_id] = (1, len(data))
         return self._after_write(instance_id, claimed, unsettled)
 
     def _after_write(
@@ -232,10 +249,10 @@ class DurableBackend(OrchestrationBackend):
         changes: dict[str, Any],
         full_state: Callable[[], dict[str, Any]],
     ) -> Awaitable[None] | None:
-        """Append `changes` as one record; every `compact_after` records, write the whole
-        state as one record instead, so a log never grows past that bound."""
-        count = self._record_counts.get(instance_id, 0)
-        if count >= self.compact_after:
+        """Append `changes` as one record; once the log has reached its bound, write the
+        whole state as one record instead, so a log never grows far past it."""
+        count, size = self._log_sizes.get(instance_id, _EMPTY_LOG)
+        if count >= self.compact_after or size >= self.compact_after_bytes:
             return self._replace(instance_id, full_state())
         claimed = self._claimed.get(instance_id)
         if claimed:
@@ -243,8 +260,9 @@ class DurableBackend(OrchestrationBackend):
             changes["consumed_events"] = sorted(claimed.items())
         fields = changes.get("set")
         summary = self._summary(instance_id, fields) if fields and "status" in fields else None
-        unsettled = self.store.append_record(instance_id, _encode(changes), summary)
-        self._record_counts[instance_id] = count + 1
+        data = _encode(changes)
+        unsettled = self.store.append_record(instance_id, data, summary)
+        self._log_sizes[instance_id] = (count + 1, size + len(data))
         if claimed or unsettled is not None:
             return self._after_write(instance_id, claimed, unsettled)
         return None
@@ -286,6 +304,9 @@ class DurableBackend(OrchestrationBackend):
     def pending_events(self, instance_id: str) -> list[Event]:
         """The events stored for `instance_id` and not consumed yet, oldest first."""
         return [Event(*cloudpickle.loads(data)) for _, data in self.store.read_events(instance_id)]
+
+
+_EMPTY_LOG = (0, 0)
 
 
 def _event_digest(data: bytes) -> str:

@@ -166,7 +166,6 @@ class InstanceRun:
         *,
         waiting_for: str | None = None,
         deadline: float | None = None,
-        **outcome: Any,
     ) -> None:
         if self.closing:
             # A gathered call still running when its run stopped: it must not write.
@@ -186,8 +185,6 @@ class InstanceRun:
                 fields["waiting_for"] = waiting_for
                 fields["deadline"] = deadline
             fields["updated_at"] = time.time()
-            if outcome:
-                fields.update(outcome)
             if snapshot:
                 self._add_snapshot(fields, changes)
             elif status == COMPLETED or status == FAILED:
@@ -254,10 +251,10 @@ class InstanceRun:
                 f"instance {self.instance_id!r}: the result of {self.program.code.qualname} "
                 f"({type(value).__name__}) cannot be pickled ({error}); return a picklable value"
             ) from error
-        self._write(COMPLETED, snapshot=False, changes={}, result=result)
+        self._write(COMPLETED, snapshot=False, changes={"set": {"result": result}})
 
     def fail(self, error: BaseException) -> None:
-        self._write(FAILED, snapshot=False, changes={}, error=pickle_error(error))
+        self._write(FAILED, snapshot=False, changes={"set": {"error": pickle_error(error)}})
 
 
 def pickle_error(error: BaseException) -> bytes:

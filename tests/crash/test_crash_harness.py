@@ -50,7 +50,7 @@ class Scenario:
     attempts: dict[str, int] = field(default_factory=dict)
     #: Events published before the first run; each must be consumed exactly once.
     events: tuple[tuple[str, Any], ...] = ()
-    #: The backend compacts the log every that many records (None: the default, 64).
+    #: The backend compacts the log every that many records (None: the default).
     compact_after: int | None = None
     label: str = ""
 

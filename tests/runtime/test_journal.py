@@ -25,7 +25,7 @@ from durable import (
     make_durable,
 )
 from durable.runtime import references
-from durable.runtime.journal import FAILED, PENDING, SUCCEEDED, entry_status
+from durable.runtime.journal import FAILED, PENDING, SUCCEEDED, args_digest, entry_status
 from tests.crashing import CountsWrites, SimulatedCrash, WriteCounter
 
 LOG: list = []
@@ -150,6 +150,34 @@ async def test_a_new_call_records_succeeded_with_its_result(store):
     assert entry["function_id"] == f"{__name__}.charge"
     digest = hashlib.sha256(cloudpickle.dumps((("o1",), {"amount": 3}))).hexdigest()[:16]
     assert entry["args_digest"] == digest
+
+
+class Receipt:
+    def __init__(self, number):
+        self.number = number
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((), {}),
+        ((7,), {}),
+        (("o1", 2.5, None, True, b"raw"), {"amount": 3}),
+        (([1, (2, 3)], {"nested": [4]}), {}),
+        ((Receipt(9),), {"receipt": Receipt(10)}),
+        ((lambda: 1,), {}),
+    ],
+    ids=["nothing", "an int", "scalars and a keyword", "containers", "objects", "a lambda"],
+)
+def test_args_digest_is_the_sha256_of_the_cloudpickled_arguments(args, kwargs):
+    expected = hashlib.sha256(cloudpickle.dumps((args, kwargs))).hexdigest()[:16]
+    assert args_digest(args, kwargs) == expected
+
+
+def test_args_digest_of_unpicklable_arguments_falls_back_to_their_str():
+    args = (threading.Lock(),)
+    expected = hashlib.sha256(str((args, {})).encode()).hexdigest()[:16]
+    assert args_digest(args, {}) == expected
 
 
 @make_durable
@@ -458,6 +486,27 @@ async def test_the_log_of_an_instance_is_compacted_into_one_record_every_bound(s
     resumed = DurableBackend(store, compact_after=8)
     assert await many_charges(20, orchestration_backend=resumed, instance_id="i1") is None
     assert LOG == []
+
+
+async def test_the_log_of_an_instance_is_compacted_when_its_records_reach_a_size(store):
+    backend = DurableBackend(store, compact_after_bytes=2_000)
+    with pytest.raises(PauseForEventException):
+        await many_charges(40, orchestration_backend=backend, instance_id="i1")
+    records = store.read_records("i1")
+    largest = max(map(len, records))
+    assert sum(map(len, records)) < 2_000 + largest
+    assert len(records) < 40
+    backend.publish_event("i1", "done")
+    LOG.clear()
+    resumed = DurableBackend(store, compact_after_bytes=2_000)
+    assert await many_charges(40, orchestration_backend=resumed, instance_id="i1") is None
+    assert LOG == []
+
+
+@pytest.mark.parametrize("bound", ["compact_after", "compact_after_bytes"])
+def test_a_log_bound_below_one_is_refused_naming_it(bound):
+    with pytest.raises(ValueError, match=f"{bound} must be an int >= 1, got 0"):
+        DurableBackend(**{bound: 0})
 
 
 # -- sync and async functions -------------------------------------------------------------------
