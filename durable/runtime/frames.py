@@ -228,10 +228,13 @@ class FunctionCall:
             return run.stop_here(awaitable)
         self.resume_point = resume_point
         self.pending = None
+        created = run.created_operations
         link = getattr(awaitable, "_durable_link", None)
         if link is not None:
-            link(self, resume_point)
-        created = run.created_operations
+            # A durable operation: awaited as the coroutine that settles it at this frame.
+            if created:
+                created.clear()
+            return link(self, resume_point)
         if created:
             if type(awaitable).__name__ == "_GatheringFuture":
                 from .operations import gather_into

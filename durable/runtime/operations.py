@@ -66,12 +66,14 @@ class Operation(ABC):
         state.pop("seq", None)
         return state
 
-    def _durable_link(self, frame: FunctionCall, resume_point: int) -> None:
+    def _durable_link(self, frame: FunctionCall, resume_point: int) -> Awaitable[Any]:
+        """Link the operation to `frame`, suspended at it now: what the frame awaits."""
         self.frame = frame
         run = frame.run
         self.seq = seq = run.next_seq
         run.next_seq = seq + 1
         self.place = frame.pending = AtOperation(seq, self)
+        return self.settle()
 
     def __await__(self):
         if self.frame is not None:
@@ -160,8 +162,9 @@ class ChildCall(Operation):
         self.args = args
         self.kwargs = kwargs
 
-    def _durable_link(self, frame: FunctionCall, resume_point: int) -> None:
+    def _durable_link(self, frame: FunctionCall, resume_point: int) -> Awaitable[Any]:
         self.frame = frame
+        return self.settle()
 
     def describe(self) -> str:
         return f"the durable function {self.program.code.qualname}()"
