@@ -205,37 +205,25 @@ class DiskStateStore(StateStore):
         data = frame(record)
         cached = self._descriptors.get(instance_id)
         end = self._ends.get(instance_id)
-        if cached is not None and end is not None and self._leases.holds(instance_id):
-            # Under this store object's lease no one else writes the log: append as last time.
-            self._append(instance_id, cached[0], end, data, fault)
-            return
-        try:
-            status = os.stat(path)
-        except FileNotFoundError:
-            self._write_whole(instance_id, Path(path), data, fault)
-            return
-        if cached is None or cached[1] != status.st_ino or end != status.st_size:
-            # First append here, the file was replaced, or it was appended to by another
-            # store object (or holds a torn tail to cut off): open it afresh.
-            self._forget_descriptor(instance_id)
-            descriptor = os.open(path, os.O_WRONLY)
-            self._remember_descriptor(instance_id, descriptor, os.fstat(descriptor).st_ino)
-            if end != status.st_size:
-                with open(path, "rb") as log:
-                    _, end = self._parse(instance_id, Path(path), log.read())
-                if end != status.st_size:
-                    os.ftruncate(descriptor, end)
+        if cached is None or end is None or not self._leases.holds(instance_id):
+            # Without this store object's lease, someone else may have written the log.
+            try:
+                status = os.stat(path)
+            except FileNotFoundError:
+                self._write_whole(instance_id, Path(path), data, fault)
+                return
+            descriptor, end = self._open_for_append(instance_id, path, status, cached, end)
         else:
+            # Under its lease no one else writes the log: append where the last write ended.
             descriptor = cached[0]
-        self._append(instance_id, descriptor, end, data, fault)
-
-    def _append(self, instance_id: str, descriptor: int, end: int, data: bytes, fault) -> None:
         if fault == "torn":
             os.pwrite(descriptor, data[: len(data) // 2], end)
             os.fsync(descriptor)
             die()
         try:
-            _write_all(descriptor, data, end)
+            written = os.pwrite(descriptor, data, end)
+            if written != len(data):
+                _write_all(descriptor, data[written:], end + written)
             os.fsync(descriptor)
         except BaseException:
             self._ends.pop(instance_id, None)
@@ -244,6 +232,29 @@ class DiskStateStore(StateStore):
         self._ends[instance_id] = end + len(data)
         if fault == "after":
             die()
+
+    def _open_for_append(
+        self,
+        instance_id: str,
+        path: str,
+        status: os.stat_result,
+        cached: tuple[int, int] | None,
+        end: int | None,
+    ) -> tuple[int, int]:
+        """The descriptor to append to the log with, and where its valid records end."""
+        if cached is not None and cached[1] == status.st_ino and end == status.st_size:
+            return cached[0], end
+        # First append here, the file was replaced, or it was appended to by another store
+        # object (or holds a torn tail to cut off): open it afresh.
+        self._forget_descriptor(instance_id)
+        descriptor = os.open(path, os.O_WRONLY)
+        self._remember_descriptor(instance_id, descriptor, os.fstat(descriptor).st_ino)
+        if end != status.st_size:
+            with open(path, "rb") as log:
+                _, end = self._parse(instance_id, Path(path), log.read())
+            if end != status.st_size:
+                os.ftruncate(descriptor, end)
+        return descriptor, end
 
     def _remember_descriptor(self, instance_id: str, descriptor: int, inode: int) -> None:
         descriptors = self._descriptors
