@@ -14,8 +14,9 @@ Run: python bench/step_overhead.py [--runs N] [--quick] [--dir PATH]
    instance of N steps minus that of an instance of none (which still creates the instance
    with its first write, takes its lease and records its completion), over N. Both figures
    are printed too. The record size is the log's size over its number of records, taken
-   from an instance of fewer steps than a compaction. For information, the same with a
-   reconciler (two writes per step), next to a baseline of two raw appends.
+   from an instance of fewer steps than a compaction. For information: the ratio against
+   raw appends synced the way the store syncs them (fdatasync where the system has it), and
+   the same with a reconciler (two writes per step), next to a baseline of two raw appends.
 
 Temporary directories go under --dir (default: the system temporary directory), so the disk
 being measured is the one that directory is on.
@@ -42,7 +43,7 @@ from durable import (  # noqa: E402
     durable_execute,
     make_durable,
 )
-from durable.stores.disk import _HEADER  # noqa: E402
+from durable.stores.disk import _HEADER, _sync_data  # noqa: E402
 
 MEMORY_STEPS = 2_000
 DISK_STEPS = 200
@@ -125,8 +126,8 @@ def record_size(root: Path, program) -> float:
     return size / len(records)
 
 
-def raw_appends(root: Path, n: int, size: int, writes_per_step: int) -> float:
-    """Seconds for `n` steps of `writes_per_step` raw appends of `size` bytes + fsync each."""
+def raw_appends(root: Path, n: int, size: int, writes_per_step: int, sync=os.fsync) -> float:
+    """Seconds for `n` steps of `writes_per_step` raw appends of `size` bytes + `sync` each."""
     path = Path(tempfile.mkdtemp(prefix="raw-", dir=root)) / "raw.log"
     record = os.urandom(size)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -135,7 +136,7 @@ def raw_appends(root: Path, n: int, size: int, writes_per_step: int) -> float:
         for _ in range(n):
             for _ in range(writes_per_step):
                 os.write(descriptor, record)
-                os.fsync(descriptor)
+                sync(descriptor)
         elapsed = time.perf_counter() - started
     finally:
         os.close(descriptor)
@@ -157,21 +158,25 @@ def disk_overhead(root: Path, runs: int, n: int, program, writes_per_step: int):
     """(record size, median seconds of: n raw steps, an instance of n durable steps, an
     instance of none)."""
     size = round(record_size(root, program))
-    raw_times, durable_times, empty_times = [], [], []
+    raw_times, durable_times, empty_times, datasync_times = [], [], [], []
     durable_on_disk(root, program, min(n, 10), -1)  # warm up
     for run in range(runs):
         measures = [
             lambda: raw_times.append(raw_appends(root, n, size, writes_per_step)),
+            lambda: datasync_times.append(
+                raw_appends(root, n, size, writes_per_step, sync=_sync_data)
+            ),
             lambda run=run: durable_times.append(durable_on_disk(root, program, n, run)),
             lambda run=run: empty_times.append(durable_on_disk(root, program, 0, run + runs)),
         ]
-        for measure in measures[run % 3 :] + measures[: run % 3]:
+        for measure in measures[run % 4 :] + measures[: run % 4]:
             measure()
     return (
         size,
         statistics.median(raw_times),
         statistics.median(durable_times),
         statistics.median(empty_times),
+        statistics.median(datasync_times),
     )
 
 
@@ -204,13 +209,19 @@ def main() -> None:
             ("no reconciler", durable_steps, 1, "   (target <= 1.3x)"),
             ("with reconciler", durable_reconciled_steps, 2, "   (for information)"),
         ):
-            size, raw, durable, empty = disk_overhead(root, runs, disk_steps, program, writes)
+            size, raw, durable, empty, datasync = disk_overhead(
+                root, runs, disk_steps, program, writes
+            )
             step = (durable - empty) / disk_steps
             raw_step = raw / disk_steps
             print(f"  {label}: {writes} write(s) per step, mean record {size} bytes")
             print(f"    raw write + fsync x{writes}  {raw_step * 1e3:8.3f} ms/step")
             print(f"    durable_execute        {step * 1e3:8.3f} ms/step")
             print(f"    ratio                  {step / raw_step:8.3f}x{target}")
+            print(
+                f"    (raw write + {_sync_data.__name__}, the store's own sync call: "
+                f"{datasync / disk_steps * 1e3:.3f} ms/step, ratio {step * disk_steps / datasync:.3f}x)"
+            )
             print(
                 f"    (instance of {disk_steps} steps {durable * 1e3:.2f} ms, of none "
                 f"{empty * 1e3:.2f} ms; whole instance / steps: "

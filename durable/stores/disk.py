@@ -34,6 +34,8 @@ _HEADER = _HEADERS[_FORMAT]
 _PREFIX = struct.Struct(">8sH")  # magic, format: what tells which header follows
 #: Logs a store keeps open for appending (the least recently opened is closed first).
 _OPEN_LOGS = 64
+#: How an append is made durable: its data and the file size (not the timestamps).
+_sync_data = getattr(os, "fdatasync", os.fsync)
 
 
 def frame(payload: bytes) -> bytes:
@@ -224,7 +226,7 @@ class DiskStateStore(StateStore):
             written = os.pwrite(descriptor, data, end)
             if written != len(data):
                 _write_all(descriptor, data[written:], end + written)
-            os.fsync(descriptor)
+            _sync_data(descriptor)
         except BaseException:
             self._ends.pop(instance_id, None)
             self._forget_descriptor(instance_id)

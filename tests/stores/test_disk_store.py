@@ -310,14 +310,18 @@ def test_a_store_keeps_a_bounded_number_of_logs_open(store, store_dir):
     assert store.read_records("order-3") == [b"first", b"second", b"third"]
 
 
-def test_an_append_is_one_fsync_of_the_log_file(store, store_dir, monkeypatch):
+def test_an_append_is_one_data_sync_of_the_log_file(store, store_dir, monkeypatch):
     store.append_record("order-7", b"first")
-    synced: list[int] = []
-    real_fsync = disk.os.fsync
-    monkeypatch.setattr(disk.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    synced: list[tuple[str, int]] = []
+    real_fsync, real_sync_data = disk.os.fsync, disk._sync_data
+    monkeypatch.setattr(disk.os, "fsync", lambda fd: (synced.append(("fsync", fd)), real_fsync(fd)))
+    monkeypatch.setattr(
+        disk, "_sync_data", lambda fd: (synced.append(("data", fd)), real_sync_data(fd))
+    )
     store.append_record("order-7", RECORD)
-    assert len(synced) == 1
-
+    ((kind, descriptor),) = synced
+    assert kind == "data"
+    assert os.path.samestat(os.fstat(descriptor), os.stat(state_file(store_dir, "order-7")))
 
 
 def test_an_append_under_the_store_objects_lease_does_not_look_the_log_up_again(
@@ -328,7 +332,11 @@ def test_an_append_under_the_store_objects_lease_does_not_look_the_log_up_again(
     store.append_record("order-7", b"second")
     looked_up: list[str] = []
     real_stat = disk.os.stat
-    monkeypatch.setattr(disk.os, "stat", lambda path, **options: (looked_up.append(path), real_stat(path, **options))[1])
+    monkeypatch.setattr(
+        disk.os,
+        "stat",
+        lambda path, **options: (looked_up.append(path), real_stat(path, **options))[1],
+    )
     store.append_record("order-7", RECORD)
     assert looked_up == []
     store.release_lease("order-7", "test")
@@ -340,6 +348,7 @@ def test_an_append_under_the_store_objects_lease_does_not_look_the_log_up_again(
         RECORD,
         b"fourth",
     ]
+
 
 # -- fault points ---------------------------------------------------------------------------------
 FAULT_SCRIPT = """
