@@ -14,12 +14,12 @@ between the two lengths, median of the runs:
    appended records and an inbox fsync).
 
 Prints ms for H=10 and H=10,000 and their ratio. Targets: ratio <= 1.2 and < 10 ms each.
-Snapshots with journal pruning (the default JournalPolicy) and compaction every 64 records
-keep the state small, so resume cost should not depend on history length; what does vary is
-how many records the log holds since its last compaction (1 to 64, set by H modulo 64). For
-information, a third length just past 10,000 is measured whose log holds the most records a
-log can hold (64), the worst case for any history. --quick uses H=1,000 instead of 10,000 and
-fewer runs.
+Snapshots with journal pruning (the default JournalPolicy) and compaction at 256 records
+(`DurableBackend.compact_after`) keep the state small, so resume cost should not depend on
+history length; what does vary is how many records the log holds since its last compaction
+(1 to 256, set by H). For information, a third length just past 10,000 is measured whose
+log holds the most records a log can hold (256), the worst case for any history. --quick
+uses H=1,000 instead of 10,000 and fewer runs.
 """
 
 from __future__ import annotations
