@@ -54,9 +54,11 @@ class AtOperation:
 
 @dataclass(slots=True)
 class Gathering:
-    """Suspended in `asyncio.gather` of durable operations, in the order they were created."""
+    """Suspended in `asyncio.gather` of durable operations, in the order they were created
+    (`return_exceptions` as the gather was called with)."""
 
     members: list[AtOperation]
+    return_exceptions: bool = False
 
 
 
@@ -110,7 +112,8 @@ def _plain_pending(pending: Pending | None) -> tuple | None:
     if kind is AtOperation:
         return ("at", pending.seq, pending.operation)
     if kind is Gathering:
-        return ("gather", tuple((m.seq, m.operation) for m in pending.members))
+        members = tuple((m.seq, m.operation) for m in pending.members)
+        return ("gather", members, pending.return_exceptions)
     if kind is AwaitingChild:
         return ("child",)
     if kind is Settled:
@@ -125,7 +128,8 @@ def _pending_from_plain(plain: tuple | None) -> Pending | None:
     if kind == "at":
         return AtOperation(plain[1], plain[2])
     if kind == "gather":
-        return Gathering([AtOperation(seq, operation) for seq, operation in plain[1]])
+        members = [AtOperation(seq, operation) for seq, operation in plain[1]]
+        return Gathering(members, *plain[2:])  # saved before the flag was: False
     if kind == "child":
         return AwaitingChild()
     return Settled(plain[1])
@@ -239,7 +243,7 @@ class FunctionCall:
             if type(awaitable).__name__ == "_GatheringFuture":
                 from .operations import gather_into
 
-                gather_into(self, created)
+                gather_into(self, created, awaitable)
             created.clear()
         return awaitable
 

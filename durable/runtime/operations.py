@@ -516,7 +516,7 @@ def _dump_error(error: BaseException) -> bytes:
     return pickle_error(error)
 
 
-def gather_into(frame: FunctionCall, created: list[Operation]) -> None:
+def gather_into(frame: FunctionCall, created: list[Operation], gathering: Any) -> None:
     """`asyncio.gather` of durable calls: the calls created for it, in creation order, take
     their sequence numbers now and settle as members of the frame's one pending gather."""
     members = []
@@ -527,7 +527,20 @@ def gather_into(frame: FunctionCall, created: list[Operation]) -> None:
             operation.place = AtOperation(operation.seq, operation)
             members.append(operation.place)
     if members:
-        frame.pending = Gathering(members)
+        frame.pending = Gathering(members, _returns_exceptions(gathering))
+
+
+def _returns_exceptions(gathering: Any) -> bool:
+    """Whether `asyncio.gather` made `gathering` with ``return_exceptions=True``. asyncio
+    keeps the flag only in the callback it adds to each member, so it is read from there; a
+    resumed gather needs it to return a failed call's exception instead of raising it."""
+    for child in getattr(gathering, "_children", ()):
+        for callback, _context in getattr(child, "_callbacks", None) or ():
+            code = getattr(callback, "__code__", None)
+            if code is not None and "return_exceptions" in code.co_freevars:
+                cell = callback.__closure__[code.co_freevars.index("return_exceptions")]
+                return bool(cell.cell_contents)
+    return False
 
 
 def durable_execute(
@@ -608,7 +621,10 @@ async def resume_pending(frame: FunctionCall, resume_point: int) -> Any:
         return await run_callee(frame, frame.run.stack.callee_of(frame))
     if isinstance(pending, Gathering):
         return list(
-            await asyncio.gather(*(_resume_operation(frame, m) for m in pending.members))
+            await asyncio.gather(
+                *(_resume_operation(frame, m) for m in pending.members),
+                return_exceptions=pending.return_exceptions,
+            )
         )
     raise CheckpointException(
         f"instance {frame.run.instance_id!r}: {frame.code.qualname} was saved at the "

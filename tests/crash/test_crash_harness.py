@@ -93,6 +93,12 @@ SCENARIOS = [
         charges=("gather-b 2",),
     ),
     Scenario(
+        "gathered_exceptions",
+        4,
+        expected=["ValueError('gather-fail failed')", "2"],
+        effects=("gather-fail", "gather-ok"),
+    ),
+    Scenario(
         "retries",
         8,
         expected=["flaky ok", "gave up: doomed is down"],

@@ -232,6 +232,16 @@ async def retries_reconciled(ledger: str) -> str:
 
 
 @make_durable
+async def gathered_exceptions(ledger: str) -> list:
+    results = await asyncio.gather(
+        durable_execute(fail, ledger, "gather-fail"),
+        durable_execute(record, ledger, "gather-ok", 2),
+        return_exceptions=True,
+    )
+    return [repr(result) for result in results]
+
+
+@make_durable
 async def gathered_retry(ledger: str) -> list:
     results = await asyncio.gather(
         durable_execute(flaky, ledger, "gather-flaky", retry=RETRY),

@@ -114,6 +114,21 @@ async def test_a_crash_mid_gather_reconciles_the_calls_in_flight(store):
 
 
 @make_durable
+async def gather_returning_exceptions():
+    results = await asyncio.gather(
+        durable_execute(boom), durable_execute(fetch, "ok", 0.01), return_exceptions=True
+    )
+    return [repr(result) for result in results]
+
+
+EXPECTED_WITH_EXCEPTIONS = ["RuntimeError('boom')", "'got ok'"]
+
+
+async def test_gather_with_return_exceptions_returns_a_failed_call_as_its_exception(store):
+    assert await run(gather_returning_exceptions, store=store) == EXPECTED_WITH_EXCEPTIONS
+
+
+@make_durable
 async def gather_with_a_failure():
     try:
         await asyncio.gather(durable_execute(fetch, "ok", 0.0), durable_execute(boom))
