@@ -154,7 +154,7 @@ def _backend(url: str | None, command: str, *, create: bool = True):
     """A backend over the store `url` names (see `_store_url`); the default store is named on
     stderr (the worker logs it). With `create` False, a default store that does not exist is
     not created: `CommandError` (not found)."""
-    from .runtime.backend import DurableBackend
+    from .runtime.backend import DurableBackend, secret_key_from_environment
     from .stores import store_from_url
 
     url, default = _store_url(url)
@@ -176,8 +176,10 @@ def _backend(url: str | None, command: str, *, create: bool = True):
     except ValueError as error:
         raise CommandError(str(error)) from None
     except Exception as error:
-        raise CommandError(f"cannot open the store {url!r}: {type(error).__name__}: {error}") from None
-    return DurableBackend(store)
+        raise CommandError(
+            f"cannot open the store {url!r}: {type(error).__name__}: {error}"
+        ) from None
+    return DurableBackend(store, secret_key=secret_key_from_environment())
 
 
 def _close(backend) -> None:
@@ -208,10 +210,14 @@ def _import(name: str) -> None:
                 f"{os.getcwd()} and sys.path)"
             ) from None
         traceback.print_exc()
-        raise CommandError(f"cannot import module {name!r}: {type(error).__name__}: {error}") from None
+        raise CommandError(
+            f"cannot import module {name!r}: {type(error).__name__}: {error}"
+        ) from None
     except Exception as error:
         traceback.print_exc()
-        raise CommandError(f"cannot import module {name!r}: {type(error).__name__}: {error}") from None
+        raise CommandError(
+            f"cannot import module {name!r}: {type(error).__name__}: {error}"
+        ) from None
 
 
 # -- worker ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import os
 import pickle
 import socket
@@ -21,7 +22,7 @@ from typing import Any
 
 import cloudpickle
 
-from .._errors import StateFormatError
+from .._errors import CorruptStateError, StateFormatError
 from .._ids import validate_instance_id
 from ..stores import InMemoryStateStore, StateStore, store_from_url
 from ..stores.base import InstanceSummary
@@ -97,6 +98,11 @@ class DurableBackend(OrchestrationBackend):
     whole state): a compaction costs a few writes where an append costs one, so the bounds
     trade the step's cost against the most a load reads.
 
+    With a `secret_key`, every record and event is signed with HMAC-SHA256 under it, and
+    nothing is unpickled that does not carry a valid signature: pickled state is code, and
+    the key keeps a store that others can write to from running theirs. A backend with a key
+    refuses unsigned state, and one without a key refuses signed state.
+
     Events are stored durably by `publish_event` before it returns, kept until consumed, and
     consumed once each, oldest first per name. A consumed event is deleted only after the
     state that records its consumption is saved, so a crash in between neither loses nor
@@ -109,6 +115,7 @@ class DurableBackend(OrchestrationBackend):
         *,
         compact_after: int = 256,
         compact_after_bytes: int = 4 << 20,
+        secret_key: bytes | str | None = None,
     ) -> None:
         for name, bound in (
             ("compact_after", compact_after),
@@ -117,6 +124,7 @@ class DurableBackend(OrchestrationBackend):
             if not isinstance(bound, int) or bound < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {bound!r}")
         self.store = store if store is not None else InMemoryStateStore()
+        self._key = _secret_key(secret_key)
         #: Records an instance's log may hold before a write compacts it into one.
         self.compact_after = compact_after
         #: Bytes of records an instance's log may hold before a write compacts it.
@@ -173,7 +181,9 @@ class DurableBackend(OrchestrationBackend):
         journal: dict[int, Any] | None = None
         versions: dict[str, Any] | None = None
         consumed: dict[int, str] = {}
-        for data in records:
+        for number, data in enumerate(records, 1):
+            if self._key is not None or data[:_SIGNED_SIZE] == _SIGNED:
+                data = self._unseal(instance_id, data, f"record {number} of its log")
             changes = _decode(instance_id, data)
             if "reset" in changes:
                 state, journal, versions = {}, None, None
@@ -222,7 +232,7 @@ class DurableBackend(OrchestrationBackend):
         record = {"reset": True, "set": state, "consumed_events": sorted(claimed.items())}
         self._summaries.pop(instance_id, None)  # a compaction hands the store the summary
         summary = self._summary(instance_id, state)
-        data = _encode(record)
+        data = self._seal(_encode(record))
         unsettled = self.store.replace_records(instance_id, [data], summary)
         self._log_sizes[instance_id] = (1, len(data))
         return self._after_write(instance_id, claimed, unsettled)
@@ -261,6 +271,8 @@ class DurableBackend(OrchestrationBackend):
         fields = changes.get("set")
         summary = self._summary(instance_id, fields) if fields and "status" in fields else None
         data = _encode(changes)
+        if self._key is not None:
+            data = self._seal(data)
         unsettled = self.store.append_record(instance_id, data, summary)
         self._log_sizes[instance_id] = (count + 1, size + len(data))
         if claimed or unsettled is not None:
@@ -282,7 +294,7 @@ class DurableBackend(OrchestrationBackend):
         for event_id, data in self.store.read_events(instance_id):
             if event_id in claimed:
                 continue
-            name, payload = cloudpickle.loads(data)
+            name, payload = self._load_event(instance_id, event_id, data)
             if name == event_name:
                 claimed[event_id] = _event_digest(data)
                 return Event(name, payload)
@@ -293,7 +305,7 @@ class DurableBackend(OrchestrationBackend):
         validate_instance_id(instance_id)
         if not isinstance(event_name, str) or not event_name:
             raise TypeError(f"an event name must be a non-empty string, got {event_name!r}")
-        self.store.append_event(instance_id, cloudpickle.dumps((event_name, payload)))
+        self.store.append_event(instance_id, self._seal(cloudpickle.dumps((event_name, payload))))
 
     async def publish_event_async(
         self, instance_id: str, event_name: str, payload: Any = None
@@ -303,10 +315,73 @@ class DurableBackend(OrchestrationBackend):
 
     def pending_events(self, instance_id: str) -> list[Event]:
         """The events stored for `instance_id` and not consumed yet, oldest first."""
-        return [Event(*cloudpickle.loads(data)) for _, data in self.store.read_events(instance_id)]
+        return [
+            Event(*self._load_event(instance_id, event_id, data))
+            for event_id, data in self.store.read_events(instance_id)
+        ]
+
+    def _load_event(self, instance_id: str, event_id: int, data: bytes) -> tuple[str, Any]:
+        return cloudpickle.loads(self._unseal(instance_id, data, f"event {event_id}"))
+
+    # -- signatures -------------------------------------------------------------------------
+    def _seal(self, data: bytes) -> bytes:
+        """`data` signed with the secret key (as it is without one)."""
+        if self._key is None:
+            return data
+        return _SIGNED + hmac.digest(self._key, data, "sha256") + data
+
+    def _unseal(self, instance_id: str, data: bytes, what: str) -> bytes:
+        """The bytes `_seal` signed, once their signature is checked; `CorruptStateError`
+        naming the instance and `what` (before anything is unpickled) otherwise."""
+        signed = data[:_SIGNED_SIZE] == _SIGNED
+        if self._key is None:
+            if signed:
+                raise CorruptStateError(
+                    f"instance {instance_id!r}: {what} is signed; open the store with its "
+                    "secret key (DurableBackend(..., secret_key=...), or DURABLE_SECRET_KEY "
+                    "for the command line and the default backend)"
+                )
+            return data
+        if not signed:
+            raise CorruptStateError(
+                f"instance {instance_id!r}: {what} is not signed, and this backend loads only "
+                "state signed with its secret key; it was not loaded"
+            )
+        mac = data[_SIGNED_SIZE : _SIGNED_SIZE + _MAC_SIZE]
+        payload = data[_SIGNED_SIZE + _MAC_SIZE :]
+        if not hmac.compare_digest(mac, hmac.digest(self._key, payload, "sha256")):
+            raise CorruptStateError(
+                f"instance {instance_id!r}: {what} failed its signature check (it was altered, "
+                "or signed with another key); it was not loaded"
+            )
+        return payload
 
 
 _EMPTY_LOG = (0, 0)
+#: Signed bytes: this prefix, the HMAC-SHA256 of the rest under the secret key, the rest.
+_SIGNED = b"DURABLE-HMAC-SHA256\x00"
+_SIGNED_SIZE = len(_SIGNED)
+_MAC_SIZE = 32
+#: The environment variable the command line and the default backend take the key from.
+SECRET_KEY_VARIABLE = "DURABLE_SECRET_KEY"
+
+
+def _secret_key(secret_key: bytes | str | None) -> bytes | None:
+    if secret_key is None:
+        return None
+    if isinstance(secret_key, str):
+        secret_key = secret_key.encode("utf-8")
+    if not isinstance(secret_key, bytes) or not secret_key:
+        raise TypeError(
+            f"secret_key must be non-empty bytes or str (or None to sign nothing), got "
+            f"{secret_key!r}"
+        )
+    return secret_key
+
+
+def secret_key_from_environment() -> bytes | None:
+    """The key ``DURABLE_SECRET_KEY`` holds, or None when it is unset or empty."""
+    return _secret_key(os.environ.get(SECRET_KEY_VARIABLE) or None)
 
 
 def _event_digest(data: bytes) -> str:
@@ -351,10 +426,14 @@ def default_backend() -> DurableBackend:
     """The process-wide backend used when no `orchestration_backend` is given.
 
     In memory, unless the environment variable ``DURABLE_STORE`` names a store URL such as
-    ``file:///var/lib/app/durable`` or ``memory://``.
+    ``file:///var/lib/app/durable`` or ``memory://``; signed with ``DURABLE_SECRET_KEY``
+    when that is set.
     """
     global _default
     if _default is None:
         url = os.environ.get("DURABLE_STORE")
-        _default = DurableBackend(store_from_url(url) if url else InMemoryStateStore())
+        _default = DurableBackend(
+            store_from_url(url) if url else InMemoryStateStore(),
+            secret_key=secret_key_from_environment(),
+        )
     return _default
