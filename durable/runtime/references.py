@@ -191,6 +191,9 @@ def range_numbers(iterator: Any) -> tuple[int, int, int, int]:
     reduced = iterator.__reduce__()
     numbers = reduced[1][0]
     position = reduced[2] if len(reduced) > 2 else len(numbers)
+    if position is None:
+        # Python 3.12 and later reduce to the range still to come, from its start.
+        position = 0
     return (numbers.start, numbers.stop, numbers.step, position)
 
 

@@ -14,6 +14,7 @@ from durable import (
     make_durable,
     wait_for_event,
 )
+from durable.runtime import references
 from durable.runtime.frames import STACK_FORMAT
 from tests.crashing import CountsWrites, SimulatedCrash, WriteCounter
 
@@ -50,3 +51,13 @@ async def test_a_snapshot_after_a_step_names_no_class_or_function():
     opcodes = {opcode.name for opcode, _, _ in pickletools.genops(snapshot)}
     assert not opcodes & {"GLOBAL", "STACK_GLOBAL", "REDUCE", "BUILD", "NEWOBJ"}
     assert pickle.loads(snapshot)[0] == STACK_FORMAT
+
+
+@pytest.mark.parametrize("numbers", [(0, 5, 1), (3, 10, 3), (10, -4, -4), (0, 0, 1)])
+def test_a_range_iterator_is_saved_as_numbers_that_rebuild_it_at_every_position(numbers):
+    for consumed in range(len(range(*numbers)) + 1):
+        iterator = iter(range(*numbers))
+        for _ in range(consumed):
+            next(iterator)
+        rebuilt = references.range_iterator(*references.range_numbers(iterator))
+        assert list(rebuilt) == list(iterator)
