@@ -83,17 +83,18 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 _APPEND_RECORD = (
     "INSERT INTO records (instance_id, position, data) "
-    "SELECT ?1, COALESCE(MAX(position) + 1, 0), ?2 FROM records WHERE instance_id = ?1"
+    "SELECT :instance_id, COALESCE(MAX(position) + 1, 0), :data FROM records "
+    "WHERE instance_id = :instance_id"
 )
-#: The instance's row, in the transaction of each record write: ?3 says whether ?4..?6 (the
-#: summary) are given; without one, a new row's summary is unknown and an existing one's stays.
+#: The instance's row, in the transaction of each record write: :given says whether the
+#: summary is; without one, a new row's summary is unknown and an existing one's stays.
 _TOUCH_INSTANCE = (
     "INSERT INTO instances (instance_id, created_at, updated_at, status, waiting_for, wake_at) "
-    "VALUES (?1, ?2, ?2, ?4, ?5, ?6) "
+    "VALUES (:instance_id, :now, :now, :status, :waiting_for, :wake_at) "
     "ON CONFLICT (instance_id) DO UPDATE SET updated_at = excluded.updated_at, "
-    "status = CASE WHEN ?3 THEN excluded.status ELSE status END, "
-    "waiting_for = CASE WHEN ?3 THEN excluded.waiting_for ELSE waiting_for END, "
-    "wake_at = CASE WHEN ?3 THEN excluded.wake_at ELSE wake_at END"
+    "status = CASE WHEN :given THEN excluded.status ELSE status END, "
+    "waiting_for = CASE WHEN :given THEN excluded.waiting_for ELSE waiting_for END, "
+    "wake_at = CASE WHEN :given THEN excluded.wake_at ELSE wake_at END"
 )
 
 # The instances that can make progress (see `SQLiteStateStore.due_instances`). Each part but
@@ -110,7 +111,7 @@ _TOUCH_INSTANCE = (
 _DUE_INSTANCES = """
     SELECT instance_id, updated_at FROM instances WHERE status IN ('enqueued', 'running')
     UNION
-    SELECT instance_id, updated_at FROM instances WHERE status = 'waiting' AND wake_at <= ?1
+    SELECT instance_id, updated_at FROM instances WHERE status = 'waiting' AND wake_at <= :now
     UNION
     SELECT instance_id, updated_at FROM instances WHERE status IS NULL
     UNION
@@ -119,9 +120,11 @@ _DUE_INSTANCES = """
         CROSS JOIN instances AS i ON i.instance_id = e.instance_id
         WHERE i.status = 'waiting'
     ORDER BY 2, 1
-    LIMIT ?2
+    LIMIT :limit
 """
-_NEXT_WAKE_AT = "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting' AND wake_at > ?1"
+_NEXT_WAKE_AT = (
+    "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting' AND wake_at > :after"
+)
 _NEXT_WAKE_AT_ANY = (
     "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting' AND wake_at IS NOT NULL"
 )
@@ -368,7 +371,9 @@ class SQLiteStateStore(StateStore):
                 die()
             return cursor.lastrowid if cursor is not None else None
 
-    def _read(self, instance_id: str | None, sql: str, parameters: tuple[Any, ...] = ()) -> list:
+    def _read(
+        self, instance_id: str | None, sql: str, parameters: tuple | dict[str, Any] = ()
+    ) -> list:
         with self._lock:
             try:
                 return self._db().execute(sql, parameters).fetchall()
@@ -404,7 +409,7 @@ class SQLiteStateStore(StateStore):
         validate_instance_id(instance_id)
         fault = self._faults.next_write()
         statements = [
-            (_APPEND_RECORD, (instance_id, bytes(record))),
+            (_APPEND_RECORD, {"instance_id": instance_id, "data": bytes(record)}),
             (_TOUCH_INSTANCE, _touch(instance_id, summary)),
         ]
         return self._write_or_queue(instance_id, statements, fault)
@@ -471,7 +476,8 @@ class SQLiteStateStore(StateStore):
         the ``(status, wake_at)`` index and the pending events, without reading any record."""
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise ValueError(f"limit must be an int >= 1, got {limit!r}")
-        return [row[0] for row in self._read(None, _DUE_INSTANCES, (float(now), limit))]
+        parameters = {"now": float(now), "limit": limit}
+        return [row[0] for row in self._read(None, _DUE_INSTANCES, parameters)]
 
     def next_wake_at(self, after: float | None = None) -> float | None:
         """The earliest wake-up time of a waiting instance (later than `after` when given),
@@ -479,7 +485,7 @@ class SQLiteStateStore(StateStore):
         if after is None:
             rows = self._read(None, _NEXT_WAKE_AT_ANY)
         else:
-            rows = self._read(None, _NEXT_WAKE_AT, (float(after),))
+            rows = self._read(None, _NEXT_WAKE_AT, {"after": float(after)})
         return rows[0][0] if rows else None
 
     def summary(self, instance_id: str) -> InstanceSummary | None:
@@ -571,11 +577,16 @@ def _wake_at(summary: InstanceSummary) -> float | None:
     return None if summary.wake_at is None else float(summary.wake_at)
 
 
-def _touch(instance_id: str, summary: InstanceSummary | None) -> tuple[Any, ...]:
+def _touch(instance_id: str, summary: InstanceSummary | None) -> dict[str, Any]:
     """The parameters of `_TOUCH_INSTANCE`."""
+    parameters = {"instance_id": instance_id, "now": time.time(), "given": summary is not None}
     if summary is None:
-        return (instance_id, time.time(), False, None, None, None)
-    return (instance_id, time.time(), True, summary.status, summary.waiting_for, _wake_at(summary))
+        parameters.update(status=None, waiting_for=None, wake_at=None)
+    else:
+        parameters.update(
+            status=summary.status, waiting_for=summary.waiting_for, wake_at=_wake_at(summary)
+        )
+    return parameters
 
 
 class _GroupCommitter:

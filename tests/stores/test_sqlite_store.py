@@ -830,7 +830,7 @@ def test_fill_summaries_records_only_summaries_the_store_does_not_know(store, db
     assert summary_row(db_path, "unknown-1") == ("completed", None, None)
 
 
-def query_plan(store: SQLiteStateStore, sql: str, parameters: tuple) -> list[str]:
+def query_plan(store: SQLiteStateStore, sql: str, parameters) -> list[str]:
     return [row[3] for row in store._connection.execute(f"EXPLAIN QUERY PLAN {sql}", parameters)]
 
 
@@ -839,7 +839,7 @@ def test_the_due_query_and_next_wake_at_search_the_status_index(store):
         status = ("enqueued", "running", "waiting", "completed")[n % 4]
         store.append_record(f"i-{n}", b"r", InstanceSummary(status, None, float(n)))
     store.append_event("i-2", b"event")
-    due = query_plan(store, sqlite_module._DUE_INSTANCES, (100.0, 1000))
+    due = query_plan(store, sqlite_module._DUE_INSTANCES, {"now": 100.0, "limit": 1000})
     # Every part over `instances` by status is a search of the (status, wake_at) index...
     searches = [d for d in due if "instances_by_status" in d]
     assert len(searches) == 3, due
@@ -848,7 +848,7 @@ def test_the_due_query_and_next_wake_at_search_the_status_index(store):
     # ...the events part looks instances up by key, and nothing scans the instances table.
     assert any(d.startswith("SEARCH i USING") and "(instance_id=?)" in d for d in due), due
     assert not any(d.startswith(("SCAN instances", "SCAN i ")) or d == "SCAN i" for d in due), due
-    wake = query_plan(store, sqlite_module._NEXT_WAKE_AT, (100.0,))
+    wake = query_plan(store, sqlite_module._NEXT_WAKE_AT, {"after": 100.0})
     assert wake == [
         "SEARCH instances USING COVERING INDEX instances_by_status (status=? AND wake_at>?)"
     ]
