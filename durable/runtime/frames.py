@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import itertools
-import pickle
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -84,6 +83,7 @@ class FrameRecord:
         would name two builtins, is kept as its numbers)."""
         program, fingerprint, resume_point, line, live_locals, arguments, pending, ranges = plain
         if ranges:
+            live_locals = dict(live_locals)  # a snapshot kept as a tuple may be read again
             for name, numbers in ranges.items():
                 live_locals[name] = references.range_iterator(*numbers)
         return cls(
@@ -99,8 +99,6 @@ class FrameRecord:
 
 _RANGE_ITERATOR = references.RANGE_ITERATOR
 _range_numbers = references.range_numbers
-_dumps = pickle.dumps
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
 #: Values that hold no other object (so no module global, no exception).
 _LEAF_TYPES = frozenset({int, float, complex, str, bytes, bool, type(None)})
 #: What a live variable that is not bound at a checkpoint reads as (it is left out).
@@ -386,9 +384,14 @@ class CallStack:
     def innermost(self) -> FunctionCall:
         return self.frames[-1]
 
-    def snapshot(self, next_seq: int) -> tuple[bytes, int]:
-        """All frames in one pickle (so objects shared between frames stay shared), and the
-        oldest journal sequence number a resume from it reads (`next_seq` at most)."""
+    def snapshot(self, next_seq: int) -> tuple[tuple | bytes, int]:
+        """The frames as saved, and the oldest journal sequence number a resume from them
+        reads (`next_seq` at most).
+
+        Frames that hold only leaf values (numbers, strings, bytes, None) are saved as their
+        plain records, ``(STACK_FORMAT, records)``, which the write pickles with the rest of
+        it; other frames are pickled here, all in one pickle so that objects shared between
+        frames stay shared."""
         frames = self.frames
         try:
             if len(frames) == 1:
@@ -405,8 +408,8 @@ class CallStack:
                 leaves_only = all(leaves for _, leaves in plain)
                 floor = self.journal_floor(next_seq)
             if leaves_only:
-                # Nothing in it can be a module global or an exception: the plain C pickler.
-                data = _dumps((STACK_FORMAT, records), _PROTOCOL)
+                # Nothing in it can be a module global, an exception or a shared object.
+                data: tuple | bytes = (STACK_FORMAT, records)
             else:
                 programs = [frame.program for frame in frames]
                 data = references.dumps((STACK_FORMAT, records), programs)
@@ -415,8 +418,11 @@ class CallStack:
         return data, min(floor, next_seq)
 
     @classmethod
-    def from_snapshot(cls, data: bytes, run: InstanceRun, code_versions: dict) -> CallStack:
-        stack_format, frames = references.loads(data)
+    def from_snapshot(
+        cls, data: tuple | bytes, run: InstanceRun, code_versions: dict
+    ) -> CallStack:
+        """The call stack `snapshot` saved (as its tuple or its pickle)."""
+        stack_format, frames = data if type(data) is tuple else references.loads(data)
         if stack_format != STACK_FORMAT:
             raise IncompatibleStateError(
                 f"instance {run.instance_id!r}: its call stack was saved in format "
