@@ -183,9 +183,7 @@ class DurableBackend(OrchestrationBackend):
         versions: dict[str, Any] | None = None
         consumed: dict[int, str] = {}
         for number, data in enumerate(records, 1):
-            if self._key is not None or data[:_SIGNED_SIZE] == _SIGNED:
-                data = self._unseal(instance_id, data, f"record {number} of its log")
-            changes = _decode(instance_id, data)
+            changes = _decode(instance_id, self._unseal(instance_id, data, _RECORD, number))
             if "reset" in changes:
                 state, journal, versions = {}, None, None
             fields = changes.get("set")
@@ -271,9 +269,7 @@ class DurableBackend(OrchestrationBackend):
             changes["consumed_events"] = sorted(claimed.items())
         fields = changes.get("set")
         summary = self._summary(instance_id, fields) if fields and "status" in fields else None
-        data = _encode(changes)
-        if self._key is not None:
-            data = self._seal(data)
+        data = self._seal(_encode(changes))
         unsettled = self.store.append_record(instance_id, data, summary)
         self._log_sizes[instance_id] = (count + 1, size + len(data))
         if claimed or unsettled is not None:
@@ -322,7 +318,7 @@ class DurableBackend(OrchestrationBackend):
         ]
 
     def _load_event(self, instance_id: str, event_id: int, data: bytes) -> tuple[str, Any]:
-        return cloudpickle.loads(self._unseal(instance_id, data, f"event {event_id}"))
+        return cloudpickle.loads(self._unseal(instance_id, data, _EVENT, event_id))
 
     # -- signatures -------------------------------------------------------------------------
     def _seal(self, data: bytes) -> bytes:
@@ -331,34 +327,41 @@ class DurableBackend(OrchestrationBackend):
             return data
         return _SIGNED + hmac.digest(self._key, data, "sha256") + data
 
-    def _unseal(self, instance_id: str, data: bytes, what: str) -> bytes:
+    def _unseal(self, instance_id: str, data: bytes, what: str, number: int) -> bytes:
         """The bytes `_seal` signed, once their signature is checked; `CorruptStateError`
-        naming the instance and `what` (before anything is unpickled) otherwise."""
+        naming the instance and which record or event (`what` of `number`) otherwise,
+        before anything is unpickled."""
         signed = data[:_SIGNED_SIZE] == _SIGNED
-        if self._key is None:
-            if signed:
-                raise CorruptStateError(
-                    f"instance {instance_id!r}: {what} is signed; open the store with its "
-                    "secret key (DurableBackend(..., secret_key=...), or DURABLE_SECRET_KEY "
-                    "for the command line and the default backend)"
-                )
-            return data
-        if not signed:
-            raise CorruptStateError(
-                f"instance {instance_id!r}: {what} is not signed, and this backend loads only "
-                "state signed with its secret key; it was not loaded"
+        key = self._key
+        if key is None:
+            if not signed:
+                return data
+            reason = (
+                "is signed; open the store with its secret key (DurableBackend(..., "
+                "secret_key=...), or DURABLE_SECRET_KEY for the command line and the default "
+                "backend)"
             )
-        mac = data[_SIGNED_SIZE : _SIGNED_SIZE + _MAC_SIZE]
-        payload = data[_SIGNED_SIZE + _MAC_SIZE :]
-        if not hmac.compare_digest(mac, hmac.digest(self._key, payload, "sha256")):
-            raise CorruptStateError(
-                f"instance {instance_id!r}: {what} failed its signature check (it was altered, "
-                "or signed with another key); it was not loaded"
+        elif not signed:
+            reason = (
+                "is not signed, and this backend loads only state signed with its secret key; "
+                "it was not loaded"
             )
-        return payload
+        else:
+            payload = data[_SIGNED_SIZE + _MAC_SIZE :]
+            mac = data[_SIGNED_SIZE : _SIGNED_SIZE + _MAC_SIZE]
+            if hmac.compare_digest(mac, hmac.digest(key, payload, "sha256")):
+                return payload
+            reason = (
+                "failed its signature check (it was altered, or signed with another key); it "
+                "was not loaded"
+            )
+        raise CorruptStateError(f"instance {instance_id!r}: {what.format(number)} {reason}")
 
 
 _EMPTY_LOG = (0, 0)
+#: How `_unseal` names what it refuses.
+_RECORD = "record {} of its log"
+_EVENT = "event {}"
 #: Signed bytes: this prefix, the HMAC-SHA256 of the rest under the secret key, the rest.
 _SIGNED = b"DURABLE-HMAC-SHA256\x00"
 _SIGNED_SIZE = len(_SIGNED)

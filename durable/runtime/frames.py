@@ -384,11 +384,8 @@ class CallStack:
     def innermost(self) -> FunctionCall:
         return self.frames[-1]
 
-    def snapshot(self, next_seq: int) -> tuple[tuple | bytes, int]:
-        """The frames as saved, and the oldest journal sequence number a resume from them
-        reads (`next_seq` at most).
-
-        Frames that hold only leaf values (numbers, strings, bytes, None) are saved as their
+    def snapshot(self) -> tuple | bytes:
+        """The frames as saved. Frames that hold only leaf values (numbers, strings, bytes, None) are saved as their
         plain records, ``(STACK_FORMAT, records)``, which the write pickles with the rest of
         it; other frames are pickled here, all in one pickle so that objects shared between
         frames stay shared."""
@@ -397,16 +394,10 @@ class CallStack:
             if len(frames) == 1:
                 record, leaves_only = frames[0].plain_record()
                 records: tuple = (record,)
-                pending = record[6]
-                if pending is not None and pending[0] == "at":
-                    floor = pending[1]
-                else:
-                    floor = self.journal_floor(next_seq)
             else:
                 plain = [frame.plain_record() for frame in frames]
                 records = tuple(record for record, _ in plain)
                 leaves_only = all(leaves for _, leaves in plain)
-                floor = self.journal_floor(next_seq)
             if leaves_only:
                 # Nothing in it can be a module global, an exception or a shared object.
                 data: tuple | bytes = (STACK_FORMAT, records)
@@ -415,7 +406,7 @@ class CallStack:
                 data = references.dumps((STACK_FORMAT, records), programs)
         except Exception as error:
             raise _explain_unpicklable([frame.record() for frame in frames], error) from error
-        return data, min(floor, next_seq)
+        return data
 
     @classmethod
     def from_snapshot(
@@ -440,9 +431,11 @@ class CallStack:
         floor = next_seq
         for frame in self.frames:
             pending = frame.pending
-            if isinstance(pending, AtOperation):
-                floor = min(floor, pending.seq)
-            elif isinstance(pending, Gathering):
+            kind = type(pending)
+            if kind is AtOperation:
+                if pending.seq < floor:
+                    floor = pending.seq
+            elif kind is Gathering:
                 floor = min([floor, *(member.seq for member in pending.members)])
         return floor
 

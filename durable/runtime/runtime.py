@@ -207,10 +207,10 @@ class InstanceRun:
         resume from it reads."""
         stack = self.stack
         next_seq = self.next_seq
-        fields["snapshot"], floor = stack.snapshot(next_seq)
+        fields["snapshot"] = stack.snapshot()
         fields["next_seq"] = next_seq
         self.operations_since_snapshot = 0
-        self._prune(changes, floor - self.policy.keep_history)
+        self._prune(changes, stack.journal_floor(next_seq) - self.policy.keep_history)
         written = self.written_versions
         for frame in stack.frames:
             if frame.code.fingerprint not in written:

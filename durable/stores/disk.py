@@ -107,7 +107,11 @@ def parse_log(data: bytes, what: str) -> tuple[list[bytes], int]:
 
 
 def _write_all(descriptor: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
+    written = os.pwrite(descriptor, data, offset)
+    if written == len(data):
+        return  # the common case: one call
+    view = memoryview(data)[written:]
+    offset += written
     while view:
         written = os.pwrite(descriptor, view, offset)
         view = view[written:]
@@ -223,9 +227,7 @@ class DiskStateStore(StateStore):
             os.fsync(descriptor)
             die()
         try:
-            written = os.pwrite(descriptor, data, end)
-            if written != len(data):
-                _write_all(descriptor, data[written:], end + written)
+            _write_all(descriptor, data, end)
             _sync_data(descriptor)
         except BaseException:
             self._ends.pop(instance_id, None)

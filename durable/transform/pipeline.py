@@ -75,10 +75,6 @@ class CodeBlock:
         point = self.resume_points.get(resume_point)
         return point.line if point is not None else self.first_line
 
-    def live_at(self, resume_point: int) -> tuple[str, ...]:
-        point = self.resume_points.get(resume_point)
-        return point.live if point is not None else ()
-
 
 @dataclass(frozen=True)
 class _CompiledShape:

@@ -77,6 +77,10 @@ async def test_a_step_is_written_as_one_flat_record_read_back_as_its_changes():
     assert changes["set"]["snapshot"][1][0][6] == ("at", seq, None)
 
 
+#: A frame record as a step's snapshot holds it.
+FRAME = ("m:flow", "f" * 64, 1, 4, {"total": 3}, None, ("at", 2, None), None)
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -100,9 +104,6 @@ def test_other_writes_keep_the_general_record(change):
     data = backend_module._encode(changes)
     assert pickle.loads(data)[0] == backend_module.RECORD_FORMAT
     assert backend_module._decode("i", data) == changes
-
-
-FRAME = ("m:flow", "f" * 64, 1, 4, {"total": 3}, None, ("at", 2, None), None)
 
 
 async def test_a_stack_saved_as_a_pickle_by_an_earlier_version_resumes():
