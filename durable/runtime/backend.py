@@ -26,8 +26,7 @@ from .._errors import CorruptStateError, StateFormatError
 from .._ids import validate_instance_id
 from ..stores import InMemoryStateStore, StateStore, store_from_url
 from ..stores.base import InstanceSummary
-from .journal import SUCCEEDED
-from .runtime import DurableRuntime
+from .runtime import DurableRuntime, StepWrite
 
 #: Version of the bytes `DurableBackend` hands its store.
 RECORD_FORMAT = 2
@@ -88,6 +87,16 @@ class OrchestrationBackend(ABC):
         before going on."""
         self.save_state(instance_id, full_state())
         return None
+
+    def save_step(
+        self,
+        instance_id: str,
+        step: StepWrite,
+        full_state: Callable[[], dict[str, Any]],
+    ) -> Awaitable[None] | None:
+        """One durable write of a settled call with its snapshot, the most common write;
+        as `save_changes` of ``step.changes()`` unless a backend stores it more directly."""
+        return self.save_changes(instance_id, step.changes(), full_state)
 
 
 class DurableBackend(OrchestrationBackend):
@@ -276,6 +285,23 @@ class DurableBackend(OrchestrationBackend):
             return self._after_write(instance_id, claimed, unsettled)
         return None
 
+    def save_step(
+        self,
+        instance_id: str,
+        step: StepWrite,
+        full_state: Callable[[], dict[str, Any]],
+    ) -> Awaitable[None] | None:
+        """Append `step` as one flat step record (no status changes with it)."""
+        count, size = self._log_sizes.get(instance_id, _EMPTY_LOG)
+        if count >= self.compact_after or size >= self.compact_after_bytes or (
+            self._claimed.get(instance_id)
+        ):
+            return self.save_changes(instance_id, step.changes(), full_state)
+        data = self._seal(_dumps((STEP_RECORD_FORMAT, *step), _PROTOCOL))
+        unsettled = self.store.append_record(instance_id, data, None)
+        self._log_sizes[instance_id] = (count + 1, size + len(data))
+        return unsettled
+
     def _summary(self, instance_id: str, fields: dict[str, Any] | None) -> InstanceSummary | None:
         """The instance's summary when a write setting `fields` changes it, else None."""
         if not fields or "status" not in fields:
@@ -393,9 +419,6 @@ def _event_digest(data: bytes) -> str:
 
 
 def _encode(changes: dict[str, Any]) -> bytes:
-    step = _step_record(changes)
-    if step is not None:
-        return _dumps(step, _PROTOCOL)
     return _dumps((RECORD_FORMAT, changes), _PROTOCOL)
 
 
@@ -405,64 +428,28 @@ def _decode(instance_id: str, data: bytes) -> dict[str, Any]:
     if version == RECORD_FORMAT:
         return record[1]
     if version == STEP_RECORD_FORMAT:
-        return _changes_of_step(record)
+        return StepWrite._make(record[1:]).changes()
+    if version == _FLAT_FRAME_STEP_FORMAT:
+        return _changes_of_flat_frame_step(record)
     raise StateFormatError(
         f"instance {instance_id!r} was stored in record format {version!r}; this version "
-        f"reads formats {RECORD_FORMAT} and {STEP_RECORD_FORMAT}"
+        f"reads formats {RECORD_FORMAT}, {_FLAT_FRAME_STEP_FORMAT} and {STEP_RECORD_FORMAT}"
     )
 
 
-#: The record of the most common write, laid out flat: a call that settled with a plain
-#: value, journaled with a snapshot of the one frame suspended at it. One small pickle of a
-#: tuple costs about half the nested dictionaries of the same changes.
-STEP_RECORD_FORMAT = 3
+#: The record of the most common write (`StepWrite`), its fields laid out flat after the
+#: format number: one small pickle of a tuple costs about half the nested dictionaries of
+#: the same changes.
+STEP_RECORD_FORMAT = 4
+#: The step record of earlier versions, still read: one frame of leaf values, laid out flat
+#: inside it, and a scalar value.
+_FLAT_FRAME_STEP_FORMAT = 3
 _dumps = pickle.dumps
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
-def _step_record(changes: dict[str, Any]) -> tuple | None:
-    """`changes` in the step layout, or None when they are not a step's."""
-    # Counted keys and a few lookups: cheaper than comparing key sets on every write.
-    fields = changes.get("set")
-    if len(changes) != 3 or fields is None or len(fields) != 3 or "prune_below" not in changes:
-        return None
-    entries = changes.get("entries")
-    snapshot = fields.get("snapshot")
-    if entries is None or len(entries) != 1 or type(snapshot) is not tuple:
-        return None
-    if len(snapshot[1]) != 1 or "updated_at" not in fields or "next_seq" not in fields:
-        return None
-    ((seq, entry),) = entries.items()
-    if len(entry) != 4 or entry.get("status") != SUCCEEDED or "value" not in entry:
-        return None
-    if "function_id" not in entry or "args_digest" not in entry:
-        return None
-    stack_format, ((key, fingerprint, resume_point, line, live, arguments, pending, ranges),) = (
-        snapshot
-    )
-    if arguments is not None or pending != ("at", seq, None):
-        return None
-    return (
-        STEP_RECORD_FORMAT,
-        fields["updated_at"],
-        fields["next_seq"],
-        changes["prune_below"],
-        seq,
-        entry["function_id"],
-        entry["args_digest"],
-        entry["value"],
-        stack_format,
-        key,
-        fingerprint,
-        resume_point,
-        line,
-        live,
-        ranges,
-    )
-
-
-def _changes_of_step(record: tuple) -> dict[str, Any]:
-    """The changes a step record (`_step_record`) holds."""
+def _changes_of_flat_frame_step(record: tuple) -> dict[str, Any]:
+    """The changes a format-3 step record holds."""
     (
         _,
         updated_at,
@@ -481,22 +468,10 @@ def _changes_of_step(record: tuple) -> dict[str, Any]:
         ranges,
     ) = record
     frame = (key, fingerprint, resume_point, line, live, None, ("at", seq, None), ranges)
-    return {
-        "set": {
-            "updated_at": updated_at,
-            "snapshot": (stack_format, (frame,)),
-            "next_seq": next_seq,
-        },
-        "entries": {
-            seq: {
-                "function_id": function_id,
-                "args_digest": args_digest,
-                "status": SUCCEEDED,
-                "value": value,
-            }
-        },
-        "prune_below": prune_below,
-    }
+    snapshot = (stack_format, (frame,))
+    return StepWrite(
+        updated_at, next_seq, prune_below, seq, function_id, args_digest, "value", value, snapshot
+    ).changes()
 
 
 #: id(backend) -> its runtime. Keyed by identity: backends need not be hashable, and two

@@ -14,7 +14,7 @@ import pickle
 import time
 import uuid
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cloudpickle
 
@@ -31,7 +31,7 @@ from .._ids import validate_instance_id
 from . import references
 from .context import enter_run, leave_run
 from .frames import AtOperation, CallStack, FunctionCall
-from .journal import JournalPolicy
+from .journal import SUCCEEDED, JournalPolicy
 from .operations import PARK, Operation, WaitForEvent, _Park
 
 if TYPE_CHECKING:
@@ -50,10 +50,48 @@ def _digest(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+_new_tuple = tuple.__new__
+
+
+class StepWrite(NamedTuple):
+    """The most common write: a call settled on its first write (`outcome` is ``"value"``,
+    a scalar kept as itself, or ``"result"``, pickled), with a snapshot of the call stack
+    taken at it and the journal pruned below `prune_below`. `changes` is the same write in
+    the general form `save_changes` takes."""
+
+    updated_at: float
+    next_seq: int
+    prune_below: int
+    seq: int
+    function_id: str
+    args_digest: str
+    outcome: str
+    payload: Any
+    snapshot: tuple | bytes
+
+    def changes(self) -> dict[str, Any]:
+        entry = {
+            "function_id": self.function_id,
+            "args_digest": self.args_digest,
+            "status": SUCCEEDED,
+            self.outcome: self.payload,
+        }
+        return {
+            "set": {
+                "updated_at": self.updated_at,
+                "snapshot": self.snapshot,
+                "next_seq": self.next_seq,
+            },
+            "entries": {self.seq: entry},
+            "prune_below": self.prune_below,
+        }
+
+
 class InstanceRun:
     """One run of one instance: its call stack, its journal, and the writes that save them.
 
-    Every write goes through `_write` as one `save_changes` of the backend (one store write):
+    Every write goes through `_write` as one `save_changes` of the backend (one store write),
+    or, for a settled call, `_write_step` as one `save_step`:
     the fields that changed, the journal entries added or cleared, and a snapshot of the call
     stack when one is due. `full_state` is the whole state those writes add up to.
     """
@@ -139,7 +177,60 @@ class InstanceRun:
             if operation.frame.pending is operation.place or operation.suspended_here():
                 count = self.operations_since_snapshot = self.operations_since_snapshot + 1
                 snapshot = count >= self.policy.snapshot_every
+        if snapshot and self._write_step(seq, entry):
+            return
         self._write(RUNNING, snapshot, {"entries": {seq: entry}})
+
+    def _write_step(self, seq: int, entry: dict[str, Any]) -> bool:
+        """Write a call that settled on its first write, with the snapshot due, as one
+        `StepWrite` when nothing else changes (status, code versions); False when it is
+        not such a write, for `_write` to make. The most common write, made directly."""
+        fields = self.fields
+        if (
+            len(entry) != 4
+            or entry.get("status") != SUCCEEDED
+            or "function_id" not in entry
+            or "args_digest" not in entry
+            or fields.get("status") != RUNNING
+            or fields.get("waiting_for") is not None
+            or self.closing
+        ):
+            return False
+        outcome = "value" if "value" in entry else "result"
+        if outcome not in entry:
+            return False
+        written = self.written_versions
+        for frame in self.stack.frames:
+            if frame.code.fingerprint not in written:
+                return False
+        try:
+            snapshot, below = self._take_snapshot()
+            now = time.time()
+            next_seq = self.next_seq
+            fields["updated_at"] = now
+            fields["snapshot"] = snapshot
+            fields["next_seq"] = next_seq
+            step = _new_tuple(
+                StepWrite,
+                (
+                now,
+                next_seq,
+                below,
+                seq,
+                entry["function_id"],
+                entry["args_digest"],
+                outcome,
+                entry[outcome],
+                snapshot,
+                ),
+            )
+            unsettled = self.backend.save_step(self.instance_id, step, self.full_state)
+            if unsettled is not None:
+                self.unsettled_writes.append(unsettled)
+        except BaseException:
+            self.closing = True  # as in `_write`
+            raise
+        return True
 
     def clear_journal_from(self, seq: int) -> None:
         """Forget entry `seq` and every later one (the code took another path): one write."""
@@ -191,7 +282,7 @@ class InstanceRun:
                 fields["snapshot"] = None
                 keep = self.policy.keep_history
                 kept = sorted(self.journal)[-keep:] if keep else []
-                self._prune(changes, kept[0] if kept else self.next_seq)
+                changes["prune_below"] = self._prune(kept[0] if kept else self.next_seq)
             saved.update(fields)
             unsettled = self.backend.save_changes(self.instance_id, changes, self.full_state)
             if unsettled is not None:
@@ -205,12 +296,9 @@ class InstanceRun:
     def _add_snapshot(self, fields: dict[str, Any], changes: dict[str, Any]) -> None:
         """Put a snapshot of the call stack in the write, and prune the journal to what a
         resume from it reads."""
+        fields["snapshot"], changes["prune_below"] = self._take_snapshot()
+        fields["next_seq"] = self.next_seq
         stack = self.stack
-        next_seq = self.next_seq
-        fields["snapshot"] = stack.snapshot()
-        fields["next_seq"] = next_seq
-        self.operations_since_snapshot = 0
-        self._prune(changes, stack.journal_floor(next_seq) - self.policy.keep_history)
         written = self.written_versions
         for frame in stack.frames:
             if frame.code.fingerprint not in written:
@@ -230,13 +318,21 @@ class InstanceRun:
                 self.closing = True
                 raise
 
-    def _prune(self, changes: dict[str, Any], below: int) -> None:
-        """Drop journal entries older than `below`, in memory and in the write."""
-        changes["prune_below"] = below
+    def _take_snapshot(self) -> tuple[tuple | bytes, int]:
+        """A snapshot of the call stack, and the sequence number below which the journal is
+        pruned now: a resume from the snapshot reads nothing older."""
+        stack = self.stack
+        self.operations_since_snapshot = 0
+        snapshot = stack.snapshot()
+        return snapshot, self._prune(stack.journal_floor(self.next_seq) - self.policy.keep_history)
+
+    def _prune(self, below: int) -> int:
+        """Drop journal entries older than `below` (returned, for the write to say so)."""
         journal = self.journal
         for seq in tuple(journal):
             if seq < below:
                 del journal[seq]
+        return below
 
     def full_state(self) -> dict[str, Any]:
         """The whole state as of the last write (what `OrchestrationBackend.save_state` gets)."""

@@ -10,6 +10,7 @@ import pytest
 from durable import (
     DurableBackend,
     InMemoryStateStore,
+    PauseForEventException,
     durable_execute,
     make_durable,
     wait_for_event,
@@ -18,6 +19,7 @@ from durable.runtime import backend as backend_module
 from durable.runtime import references
 from durable.runtime.frames import STACK_FORMAT
 from durable.runtime.journal import SUCCEEDED, args_digest
+from durable.runtime.runtime import StepWrite
 from tests.crashing import CountsWrites, SimulatedCrash, WriteCounter
 
 LOG: list[int] = []
@@ -60,13 +62,17 @@ async def test_a_snapshot_after_a_step_is_plain_data_naming_no_class_or_function
     assert not opcodes & {"GLOBAL", "STACK_GLOBAL", "REDUCE", "BUILD", "NEWOBJ"}
 
 
+def record_formats(store: InMemoryStateStore, instance_id: str) -> list[int]:
+    return [pickle.loads(record)[0] for record in store.read_records(instance_id)]
+
+
 async def test_a_step_is_written_as_one_flat_record_read_back_as_its_changes():
     store = await crashed_after_first_step()
     step = store.read_records("c")[-1]
-    assert pickle.loads(step)[0] == backend_module.STEP_RECORD_FORMAT
+    record = pickle.loads(step)
+    assert record[0] == backend_module.STEP_RECORD_FORMAT
     changes = backend_module._decode("c", step)
-    assert backend_module._decode("c", backend_module._encode(changes)) == changes
-    assert pickle.loads(backend_module._encode(changes)) == pickle.loads(step)
+    assert changes == StepWrite._make(record[1:]).changes()
     ((seq, entry),) = changes["entries"].items()
     assert entry == {
         "function_id": f"{__name__}.add_one",
@@ -75,35 +81,82 @@ async def test_a_step_is_written_as_one_flat_record_read_back_as_its_changes():
         "value": 1,
     }
     assert changes["set"]["snapshot"][1][0][6] == ("at", seq, None)
+    assert changes["prune_below"] == seq
 
 
-#: A frame record as a step's snapshot holds it.
-FRAME = ("m:flow", "f" * 64, 1, 4, {"total": 3}, None, ("at", 2, None), None)
+def fetch(order):
+    return {"order": order, "lines": [order, order + 1]}
+
+
+@make_durable
+async def collecting(n):
+    fetched = []
+    for order in range(n):
+        fetched.append(await durable_execute(fetch, order))
+    return fetched
+
+
+@make_durable
+async def nesting(n):
+    return await collecting(n) + [await durable_execute(add_one, n)]
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("program", "expected", "general_steps"),
     [
-        lambda changes: changes["entries"][2].update(attempts=2),
-        lambda changes: changes["set"].update(status="running"),
-        lambda changes: changes.update(code_versions={}),
-        lambda changes: changes["set"].update(snapshot=b"pickled elsewhere"),
+        (collecting, [fetch(0), fetch(1), fetch(2)], 0),
+        # The first write with the nested frame also saves its code's version.
+        (nesting, [fetch(0), fetch(1), fetch(2), 4], 1),
     ],
-    ids=["a retried call", "a status", "code versions", "a pickled snapshot"],
+    ids=["objects in the frame and the result", "a nested durable call"],
 )
-def test_other_writes_keep_the_general_record(change):
-    changes = {
-        "set": {"updated_at": 1.0, "next_seq": 3, "snapshot": (STACK_FORMAT, (FRAME,))},
+async def test_every_settled_call_is_a_step_record_and_resumes_from_it(
+    program, expected, general_steps
+):
+    # Locals that are not leaf values (a pickled snapshot), a pickled result and a stack
+    # of two frames are step records too; a crash after each write resumes to the result.
+    store = CrashingStore()
+    await program(3, orchestration_backend=DurableBackend(store), instance_id="whole")
+    step, general = backend_module.STEP_RECORD_FORMAT, backend_module.RECORD_FORMAT
+    steps = len(expected) - general_steps
+    assert record_formats(store, "whole") == (
+        [general] * (1 + general_steps) + [step] * steps + [general]
+    )
+    for crash_after in range(1, len(expected) + 2):
+        crashed = CrashingStore()
+        crashed.counter.crash_after = crash_after
+        with pytest.raises(SimulatedCrash):
+            await program(3, orchestration_backend=DurableBackend(crashed), instance_id="c")
+        resumed = DurableBackend(crashed)
+        assert await program(3, orchestration_backend=resumed, instance_id="c") == expected
+
+
+async def test_writes_that_change_more_than_a_step_keep_the_general_record():
+    # Parking the instance and taking the event (which sets it running again) change its
+    # status; they are written whole, the steps around them as step records.
+    store = CrashingStore()
+    backend = DurableBackend(store)
+    with pytest.raises(PauseForEventException):
+        await counting(4, orchestration_backend=backend, instance_id="w")
+    backend.publish_event("w", "go")
+    assert await counting(4, orchestration_backend=backend, instance_id="w") == 10
+    step, general = backend_module.STEP_RECORD_FORMAT, backend_module.RECORD_FORMAT
+    formats = record_formats(store, "w")
+    # start, steps 0 and 1, park; the event taken, steps 2 and 3, the end
+    assert formats == [general, step, step, general, general, step, step, general]
+
+
+def test_a_step_record_of_an_earlier_version_is_read_as_its_changes():
+    frame = ("m:flow", "f" * 64, 1, 4, {"total": 3}, None, ("at", 2, None), {"it": (0, 5, 1, 2)})
+    older = (3, 1.5, 3, 2, 2, "m.f", "0" * 16, 5, STACK_FORMAT, *frame[:5], frame[7])
+    changes = backend_module._decode("i", pickle.dumps(older))
+    assert changes == {
+        "set": {"updated_at": 1.5, "snapshot": (STACK_FORMAT, (frame,)), "next_seq": 3},
         "entries": {
-            2: {"function_id": "m.f", "args_digest": "0" * 16, "status": "SUCCEEDED", "value": 5}
+            2: {"function_id": "m.f", "args_digest": "0" * 16, "status": SUCCEEDED, "value": 5}
         },
         "prune_below": 2,
     }
-    assert pickle.loads(backend_module._encode(changes))[0] == backend_module.STEP_RECORD_FORMAT
-    change(changes)
-    data = backend_module._encode(changes)
-    assert pickle.loads(data)[0] == backend_module.RECORD_FORMAT
-    assert backend_module._decode("i", data) == changes
 
 
 async def test_a_stack_saved_as_a_pickle_by_an_earlier_version_resumes():
