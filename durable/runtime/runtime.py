@@ -210,18 +210,19 @@ class InstanceRun:
             fields["updated_at"] = now
             fields["snapshot"] = snapshot
             fields["next_seq"] = next_seq
+            # tuple.__new__ directly: a NamedTuple's own constructor is a Python call.
             step = _new_tuple(
                 StepWrite,
                 (
-                now,
-                next_seq,
-                below,
-                seq,
-                entry["function_id"],
-                entry["args_digest"],
-                outcome,
-                entry[outcome],
-                snapshot,
+                    now,
+                    next_seq,
+                    below,
+                    seq,
+                    entry["function_id"],
+                    entry["args_digest"],
+                    outcome,
+                    entry[outcome],
+                    snapshot,
                 ),
             )
             unsettled = self.backend.save_step(self.instance_id, step, self.full_state)
