@@ -264,24 +264,25 @@ class Worker:
     # -- an indexed store -------------------------------------------------------------------
     def _due(self, now: float) -> tuple[list[str], bool] | None:
         """The ids the store's index says are due, and whether that is all of them."""
-        due_instances, _ = self._index
-        try:
-            due = list(due_instances(now, DUE_LIMIT))
-        except Exception as error:
-            self._index_trouble("cannot ask %r for its due instances", error)
+        due = self._ask_index("cannot ask %r for its due instances", self._index[0], now, DUE_LIMIT)
+        if due is None:
             return None
-        self._index_problems.pop("cannot ask %r for its due instances", None)
+        due = list(due)
         return due, len(due) < DUE_LIMIT
 
     def _next_wake_at(self, now: float) -> float | None:
-        _, next_wake_at = self._index
+        return self._ask_index("cannot ask %r for its next wake-up time", self._index[1], now)
+
+    def _ask_index(self, what: str, question: Any, *arguments: Any) -> Any:
+        """`question(*arguments)` asked of the store's index; None when it fails, logged once
+        (`what`) until it changes or works again."""
         try:
-            wake_at = next_wake_at(now)
+            answer = question(*arguments)
         except Exception as error:
-            self._index_trouble("cannot ask %r for its next wake-up time", error)
+            self._index_trouble(what, error)
             return None
-        self._index_problems.pop("cannot ask %r for its next wake-up time", None)
-        return wake_at
+        self._index_problems.pop(what, None)
+        return answer
 
     def _fill(self, learned: dict[str, InstanceSummary]) -> None:
         """Hand the index the summaries it did not know (instances from an older file), so

@@ -276,8 +276,7 @@ class DurableBackend(OrchestrationBackend):
         if claimed:
             del self._claimed[instance_id]
             changes["consumed_events"] = sorted(claimed.items())
-        fields = changes.get("set")
-        summary = self._summary(instance_id, fields) if fields and "status" in fields else None
+        summary = self._summary(instance_id, changes.get("set"))
         data = self._seal(_encode(changes))
         unsettled = self.store.append_record(instance_id, data, summary)
         self._log_sizes[instance_id] = (count + 1, size + len(data))

@@ -191,8 +191,7 @@ class InstanceRun:
             or entry.get("status") != SUCCEEDED
             or "function_id" not in entry
             or "args_digest" not in entry
-            or fields.get("status") != RUNNING
-            or fields.get("waiting_for") is not None
+            or fields.get("status") != RUNNING  # running: waiting for nothing
             or self.closing
         ):
             return False

@@ -131,10 +131,7 @@ def _write_temporary(directory: Path, data: bytes) -> Path:
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(descriptor, view)
-                view = view[written:]
+            _write_all(descriptor, data, 0)
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
