@@ -16,7 +16,9 @@ Run: python bench/step_overhead.py [--runs N] [--quick] [--dir PATH]
    are printed too. The record size is the log's size over its number of records, taken
    from an instance of fewer steps than a compaction. For information: the ratio against
    raw appends synced the way the store syncs them (fdatasync where the system has it), and
-   the same with a reconciler (two writes per step), next to a baseline of two raw appends.
+   the same with a reconciler (two writes per step), next to a baseline of two raw appends;
+   and the ratio against what the store does under an instance's lease: raw writes into
+   space reserved beforehand (`posix_fallocate`), each followed by fdatasync.
 
 Temporary directories go under --dir (default: the system temporary directory), so the disk
 being measured is the one that directory is on.
@@ -43,7 +45,7 @@ from durable import (  # noqa: E402
     durable_execute,
     make_durable,
 )
-from durable.stores.disk import _HEADER, _sync_data  # noqa: E402
+from durable.stores.disk import _sync_data, frame  # noqa: E402
 
 MEMORY_STEPS = 2_000
 DISK_STEPS = 200
@@ -121,21 +123,32 @@ def record_size(root: Path, program) -> float:
     asyncio.run(program(40, orchestration_backend=DurableBackend(store), instance_id="size"))
     records = store.read_records("size")
     size = (directory / "state" / "size.log").stat().st_size
-    assert size == sum(len(r) + _HEADER.size for r in records)
+    assert size == sum(len(frame(record)) for record in records)
     shutil.rmtree(directory)
     return size / len(records)
 
 
-def raw_appends(root: Path, n: int, size: int, writes_per_step: int, sync=os.fsync) -> float:
-    """Seconds for `n` steps of `writes_per_step` raw appends of `size` bytes + `sync` each."""
+def raw_appends(
+    root: Path, n: int, size: int, writes_per_step: int, sync=os.fsync, reserved: bool = False
+) -> float:
+    """Seconds for `n` steps of `writes_per_step` raw appends of `size` bytes + `sync` each
+    (with `reserved`, written into space allocated beforehand, so the file size stays)."""
     path = Path(tempfile.mkdtemp(prefix="raw-", dir=root)) / "raw.log"
     record = os.urandom(size)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | (0 if reserved else os.O_APPEND), 0o600)
     try:
+        if reserved:
+            os.posix_fallocate(descriptor, 0, n * writes_per_step * size)
+            os.fsync(descriptor)
+        offset = 0
         started = time.perf_counter()
         for _ in range(n):
             for _ in range(writes_per_step):
-                os.write(descriptor, record)
+                if reserved:
+                    os.pwrite(descriptor, record, offset)
+                    offset += size
+                else:
+                    os.write(descriptor, record)
                 sync(descriptor)
         elapsed = time.perf_counter() - started
     finally:
@@ -156,9 +169,9 @@ def durable_on_disk(root: Path, program, n: int, run: int) -> float:
 
 def disk_overhead(root: Path, runs: int, n: int, program, writes_per_step: int):
     """(record size, median seconds of: n raw steps, an instance of n durable steps, an
-    instance of none)."""
+    instance of none, n raw steps synced with fdatasync, and the same into reserved space)."""
     size = round(record_size(root, program))
-    raw_times, durable_times, empty_times, datasync_times = [], [], [], []
+    raw_times, durable_times, empty_times, datasync_times, reserved_times = [], [], [], [], []
     durable_on_disk(root, program, min(n, 10), -1)  # warm up
     for run in range(runs):
         measures = [
@@ -166,10 +179,13 @@ def disk_overhead(root: Path, runs: int, n: int, program, writes_per_step: int):
             lambda: datasync_times.append(
                 raw_appends(root, n, size, writes_per_step, sync=_sync_data)
             ),
+            lambda: reserved_times.append(
+                raw_appends(root, n, size, writes_per_step, sync=_sync_data, reserved=True)
+            ),
             lambda run=run: durable_times.append(durable_on_disk(root, program, n, run)),
             lambda run=run: empty_times.append(durable_on_disk(root, program, 0, run + runs)),
         ]
-        for measure in measures[run % 4 :] + measures[: run % 4]:
+        for measure in measures[run % 5 :] + measures[: run % 5]:
             measure()
     return (
         size,
@@ -177,6 +193,7 @@ def disk_overhead(root: Path, runs: int, n: int, program, writes_per_step: int):
         statistics.median(durable_times),
         statistics.median(empty_times),
         statistics.median(datasync_times),
+        statistics.median(reserved_times),
     )
 
 
@@ -209,7 +226,7 @@ def main() -> None:
             ("no reconciler", durable_steps, 1, "   (target <= 1.3x)"),
             ("with reconciler", durable_reconciled_steps, 2, "   (for information)"),
         ):
-            size, raw, durable, empty, datasync = disk_overhead(
+            size, raw, durable, empty, datasync, reserved = disk_overhead(
                 root, runs, disk_steps, program, writes
             )
             step = (durable - empty) / disk_steps
@@ -221,6 +238,11 @@ def main() -> None:
             print(
                 f"    (raw write + {_sync_data.__name__}, the store's own sync call: "
                 f"{datasync / disk_steps * 1e3:.3f} ms/step, ratio {step * disk_steps / datasync:.3f}x)"
+            )
+            print(
+                f"    (raw write into reserved space + {_sync_data.__name__}, as the store "
+                f"appends under the lease: {reserved / disk_steps * 1e3:.3f} ms/step, "
+                f"ratio {step * disk_steps / reserved:.3f}x)"
             )
             print(
                 f"    (instance of {disk_steps} steps {durable * 1e3:.2f} ms, of none "

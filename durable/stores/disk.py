@@ -2,8 +2,11 @@
 
 A write appends one framed record and fsyncs once. A new log, a compaction and each event
 are written whole to a temporary file, fsynced and renamed (or hard-linked) into place, then
-the directory is fsynced. A record cut short at the end of a log was never acknowledged and
-is dropped; any other damage is refused with the instance id, never half-loaded.
+the directory is fsynced. While a store object holds an instance's lease, its log carries
+space reserved past its records (zeros), so that an append changes no file size and its sync
+writes no metadata; the lease's release gives the space back. A record cut short at the end
+of a log (by the end of the file or by zeros) was never acknowledged and is dropped; any
+other damage is refused with the instance id, never half-loaded.
 """
 
 from __future__ import annotations
@@ -25,21 +28,30 @@ from .locks import FileLeases
 
 _MAGIC = b"DURABLE\x00"
 #: Record formats by number: their header (magic, format, payload length, checksum of the
-#: payload) and checksum. Format 2 (CRC-32) is written; format 1 (SHA-256, whose cost
-#: weighed on every step) is still read.
-_HEADERS = {1: struct.Struct(">8sHQ32s"), 2: struct.Struct(">8sHQI")}
-_CHECKSUMS = {1: lambda payload: hashlib.sha256(payload).digest(), 2: zlib.crc32}
-_FORMAT = 2
+#: payload), checksum and ending (what follows the payload). Format 3 is written: CRC-32 and
+#: an ending byte that is never zero, so that an append cut short inside reserved space
+#: (zeros) shows as a record whose last byte is missing. Formats 1 (SHA-256, whose cost
+#: weighed on every step) and 2 (CRC-32, no ending) are still read.
+_HEADERS = {1: struct.Struct(">8sHQ32s"), 2: struct.Struct(">8sHQI"), 3: struct.Struct(">8sHQI")}
+_CHECKSUMS = {1: lambda payload: hashlib.sha256(payload).digest(), 2: zlib.crc32, 3: zlib.crc32}
+_ENDINGS = {1: b"", 2: b"", 3: b"\n"}
+_FORMAT = 3
 _HEADER = _HEADERS[_FORMAT]
+_ENDING = _ENDINGS[_FORMAT]
 _PREFIX = struct.Struct(">8sH")  # magic, format: what tells which header follows
 #: Logs a store keeps open for appending (the least recently opened is closed first).
 _OPEN_LOGS = 64
 #: How an append is made durable: its data and the file size (not the timestamps).
 _sync_data = getattr(os, "fdatasync", os.fsync)
+#: Bytes a leased log reserves past its records at a time (about 450 steps of a small frame).
+_RESERVE = 128 << 10
+#: How space is reserved: allocated, reading as zeros. Without it (macOS), logs grow by
+#: their appends and each sync writes the new size too.
+_allocate = getattr(os, "posix_fallocate", None)
 
 
 def frame(payload: bytes) -> bytes:
-    return _HEADER.pack(_MAGIC, _FORMAT, len(payload), zlib.crc32(payload)) + payload
+    return _HEADER.pack(_MAGIC, _FORMAT, len(payload), zlib.crc32(payload)) + payload + _ENDING
 
 
 def _header_at(data: bytes, offset: int) -> struct.Struct:
@@ -59,22 +71,25 @@ def unframe(data: bytes, what: str) -> bytes:
     if magic != _MAGIC:
         raise CorruptStateError(f"{what} is not a durable record (bad magic number)")
     if version not in _HEADERS:
-        readable = " and ".join(str(number) for number in _HEADERS)
+        readable = ", ".join(str(number) for number in _HEADERS)
         raise CorruptStateError(
             f"{what} has record format {version}; this version reads formats {readable}"
         )
-    payload = data[header.size :]
+    payload = data[header.size : header.size + length]
     if len(payload) != length:
         raise CorruptStateError(f"{what} is truncated ({len(payload)} of {length} payload bytes)")
+    ending = _ENDINGS[version]
+    if data[header.size + length :] != ending:
+        raise CorruptStateError(f"{what} does not end where its header says it does")
     if _CHECKSUMS[version](payload) != checksum:
         raise CorruptStateError(f"{what} failed its checksum")
     return payload
 
 
 def parse_log(data: bytes, what: str) -> tuple[list[bytes], int]:
-    """The payloads of a log and the length they fill. A last record cut short (never
-    acknowledged: its append did not finish) is left out; the first record, written whole
-    by rename, and every complete record must be intact."""
+    """The payloads of a log and the length they fill. What an append that never finished
+    leaves at the end (so was never acknowledged) is left out; the first record, written
+    whole by rename, and every complete record must be intact."""
     if not data:
         raise CorruptStateError(f"{what} is empty")
     records: list[bytes] = []
@@ -83,27 +98,42 @@ def parse_log(data: bytes, what: str) -> tuple[list[bytes], int]:
     offset = 0
     while offset < size:
         header = _header_at(data, offset)
-        header_size = header.size
-        if size - offset >= header_size:
+        end = size
+        if size - offset >= header.size:
             magic, version, length, checksum = header.unpack_from(data, offset)
-            end = offset + header_size + length
-            if end <= size and magic == _MAGIC and version in _HEADERS:
-                payload = view[offset + header_size : end]
-                if _CHECKSUMS[version](payload) == checksum:
-                    records.append(payload.tobytes())
-                    offset = end
-                    continue
-            if end > size and records:
-                break  # a torn tail: its append never finished
-        elif records:
+            if magic == _MAGIC and version in _HEADERS:
+                start = offset + header.size
+                ending = _ENDINGS[version]
+                end = start + length + len(ending)
+                if end <= size and data[start + length : end] == ending:
+                    payload = view[start : start + length]
+                    if _CHECKSUMS[version](payload) == checksum:
+                        records.append(payload.tobytes())
+                        offset = end
+                        continue
+        if records and _never_finished(data, offset):
             break
-        else:
-            end = size
         # Damaged, or the first record cut short: `unframe` says how.
         where = f"{what} (record {len(records) + 1})"
         unframe(data[offset : min(end, size)], where)
         raise CorruptStateError(f"{where} is damaged")
     return records, offset
+
+
+def _never_finished(data: bytes, offset: int) -> bool:
+    """Whether the bytes from `offset` on are what an append that never finished leaves:
+    only zeros (reserved space), or the first bytes of one record, its last byte missing
+    (past the end of the file, or zero with only zeros after it)."""
+    written = offset + len(data[offset:].rstrip(b"\0"))
+    if written == offset:
+        return True
+    header = _header_at(data, offset)
+    if len(data) - offset < header.size:
+        return True  # cut inside its header
+    magic, version, length, _ = header.unpack_from(data, offset)
+    if magic != _MAGIC or version not in _HEADERS:
+        return written <= offset + header.size  # a header cut short, zeros after it
+    return offset + header.size + length + len(_ENDINGS[version]) > written
 
 
 def _write_all(descriptor: int, data: bytes, offset: int) -> None:
@@ -126,19 +156,34 @@ def _fsync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
-def _write_temporary(directory: Path, data: bytes) -> Path:
+def _reserve(descriptor: int, offset: int) -> bool:
+    """Allocate `_RESERVE` bytes of the file past `offset` (reading as zeros); False where
+    the system or file system cannot."""
+    if _allocate is None:
+        return False
+    try:
+        _allocate(descriptor, offset, _RESERVE)
+    except OSError:
+        return False
+    return True
+
+
+def _write_temporary(directory: Path, data: bytes, reserve: bool = False) -> tuple[Path, bool]:
+    """A new temporary file in `directory` holding `data`, synced; and whether space was
+    reserved past `data` (only when asked)."""
     temporary = directory / f".tmp-{uuid.uuid4().hex}"
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
             _write_all(descriptor, data, 0)
+            reserved = reserve and _reserve(descriptor, len(data))
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    return temporary
+    return temporary, reserved
 
 
 class DiskStateStore(StateStore):
@@ -153,6 +198,8 @@ class DiskStateStore(StateStore):
         self._inboxes.mkdir(parents=True, exist_ok=True)
         #: instance id -> length of its log's valid records, as last read or written here.
         self._ends: dict[str, int] = {}
+        #: instance id -> where the space reserved in its log ends, while its lease is held.
+        self._reserved: dict[str, int] = {}
         #: instance id -> (descriptor, inode) of its log, open for appending; oldest first.
         self._descriptors: dict[str, tuple[int, int]] = {}
         self._paths: dict[str, str] = {}
@@ -208,7 +255,13 @@ class DiskStateStore(StateStore):
         data = frame(record)
         cached = self._descriptors.get(instance_id)
         end = self._ends.get(instance_id)
-        if cached is None or end is None or not self._leases.holds(instance_id):
+        leased = self._leases.holds(instance_id)
+        if cached is not None and end is not None and leased:
+            # Under its lease no one else writes the log: append where the last write ended.
+            descriptor = cached[0]
+        elif end is not None and leased:
+            descriptor = self._reopen(instance_id, path, end)
+        else:
             # Without this store object's lease, someone else may have written the log.
             try:
                 status = os.stat(path)
@@ -216,23 +269,41 @@ class DiskStateStore(StateStore):
                 self._write_whole(instance_id, Path(path), data, fault)
                 return
             descriptor, end = self._open_for_append(instance_id, path, status, cached, end)
-        else:
-            # Under its lease no one else writes the log: append where the last write ended.
-            descriptor = cached[0]
         if fault == "torn":
             os.pwrite(descriptor, data[: len(data) // 2], end)
             os.fsync(descriptor)
             die()
+        written_to = end + len(data)
         try:
-            _write_all(descriptor, data, end)
+            _write_all(descriptor, data, written_to - len(data))
+            if leased and written_to > self._reserved.get(instance_id, 0):
+                # Synced with the record: one sync per append still.
+                if _reserve(descriptor, written_to):
+                    self._reserved[instance_id] = written_to + _RESERVE
             _sync_data(descriptor)
         except BaseException:
             self._ends.pop(instance_id, None)
             self._forget_descriptor(instance_id)
             raise
-        self._ends[instance_id] = end + len(data)
+        self._ends[instance_id] = written_to
         if fault == "after":
             die()
+
+    def _reopen(self, instance_id: str, path: str, end: int) -> int:
+        """Open the log again under the lease, after a read or a compaction here: where its
+        records end is known, and what lies past that is cut off unless it is the space this
+        object reserved (else it is what a run that never finished left)."""
+        descriptor = os.open(path, os.O_WRONLY)
+        status = os.fstat(descriptor)
+        self._remember_descriptor(instance_id, descriptor, status.st_ino)
+        if status.st_size not in (end, self._reserved.get(instance_id)):
+            self._cut(instance_id, descriptor, end)
+        return descriptor
+
+    def _cut(self, instance_id: str, descriptor: int, end: int) -> None:
+        """Cut the log back to its records (what followed was never acknowledged)."""
+        os.ftruncate(descriptor, end)
+        self._reserved.pop(instance_id, None)
 
     def _open_for_append(
         self,
@@ -254,7 +325,7 @@ class DiskStateStore(StateStore):
             with open(path, "rb") as log:
                 _, end = self._parse(instance_id, Path(path), log.read())
             if end != status.st_size:
-                os.ftruncate(descriptor, end)
+                self._cut(instance_id, descriptor, end)
         return descriptor, end
 
     def _remember_descriptor(self, instance_id: str, descriptor: int, inode: int) -> None:
@@ -271,7 +342,9 @@ class DiskStateStore(StateStore):
 
     def close(self) -> None:
         """Close the log files kept open for appending and end the leases this store object
-        holds (the store stays usable)."""
+        holds, giving back the space reserved in their logs (the store stays usable)."""
+        for instance_id in list(self._reserved):
+            self._give_back_reserved(instance_id)
         for instance_id in list(self._descriptors):
             self._forget_descriptor(instance_id)
         self._leases.close()
@@ -279,10 +352,25 @@ class DiskStateStore(StateStore):
     def acquire_lease(self, instance_id: str, owner: str) -> str | None:
         """An exclusive lock on the instance's lease file, held until released or until this
         process ends (see `durable.stores.locks`)."""
-        return self._leases.acquire(instance_id, owner)
+        holder = self._leases.acquire(instance_id, owner)
+        if holder is None:
+            # Where the log ended when this object last looked may have changed since.
+            self._ends.pop(instance_id, None)
+        return holder
 
     def release_lease(self, instance_id: str, owner: str) -> None:
-        self._leases.release(instance_id)
+        try:
+            self._give_back_reserved(instance_id)
+        finally:
+            self._leases.release(instance_id)
+
+    def _give_back_reserved(self, instance_id: str) -> None:
+        """Cut the log back to its records: the space reserved past them goes with the lease
+        (left in place when a failed write made their end unknown: the next writer cuts)."""
+        reserved = self._reserved.pop(instance_id, None)
+        end = self._ends.get(instance_id)
+        if reserved is not None and end is not None:
+            os.truncate(self._log_path(instance_id), end)
 
     def __del__(self) -> None:
         try:
@@ -307,7 +395,9 @@ class DiskStateStore(StateStore):
         if fault == "torn":
             _write_temporary(self._states, data[: len(data) // 2])
             die()
-        temporary = _write_temporary(self._states, data)
+        temporary, reserved = _write_temporary(
+            self._states, data, reserve=self._leases.holds(instance_id)
+        )
         try:
             os.replace(temporary, path)
         except BaseException:
@@ -315,6 +405,10 @@ class DiskStateStore(StateStore):
             raise
         _fsync_directory(self._states)
         self._ends[instance_id] = len(data)
+        if reserved:
+            self._reserved[instance_id] = len(data) + _RESERVE
+        else:
+            self._reserved.pop(instance_id, None)
         if fault == "after":
             die()
 
@@ -324,6 +418,7 @@ class DiskStateStore(StateStore):
         path.unlink(missing_ok=True)
         self._leases.forget(instance_id)
         self._ends.pop(instance_id, None)
+        self._reserved.pop(instance_id, None)
         inbox = self._inbox(instance_id)
         if inbox.exists():
             for event in inbox.iterdir():
@@ -337,7 +432,7 @@ class DiskStateStore(StateStore):
     def append_event(self, instance_id: str, data: bytes) -> int:
         inbox = self._inbox(instance_id)
         inbox.mkdir(exist_ok=True)
-        temporary = _write_temporary(inbox, frame(data))
+        temporary, _ = _write_temporary(inbox, frame(data))
         # Ids are nanosecond timestamps (FIFO across processes); a taken id moves on by one.
         event_id = time.time_ns()
         try:

@@ -48,7 +48,7 @@ def truncate(path: Path) -> None:
 
 def flip_last_payload_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
-    data[-1] ^= 0x01
+    data[-1 - len(disk._ENDING)] ^= 0x01
     path.write_bytes(bytes(data))
 
 
@@ -172,12 +172,30 @@ def test_a_damaged_format_1_record_is_refused(store, store_dir):
     assert "record 2" in str(error) and "checksum" in str(error)
 
 
-def test_records_are_framed_with_a_crc32_of_their_payload():
+def test_records_are_framed_with_a_crc32_of_their_payload_and_a_nonzero_ending():
     import zlib
 
     framed = disk.frame(RECORD)
-    assert framed[disk._HEADER.size :] == RECORD
-    assert disk._HEADER.unpack_from(framed)[3] == zlib.crc32(RECORD)
+    magic, version, length, checksum = disk._HEADER.unpack_from(framed)
+    assert (version, length, checksum) == (3, len(RECORD), zlib.crc32(RECORD))
+    assert framed[disk._HEADER.size : disk._HEADER.size + length] == RECORD
+    assert framed[disk._HEADER.size + length :] == b"\n"
+
+
+def crc32_framed(payload: bytes) -> bytes:
+    """A record as format 2 framed it (CRC-32, nothing after the payload)."""
+    import struct
+    import zlib
+
+    return struct.pack(">8sHQI", b"DURABLE\x00", 2, len(payload), zlib.crc32(payload)) + payload
+
+
+def test_a_log_of_format_2_records_is_read_and_appended_to(store, store_dir):
+    path = store_dir / "state" / "order-7.log"
+    path.write_bytes(crc32_framed(b"first") + crc32_framed(b"second"))
+    assert store.read_records("order-7") == [b"first", b"second"]
+    store.append_record("order-7", b"third")
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"first", b"second", b"third"]
 
 
 def test_refused_state_file_is_left_on_disk_untouched(store, store_dir):
@@ -350,20 +368,193 @@ def test_an_append_under_the_store_objects_lease_does_not_look_the_log_up_again(
     ]
 
 
+# -- space reserved under the lease ---------------------------------------------------------------
+needs_allocate = pytest.mark.skipif(
+    disk._allocate is None, reason="this system has no posix_fallocate to reserve space with"
+)
+
+
+def records_length(*records: bytes) -> int:
+    return sum(len(disk.frame(record)) for record in records)
+
+
+@needs_allocate
+def test_a_leased_log_reserves_space_past_its_records_and_gives_it_back_with_the_lease(
+    store, store_dir
+):
+    assert store.acquire_lease("order-7", "test") is None
+    store.append_record("order-7", b"first")
+    store.append_record("order-7", RECORD)
+    path = state_file(store_dir, "order-7")
+    assert path.stat().st_size == records_length(b"first") + disk._RESERVE
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"first", RECORD]
+    store.release_lease("order-7", "test")
+    assert path.stat().st_size == records_length(b"first", RECORD)
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"first", RECORD]
+
+
+@needs_allocate
+def test_an_append_into_reserved_space_is_one_data_sync_and_leaves_the_file_size_alone(
+    store, store_dir, monkeypatch
+):
+    assert store.acquire_lease("order-7", "test") is None
+    store.append_record("order-7", b"first")
+    store.append_record("order-7", b"second")
+    path = state_file(store_dir, "order-7")
+    size = path.stat().st_size
+    synced: list[int] = []
+    real_sync_data = disk._sync_data
+    monkeypatch.setattr(disk, "_sync_data", lambda fd: (synced.append(fd), real_sync_data(fd)))
+    monkeypatch.setattr(disk.os, "fsync", lambda fd: pytest.fail("an append made a full fsync"))
+    store.append_record("order-7", RECORD)
+    assert len(synced) == 1
+    assert path.stat().st_size == size
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"first", b"second", RECORD]
+
+
+@needs_allocate
+def test_a_leased_log_reserves_more_space_once_its_reserve_is_used_up(store, store_dir):
+    big = b"x" * (disk._RESERVE // 3)
+    assert store.acquire_lease("order-7", "test") is None
+    for _ in range(7):
+        store.append_record("order-7", big)
+    path = state_file(store_dir, "order-7")
+    assert path.stat().st_size >= records_length(*[big] * 7) + disk._RESERVE
+    assert DiskStateStore(store_dir).read_records("order-7") == [big] * 7
+    store.release_lease("order-7", "test")
+    assert path.stat().st_size == records_length(*[big] * 7)
+
+
+@needs_allocate
+def test_a_compaction_under_the_lease_reserves_space_the_next_append_uses(store, store_dir):
+    assert store.acquire_lease("order-7", "test") is None
+    store.append_record("order-7", b"first")
+    store.replace_records("order-7", [b"compacted"])
+    path = state_file(store_dir, "order-7")
+    size = path.stat().st_size
+    assert size == records_length(b"compacted") + disk._RESERVE
+    store.append_record("order-7", b"after")
+    assert path.stat().st_size == size
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"compacted", b"after"]
+
+
+def test_a_log_written_without_the_lease_reserves_nothing(store, store_dir):
+    store.append_record("order-7", b"first")
+    store.replace_records("order-7", [b"compacted"])
+    store.append_record("order-7", b"after")
+    path = state_file(store_dir, "order-7")
+    assert path.stat().st_size == records_length(b"compacted", b"after")
+
+
+def cut_short_in_reserved_space(store_dir: Path, kept: list[bytes], torn: bytes, upto: int):
+    """Write the first `upto` bytes of `torn`'s frame after the records `kept`, as an append
+    cut short leaves them in reserved space (zeros after)."""
+    path = state_file(store_dir, "order-7")
+    data = bytearray(path.read_bytes())
+    end = records_length(*kept)
+    assert data[end:] == bytes(len(data) - end)
+    data[end : end + upto] = disk.frame(torn)[:upto]
+    path.write_bytes(bytes(data))
+
+
+@needs_allocate
+@pytest.mark.parametrize("upto", [4, 10, disk._HEADER.size, disk._HEADER.size + 50, -1])
+def test_a_record_cut_short_inside_reserved_space_is_dropped(store, store_dir, upto):
+    assert store.acquire_lease("order-7", "test") is None
+    store.append_record("order-7", b"first")
+    store.append_record("order-7", b"second, acknowledged")
+    kept = [b"first", b"second, acknowledged"]
+    cut_short_in_reserved_space(store_dir, kept, RECORD, upto)
+    assert DiskStateStore(store_dir).read_records("order-7") == kept
+
+
+@needs_allocate
+def test_an_append_after_a_record_cut_short_in_reserved_space_clears_its_bytes(store_dir):
+    crashed = DiskStateStore(store_dir)
+    assert crashed.acquire_lease("order-7", "crashed run") is None
+    crashed.append_record("order-7", b"first")
+    cut_short_in_reserved_space(store_dir, [b"first"], RECORD, len(disk.frame(RECORD)) - 1)
+    crashed._leases.release("order-7")  # its process ended: the lease ends, nothing else
+    again = DiskStateStore(store_dir)
+    assert again.acquire_lease("order-7", "next run") is None
+    assert again.read_records("order-7") == [b"first"]
+    again.append_record("order-7", b"next")
+    again.append_record("order-7", b"and next")
+    again.release_lease("order-7", "next run")
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"first", b"next", b"and next"]
+    assert state_file(store_dir, "order-7").stat().st_size == records_length(
+        b"first", b"next", b"and next"
+    )
+
+
+@needs_allocate
+def test_a_complete_last_record_with_a_bad_checksum_in_reserved_space_is_refused(
+    store, store_dir
+):
+    assert store.acquire_lease("order-7", "test") is None
+    store.append_record("order-7", b"first")
+    store.append_record("order-7", RECORD)
+    path = state_file(store_dir, "order-7")
+    data = bytearray(path.read_bytes())
+    data[records_length(b"first", RECORD) - 2] ^= 0x01  # its last payload byte
+    path.write_bytes(bytes(data))
+    error = refused(lambda: DiskStateStore(store_dir).read_records("order-7"), "order-7")
+    assert "record 2" in str(error) and "checksum" in str(error)
+
+
+@needs_allocate
+@pytest.mark.parametrize("upto", [4, 10])
+def test_bytes_written_past_a_damaged_record_in_reserved_space_are_refused(
+    store, store_dir, upto
+):
+    assert store.acquire_lease("order-7", "test") is None
+    store.append_record("order-7", b"first")
+    path = state_file(store_dir, "order-7")
+    data = bytearray(path.read_bytes())
+    end = records_length(b"first")
+    data[end : end + upto] = disk.frame(RECORD)[:upto]  # a header cut short...
+    data[end + 100] = 1  # ...and something written past it
+    path.write_bytes(bytes(data))
+    error = refused(lambda: DiskStateStore(store_dir).read_records("order-7"), "order-7")
+    assert "record 2" in str(error)
+
+
+def test_a_lease_taken_after_another_store_object_appended_appends_after_its_records(
+    store, store_dir
+):
+    store.append_record("order-7", b"one")
+    assert store.read_records("order-7") == [b"one"]
+    DiskStateStore(store_dir).append_record("order-7", b"two")
+    assert store.acquire_lease("order-7", "test") is None
+    store.append_record("order-7", b"three")
+    store.release_lease("order-7", "test")
+    assert DiskStateStore(store_dir).read_records("order-7") == [b"one", b"two", b"three"]
+
+
+def test_closing_a_store_gives_back_the_space_reserved_under_its_leases(store, store_dir):
+    assert store.acquire_lease("order-7", "test") is None
+    store.append_record("order-7", b"first")
+    store.append_record("order-7", b"second")
+    store.close()
+    assert state_file(store_dir, "order-7").stat().st_size == records_length(b"first", b"second")
+
+
 # -- fault points ---------------------------------------------------------------------------------
 FAULT_SCRIPT = """
 import sys
 from durable import DiskStateStore
 store = DiskStateStore(sys.argv[1])
+if sys.argv[2:] == ["leased"]:
+    assert store.acquire_lease("order-7", "fault test") is None
 for n in range(1, 5):
     store.append_record("order-7", f"record {n}".encode())
 print("no fault")
 """
 
 
-def run_with_fault(store_dir: Path, fault: str) -> subprocess.CompletedProcess:
+def run_with_fault(store_dir: Path, fault: str, *options: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", FAULT_SCRIPT, str(store_dir)],
+        [sys.executable, "-c", FAULT_SCRIPT, str(store_dir), *options],
         env={**os.environ, "DURABLE_FAULT": fault},
         capture_output=True,
         text=True,
@@ -382,12 +573,20 @@ def run_with_fault(store_dir: Path, fault: str) -> subprocess.CompletedProcess:
         ("torn:3", 2),
     ],
 )
-def test_a_fault_point_kills_the_process_at_that_write(store_dir, fault, kept):
-    finished = run_with_fault(store_dir, fault)
+@pytest.mark.parametrize("lease", [[], ["leased"]], ids=["unleased", "leased"])
+def test_a_fault_point_kills_the_process_at_that_write(store_dir, fault, kept, lease):
+    finished = run_with_fault(store_dir, fault, *lease)
     assert finished.returncode == -signal.SIGKILL
     assert finished.stdout == ""
     records = DiskStateStore(store_dir).read_records("order-7")
     assert records == [f"record {n}".encode() for n in range(1, kept + 1)]
+    if kept:  # the next run appends after them, into what the killed one reserved
+        again = DiskStateStore(store_dir)
+        assert again.acquire_lease("order-7", "next run") is None
+        assert again.read_records("order-7") == records
+        again.append_record("order-7", b"next")
+        again.release_lease("order-7", "next run")
+        assert DiskStateStore(store_dir).read_records("order-7") == [*records, b"next"]
 
 
 def test_a_fault_point_past_the_last_write_changes_nothing(store_dir):
