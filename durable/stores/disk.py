@@ -275,7 +275,7 @@ class DiskStateStore(StateStore):
             die()
         written_to = end + len(data)
         try:
-            _write_all(descriptor, data, written_to - len(data))
+            _write_all(descriptor, data, end)
             if leased and written_to > self._reserved.get(instance_id, 0):
                 # Synced with the record: one sync per append still.
                 if _reserve(descriptor, written_to):
@@ -365,12 +365,16 @@ class DiskStateStore(StateStore):
             self._leases.release(instance_id)
 
     def _give_back_reserved(self, instance_id: str) -> None:
-        """Cut the log back to its records: the space reserved past them goes with the lease
-        (left in place when a failed write made their end unknown: the next writer cuts)."""
+        """Cut the log back to its records: the space reserved past them goes with the lease.
+        Where that cannot be done (a failed write made their end unknown, the file is gone),
+        the zeros stay, which every reader skips and the next writer cuts off."""
         reserved = self._reserved.pop(instance_id, None)
         end = self._ends.get(instance_id)
         if reserved is not None and end is not None:
-            os.truncate(self._log_path(instance_id), end)
+            try:
+                os.truncate(self._log_path(instance_id), end)
+            except OSError:
+                pass
 
     def __del__(self) -> None:
         try:

@@ -92,6 +92,33 @@ async def test_the_lease_ends_when_the_instance_fails(tmp_path, kind):
         await broken(orchestration_backend=DurableBackend(store), instance_id="b")
 
 
+@pytest.mark.skipif(
+    not hasattr(os, "posix_fallocate"), reason="this system has no posix_fallocate"
+)
+async def test_a_disk_log_holds_reserved_space_only_while_its_instance_runs(tmp_path):
+    from durable.stores.disk import frame
+
+    store = DiskStateStore(tmp_path / "store")
+    log = tmp_path / "store" / "state" / "job-1.log"
+
+    def records_length() -> int:
+        return sum(len(frame(record)) for record in store.read_records("job-1"))
+
+    GATES["g"] = asyncio.Event()
+    running = asyncio.create_task(
+        slow("g", orchestration_backend=DurableBackend(store), instance_id="job-1")
+    )
+    await asyncio.sleep(0.05)
+    assert log.stat().st_size > records_length()
+    GATES["g"].set()
+    assert await running == "finished"
+    assert log.stat().st_size == records_length()
+    with pytest.raises(PauseForEventException):
+        await ask(orchestration_backend=DurableBackend(store), instance_id="q")
+    paused = tmp_path / "store" / "state" / "q.log"
+    assert paused.stat().st_size == sum(len(frame(r)) for r in store.read_records("q"))
+
+
 def test_a_disk_lease_names_who_holds_it(tmp_path):
     store = DiskStateStore(tmp_path / "store")
     assert store.acquire_lease("job-1", "runner A") is None

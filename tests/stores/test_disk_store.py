@@ -531,6 +531,14 @@ def test_a_lease_taken_after_another_store_object_appended_appends_after_its_rec
     assert DiskStateStore(store_dir).read_records("order-7") == [b"one", b"two", b"three"]
 
 
+def test_a_lease_is_released_even_when_its_log_was_deleted_behind_the_store(store, store_dir):
+    assert store.acquire_lease("order-7", "test") is None
+    store.append_record("order-7", b"first")
+    state_file(store_dir, "order-7").unlink()
+    store.release_lease("order-7", "test")
+    assert DiskStateStore(store_dir).acquire_lease("order-7", "next run") is None
+
+
 def test_closing_a_store_gives_back_the_space_reserved_under_its_leases(store, store_dir):
     assert store.acquire_lease("order-7", "test") is None
     store.append_record("order-7", b"first")
