@@ -374,66 +374,69 @@ needs_allocate = pytest.mark.skipif(
 )
 
 
+@pytest.fixture
+def leased(store) -> DiskStateStore:
+    """`store`, holding the lease of order-7 as a run of it does."""
+    assert store.acquire_lease("order-7", "test") is None
+    return store
+
+
 def records_length(*records: bytes) -> int:
     return sum(len(disk.frame(record)) for record in records)
 
 
 @needs_allocate
 def test_a_leased_log_reserves_space_past_its_records_and_gives_it_back_with_the_lease(
-    store, store_dir
+    leased, store_dir
 ):
-    assert store.acquire_lease("order-7", "test") is None
-    store.append_record("order-7", b"first")
-    store.append_record("order-7", RECORD)
+    leased.append_record("order-7", b"first")
+    leased.append_record("order-7", RECORD)
     path = state_file(store_dir, "order-7")
     assert path.stat().st_size == records_length(b"first") + disk._RESERVE
     assert DiskStateStore(store_dir).read_records("order-7") == [b"first", RECORD]
-    store.release_lease("order-7", "test")
+    leased.release_lease("order-7", "test")
     assert path.stat().st_size == records_length(b"first", RECORD)
     assert DiskStateStore(store_dir).read_records("order-7") == [b"first", RECORD]
 
 
 @needs_allocate
 def test_an_append_into_reserved_space_is_one_data_sync_and_leaves_the_file_size_alone(
-    store, store_dir, monkeypatch
+    leased, store_dir, monkeypatch
 ):
-    assert store.acquire_lease("order-7", "test") is None
-    store.append_record("order-7", b"first")
-    store.append_record("order-7", b"second")
+    leased.append_record("order-7", b"first")
+    leased.append_record("order-7", b"second")
     path = state_file(store_dir, "order-7")
     size = path.stat().st_size
     synced: list[int] = []
     real_sync_data = disk._sync_data
     monkeypatch.setattr(disk, "_sync_data", lambda fd: (synced.append(fd), real_sync_data(fd)))
     monkeypatch.setattr(disk.os, "fsync", lambda fd: pytest.fail("an append made a full fsync"))
-    store.append_record("order-7", RECORD)
+    leased.append_record("order-7", RECORD)
     assert len(synced) == 1
     assert path.stat().st_size == size
     assert DiskStateStore(store_dir).read_records("order-7") == [b"first", b"second", RECORD]
 
 
 @needs_allocate
-def test_a_leased_log_reserves_more_space_once_its_reserve_is_used_up(store, store_dir):
+def test_a_leased_log_reserves_more_space_once_its_reserve_is_used_up(leased, store_dir):
     big = b"x" * (disk._RESERVE // 3)
-    assert store.acquire_lease("order-7", "test") is None
     for _ in range(7):
-        store.append_record("order-7", big)
+        leased.append_record("order-7", big)
     path = state_file(store_dir, "order-7")
     assert path.stat().st_size >= records_length(*[big] * 7) + disk._RESERVE
     assert DiskStateStore(store_dir).read_records("order-7") == [big] * 7
-    store.release_lease("order-7", "test")
+    leased.release_lease("order-7", "test")
     assert path.stat().st_size == records_length(*[big] * 7)
 
 
 @needs_allocate
-def test_a_compaction_under_the_lease_reserves_space_the_next_append_uses(store, store_dir):
-    assert store.acquire_lease("order-7", "test") is None
-    store.append_record("order-7", b"first")
-    store.replace_records("order-7", [b"compacted"])
+def test_a_compaction_under_the_lease_reserves_space_the_next_append_uses(leased, store_dir):
+    leased.append_record("order-7", b"first")
+    leased.replace_records("order-7", [b"compacted"])
     path = state_file(store_dir, "order-7")
     size = path.stat().st_size
     assert size == records_length(b"compacted") + disk._RESERVE
-    store.append_record("order-7", b"after")
+    leased.append_record("order-7", b"after")
     assert path.stat().st_size == size
     assert DiskStateStore(store_dir).read_records("order-7") == [b"compacted", b"after"]
 
@@ -459,10 +462,9 @@ def cut_short_in_reserved_space(store_dir: Path, kept: list[bytes], torn: bytes,
 
 @needs_allocate
 @pytest.mark.parametrize("upto", [4, 10, disk._HEADER.size, disk._HEADER.size + 50, -1])
-def test_a_record_cut_short_inside_reserved_space_is_dropped(store, store_dir, upto):
-    assert store.acquire_lease("order-7", "test") is None
-    store.append_record("order-7", b"first")
-    store.append_record("order-7", b"second, acknowledged")
+def test_a_record_cut_short_inside_reserved_space_is_dropped(leased, store_dir, upto):
+    leased.append_record("order-7", b"first")
+    leased.append_record("order-7", b"second, acknowledged")
     kept = [b"first", b"second, acknowledged"]
     cut_short_in_reserved_space(store_dir, kept, RECORD, upto)
     assert DiskStateStore(store_dir).read_records("order-7") == kept
@@ -489,11 +491,10 @@ def test_an_append_after_a_record_cut_short_in_reserved_space_clears_its_bytes(s
 
 @needs_allocate
 def test_a_complete_last_record_with_a_bad_checksum_in_reserved_space_is_refused(
-    store, store_dir
+    leased, store_dir
 ):
-    assert store.acquire_lease("order-7", "test") is None
-    store.append_record("order-7", b"first")
-    store.append_record("order-7", RECORD)
+    leased.append_record("order-7", b"first")
+    leased.append_record("order-7", RECORD)
     path = state_file(store_dir, "order-7")
     data = bytearray(path.read_bytes())
     data[records_length(b"first", RECORD) - 2] ^= 0x01  # its last payload byte
@@ -505,10 +506,9 @@ def test_a_complete_last_record_with_a_bad_checksum_in_reserved_space_is_refused
 @needs_allocate
 @pytest.mark.parametrize("upto", [4, 10])
 def test_bytes_written_past_a_damaged_record_in_reserved_space_are_refused(
-    store, store_dir, upto
+    leased, store_dir, upto
 ):
-    assert store.acquire_lease("order-7", "test") is None
-    store.append_record("order-7", b"first")
+    leased.append_record("order-7", b"first")
     path = state_file(store_dir, "order-7")
     data = bytearray(path.read_bytes())
     end = records_length(b"first")
@@ -531,19 +531,17 @@ def test_a_lease_taken_after_another_store_object_appended_appends_after_its_rec
     assert DiskStateStore(store_dir).read_records("order-7") == [b"one", b"two", b"three"]
 
 
-def test_a_lease_is_released_even_when_its_log_was_deleted_behind_the_store(store, store_dir):
-    assert store.acquire_lease("order-7", "test") is None
-    store.append_record("order-7", b"first")
+def test_a_lease_is_released_even_when_its_log_was_deleted_behind_the_store(leased, store_dir):
+    leased.append_record("order-7", b"first")
     state_file(store_dir, "order-7").unlink()
-    store.release_lease("order-7", "test")
+    leased.release_lease("order-7", "test")
     assert DiskStateStore(store_dir).acquire_lease("order-7", "next run") is None
 
 
-def test_closing_a_store_gives_back_the_space_reserved_under_its_leases(store, store_dir):
-    assert store.acquire_lease("order-7", "test") is None
-    store.append_record("order-7", b"first")
-    store.append_record("order-7", b"second")
-    store.close()
+def test_closing_a_store_gives_back_the_space_reserved_under_its_leases(leased, store_dir):
+    leased.append_record("order-7", b"first")
+    leased.append_record("order-7", b"second")
+    leased.close()
     assert state_file(store_dir, "order-7").stat().st_size == records_length(b"first", b"second")
 
 
