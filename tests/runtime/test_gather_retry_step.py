@@ -180,29 +180,43 @@ async def test_each_failed_attempt_is_journaled_with_its_count(store):
 
 
 async def test_a_restart_does_not_reset_the_attempt_count(store):
+    SWITCHES["succeed on attempt"] = 99  # every attempt fails: only max_attempts ends them
     store.counter.crash_after = 3  # attempt 2's failure is journaled, then the process dies
     with pytest.raises(SimulatedCrash):
         await run(charge_with_retries, "o1", store=store)
     assert ATTEMPTS == [1, 2]
-    assert await run(charge_with_retries, "o1", store=store) == "charged o1 on attempt 3"
-    assert ATTEMPTS == [1, 2, 3]
+    with pytest.raises(ConnectionError, match="attempt 4 failed"):
+        await run(charge_with_retries, "o1", store=store)
+    assert ATTEMPTS == [1, 2, 3, 4]  # two more attempts after the restart, not four
 
 
-async def test_a_restart_honours_the_remaining_backoff():
-    slow = RetryPolicy(max_attempts=2, initial_backoff=0.3, jitter=0)
-    store = CountingStore()
+SLOW = RetryPolicy(max_attempts=2, initial_backoff=0.6, jitter=0)
 
-    @make_durable
-    async def slow_retry():
-        return await durable_execute(flaky, "o1", retry=slow)
 
+@make_durable
+async def slow_retry():
+    return await durable_execute(flaky, "o1", retry=SLOW)
+
+
+async def test_a_restart_waits_only_the_rest_of_the_backoff(store):
     SWITCHES["succeed on attempt"] = 2
     store.counter.crash_after = 2  # attempt 1 failed, its retry time is journaled
     with pytest.raises(SimulatedCrash):
         await run(slow_retry, store=store)
     failed_at = time.monotonic()
     assert await run(slow_retry, store=store) == "charged o1 on attempt 2"
-    assert time.monotonic() - failed_at >= 0.25
+    assert time.monotonic() - failed_at >= 0.5  # the backoff is not skipped...
+
+
+async def test_a_restart_after_the_backoff_has_passed_retries_at_once(store):
+    SWITCHES["succeed on attempt"] = 2
+    store.counter.crash_after = 2
+    with pytest.raises(SimulatedCrash):
+        await run(slow_retry, store=store)
+    await asyncio.sleep(0.6)
+    resumed_at = time.monotonic()
+    assert await run(slow_retry, store=store) == "charged o1 on attempt 2"
+    assert time.monotonic() - resumed_at < 0.4  # ...nor started over
 
 
 async def test_the_final_failure_is_persisted_as_failed(store):
@@ -345,6 +359,22 @@ async def test_a_step_replays_after_a_crash_without_running_again(store):
     assert await run(order_flow, "o1", store=store) == ("charged o1", "notified o1")
     assert CHARGES == {"o1": 1}
     assert LOG == [("charge", "o1"), ("notify", "o1")]
+
+
+@step(retry=FAST)
+def flaky_step(order: str) -> str:
+    return flaky(order)
+
+
+@make_durable
+async def retried_step_flow(order):
+    return await flaky_step(order)
+
+
+async def test_a_step_with_a_retry_policy_is_retried_and_each_failure_journaled(store):
+    assert await run(retried_step_flow, "o1", store=store) == "charged o1 on attempt 3"
+    assert ATTEMPTS == [1, 2, 3]
+    assert store.counter.writes == 5  # start, two failed attempts, SUCCEEDED, completion
 
 
 def test_a_step_keeps_the_name_and_docstring_of_its_function():

@@ -152,6 +152,27 @@ async def test_a_new_call_records_succeeded_with_its_result(store):
     assert entry["args_digest"] == digest
 
 
+class Payments:
+    @staticmethod
+    def charge(order: str) -> str:
+        LOG.append(("charge", order))
+        return f"charged {order}"
+
+
+@make_durable
+async def charge_through_a_class(order):
+    receipt = await durable_execute(Payments.charge, order)
+    raise PauseForEventException("after-charge")
+    return receipt
+
+
+async def test_the_function_id_is_the_module_and_qualified_name_of_func(store):
+    with pytest.raises(PauseForEventException):
+        await run(charge_through_a_class, "o1", store=store)
+    (entry,) = _entries_written(store, "i1")
+    assert entry["function_id"] == f"{__name__}.Payments.charge"
+
+
 class Receipt:
     def __init__(self, number):
         self.number = number
@@ -199,6 +220,28 @@ async def test_a_new_call_that_raises_records_failed_and_raises(store):
     assert (type(error), str(error)) == (ValueError, "card declined for o1")
 
 
+@make_durable
+async def declined_with_a_reconciler(order):
+    try:
+        await durable_execute(declined, order, reconciler=ledger_says_charged)
+    except ValueError as error:
+        caught = str(error)
+    raise PauseForEventException("after-charge")
+    return caught
+
+
+async def test_a_new_reconciled_call_that_raises_is_finalized_as_failed_in_its_second_write(
+    store,
+):
+    with pytest.raises(PauseForEventException):
+        await run(declined_with_a_reconciler, "o1", store=store)
+    assert [entry_status(e) for e in _entries_written(store, "i1")] == [PENDING, FAILED]
+    assert store.counter.writes == 1 + 2 + 1  # start, PENDING, FAILED, the wait
+    DurableBackend(store).publish_event("i1", "after-charge")
+    assert await run(declined_with_a_reconciler, "o1", store=store) == "card declined for o1"
+    assert LOG == [("charge", "o1")]  # replayed: neither func nor the reconciler again
+
+
 def _entries_written(store: CountingStore, instance_id: str) -> list[dict]:
     """Every journal entry in the instance's log, in write order."""
     from durable.runtime.backend import _decode
@@ -230,8 +273,10 @@ async def test_a_failed_entry_raises_the_same_exception_again_without_calling_fu
     store.counter.crash_after = 2
     with pytest.raises(SimulatedCrash):
         await run(declined_then_pause, "o1", store=store)
+    before = store.counter.writes
     with pytest.raises(PauseForEventException):
         await run(declined_then_pause, "o1", store=store)
+    assert store.counter.writes - before == 1  # the wait; the replayed failure wrote nothing
     DurableBackend(store).publish_event("i1", "after-charge")
     assert await run(declined_then_pause, "o1", store=store) == "ValueError: card declined for o1"
     assert LOG == [("charge", "o1")]
@@ -372,6 +417,27 @@ async def test_an_entry_of_another_function_at_the_same_sequence_number_is_a_mis
     ]
 
 
+@make_durable(journal=JournalPolicy(snapshot_every=10))
+async def charge_then_settle(order):
+    first = await durable_execute(charge, order)
+    second = await durable_execute(SWITCHES.get("settle with", charge), order)
+    return first, second
+
+
+async def test_an_entry_of_another_function_with_the_same_arguments_is_cleared_and_run_as_new(
+    store,
+):
+    store.counter.crash_after = 3  # start, then both journal entries without a snapshot
+    with pytest.raises(SimulatedCrash):
+        await run(charge_then_settle, "o1", store=store)
+    LOG.clear()
+    SWITCHES["settle with"] = refund  # same arguments, so the same args_digest
+    before = store.counter.writes
+    assert await run(charge_then_settle, "o1", store=store) == ("charged o1 1", "refunded o1")
+    assert LOG == [("refund", "o1")]
+    assert store.counter.writes - before == 1 + 1 + 1  # clear, the refund, completion
+
+
 # -- entries of older state -------------------------------------------------------------------
 def test_an_entry_without_status_is_succeeded_when_it_holds_no_exception():
     assert entry_status({"result": b"x"}) == SUCCEEDED
@@ -397,6 +463,22 @@ async def test_a_replayed_entry_without_status_is_inferred_from_its_payload(stor
         "refunded o1",
     )
     assert LOG == [("charge", "o1"), ("refund", "o1")]
+
+
+async def test_a_replayed_entry_without_status_holding_an_error_raises_it(store):
+    store.counter.crash_after = 2  # the FAILED entry of the declined charge
+    with pytest.raises(SimulatedCrash):
+        await run(declined_then_pause, "o1", store=store)
+    backend = DurableBackend(store)
+    state = backend.load_state("i1")
+    (entry,) = state["journal"].values()
+    del entry["status"]
+    backend.save_state("i1", state)
+    with pytest.raises(PauseForEventException):
+        await run(declined_then_pause, "o1", store=store)
+    DurableBackend(store).publish_event("i1", "after-charge")
+    assert await run(declined_then_pause, "o1", store=store) == "ValueError: card declined for o1"
+    assert LOG == [("charge", "o1")]
 
 
 # -- snapshot policy ----------------------------------------------------------------------------
@@ -586,6 +668,20 @@ async def test_a_reconciler_that_needs_arguments_is_refused_with_the_exact_messa
 
 async def test_a_bound_zero_argument_method_is_accepted_as_reconciler(store):
     assert await durable_execute(charge, "o1", reconciler=Ledger().check) == "charged o1 1"
+
+
+@make_durable
+async def charge_reconciled_by_a_method(order):
+    return await durable_execute(charge, order, reconciler=Ledger().check)
+
+
+async def test_a_bound_method_reconciler_settles_a_pending_call_on_resume(store):
+    result, writes = await crash_then_resume(
+        charge_reconciled_by_a_method, "o1", store=store, after=2
+    )
+    assert result == "in the ledger"
+    assert LOG == []  # the charge never ran: the method's answer settled it
+    assert writes == 1 + 1
 
 
 @make_durable
