@@ -190,7 +190,7 @@ async def test_a_restart_does_not_reset_the_attempt_count(store):
     assert ATTEMPTS == [1, 2, 3, 4]  # two more attempts after the restart, not four
 
 
-SLOW = RetryPolicy(max_attempts=2, initial_backoff=0.6, jitter=0)
+SLOW = RetryPolicy(max_attempts=2, initial_backoff=1.0, jitter=0)
 
 
 @make_durable
@@ -205,7 +205,7 @@ async def test_a_restart_waits_only_the_rest_of_the_backoff(store):
         await run(slow_retry, store=store)
     failed_at = time.monotonic()
     assert await run(slow_retry, store=store) == "charged o1 on attempt 2"
-    assert time.monotonic() - failed_at >= 0.5  # the backoff is not skipped...
+    assert time.monotonic() - failed_at >= 0.9  # the backoff is not skipped...
 
 
 async def test_a_restart_after_the_backoff_has_passed_retries_at_once(store):
@@ -213,10 +213,10 @@ async def test_a_restart_after_the_backoff_has_passed_retries_at_once(store):
     store.counter.crash_after = 2
     with pytest.raises(SimulatedCrash):
         await run(slow_retry, store=store)
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.0)
     resumed_at = time.monotonic()
     assert await run(slow_retry, store=store) == "charged o1 on attempt 2"
-    assert time.monotonic() - resumed_at < 0.4  # ...nor started over
+    assert time.monotonic() - resumed_at < 0.6  # ...nor started over
 
 
 async def test_the_final_failure_is_persisted_as_failed(store):
