@@ -385,10 +385,10 @@ class CallStack:
         return self.frames[-1]
 
     def snapshot(self) -> tuple | bytes:
-        """The frames as saved. Frames that hold only leaf values (numbers, strings, bytes, None) are saved as their
-        plain records, ``(STACK_FORMAT, records)``, which the write pickles with the rest of
-        it; other frames are pickled here, all in one pickle so that objects shared between
-        frames stay shared."""
+        """The frames as saved. Frames that hold only leaf values (numbers, strings, bytes,
+        None) are saved as their plain records, ``(STACK_FORMAT, records)``, which the write
+        pickles with the rest of it; other frames are pickled here, all in one pickle so that
+        objects shared between frames stay shared."""
         frames = self.frames
         try:
             if len(frames) == 1:

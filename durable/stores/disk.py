@@ -11,6 +11,7 @@ other damage is refused with the instance id, never half-loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -293,12 +294,17 @@ class DiskStateStore(StateStore):
         """Open the log again under the lease, after a read or a compaction here: where its
         records end is known, and what lies past that is cut off unless it is the space this
         object reserved (else it is what a run that never finished left)."""
+        descriptor, size = self._open_log(instance_id, path)
+        if size not in (end, self._reserved.get(instance_id)):
+            self._cut(instance_id, descriptor, end)
+        return descriptor
+
+    def _open_log(self, instance_id: str, path: str) -> tuple[int, int]:
+        """Open the log for appending and keep it open: its descriptor and size."""
         descriptor = os.open(path, os.O_WRONLY)
         status = os.fstat(descriptor)
         self._remember_descriptor(instance_id, descriptor, status.st_ino)
-        if status.st_size not in (end, self._reserved.get(instance_id)):
-            self._cut(instance_id, descriptor, end)
-        return descriptor
+        return descriptor, status.st_size
 
     def _cut(self, instance_id: str, descriptor: int, end: int) -> None:
         """Cut the log back to its records (what followed was never acknowledged)."""
@@ -319,8 +325,7 @@ class DiskStateStore(StateStore):
         # First append here, the file was replaced, or it was appended to by another store
         # object (or holds a torn tail to cut off): open it afresh.
         self._forget_descriptor(instance_id)
-        descriptor = os.open(path, os.O_WRONLY)
-        self._remember_descriptor(instance_id, descriptor, os.fstat(descriptor).st_ino)
+        descriptor, _ = self._open_log(instance_id, path)
         if end != status.st_size:
             with open(path, "rb") as log:
                 _, end = self._parse(instance_id, Path(path), log.read())
@@ -371,10 +376,8 @@ class DiskStateStore(StateStore):
         reserved = self._reserved.pop(instance_id, None)
         end = self._ends.get(instance_id)
         if reserved is not None and end is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.truncate(self._log_path(instance_id), end)
-            except OSError:
-                pass
 
     def __del__(self) -> None:
         try:

@@ -101,22 +101,22 @@ async def test_a_disk_log_holds_reserved_space_only_while_its_instance_runs(tmp_
     store = DiskStateStore(tmp_path / "store")
     log = tmp_path / "store" / "state" / "job-1.log"
 
-    def records_length() -> int:
-        return sum(len(frame(record)) for record in store.read_records("job-1"))
+    def records_length(instance_id: str) -> int:
+        return sum(len(frame(record)) for record in store.read_records(instance_id))
 
     GATES["g"] = asyncio.Event()
     running = asyncio.create_task(
         slow("g", orchestration_backend=DurableBackend(store), instance_id="job-1")
     )
     await asyncio.sleep(0.05)
-    assert log.stat().st_size > records_length()
+    assert log.stat().st_size > records_length("job-1")
     GATES["g"].set()
     assert await running == "finished"
-    assert log.stat().st_size == records_length()
+    assert log.stat().st_size == records_length("job-1")
     with pytest.raises(PauseForEventException):
         await ask(orchestration_backend=DurableBackend(store), instance_id="q")
     paused = tmp_path / "store" / "state" / "q.log"
-    assert paused.stat().st_size == sum(len(frame(r)) for r in store.read_records("q"))
+    assert paused.stat().st_size == records_length("q")
 
 
 def test_a_disk_lease_names_who_holds_it(tmp_path):
