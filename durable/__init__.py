@@ -28,6 +28,7 @@ from .runtime.backend import (
 from .runtime.contexts import resumable
 from .runtime.frames import CallStack, FunctionCall
 from .runtime.handles import InstanceHandle
+from .runtime.helpers import exclude_helpers, include_helpers
 from .runtime.journal import JournalPolicy, NotApplied, RetryPolicy
 from .runtime.operations import (
     durable_execute,
@@ -75,6 +76,8 @@ __all__ = [
     "default_backend",
     "durable_execute",
     "durable_execute_async",
+    "exclude_helpers",
+    "include_helpers",
     "make_durable",
     "resumable",
     "sleep",

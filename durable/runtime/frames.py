@@ -7,25 +7,29 @@ the durable operation it is suspended in. Compiled code calls the frame's method
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from types import FrameType
+from types import CellType, CoroutineType, FrameType
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from .._errors import CheckpointException, IncompatibleStateError
 from . import contexts, references
+from .helpers import helper_call
 
 if TYPE_CHECKING:
     from .program import DurableProgram
     from .runtime import InstanceRun
 
 #: Version of the pickled call-stack layout; bumped on any change to the records below.
-STACK_FORMAT = 3
+STACK_FORMAT = 4
+#: Earlier layouts still read: 3 had no cells.
+_READABLE_FORMATS = frozenset({3, 4})
 
 
 # -- what a frame is suspended in -----------------------------------------------------------
@@ -75,13 +79,18 @@ class FrameRecord:
     live_locals: dict[str, Any]
     arguments: tuple | None
     pending: Pending | None
+    #: The frame's own cells (variables its closures share), in `CodeBlock.cell_names` order.
+    cells: tuple | None = None
 
     @classmethod
     def from_plain(cls, plain: tuple) -> FrameRecord:
         """The record a snapshot holds as plain tuples (`FunctionCall.plain_record`): tuples
         and builtins only, so the pickler names no class or function (a range iterator, which
         would name two builtins, is kept as its numbers)."""
-        program, fingerprint, resume_point, line, live_locals, arguments, pending, ranges = plain
+        program, fingerprint, resume_point, line, live_locals, arguments, pending, ranges = plain[
+            :8
+        ]
+        cells = plain[8] if len(plain) > 8 else None
         if ranges:
             live_locals = dict(live_locals)  # a snapshot kept as a tuple may be read again
             for name, numbers in ranges.items():
@@ -94,6 +103,7 @@ class FrameRecord:
             live_locals,
             arguments,
             _pending_from_plain(pending),
+            cells,
         )
 
 
@@ -188,6 +198,7 @@ class FunctionCall:
         "pending",
         "run",
         "python_frame",
+        "cells",
     )
 
     def __init__(
@@ -199,8 +210,11 @@ class FunctionCall:
         resume_point: int = 0,
         saved_locals: dict[str, Any] | None = None,
         pending: Pending | None = None,
+        cells: tuple | None = None,
     ) -> None:
         self.program = program
+        #: The frame's own cells (see `CodeBlock.cell_names`); made when it first runs.
+        self.cells = cells
         #: The compiled code this frame runs: the program's, or a saved older version.
         self.code = program.code
         self.run = run
@@ -212,6 +226,20 @@ class FunctionCall:
 
     def __repr__(self) -> str:
         return f"<FunctionCall {self.code.qualname} at resume point {self.resume_point}>"
+
+    def start(self) -> Any:
+        """The coroutine that runs (or resumes) this frame's compiled function."""
+        code = self.code
+        if code.cell_names:
+            cells = self.cells
+            if cells is None:
+                cells = self.cells = tuple(CellType() for _ in code.cell_names)
+            function = code.instantiate(self.program.__wrapped__, cells)
+        elif self.program.rebinds:
+            function = code.instantiate(self.program.__wrapped__, ())
+        else:
+            function = code.function
+        return function(self)
 
     # -- called by compiled code ----------------------------------------------------------
     def enter(self) -> int:
@@ -231,6 +259,13 @@ class FunctionCall:
         self.resume_point = resume_point
         self.pending = None
         created = run.created_operations
+        if type(awaitable) is CoroutineType:
+            call = helper_call(self.code.module, awaitable)
+            if call is None:
+                if created:
+                    created.clear()
+                return awaitable
+            awaitable = call
         link = getattr(awaitable, "_durable_link", None)
         if link is not None:
             # A durable operation: awaited as the coroutine that settles it at this frame.
@@ -330,7 +365,7 @@ class FunctionCall:
             if arguments:
                 leaves_only = False
         record = (
-            self.program.key,
+            self.program.saved_as,
             code.fingerprint,
             resume_point,
             point.line if point is not None else code.first_line,
@@ -339,6 +374,11 @@ class FunctionCall:
             plain_pending,
             ranges,
         )
+        if self.cells is not None:
+            record += (self.cells,)
+            leaves_only = False
+        elif not self.program.saved_by_name:
+            leaves_only = False
         return record, leaves_only
 
     @classmethod
@@ -347,9 +387,9 @@ class FunctionCall:
     ) -> FunctionCall:
         """The frame `record` saved, on the code it was saved with (see
         `DurableProgram.code_for_saved_frame` for what happens when that code changed)."""
-        from .program import program_for_key
+        from .program import program_for_saved
 
-        program = program_for_key(record.program)
+        program = program_for_saved(record.program)
         code, resume_point, live_locals = program.code_for_saved_frame(record, run, code_versions)
         frame = cls(
             program,
@@ -358,6 +398,7 @@ class FunctionCall:
             resume_point=resume_point,
             saved_locals=live_locals,
             pending=record.pending,
+            cells=record.cells,
         )
         frame.code = code
         return frame
@@ -402,10 +443,9 @@ class CallStack:
                 # Nothing in it can be a module global, an exception or a shared object.
                 data: tuple | bytes = (STACK_FORMAT, records)
             else:
-                programs = [frame.program for frame in frames]
-                data = references.dumps((STACK_FORMAT, records), programs)
+                data = references.dumps((STACK_FORMAT, records), frames)
         except Exception as error:
-            raise _explain_unpicklable([frame.record() for frame in frames], error) from error
+            raise _explain_unpicklable(frames, error) from error
         return data
 
     @classmethod
@@ -414,7 +454,7 @@ class CallStack:
     ) -> CallStack:
         """The call stack `snapshot` saved (as its tuple or its pickle)."""
         stack_format, frames = data if type(data) is tuple else references.loads(data)
-        if stack_format != STACK_FORMAT:
+        if stack_format not in _READABLE_FORMATS:
             raise IncompatibleStateError(
                 f"instance {run.instance_id!r}: its call stack was saved in format "
                 f"{stack_format}, this version reads format {STACK_FORMAT}"
@@ -444,15 +484,17 @@ class CallStack:
         return {frame.code.fingerprint: frame.code.version for frame in self.frames}
 
 
-def _explain_unpicklable(records: list[FrameRecord], error: Exception) -> CheckpointException:
+def _explain_unpicklable(frames: list[FunctionCall], error: Exception) -> CheckpointException:
     """Find the variable that could not be pickled and say where it is live."""
-    from .program import program_for_key
-
-    for record in records:
-        code = program_for_key(record.program).code
+    for frame in frames:
+        code = frame.code
+        record = frame.record()
         values = dict(record.live_locals)
         if record.arguments is not None:
             values.update({f"argument {i}": v for i, v in enumerate(record.arguments)})
+        for name, cell in zip(code.cell_names, record.cells or (), strict=False):
+            with contextlib.suppress(ValueError):  # an empty cell: an unbound variable
+                values[name] = cell.cell_contents
         for name, value in values.items():
             try:
                 cloudpickle.dumps(value)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -81,13 +83,7 @@ class Operation(ABC):
         run = current_run()
         if run is None:
             return self.outside_durable_run().__await__()
-        raise CheckpointException(
-            f"{self.describe()} was awaited inside durable instance {run.instance_id!r} at a "
-            f"position that cannot be resumed ({_where(run)}): inside 'async for', a 'with' "
-            "block without resumable(), a generator expression, a task, "
-            "or a plain helper coroutine. Await it directly in the durable function (or make "
-            "the helper durable too); asyncio.gather takes durable_execute calls and steps"
-        )
+        raise CheckpointException(_not_a_frame_message(self, run))
 
     def describe(self) -> str:
         return type(self).__name__
@@ -145,6 +141,57 @@ def outcome_of(entry: dict[str, Any]) -> Any:
     return None if result is None else references.loads(result)
 
 
+def _not_a_frame_message(operation: Operation, run) -> str:
+    """Why `operation` cannot run where it was awaited, naming the coroutine that awaited
+    it when that is not a frame of the instance, and what to do instead."""
+    plain = _awaiting_coroutine()
+    if plain is not None:
+        code, line = plain
+        from .helpers import compile_failures
+
+        where = f"{code.co_qualname}() at {code.co_filename}:{line}"
+        failure = compile_failures.get(code)
+        if failure is not None:
+            return (
+                f"{operation.describe()} was awaited inside durable instance "
+                f"{run.instance_id!r} by {where}, which runs plainly because it cannot be "
+                f"compiled as a helper:\n{failure}"
+            )
+        return (
+            f"{operation.describe()} was awaited inside durable instance {run.instance_id!r} "
+            f"by {where}, which is not a frame of the instance: its coroutine was not awaited "
+            "directly by a durable function or helper (it was created earlier and started, "
+            "awaited through asyncio.wait_for/create_task/a task group, awaited inside "
+            "'async with'/'async for', or its module is not the user's code). Await the "
+            "helper directly (`result = await helper(...)`), use asyncio.gather for "
+            "concurrent durable calls, or durable.include_helpers(<its module>) for code "
+            "outside your package"
+        )
+    return (
+        f"{operation.describe()} was awaited inside durable instance {run.instance_id!r} at a "
+        f"position that cannot be resumed ({_where(run)}): inside 'async for', a 'with' "
+        "block without resumable(), or a generator expression. Await it directly in the "
+        "durable function (as a statement or an assignment)"
+    )
+
+
+def _awaiting_coroutine() -> tuple[Any, int] | None:
+    """(code, line) of the nearest coroutine up the stack that is not compiled durable code."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_flags & inspect.CO_COROUTINE:
+            if "_durable_f" in code.co_varnames:
+                return None  # compiled code: the await position is the problem
+            if not code.co_filename.startswith(_PACKAGE_DIRECTORY):
+                return code, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+_PACKAGE_DIRECTORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _where(run) -> str:
     frame = run.stack.innermost if run.stack.frames else None
     if frame is None or frame.python_frame is None:
@@ -183,10 +230,30 @@ class ChildCall(Operation):
         return await run_callee(parent, child)
 
 
+class HelperCall(ChildCall):
+    """`await helper(...)` of an undecorated async function of the user's code inside a
+    durable run: a nested frame like a durable function's, its arguments already bound
+    (taken from the coroutine the call created)."""
+
+    def __init__(self, helper: Any, arguments: tuple) -> None:
+        self.program = helper
+        self.arguments = arguments
+
+    def describe(self) -> str:
+        return f"the helper {self.program.code.qualname}()"
+
+    async def settle(self) -> Any:
+        parent = self.frame
+        child = FunctionCall(self.program, parent.run, arguments=self.arguments)
+        parent.pending = AwaitingChild()
+        parent.run.stack.push(child)
+        return await run_callee(parent, child)
+
+
 async def run_callee(parent: FunctionCall, child: FunctionCall) -> Any:
     """Run (or resume) `child` for `parent`."""
     try:
-        result = await child.code.function(child)
+        result = await child.start()
     finally:
         parent.run.stack.pop(child)
     parent.pending = Settled(result)

@@ -65,6 +65,10 @@ class DurableProgram:
         self.on_code_change = on_code_change
         self.journal_policy = journal if journal is not None else DEFAULT_POLICY
         self._saved_versions: dict[str, CodeBlock] = {}
+        #: How a frame of this function is saved and found again: by its key.
+        self.saved_as = self.key
+        self.saved_by_name = True
+        self.rebinds = False  # `code.function` is already bound to its closure and globals
         self.__wrapped__ = fn
         functools.update_wrapper(self, fn)
         _programs[self.key] = self
@@ -128,35 +132,64 @@ class DurableProgram:
         code version saved with the instance (unless ``on_code_change="fail"``). Never
         silently on different code.
         """
-        current = self.code
-        if record.fingerprint == current.fingerprint:
-            return current, record.resume_point, record.live_locals
-        migration = next(
-            (m for fp, m in self.migrations.items() if record.fingerprint.startswith(fp)), None
+        return code_for_saved_frame(
+            self.code, self.__wrapped__, self._saved_versions, self, record, run, code_versions
         )
-        if migration is not None:
-            line, live_locals = migration(record.line, dict(record.live_locals))
-            return current, current.resume_point_at(line), live_locals
-        version = code_versions.get(record.fingerprint)
-        if version is not None and self.on_code_change == "resume_saved_version":
-            saved = self._saved_versions.get(record.fingerprint)
-            if saved is None:
-                saved = self._saved_versions[record.fingerprint] = compile_version(
-                    version, self.__wrapped__
-                )
-            return saved, record.resume_point, record.live_locals
-        reason = (
-            "on_code_change='fail' refuses to resume on the saved version"
-            if version is not None
-            else "the instance carries no copy of that code"
-        )
-        raise IncompatibleStateError(
-            f"instance {run.instance_id!r}: {current.qualname} was suspended at line "
-            f"{record.line} by code version {record.fingerprint[:16]}, but the function now "
-            f"compiles to version {current.fingerprint[:16]} and {reason}; restore the old "
-            f"code, or pass make_durable(..., migrations={{'{record.fingerprint[:16]}': "
-            "migrate}) with migrate(line, live_locals) -> (new_line, live_locals)"
-        )
+
+
+def code_for_saved_frame(
+    current: CodeBlock | None,
+    fn: Callable[..., Any],
+    saved_versions: dict[str, CodeBlock],
+    policy: DurableProgram,
+    record,
+    run,
+    code_versions: Mapping[str, CodeVersion],
+):
+    """(code, resume point, live locals) to resume a frame saved by `fn`, whose code now
+    compiles to `current` (None: it no longer compiles). `policy` is the program whose
+    ``migrations`` and ``on_code_change`` apply: the function's own, or for a helper the
+    instance's entry program."""
+    if current is not None and record.fingerprint == current.fingerprint:
+        return current, record.resume_point, record.live_locals
+    migration = next(
+        (m for fp, m in policy.migrations.items() if record.fingerprint.startswith(fp)), None
+    )
+    if migration is not None and current is not None:
+        line, live_locals = migration(record.line, dict(record.live_locals))
+        return current, current.resume_point_at(line), live_locals
+    version = code_versions.get(record.fingerprint)
+    if version is not None and policy.on_code_change == "resume_saved_version":
+        saved = saved_versions.get(record.fingerprint)
+        if saved is None:
+            saved = saved_versions[record.fingerprint] = compile_version(version, fn)
+        return saved, record.resume_point, record.live_locals
+    reason = (
+        "on_code_change='fail' refuses to resume on the saved version"
+        if version is not None
+        else "the instance carries no copy of that code"
+    )
+    now = (
+        f"now compiles to version {current.fingerprint[:16]}"
+        if current is not None
+        else "no longer compiles"
+    )
+    raise IncompatibleStateError(
+        f"instance {run.instance_id!r}: {fn.__qualname__} was suspended at line "
+        f"{record.line} by code version {record.fingerprint[:16]}, but the function {now} "
+        f"and {reason}; restore the old code, or pass make_durable(..., migrations="
+        f"{{'{record.fingerprint[:16]}': migrate}}) to the entry function with "
+        "migrate(line, live_locals) -> (new_line, live_locals)"
+    )
+
+
+def program_for_saved(saved_as: Any) -> Any:
+    """The program a saved frame names: a durable program by key, or a helper function."""
+    if type(saved_as) is str:
+        return program_for_key(saved_as)
+    from .helpers import helper_for_saved
+
+    return helper_for_saved(saved_as)
 
 
 def program_for_key(key: str) -> DurableProgram:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import io
+import marshal
 import operator
 import pickle
 import sys
@@ -27,7 +28,7 @@ import cloudpickle
 from .._errors import IncompatibleStateError
 
 if TYPE_CHECKING:
-    from .program import DurableProgram
+    from .frames import FunctionCall
 
 #: Types whose values are the same after a copy, or that are pickled by name anyway
 #: (classes too, whatever their metaclass).
@@ -37,27 +38,43 @@ _BY_VALUE_TYPES = frozenset({
 })  # fmt: skip
 
 
-def reference_table(programs: list[DurableProgram]) -> dict[int, tuple]:
-    """id(object) -> how to find it again, for the globals and defaults the programs use."""
+def reference_table(frames: list[FunctionCall]) -> dict[int, tuple]:
+    """id(object) -> how to find it again, for the globals and defaults the frames' code
+    uses (defaults of durable programs; a helper's are bound into its arguments)."""
     table: dict[int, tuple] = {}
-    for program in programs:
-        code = program.code
+    for frame in frames:
+        code = frame.code
         module_globals = code.function.__globals__
         module = code.module
         for name in code.global_names:
             value = module_globals.get(name)
             if type(value) not in _BY_VALUE_TYPES and not _named(value):
                 table.setdefault(id(value), ("global", module, name))
+        program = frame.program
+        if isinstance(program.saved_as, str):
+            prefix = ""
+        elif program.saved_by_name:
+            prefix = "helper-"  # found again by module and qualified name
+        else:
+            continue  # a local helper is restored with its defaults, shared in the snapshot
         original = program.__wrapped__
         if original.__defaults__:
             for index, value in enumerate(original.__defaults__):
                 if type(value) not in _BY_VALUE_TYPES and not _named(value):
-                    table.setdefault(id(value), ("default", program.key, index))
+                    table.setdefault(id(value), (prefix + "default", program.key, index))
         if original.__kwdefaults__:
             for name, value in original.__kwdefaults__.items():
                 if type(value) not in _BY_VALUE_TYPES and not _named(value):
-                    table.setdefault(id(value), ("kwdefault", program.key, name))
+                    table.setdefault(id(value), (prefix + "kwdefault", program.key, name))
     return table
+
+
+def _helper_function(key: str) -> Any:
+    module, _, qualname = key.partition(":")
+    holder: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        holder = getattr(holder, part)
+    return holder
 
 
 def _named(value: Any) -> bool:
@@ -82,11 +99,96 @@ class _Pickler(cloudpickle.CloudPickler):
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, BaseException):
             return _reduce_exception(obj)
-        if type(obj) is types.FunctionType:
-            wrapped = _reduce_wrapped_function(obj)
-            if wrapped is not None:
-                return wrapped
+        kind = type(obj)
+        if kind is types.FunctionType:
+            if _findable(obj):
+                return NotImplemented  # by name, also in __main__ (as programs are)
+            reduced = _reduce_wrapped_function(obj) or _reduce_function_by_value(obj)
+            if reduced is not None:
+                return reduced
+        elif kind is types.CellType:
+            return _reduce_cell(obj)
+        elif kind is types.CodeType:
+            return _reduce_code(obj)
         return super().reducer_override(obj)
+
+
+def _reduce_code(code: types.CodeType) -> tuple:
+    """Code as `marshal` writes it: every field kept, its file name too (cloudpickle drops
+    that, so tracebacks and reading the source again would lose the user's file). Saved
+    state is tied to one Python minor version anyway (see code fingerprints)."""
+    return (marshal.loads, (marshal.dumps(code),))
+
+
+def _reduce_cell(cell: types.CellType) -> tuple:
+    """A cell is made empty and remembered before its contents are pickled, so every
+    closure and frame that shares it shares it again after loading (cloudpickle gives each
+    function fresh cells), and a cell holding a function whose closure holds the cell works."""
+    try:
+        contents = cell.cell_contents
+    except ValueError:
+        return (types.CellType, ())
+    return (types.CellType, (), (contents,), None, None, _fill_cell)
+
+
+def _fill_cell(cell: types.CellType, state: tuple) -> None:
+    cell.cell_contents = state[0]
+
+
+def _reduce_function_by_value(function: types.FunctionType) -> tuple | None:
+    """A function that cannot be found by name (a lambda, a local function) as its code,
+    its closure cells (shared, see `_reduce_cell`) and a reference to its module, whose
+    globals it reads live after loading — cloudpickle would give it copies of them."""
+    module = sys.modules.get(function.__module__)
+    if module is None or vars(module) is not function.__globals__:
+        return None
+    state = (
+        function.__qualname__,
+        function.__defaults__,
+        function.__kwdefaults__,
+        function.__dict__ or None,
+        function.__doc__,
+    )
+    return (
+        _make_function,
+        (function.__code__, function.__module__, function.__name__, function.__closure__),
+        state,
+        None,
+        None,
+        _fill_function,
+    )
+
+
+def _findable(function: types.FunctionType) -> bool:
+    if "<locals>" in function.__qualname__:
+        return False
+    holder: Any = sys.modules.get(function.__module__)
+    for part in function.__qualname__.split("."):
+        holder = getattr(holder, part, None)
+    return holder is function
+
+
+def _make_function(
+    code: types.CodeType, module: str, name: str, closure: tuple | None
+) -> types.FunctionType:
+    try:
+        namespace = vars(importlib.import_module(module))
+    except ImportError as error:
+        raise IncompatibleStateError(
+            f"saved state holds the function {name!r} of module {module!r}, which cannot be "
+            f"imported ({error})"
+        ) from None
+    return types.FunctionType(code, namespace, name, None, closure)
+
+
+def _fill_function(function: types.FunctionType, state: tuple) -> None:
+    qualname, defaults, kwdefaults, attributes, doc = state
+    function.__qualname__ = qualname
+    function.__defaults__ = defaults
+    function.__kwdefaults__ = kwdefaults
+    function.__doc__ = doc
+    if attributes:
+        function.__dict__.update(attributes)
 
 
 def _reduce_wrapped_function(function: types.FunctionType) -> tuple | None:
@@ -157,9 +259,19 @@ class _Unpickler(pickle.Unpickler):
                     f"saved state refers to the module global {owner}.{name}, which cannot be "
                     f"found ({error})"
                 ) from None
-        from .program import program_for_key
+        if kind.startswith("helper-"):
+            try:
+                original = _helper_function(owner)
+            except (ImportError, AttributeError) as error:
+                raise IncompatibleStateError(
+                    f"saved state refers to a default value of the helper {owner!r}, which "
+                    f"cannot be found ({error})"
+                ) from None
+            kind = kind.removeprefix("helper-")
+        else:
+            from .program import program_for_key
 
-        original = program_for_key(owner).__wrapped__
+            original = program_for_key(owner).__wrapped__
         if kind == "default":
             return original.__defaults__[name]
         return original.__kwdefaults__[name]
@@ -231,6 +343,7 @@ class _FastPickler(pickle.Pickler):
             RANGE_ITERATOR: _reduce_range_iterator,
             type(iter([])): _reduce_sequence_iterator,
             type(iter(())): _reduce_sequence_iterator,
+            types.CellType: _reduce_cell,
         }
     )
 
@@ -261,13 +374,13 @@ def _fast_dumps(value: Any) -> bytes:
     return buffer.getvalue()
 
 
-def dumps(value: Any, programs: list[DurableProgram] = ()) -> bytes:
+def dumps(value: Any, frames: list[FunctionCall] = ()) -> bytes:
     """Pickle `value` (in one pass, so shared objects stay shared) for durable state.
 
     The C pickler goes first; what it cannot pickle by reference (lambdas, local functions
     and classes, functions a decorator wraps) makes the whole value go through cloudpickle.
     """
-    table = reference_table(list(programs)) if programs else {}
+    table = reference_table(list(frames)) if frames else {}
     try:
         if table:
             buffer = io.BytesIO()

@@ -516,7 +516,7 @@ class DurableRuntime:
             if run is None:
                 return _stored_outcome(state)
         root = run.stack.frames[0]
-        driver = _Driver(root.code.function(root), run)
+        driver = _Driver(root.start(), run)
         token = enter_run(run)
         self._runs[instance_id] = run
         try:

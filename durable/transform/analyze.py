@@ -75,12 +75,9 @@ class AnalyzePass:
         for symbol in function_table.get_symbols():
             if symbol.is_local() or symbol.is_parameter():
                 context.local_names.add(symbol.get_name())
-        for child in function_table.get_children():
-            if child.get_name() in _COMPREHENSION_SCOPES:
-                continue
-            for free in _free_names(child):
-                if free in context.local_names:
-                    context.captured.setdefault(free, child.get_lineno() + context.first_line - 1)
+        for child, free in _captures(function_table):
+            if free in context.local_names:
+                context.captured.setdefault(free, child.get_lineno() + context.first_line - 1)
 
 
 def _reevaluable(node: cst.BaseExpression) -> bool:
@@ -98,6 +95,19 @@ def _free_names(table: symtable.SymbolTable) -> set[str]:
     for child in table.get_children():
         names |= _free_names(child)
     return names
+
+
+def _captures(table: symtable.SymbolTable):
+    """(capturing scope, name) for every name of `table` a nested function or lambda reads
+    from it. A comprehension finishes inside its statement, so only the functions and
+    lambdas inside it (which may outlive it) count."""
+    for child in table.get_children():
+        if child.get_name() in _COMPREHENSION_SCOPES:
+            for grandchild, name in _captures(child):
+                yield grandchild, name
+        else:
+            for name in _free_names(child):
+                yield child, name
 
 
 class _Validator(Visitor):
@@ -289,13 +299,6 @@ class _Validator(Visitor):
                 "DUR103",
                 "'sys._getframe()' sees the compiled frame, not the function's",
                 "pass what you need as arguments",
-            )
-        elif name == "super" and not node.args and self.function_depth == 0:
-            self._error(
-                node,
-                "DUR109",
-                "zero-argument 'super()' needs the class cell, which a compiled function lacks",
-                "write super(ClassName, self)",
             )
 
     def visit_Name(self, node: cst.Name) -> None:

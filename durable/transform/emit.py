@@ -33,6 +33,9 @@ class Emitted:
     compiled: cst.FunctionDef
     code: types.CodeType
     binder_code: types.CodeType
+    #: Free variables of `code` that are the frame's own cells (variables nested functions
+    #: capture); its other free variables are the original function's closure.
+    cell_names: tuple[str, ...] = ()
 
     @cached_property
     def source(self) -> str:
@@ -73,9 +76,12 @@ class EmitPass:
     ) -> Emitted:
         inner = compiled.with_changes(name=cst.Name(_COMPILED))
         self.context.origins[inner] = self.context.origins.get(compiled, self.context.first_line)
+        cell_names = tuple(sorted(self.context.captured))
         factory = cst.FunctionDef(
             name=cst.Name(_FACTORY),
-            params=cst.Parameters(params=[cst.Param(cst.Name(n)) for n in free_names]),
+            params=cst.Parameters(
+                params=[cst.Param(cst.Name(n)) for n in (*free_names, *cell_names)]
+            ),
             body=cst.IndentedBlock(
                 [inner, cst.SimpleStatementLine([cst.Return(cst.Name(_COMPILED))])]
             ),
@@ -94,13 +100,15 @@ class EmitPass:
         module_code = compile(tree, self.context.filename, "exec", dont_inherit=True)
         factory_code = _find_code(module_code, _FACTORY)
         name = original.name.value
-        code = _find_code(factory_code, _COMPILED).replace(
-            co_name=name, co_qualname=self.context.qualname
-        )
+        code = _requalify(
+            _find_code(factory_code, _COMPILED),
+            f"{_FACTORY}.<locals>.{_COMPILED}",
+            self.context.qualname,
+        ).replace(co_name=name)
         binder_code = _find_code(module_code, _BINDER).replace(
             co_name=name, co_qualname=self.context.qualname
         )
-        return Emitted(compiled=compiled, code=code, binder_code=binder_code)
+        return Emitted(compiled=compiled, code=code, binder_code=binder_code, cell_names=cell_names)
 
     def _relocate(self, module: cst.Module, tree: ast.Module) -> None:
         """Give every node the user's line; a node spans that whole line, so no carets lie."""
@@ -143,3 +151,16 @@ def _find_code(code: types.CodeType, name: str) -> types.CodeType:
         if isinstance(constant, types.CodeType) and constant.co_name == name:
             return constant
     raise AssertionError(f"emit: no code object named {name!r}")
+
+
+def _requalify(code: types.CodeType, old: str, new: str) -> types.CodeType:
+    """`code` and the functions, lambdas and classes nested in it named as in the user's
+    source (``main.<locals>.say``), not after the factory that compiled them."""
+    constants = tuple(
+        _requalify(constant, old, new) if isinstance(constant, types.CodeType) else constant
+        for constant in code.co_consts
+    )
+    qualname = code.co_qualname
+    if qualname == old or qualname.startswith(old + "."):
+        qualname = new + qualname[len(old) :]
+    return code.replace(co_consts=constants, co_qualname=qualname)

@@ -3,7 +3,8 @@
 Input: the normalized body. Output: `Analysis` with a resume point (id, line, live names)
 per checkpoint statement in source order, and the id range each statement contains. A
 variable is saved at a checkpoint only if some path from there reads it before writing it.
-Also refuses a closure that captures a variable live across a checkpoint (DUR107).
+Variables that nested functions capture are never listed: they live in cells that the frame
+saves whole (see `CompileContext.captured`), so closures and the frame keep sharing them.
 """
 
 from __future__ import annotations
@@ -108,25 +109,12 @@ class LivenessPass:
     def run(self, body: list[cst.BaseStatement]) -> Analysis:
         self._number(body)
         self._block(body, set(), None)
+        in_cells = self.context.captured.keys()
         for node, point_id in self.analysis.ids.items():
-            live = self._live.get(point_id, set())
+            live = self._live.get(point_id, set()) - in_cells
             line = self.context.origins.get(node, self.context.first_line)
             self.analysis.points[point_id] = ResumePoint(point_id, line, tuple(sorted(live)))
-            self._refuse_captured(live, line)
         return self.analysis
-
-    def _refuse_captured(self, live: set[str], line: int) -> None:
-        for name in sorted(live & self.context.captured.keys()):
-            closure_line = self.context.captured[name]
-            self.context.error(
-                "DUR107",
-                f"{name!r} is captured by the nested function or lambda at line "
-                f"{closure_line} and is live across the checkpoint at line {line}; a "
-                "restored closure would no longer share it",
-                line,
-                0,
-                "pass the value to the nested function as an argument instead of capturing it",
-            )
 
     # -- numbering ----------------------------------------------------------------------
     def _number(self, statements) -> None:

@@ -102,6 +102,12 @@ class LowerPass:
         statements = [
             self._line(assign(RESUME, _frame_call("enter")), line),
         ]
+        captured = sorted(self.context.captured)
+        if captured:
+            # Captured variables are cells the frame owns (emit makes them free variables of
+            # the compiled function), so a resumed frame and its closures share them again.
+            nonlocal_names = cst.Nonlocal([cst.NameItem(_name(name)) for name in captured])
+            statements.insert(0, self._line(nonlocal_names, line))
         parameters = parameter_names(function.params)
         bind = []
         if parameters:

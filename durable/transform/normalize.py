@@ -877,3 +877,54 @@ def _rebuild_slice(elements: Sequence[cst.SubscriptElement], values: list) -> li
 
 def _op(operator: cst.BaseBooleanOp) -> str:
     return "and" if isinstance(operator, cst.And) else "or"
+
+
+def spell_out_super(
+    function: cst.FunctionDef, free_names: tuple[str, ...], context: CompileContext
+) -> cst.FunctionDef:
+    """``super()`` -> ``super(__class__, self)`` in a method (a function with the
+    ``__class__`` cell), before liveness, which must see that it reads the first parameter."""
+    if "__class__" not in free_names:
+        return function
+    first = _first_parameter(function.params)
+    if first is None:
+        return function
+    rewrite = _ZeroArgumentSuper(first, context.origins)
+    return function.with_changes(body=function.body.visit(rewrite))
+
+
+def _first_parameter(params: cst.Parameters) -> str | None:
+    positional = [*params.posonly_params, *params.params]
+    return positional[0].name.value if positional else None
+
+
+class _ZeroArgumentSuper(cst.CSTTransformer):
+    """``super()`` -> ``super(__class__, self)``: what CPython does for a method, spelled
+    out, because the compiled function is not defined in the class body that gives it the
+    ``__class__`` cell (the original function's cell is passed in as a free variable)."""
+
+    def __init__(self, first_parameter: str, origins: dict) -> None:
+        self.first_parameter = first_parameter
+        self.origins = origins
+
+    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):
+        result = super().on_leave(original, updated)
+        if result is not original and original in self.origins:
+            self.origins[result] = self.origins[original]  # keep the user's line
+        return result
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+        if isinstance(updated.func, cst.Name) and updated.func.value == "super" and not updated.args:
+            return updated.with_changes(
+                args=[cst.Arg(cst.Name("__class__")), cst.Arg(cst.Name(self.first_parameter))]
+            )
+        return updated

@@ -30,7 +30,7 @@ from .analyze import AnalyzePass
 from .emit import EmitPass, Emitted
 from .liveness import LivenessPass
 from .lower import LowerPass
-from .normalize import NormalizePass
+from .normalize import NormalizePass, spell_out_super
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,28 @@ class CodeBlock:
     #: How to compile this exact code again (saved with the instances that use it).
     version: CodeVersion | None = field(repr=False, compare=False, default=None)
     emitted: Emitted | None = field(repr=False, compare=False, default=None)
+    #: Variables nested functions capture: cells each frame owns and its snapshot keeps.
+    cell_names: tuple[str, ...] = field(repr=False, compare=False, default=())
+    #: Per free variable of the compiled code: (True, i) the i-th cell of the original
+    #: function's closure, (False, i) the frame's i-th own cell.
+    closure_plan: tuple[tuple[bool, int], ...] = field(repr=False, compare=False, default=())
+
+    def instantiate(
+        self,
+        original: Callable[..., Any],
+        own_cells: tuple[types.CellType, ...],
+    ) -> Callable[..., Any]:
+        """The compiled function in the globals and closure of `original` (a function of
+        this code: the one compiled, or another made by the same `def`), with one frame's
+        `own_cells`."""
+        closure = original.__closure__
+        template = self.function
+        cells = tuple(
+            closure[index] if outer else own_cells[index] for outer, index in self.closure_plan
+        )
+        return types.FunctionType(
+            template.__code__, original.__globals__, template.__name__, None, cells
+        )
 
     @property
     def compiled_source(self) -> str:
@@ -144,6 +166,7 @@ def _run_passes(source, filename, first_line, qualname, wait_names, free_names) 
     )
     function = AnalyzePass(context).run()
     _raise_diagnostics(context)
+    function = spell_out_super(function, free_names, context)
     body = NormalizePass(context).run(function.body)
     analysis = LivenessPass(context).run(body)
     _raise_diagnostics(context)
@@ -237,20 +260,32 @@ def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
         wait_names=version.wait_names,
         free_names=version.free_names,
     )
-    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
     compiled_code = shape.emitted.code
-    missing = [name for name in compiled_code.co_freevars if name not in cells]
+    own_names = shape.emitted.cell_names
+    outer_names = fn.__code__.co_freevars
+    plan = []
+    missing = []
+    for name in compiled_code.co_freevars:
+        if name in own_names:
+            plan.append((False, own_names.index(name)))
+        elif name in outer_names:
+            plan.append((True, outer_names.index(name)))
+        else:
+            missing.append(name)
     if missing:
         raise IncompatibleStateError(
             f"{version.qualname}: the saved code version {shape.fingerprint[:16]} reads the "
             f"enclosing variables {missing}, which the current function no longer has"
         )
+    closure = fn.__closure__ or ()
     function = types.FunctionType(
         compiled_code,
         fn.__globals__,
         fn.__name__,
         None,
-        tuple(cells[name] for name in compiled_code.co_freevars),
+        tuple(
+            closure[index] if outer else types.CellType() for outer, index in plan
+        ),
     )
     function.__qualname__ = version.qualname
     function.__module__ = version.module
@@ -273,6 +308,8 @@ def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
         global_names=frozenset(_names_read(compiled_code)),
         version=replace(version, fingerprint=shape.fingerprint),
         emitted=shape.emitted,
+        cell_names=own_names,
+        closure_plan=tuple(plan),
     )
 
 

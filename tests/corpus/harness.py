@@ -1,7 +1,8 @@
 """Differential harness: run a corpus program plain and compiled, crash and resume it.
 
 A corpus program is a module in `programs/` with `async def main()` (plus any helpers) that
-records its side effects with `TRACE.append(...)`. The plain run executes the module with
+records its side effects with `TRACE.append(...)`; `DURABLE = ("main",)` makes only `main`
+durable, so the other async functions run as undecorated helpers. The plain run executes the module with
 every wait point (`raise PauseForEventException(...)`) removed. The compiled run wraps every
 public `async def` of the module with `make_durable` and runs `main` over a `DiskStateStore`;
 at each pause it publishes the awaited event and calls again through a *new* backend object
@@ -74,8 +75,13 @@ def compiled_module(name: str, programs: Path = PROGRAMS) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    # `DURABLE = ("main",)` decorates only those: the other async functions are helpers,
+    # which run as frames undecorated.
+    decorated = getattr(module, "DURABLE", None)
     for attribute, value in list(vars(module).items()):
-        if inspect.iscoroutinefunction(value) and not attribute.startswith("_"):
+        if not inspect.iscoroutinefunction(value) or attribute.startswith("_"):
+            continue
+        if decorated is None or attribute in decorated:
             setattr(module, attribute, make_durable(value))
     return module
 
