@@ -113,7 +113,9 @@ def read_source(fn: Callable[..., Any]) -> tuple[str, str, int]:
     """(dedented source, file name, first line) of `fn`, or `NoSourceCodeException`."""
     qualname = getattr(fn, "__qualname__", repr(fn))
     try:
-        lines, first_line = inspect.getsourcelines(fn)
+        # The code's own source: `getsourcelines(fn)` would follow `__wrapped__` and read
+        # the function a decorator wraps instead of the one given.
+        lines, first_line = inspect.getsourcelines(fn.__code__)
     except (OSError, TypeError) as error:
         raise NoSourceCodeException(
             f"cannot read the source code of {qualname!r} ({error}); make_durable compiles "

@@ -1,5 +1,5 @@
 """Lambdas over locals that main reassigns after a wait point read the new value after a
-resume; a lambda that mutates a shared list is seen by main, and the reverse."""
+resume (and a `del` of the captured variable unbinds it for the lambda); a lambda that mutates a shared list is seen by main, and the reverse."""
 from durable import PauseForEventException
 
 TRACE = []
@@ -22,4 +22,12 @@ async def main(limit):
     threshold = threshold * 10
     raise PauseForEventException("third")
     TRACE.append(("final", over(15), over(25), note("c"), list(seen)))
-    return seen, threshold
+    del threshold
+    raise PauseForEventException("deleted")
+    try:
+        over(1)
+    except NameError as error:
+        TRACE.append(("unbound", str(error)))
+    threshold = 0
+    raise PauseForEventException("restored")
+    return seen, threshold, over(1)

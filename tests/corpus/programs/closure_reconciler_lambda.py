@@ -32,7 +32,7 @@ async def main(orders):
     receipts = []
     for order in orders:
         raise PauseForEventException(f"approve-{order}")
-        receipts.append(await durable_execute(charge, order, reconciler=lambda: lookup(order)))
+        receipts.append(await durable_execute(charge, order, reconciler=lambda: lookup(order)))  # noqa: B023 - on purpose
     order = "first"
     check = lambda: lookup(order)  # noqa: E731
     raise PauseForEventException("late")

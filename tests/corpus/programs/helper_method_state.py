@@ -1,5 +1,5 @@
 """Async helper methods of a module-level class keep state in attributes: `self` in the
-helper frame and the object in main stay one object across resumes (attribute writes made
+helper frame and the object in main stay one object across resumes (also through `await cart(item)`, an async __call__; attribute writes made
 before a pause are seen after it, by both frames)."""
 from durable import PauseForEventException
 
@@ -25,6 +25,10 @@ class Cart:
         raise PauseForEventException("pricing")
         return sum(len(i) for i in self.items)
 
+    async def __call__(self, item):
+        raise PauseForEventException(f"call-{item}")
+        return await self.add(item)
+
     async def checkout(self, extra):
         count = await self.add(extra)
         total = await self._price()
@@ -38,7 +42,8 @@ async def main(items):
     sizes = []
     for item in items:
         sizes.append(await cart.add(item))
-    TRACE.append(("mid", cart.items, cart.events))
+    TRACE.append(("mid", list(cart.items), cart.events))
+    sizes.append(await cart("milk"))
     total = await cart.checkout("jam")
     raise PauseForEventException("done")
     return sizes, total, cart.items, cart.events

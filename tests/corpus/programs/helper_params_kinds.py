@@ -7,7 +7,7 @@ ARGS = ("deploy",)
 DURABLE = ("main",)
 
 
-async def step(name, retries=2, *targets, dry_run=False, seen=[], **labels):
+async def step(name, retries=2, *targets, dry_run=False, seen=[], **labels):  # noqa: B006 - on purpose
     raise PauseForEventException(f"step-{name}")
     seen.append(name)
     TRACE.append((name, retries, targets, dry_run, sorted(labels.items()), list(seen)))

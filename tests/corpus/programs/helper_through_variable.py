@@ -46,6 +46,6 @@ async def main(kinds):
     desk = Desk()
     handle = desk.handle
     out.append(await handle("bound"))
-    out.append(await getattr(desk, "handle")("getattr"))
+    out.append(await getattr(desk, "handle")("getattr"))  # noqa: B009 - on purpose
     out.append(await apply(ship, "passed"))
     return out, desk.handled

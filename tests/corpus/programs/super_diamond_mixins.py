@@ -1,5 +1,5 @@
 """super() through a diamond of mixins follows the MRO (D -> B -> C -> A) with wait points
-at every level, inside try/finally; the same method awaited through a bound-method variable."""
+at every level, inside try/finally, and through an async classmethod (super() bound to cls); the same method awaited through a bound-method variable."""
 from durable import PauseForEventException
 
 TRACE = []
@@ -8,6 +8,11 @@ DURABLE = ("main",)
 
 
 class A:
+    @classmethod
+    async def make(cls, tag):
+        raise PauseForEventException(f"make-{tag}")
+        return cls(), [tag]
+
     async def run(self, path):
         raise PauseForEventException(f"A-{len(path)}")
         return path + ["A"]
@@ -30,15 +35,23 @@ class C(A):
 
 
 class D(B, C):
+    @classmethod
+    async def make(cls, tag):
+        obj, tags = await super().make(tag + "!")
+        raise PauseForEventException("made")
+        return obj, tags + [cls.__name__]
+
     async def run(self, path):
         first = await super().run(["D"])
         raise PauseForEventException("D-mid")
-        second = await super(D, self).run(path)
+        second = await super(D, self).run(path)  # noqa: UP008 - on purpose
         return first, second
 
 
 async def main():
-    runner = D().run
+    obj, tags = await D.make("d")
+    TRACE.append(("made", type(obj).__name__, tags))
+    runner = obj.run
     first, second = await runner(["start"])
     via_c = await C().run([])
     TRACE.append(("mro", [k.__name__ for k in D.__mro__]))
