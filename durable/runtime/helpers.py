@@ -11,7 +11,6 @@ import gc
 import inspect
 import logging
 import site
-import sys
 import sysconfig
 import types
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 from .._errors import DurableCompileError, NoSourceCodeException
 from ..transform import CodeBlock, compile_function
+from .references import findable
 
 logger = logging.getLogger("durable.runtime")
 
@@ -196,7 +196,7 @@ class Helper:
         self.rebinds = function.__closure__ is not None or (
             compiled.code is not None and function.__globals__ is not compiled.code.function.__globals__
         )
-        self.saved_by_name = _findable_by_name(function)
+        self.saved_by_name = findable(function)
 
     @property
     def saved_as(self) -> types.FunctionType:
@@ -223,16 +223,6 @@ class Helper:
         )
 
 
-def _findable_by_name(function: types.FunctionType) -> bool:
-    """Whether pickle finds `function` again as ``module.qualname``."""
-    if "<locals>" in function.__qualname__:
-        return False
-    holder: Any = sys.modules.get(function.__module__)
-    for part in function.__qualname__.split("."):
-        holder = getattr(holder, part, None)
-    return holder is function
-
-
 def helper_for_saved(function: types.FunctionType) -> Helper:
     """The helper a saved frame names (its function, found by name or restored by value).
     Its code is compiled from the source as it is now (None when that fails);
@@ -251,15 +241,16 @@ def helper_call(awaiting_module: str, coroutine: types.CoroutineType) -> Any:
     if decided is None:
         decided = _decisions[awaiting_module] = ByCode()
     code = coroutine.cr_code
+    function = None
     try:
         compiled = decided[code]
     except KeyError:
-        compiled = decided[code] = _decide(awaiting_module, coroutine)
+        function = _function_of(coroutine)
+        compiled = decided[code] = _decide(awaiting_module, function)
     if compiled is None or inspect.getcoroutinestate(coroutine) != inspect.CORO_CREATED:
         return None
-    function = _function_of(coroutine)
     if function is None:
-        return None
+        function = _function_of(coroutine)
     frame_locals = coroutine.cr_frame.f_locals
     arguments = tuple(frame_locals[name] for name in compiled.parameters)
     coroutine.close()
@@ -268,8 +259,7 @@ def helper_call(awaiting_module: str, coroutine: types.CoroutineType) -> Any:
     return HelperCall(Helper(function, compiled), arguments)
 
 
-def _decide(awaiting_module: str, coroutine: types.CoroutineType) -> _HelperCode | None:
-    function = _function_of(coroutine)
+def _decide(awaiting_module: str, function: types.FunctionType | None) -> _HelperCode | None:
     if function is None or not is_users_code(function, awaiting_module):
         return None
     return _compile(function)
@@ -282,4 +272,4 @@ def _function_of(coroutine: types.CoroutineType) -> types.FunctionType | None:
     for referent in gc.get_referents(coroutine):
         if type(referent) is types.FunctionType and referent.__code__ is code:
             return referent
-    return None
+    return None  # not a function's coroutine (built from code directly): runs plainly

@@ -69,12 +69,27 @@ def reference_table(frames: list[FunctionCall]) -> dict[int, tuple]:
     return table
 
 
-def _helper_function(key: str) -> Any:
-    module, _, qualname = key.partition(":")
+def find_by_name(module: str, qualname: str) -> Any:
+    """What ``module.qualname`` names, importing the module (AttributeError if nothing)."""
     holder: Any = importlib.import_module(module)
     for part in qualname.split("."):
         holder = getattr(holder, part)
     return holder
+
+
+def _named_now(function: types.FunctionType) -> Any:
+    """What ``module.qualname`` of `function` names in its loaded module now, or None."""
+    if "<locals>" in function.__qualname__:
+        return None
+    holder: Any = sys.modules.get(function.__module__)
+    for part in function.__qualname__.split("."):
+        holder = getattr(holder, part, None)
+    return holder
+
+
+def findable(function: types.FunctionType) -> bool:
+    """Whether pickle finds `function` again by its module and qualified name."""
+    return _named_now(function) is function
 
 
 def _named(value: Any) -> bool:
@@ -101,7 +116,7 @@ class _Pickler(cloudpickle.CloudPickler):
             return _reduce_exception(obj)
         kind = type(obj)
         if kind is types.FunctionType:
-            if _findable(obj):
+            if findable(obj):
                 return NotImplemented  # by name, also in __main__ (as programs are)
             reduced = _reduce_wrapped_function(obj) or _reduce_function_by_value(obj)
             if reduced is not None:
@@ -159,15 +174,6 @@ def _reduce_function_by_value(function: types.FunctionType) -> tuple | None:
     )
 
 
-def _findable(function: types.FunctionType) -> bool:
-    if "<locals>" in function.__qualname__:
-        return False
-    holder: Any = sys.modules.get(function.__module__)
-    for part in function.__qualname__.split("."):
-        holder = getattr(holder, part, None)
-    return holder is function
-
-
 def _make_function(
     code: types.CodeType, module: str, name: str, closure: tuple | None
 ) -> types.FunctionType:
@@ -195,22 +201,14 @@ def _reduce_wrapped_function(function: types.FunctionType) -> tuple | None:
     """A module-level function its module only holds wrapped (``@durable.step``, any
     ``functools.wraps`` decorator) is found again through the wrapper, not copied: a copy
     would carry copies of the module globals it uses."""
-    module = sys.modules.get(function.__module__)
-    if module is None or "<locals>" in function.__qualname__:
-        return None
-    holder: Any = module
-    for part in function.__qualname__.split("."):
-        holder = getattr(holder, part, None)
+    holder = _named_now(function)
     if holder is function or getattr(holder, "__wrapped__", None) is not function:
         return None
     return (_unwrap, (function.__module__, function.__qualname__))
 
 
 def _unwrap(module: str, qualname: str) -> Any:
-    holder: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        holder = getattr(holder, part)
-    return holder.__wrapped__
+    return find_by_name(module, qualname).__wrapped__
 
 
 class _ReferencingPickler(_Pickler):
@@ -261,7 +259,7 @@ class _Unpickler(pickle.Unpickler):
                 ) from None
         if kind.startswith("helper-"):
             try:
-                original = _helper_function(owner)
+                original = find_by_name(*owner.split(":", 1))
             except (ImportError, AttributeError) as error:
                 raise IncompatibleStateError(
                     f"saved state refers to a default value of the helper {owner!r}, which "

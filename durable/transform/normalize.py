@@ -748,12 +748,9 @@ class NormalizePass:
         return hoisted
 
 
-class _CompletionRecorder(cst.CSTTransformer):
-    """Applies `NormalizePass.leave_try` inside statements that normalize leaves as they are."""
-
-    def __init__(self, normalize: NormalizePass) -> None:
-        self.normalize = normalize
-        self.loops: list[int] = []
+class _OwnScopeTransformer(cst.CSTTransformer):
+    """A transformer that stays in the function's own scope (nested defs, classes and
+    lambdas are left as they are)."""
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         return False
@@ -763,6 +760,14 @@ class _CompletionRecorder(cst.CSTTransformer):
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         return False
+
+
+class _CompletionRecorder(_OwnScopeTransformer):
+    """Applies `NormalizePass.leave_try` inside statements that normalize leaves as they are."""
+
+    def __init__(self, normalize: NormalizePass) -> None:
+        self.normalize = normalize
+        self.loops: list[int] = []
 
     def visit_For(self, node: cst.For) -> None:
         self.normalize._loop_depth += 1
@@ -898,7 +903,7 @@ def _first_parameter(params: cst.Parameters) -> str | None:
     return positional[0].name.value if positional else None
 
 
-class _ZeroArgumentSuper(cst.CSTTransformer):
+class _ZeroArgumentSuper(_OwnScopeTransformer):
     """``super()`` -> ``super(__class__, self)``: what CPython does for a method, spelled
     out, because the compiled function is not defined in the class body that gives it the
     ``__class__`` cell (the original function's cell is passed in as a free variable)."""
@@ -912,15 +917,6 @@ class _ZeroArgumentSuper(cst.CSTTransformer):
         if result is not original and original in self.origins:
             self.origins[result] = self.origins[original]  # keep the user's line
         return result
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
         if isinstance(updated.func, cst.Name) and updated.func.value == "super" and not updated.args:

@@ -69,11 +69,8 @@ class CodeBlock:
         """The compiled function in the globals and closure of `original` (a function of
         this code: the one compiled, or another made by the same `def`), with one frame's
         `own_cells`."""
-        closure = original.__closure__
         template = self.function
-        cells = tuple(
-            closure[index] if outer else own_cells[index] for outer, index in self.closure_plan
-        )
+        cells = _closure(self.closure_plan, original.__closure__, own_cells)
         return types.FunctionType(
             template.__code__, original.__globals__, template.__name__, None, cells
         )
@@ -96,6 +93,15 @@ class CodeBlock:
     def line_of(self, resume_point: int) -> int:
         point = self.resume_points.get(resume_point)
         return point.line if point is not None else self.first_line
+
+
+def _closure(plan, closure: tuple | None, own_cells: tuple | None) -> tuple:
+    """The cells of a compiled function's closure by its `CodeBlock.closure_plan` (an own
+    cell made fresh when `own_cells` is None)."""
+    return tuple(
+        closure[index] if outer else (own_cells[index] if own_cells else types.CellType())
+        for outer, index in plan
+    )
 
 
 @dataclass(frozen=True)
@@ -279,15 +285,8 @@ def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
             f"{version.qualname}: the saved code version {shape.fingerprint[:16]} reads the "
             f"enclosing variables {missing}, which the current function no longer has"
         )
-    closure = fn.__closure__ or ()
     function = types.FunctionType(
-        compiled_code,
-        fn.__globals__,
-        fn.__name__,
-        None,
-        tuple(
-            closure[index] if outer else types.CellType() for outer, index in plan
-        ),
+        compiled_code, fn.__globals__, fn.__name__, None, _closure(plan, fn.__closure__, None)
     )
     function.__qualname__ = version.qualname
     function.__module__ = version.module

@@ -84,7 +84,6 @@ def _store(kind: str, directory: Path, counter: WriteCounter | None = None):
 def _child(name: str, kind: str, directory: Path, report: Path, run: int) -> None:
     """One process of the chain: import the program, run or resume once, report, exit."""
     module = compiled_module(name)
-    module.__name__  # noqa: B018 - imported here, in the child
     instance = f"fresh-{name}"
     status, value = "crashed", None
 

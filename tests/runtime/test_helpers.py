@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import textwrap
 
@@ -423,3 +424,47 @@ async def test_a_changed_helper_on_a_paused_stack_is_detected(tmp_path, policy, 
             await module.flow(1, orchestration_backend=backend_at(store), instance_id="c")
     else:
         assert await module.flow(1, orchestration_backend=backend_at(store), instance_id="c") == 2
+
+
+# -- a script ------------------------------------------------------------------------------
+SCRIPT = """
+import asyncio, sys
+from durable import DurableBackend, PauseForEventException, SQLiteStateStore, make_durable
+
+async def ask(question, notes):
+    notes.append(question)
+    raise PauseForEventException("answer")
+    return question.upper()
+
+@make_durable
+async def main(question):
+    notes = []
+    answer = await ask(question, notes)
+    return answer, notes
+
+async def run():
+    backend = DurableBackend(SQLiteStateStore(sys.argv[1]))
+    try:
+        print(await main("why", orchestration_backend=backend, instance_id="s"))
+    except PauseForEventException as pause:
+        backend.publish_event("s", pause.event)
+        print("paused", pause.event)
+
+asyncio.run(run())
+"""
+
+
+def test_a_helper_of_a_script_resumes_when_the_script_runs_again(tmp_path):
+    script = tmp_path / "agent.py"
+    script.write_text(SCRIPT)
+    outputs = [
+        subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "agent.db")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for _ in range(2)
+    ]
+    assert [o.stderr for o in outputs] == ["", ""]
+    assert [o.stdout.strip() for o in outputs] == ["paused answer", "('WHY', ['why'])"]
