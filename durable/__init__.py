@@ -26,6 +26,7 @@ from .runtime.backend import (
     default_backend,
 )
 from .runtime.contexts import resumable
+from .runtime.fanout import first
 from .runtime.frames import CallStack, FunctionCall
 from .runtime.handles import InstanceHandle
 from .runtime.helpers import exclude_helpers, include_helpers
@@ -77,6 +78,7 @@ __all__ = [
     "durable_execute",
     "durable_execute_async",
     "exclude_helpers",
+    "first",
     "include_helpers",
     "make_durable",
     "resumable",

@@ -351,7 +351,8 @@ def _status(args: argparse.Namespace) -> int:
         status = state.get("status")
         print(status)
         if status == "waiting":
-            print(f"waiting for event: {state.get('waiting_for')!r}")
+            events = state.get("waiting_events") or [state.get("waiting_for")]
+            print(f"waiting for event: {' or '.join(map(repr, events))}")
             deadline = state.get("deadline")
             if deadline is not None:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(deadline))

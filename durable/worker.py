@@ -236,8 +236,10 @@ class Worker:
                 event, deadline = state.get("waiting_for"), state.get("deadline")
                 if deadline is not None and deadline <= now:
                     reason = f"resumed (its deadline for event {event!r} passed)"
-                elif self._event_arrived(instance_id, event):
-                    reason = f"resumed (event {event!r} arrived)"
+                elif arrived := self._event_arrived(
+                    instance_id, state.get("waiting_events") or [event]
+                ):
+                    reason = f"resumed (event {arrived!r} arrived)"
                 else:
                     if deadline is not None and (next_deadline is None or deadline < next_deadline):
                         next_deadline = deadline
@@ -320,14 +322,16 @@ class Worker:
         self._unreadable.pop(instance_id, None)
         return state
 
-    def _event_arrived(self, instance_id: str, event: str | None) -> bool:
-        if event is None:
-            return False
+    def _event_arrived(self, instance_id: str, events: list[str | None]) -> str | None:
+        """The first of `events` (what a waiting instance waits for) in its inbox, if any."""
+        if not any(events):
+            return None
         try:
-            return any(e.name == event for e in self.backend.pending_events(instance_id))
+            pending = {e.name for e in self.backend.pending_events(instance_id)}
         except Exception as error:
             logger.error("cannot read the events of instance %r: %s", instance_id, error)
-            return False
+            return None
+        return next((event for event in events if event in pending), None)
 
     # -- one run ----------------------------------------------------------------------------
     async def _run_one(self, instance_id: str, reason: str, state: dict[str, Any]) -> None:

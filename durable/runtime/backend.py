@@ -205,6 +205,10 @@ class DurableBackend(OrchestrationBackend):
             truncate_from = changes.get("truncate_from")
             if truncate_from is not None and journal:
                 journal = {seq: entry for seq, entry in journal.items() if seq < truncate_from}
+            dropped = changes.get("drop")
+            if dropped and journal:
+                for seq in dropped:
+                    journal.pop(seq, None)
             entries = changes.get("entries")
             if entries:
                 if journal is None:

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from .runtime import InstanceRun
 
 #: Version of the pickled call-stack layout; bumped on any change to the records below.
-STACK_FORMAT = 4
-#: Earlier layouts still read: 3 had no cells.
-_READABLE_FORMATS = frozenset({3, 4})
+STACK_FORMAT = 5
+#: Earlier layouts still read: 3 had no cells, 4 gathered operations only.
+_READABLE_FORMATS = frozenset({3, 4, 5})
 
 
 # -- what a frame is suspended in -----------------------------------------------------------
@@ -56,13 +56,37 @@ class AtOperation:
 
 
 @dataclass(slots=True)
+class Branch:
+    """A member of a fan-out that runs frames of its own (a nested durable function or a
+    helper): their stack, `records` until a resume rebuilds it, and a plain awaitable's
+    task when the member is not durable code (it cannot be resumed while it runs)."""
+
+    stack: CallStack | None = None
+    records: tuple | None = None
+    task: Any = None
+
+
+@dataclass(slots=True)
+class BranchDone:
+    """A member of a fan-out that finished: its value, or its exception (`failed`)."""
+
+    value: Any
+    failed: bool = False
+
+
+Member = AtOperation | Branch | BranchDone
+
+
+@dataclass(slots=True)
 class Gathering:
-    """Suspended in `asyncio.gather` of durable operations, in the order they were created
-    (`return_exceptions` as the gather was called with)."""
+    """Suspended in a fan-out (`asyncio.gather`, or `durable.first` when `first`), one
+    member per awaitable in argument order. `seq` is the fan-out's own journal entry (0 for
+    a gather of operations only, which needs none): it names the members' branches."""
 
-    members: list[AtOperation]
+    members: list[Member]
     return_exceptions: bool = False
-
+    first: bool = False
+    seq: int = 0
 
 
 Pending = AwaitingChild | Settled | AtOperation | Gathering
@@ -120,13 +144,39 @@ def _plain_pending(pending: Pending | None) -> tuple | None:
     if kind is AtOperation:
         return ("at", pending.seq, pending.operation)
     if kind is Gathering:
-        members = tuple((m.seq, m.operation) for m in pending.members)
-        return ("gather", members, pending.return_exceptions)
+        members = tuple(_plain_member(member) for member in pending.members)
+        return ("gather", members, pending.return_exceptions, pending.first, pending.seq)
     if kind is AwaitingChild:
         return ("child",)
     if kind is Settled:
         return ("settled", pending.value)
     return None
+
+
+def _plain_member(member: Member) -> tuple:
+    kind = type(member)
+    if kind is AtOperation:
+        return ("at", member.seq, member.operation)
+    if kind is BranchDone:
+        return ("done", member.value, member.failed)
+    if member.stack is None:
+        return ("branch", member.records)
+    if member.task is not None:
+        raise CheckpointException(
+            "a member of asyncio.gather that is not durable code is still running"
+        )
+    return ("branch", tuple(frame.plain_record()[0] for frame in member.stack.frames))
+
+
+def _member_from_plain(plain: tuple) -> Member:
+    kind = plain[0]
+    if type(kind) is int:  # stack format 3 and 4: (seq, operation)
+        return AtOperation(*plain)
+    if kind == "at":
+        return AtOperation(plain[1], plain[2])
+    if kind == "done":
+        return BranchDone(plain[1], plain[2])
+    return Branch(records=plain[1])
 
 
 def _pending_from_plain(plain: tuple | None) -> Pending | None:
@@ -136,8 +186,8 @@ def _pending_from_plain(plain: tuple | None) -> Pending | None:
     if kind == "at":
         return AtOperation(plain[1], plain[2])
     if kind == "gather":
-        members = [AtOperation(seq, operation) for seq, operation in plain[1]]
-        return Gathering(members, *plain[2:])  # saved before the flag was: False
+        members = [_member_from_plain(member) for member in plain[1]]
+        return Gathering(members, *plain[2:])  # saved before the flags were: False
     if kind == "child":
         return AwaitingChild()
     return Settled(plain[1])
@@ -199,6 +249,7 @@ class FunctionCall:
         "run",
         "python_frame",
         "cells",
+        "stack",
     )
 
     def __init__(
@@ -223,6 +274,8 @@ class FunctionCall:
         self.saved_locals = saved_locals
         self.pending = pending
         self.python_frame: FrameType | None = None
+        #: The `CallStack` the frame is on (the instance's, or a fan-out branch's).
+        self.stack: CallStack | None = None
 
     def __repr__(self) -> str:
         return f"<FunctionCall {self.code.qualname} at resume point {self.resume_point}>"
@@ -258,26 +311,21 @@ class FunctionCall:
             return run.stop_here(awaitable)
         self.resume_point = resume_point
         self.pending = None
-        created = run.created_operations
         if type(awaitable) is CoroutineType:
             call = helper_call(self.code.module, awaitable)
             if call is None:
-                if created:
-                    created.clear()
                 return awaitable
             awaitable = call
         link = getattr(awaitable, "_durable_link", None)
         if link is not None:
             # A durable operation: awaited as the coroutine that settles it at this frame.
-            if created:
-                created.clear()
             return link(self, resume_point)
-        if created:
-            if type(awaitable).__name__ == "_GatheringFuture":
-                from .operations import gather_into
+        if type(awaitable).__name__ == "_GatheringFuture":
+            from .fanout import fan_out_of_gather  # fan-outs are made of frames
 
-                gather_into(self, created, awaitable)
-            created.clear()
+            fan_out = fan_out_of_gather(self.code.module, awaitable)
+            if fan_out is not None:
+                return fan_out._durable_link(self, resume_point)
         return awaitable
 
     def resume(self, resume_point: int) -> Any:
@@ -401,16 +449,43 @@ class FunctionCall:
             cells=record.cells,
         )
         frame.code = code
+        pending = frame.pending
+        if type(pending) is Gathering:
+            for index, member in enumerate(pending.members):
+                if type(member) is Branch and member.records is not None:
+                    member.stack = CallStack(
+                        [
+                            cls.from_record(FrameRecord.from_plain(plain), run, code_versions)
+                            for plain in member.records
+                        ],
+                        branch=branch_name(pending.seq, index),
+                    )
+                    member.records = None
         return frame
 
 
-class CallStack:
-    """The frames of one instance, outermost first; pickled as one object."""
+def branch_name(fan_out_seq: int, index: int) -> str:
+    """The name of member `index` of the fan-out journaled at `fan_out_seq`: the journal
+    entries of that member's frames carry it, to be found again in the same order."""
+    return f"{fan_out_seq}.{index}"
 
-    def __init__(self, frames: list[FunctionCall] | None = None) -> None:
+
+class CallStack:
+    """The frames of one instance (or of one branch of a fan-out), outermost first; the
+    instance's stack is pickled as one object, its branches inside the frames that fan out.
+    """
+
+    def __init__(
+        self, frames: list[FunctionCall] | None = None, branch: str | None = None
+    ) -> None:
         self.frames: list[FunctionCall] = frames or []
+        #: None for the instance's own stack, else the fan-out branch it runs (`branch_name`).
+        self.branch = branch
+        for frame in self.frames:
+            frame.stack = self
 
     def push(self, frame: FunctionCall) -> None:
+        frame.stack = self
         self.frames.append(frame)
 
     def pop(self, frame: FunctionCall) -> None:
@@ -424,6 +499,34 @@ class CallStack:
     @property
     def innermost(self) -> FunctionCall:
         return self.frames[-1]
+
+    def all_frames(self) -> list[FunctionCall]:
+        """Every frame: this stack's, each followed by those of the branches it fans out to."""
+        frames = self.frames
+        if not any(type(frame.pending) is Gathering for frame in frames):
+            return frames
+        found: list[FunctionCall] = []
+        for frame in frames:
+            found.append(frame)
+            pending = frame.pending
+            if type(pending) is Gathering:
+                for member in pending.members:
+                    if type(member) is Branch and member.stack is not None:
+                        found.extend(member.stack.all_frames())
+        return found
+
+    def resumable(self) -> bool:
+        """Whether a snapshot taken now resumes: every frame is at a durable operation (or
+        not started), and no fan-out member that is not durable code is running."""
+        for frame in self.all_frames():
+            pending = frame.pending
+            if pending is None and frame.resume_point:
+                return False
+            if type(pending) is Gathering and any(
+                type(member) is Branch and member.task is not None for member in pending.members
+            ):
+                return False
+        return True
 
     def snapshot(self) -> tuple | bytes:
         """The frames as saved. Frames that hold only leaf values (numbers, strings, bytes,
@@ -443,9 +546,9 @@ class CallStack:
                 # Nothing in it can be a module global, an exception or a shared object.
                 data: tuple | bytes = (STACK_FORMAT, records)
             else:
-                data = references.dumps((STACK_FORMAT, records), frames)
+                data = references.dumps((STACK_FORMAT, records), self.all_frames())
         except Exception as error:
-            raise _explain_unpicklable(frames, error) from error
+            raise _explain_unpicklable(self.all_frames(), error) from error
         return data
 
     @classmethod
@@ -469,19 +572,20 @@ class CallStack:
     def journal_floor(self, next_seq: int) -> int:
         """The oldest journal sequence number a resume from a snapshot taken now reads."""
         floor = next_seq
-        for frame in self.frames:
+        for frame in self.all_frames():
             pending = frame.pending
             kind = type(pending)
             if kind is AtOperation:
                 if pending.seq < floor:
                     floor = pending.seq
             elif kind is Gathering:
-                floor = min([floor, *(member.seq for member in pending.members)])
+                seqs = [m.seq for m in pending.members if type(m) is AtOperation]
+                floor = min([floor, *seqs, *([pending.seq] if pending.seq else [])])
         return floor
 
     def code_versions(self) -> dict:
         """fingerprint -> `CodeVersion` of every frame's code, to save with the instance."""
-        return {frame.code.fingerprint: frame.code.version for frame in self.frames}
+        return {frame.code.fingerprint: frame.code.version for frame in self.all_frames()}
 
 
 def _explain_unpicklable(frames: list[FunctionCall], error: Exception) -> CheckpointException:

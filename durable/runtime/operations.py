@@ -21,8 +21,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import CheckpointException, EventTimeoutError
+from ..transform._records import FRAME
 from . import references
-from .context import _current_run, current_run
+from .context import current_run, current_slot
 from .frames import AtOperation, AwaitingChild, FunctionCall, Gathering, Settled
 from .journal import (
     FAILED,
@@ -59,6 +60,8 @@ class Operation(ABC):
     seq: int = 0
     #: Whether the operation has written once (a snapshot goes only with the first write).
     counted: bool = False
+    #: The fan-out branch whose frames took the sequence number (None: the instance's own).
+    branch: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled inside a snapshot: the frame link is rebuilt on resume.
@@ -72,8 +75,13 @@ class Operation(ABC):
         """Link the operation to `frame`, suspended at it now: what the frame awaits."""
         self.frame = frame
         run = frame.run
-        self.seq = seq = run.next_seq
-        run.next_seq = seq + 1
+        branch = frame.stack.branch
+        if branch is None and not run.replay_seqs:
+            self.seq = seq = run.next_seq
+            run.next_seq = seq + 1
+        else:
+            self.branch = branch
+            self.seq = seq = run.take_seq(branch)
         self.place = frame.pending = AtOperation(seq, self)
         return self.settle()
 
@@ -103,7 +111,7 @@ class Operation(ABC):
         run = self.frame.run
         entry = run.journal.get(self.seq)
         if entry is not None and not self.matches(entry):
-            run.clear_journal_from(self.seq)
+            run.clear_journal_from(self.seq, self.branch)
             return None
         return entry
 
@@ -170,8 +178,10 @@ def _not_a_frame_message(operation: Operation, run) -> str:
     return (
         f"{operation.describe()} was awaited inside durable instance {run.instance_id!r} at a "
         f"position that cannot be resumed ({_where(run)}): inside 'async for', a 'with' "
-        "block without resumable(), or a generator expression. Await it directly in the "
-        "durable function (as a statement or an assignment)"
+        "block without resumable(), a generator expression, or a task of its own "
+        "(asyncio.wait_for, create_task, a task group). Await it directly in the durable "
+        "function (as a statement or an assignment), or fan out with asyncio.gather or "
+        "durable.first"
     )
 
 
@@ -181,7 +191,7 @@ def _awaiting_coroutine() -> tuple[Any, int] | None:
     while frame is not None:
         code = frame.f_code
         if code.co_flags & inspect.CO_COROUTINE:
-            if "_durable_f" in code.co_varnames:
+            if FRAME in code.co_varnames:
                 return None  # compiled code: the await position is the problem
             if not code.co_filename.startswith(_PACKAGE_DIRECTORY):
                 return code, frame.f_lineno
@@ -221,12 +231,16 @@ class ChildCall(Operation):
             f"{self.describe()} was created inside a durable run and awaited after it ended"
         )
 
+    def callee(self, run) -> FunctionCall:
+        """The frame the call runs in (not on any stack yet)."""
+        arguments = self.program.code.bind(*self.args, **self.kwargs)
+        return FunctionCall(self.program, run, arguments=arguments)
+
     async def settle(self) -> Any:
         parent = self.frame
-        arguments = self.program.code.bind(*self.args, **self.kwargs)
-        child = FunctionCall(self.program, parent.run, arguments=arguments)
+        child = self.callee(parent.run)
         parent.pending = AwaitingChild()
-        parent.run.stack.push(child)
+        parent.stack.push(child)
         return await run_callee(parent, child)
 
 
@@ -242,12 +256,8 @@ class HelperCall(ChildCall):
     def describe(self) -> str:
         return f"the helper {self.program.code.qualname}()"
 
-    async def settle(self) -> Any:
-        parent = self.frame
-        child = FunctionCall(self.program, parent.run, arguments=self.arguments)
-        parent.pending = AwaitingChild()
-        parent.run.stack.push(child)
-        return await run_callee(parent, child)
+    def callee(self, run) -> FunctionCall:
+        return FunctionCall(self.program, run, arguments=self.arguments)
 
 
 async def run_callee(parent: FunctionCall, child: FunctionCall) -> Any:
@@ -255,7 +265,7 @@ async def run_callee(parent: FunctionCall, child: FunctionCall) -> Any:
     try:
         result = await child.start()
     finally:
-        parent.run.stack.pop(child)
+        parent.stack.pop(child)
     parent.pending = Settled(result)
     return result
 
@@ -302,7 +312,10 @@ class WaitForEvent(Operation):
             self.place.operation = None
             await self.record(_event_entry(self.event, FAILED, error=_dump_error(error)))
             raise error
-        run.park(self)
+        slot = current_slot()
+        if slot is not None:
+            await slot.park(self)  # a fan-out's member: the fan-out pauses the instance
+        run.park([self], self.deadline)
         await run.settle_writes()
         await _Park()
 
@@ -353,12 +366,27 @@ class Sleep(Operation):
         else:
             self.place.operation = None
             deadline = entry["deadline"]
-        remaining = deadline - time.time()
-        if remaining > 0:
-            await asyncio.sleep(remaining)
+        await sleep_until(deadline)
 
     async def outside_durable_run(self) -> None:
         await asyncio.sleep(self.seconds)
+
+
+async def sleep_until(deadline: float) -> None:
+    """Sleep until `deadline`; a fan-out's member sleeping so lets the fan-out pause the
+    instance meanwhile, with a wake-up time, when every other member waits for an event."""
+    remaining = deadline - time.time()
+    if remaining <= 0:
+        return
+    slot = current_slot()
+    if slot is None:
+        await asyncio.sleep(remaining)
+        return
+    slot.settle_quietly([], deadline)
+    try:
+        await asyncio.sleep(remaining)
+    finally:
+        slot.go_on()
 
 
 def sleep(seconds: float) -> Awaitable[None]:
@@ -410,10 +438,6 @@ class Execute(Operation):
         self.reconciler = reconciler
         self.in_thread = in_thread
         self.retry = retry
-        run = _current_run.get()
-        if run is not None:
-            # Awaited directly, `at` links it; created for asyncio.gather, `at` groups it.
-            run.created_operations.append(self)
 
     def describe(self) -> str:
         return f"durable_execute({function_id(self.func)})"
@@ -466,12 +490,6 @@ class Execute(Operation):
             if run.unsettled_writes:  # `Operation.record`, without a coroutine per step
                 await run.settle_writes()
             return value
-        if isinstance(self.frame.pending, Gathering):
-            # Stopped with the run if the gather is left early (a member failed, a crash).
-            tasks = self.frame.run.gathered_tasks
-            if len(tasks) > 64:
-                tasks[:] = [task for task in tasks if not task.done()]
-            tasks.append(asyncio.current_task())
         entry = self.journaled()
         if entry is None:
             return await self.attempt(0, None)
@@ -584,33 +602,6 @@ def _dump_error(error: BaseException) -> bytes:
     return pickle_error(error)
 
 
-def gather_into(frame: FunctionCall, created: list[Operation], gathering: Any) -> None:
-    """`asyncio.gather` of durable calls: the calls created for it, in creation order, take
-    their sequence numbers now and settle as members of the frame's one pending gather."""
-    members = []
-    for operation in created:
-        if operation.frame is None:
-            operation.frame = frame
-            operation.seq = frame.run.take_seq()
-            operation.place = AtOperation(operation.seq, operation)
-            members.append(operation.place)
-    if members:
-        frame.pending = Gathering(members, _returns_exceptions(gathering))
-
-
-def _returns_exceptions(gathering: Any) -> bool:
-    """Whether `asyncio.gather` made `gathering` with ``return_exceptions=True``. asyncio
-    keeps the flag only in the callback it adds to each member, so it is read from there; a
-    resumed gather needs it to return a failed call's exception instead of raising it."""
-    for child in getattr(gathering, "_children", ()):
-        for callback, _context in getattr(child, "_callbacks", None) or ():
-            code = getattr(callback, "__code__", None)
-            if code is not None and "return_exceptions" in code.co_freevars:
-                cell = callback.__closure__[code.co_freevars.index("return_exceptions")]
-                return bool(cell.cell_contents)
-    return False
-
-
 def durable_execute(
     func: Callable[..., Any],
     *args: Any,
@@ -686,14 +677,11 @@ async def resume_pending(frame: FunctionCall, resume_point: int) -> Any:
         frame.pending = None
         return pending.value
     if isinstance(pending, AwaitingChild):
-        return await run_callee(frame, frame.run.stack.callee_of(frame))
+        return await run_callee(frame, frame.stack.callee_of(frame))
     if isinstance(pending, Gathering):
-        return list(
-            await asyncio.gather(
-                *(_resume_operation(frame, m) for m in pending.members),
-                return_exceptions=pending.return_exceptions,
-            )
-        )
+        from .fanout import resume_fan_out  # the fan-out is made of the operations here
+
+        return await resume_fan_out(frame, pending)
     raise CheckpointException(
         f"instance {frame.run.instance_id!r}: {frame.code.qualname} was saved at the "
         f"checkpoint at line {frame.code.line_of(resume_point)} with no operation "
@@ -707,6 +695,7 @@ async def _resume_operation(frame: FunctionCall, place: AtOperation) -> Any:
         operation.frame = frame
         operation.place = place
         operation.seq = place.seq
+        operation.branch = frame.stack.branch
         return await operation.settle()
     entry = frame.run.journal.get(place.seq)
     if entry is None or entry_status(entry) == PENDING:
@@ -717,8 +706,6 @@ async def _resume_operation(frame: FunctionCall, place: AtOperation) -> Any:
         )
     if entry.get("kind") == "timer":
         # Resumed in a durable sleep: only the time left until its journaled deadline.
-        remaining = entry["deadline"] - time.time()
-        if remaining > 0:
-            await asyncio.sleep(remaining)
+        await sleep_until(entry["deadline"])
         return None
     return outcome_of(entry)

@@ -30,7 +30,7 @@ from .._errors import (
 from .._ids import validate_instance_id
 from . import references
 from .context import enter_run, leave_run
-from .frames import AtOperation, CallStack, FunctionCall
+from .frames import AtOperation, CallStack, FunctionCall, Gathering
 from .journal import SUCCEEDED, JournalPolicy
 from .operations import PARK, Operation, WaitForEvent, _Park
 
@@ -115,10 +115,14 @@ class InstanceRun:
         self.next_seq = 1
         #: Durable operations since the last snapshot (see `JournalPolicy.snapshot_every`).
         self.operations_since_snapshot = 0
-        #: Operations created since the last checkpoint and not linked to it yet.
-        self.created_operations: list = []
-        #: Tasks of gathered durable calls; cancelled if the run stops before they finish.
+        #: Tasks of fan-out members; cancelled if the run stops before they finish.
         self.gathered_tasks: list = []
+        #: Fan-outs running now: while any is, a snapshot is taken only where it resumes.
+        self.fan_outs = 0
+        #: On a resume, the journal entries written after the snapshot, by the fan-out branch
+        #: that wrote them (None: the instance's own frames), oldest first: the branch's next
+        #: operations take them again in that order, however the branches interleave now.
+        self.replay_seqs: dict[str | None, list[int]] = {}
         self.fields: dict[str, Any] = {}
         self.written_versions: set[str] = set()
         #: Writes a store has accepted but not yet made durable (group commit): awaited
@@ -131,19 +135,36 @@ class InstanceRun:
         #: Set by `DurableRuntime.request_stop`: the run stops before its next operation.
         self.stop_requested = False
         self.stopped = False
+        #: What made a write fail, for the fan-outs its branches leave to raise.
+        self.failed_write: BaseException | None = None
 
     def stop_here(self, awaitable: Any) -> Any:
         """Stop the run instead of starting the operation `awaitable`: the instance stays
         at its last write, as after a crash there, and nothing new starts."""
         self.stopped = True
-        self.created_operations.clear()
         if inspect.iscoroutine(awaitable):
             awaitable.close()
         elif isinstance(awaitable, asyncio.Future):
             awaitable.cancel()
         return _Park()
 
-    def take_seq(self) -> int:
+    def stop_at_failed_write(self, error: BaseException) -> None:
+        """The instance stays at its last saved write, as after a crash here: unwinding must
+        not run the user's handlers or finally blocks, and no other fan-out branch may start
+        anything more (a real crash would have stopped them too)."""
+        self.closing = True
+        if self.failed_write is None:
+            self.failed_write = error
+        current = asyncio.current_task()
+        for task in self.gathered_tasks:
+            if task is not current:
+                task.cancel()
+
+    def take_seq(self, branch: str | None = None) -> int:
+        """The next journal sequence number of `branch` (see `replay_seqs`)."""
+        replayed = self.replay_seqs.get(branch) if self.replay_seqs else None
+        if replayed:
+            return replayed.pop(0)
         seq = self.next_seq
         self.next_seq += 1
         return seq
@@ -168,6 +189,8 @@ class InstanceRun:
     def record(self, operation: Operation, entry: dict[str, Any]) -> None:
         """Journal `entry` for `operation`, with a snapshot when one is due."""
         seq = operation.seq
+        if operation.branch is not None:
+            entry["branch"] = operation.branch
         self.journal[seq] = entry
         snapshot = False
         if not operation.counted:
@@ -176,7 +199,9 @@ class InstanceRun:
             operation.counted = True
             if operation.frame.pending is operation.place or operation.suspended_here():
                 count = self.operations_since_snapshot = self.operations_since_snapshot + 1
-                snapshot = count >= self.policy.snapshot_every
+                snapshot = count >= self.policy.snapshot_every and (
+                    not self.fan_outs or self.stack.resumable()
+                )
         if snapshot and self._write_step(seq, entry):
             return
         self._write(RUNNING, snapshot, {"entries": {seq: entry}})
@@ -199,7 +224,7 @@ class InstanceRun:
         if outcome not in entry:
             return False
         written = self.written_versions
-        for frame in self.stack.frames:
+        for frame in self.stack.all_frames():
             if frame.code.fingerprint not in written:
                 return False
         try:
@@ -227,26 +252,45 @@ class InstanceRun:
             unsettled = self.backend.save_step(self.instance_id, step, self.full_state)
             if unsettled is not None:
                 self.unsettled_writes.append(unsettled)
-        except BaseException:
-            self.closing = True  # as in `_write`
+        except BaseException as error:
+            self.stop_at_failed_write(error)  # as in `_write`
             raise
         return True
 
-    def clear_journal_from(self, seq: int) -> None:
-        """Forget entry `seq` and every later one (the code took another path): one write."""
-        for stale in [s for s in self.journal if s >= seq]:
-            del self.journal[stale]
-        self._write(RUNNING, snapshot=False, changes={"truncate_from": seq})
+    def clear_journal_from(self, seq: int, branch: str | None = None) -> None:
+        """Forget entry `seq` and every later one of its branch (the code took another
+        path): one write. Other branches of a fan-out keep theirs."""
+        if branch is None:
+            for stale in [s for s in self.journal if s >= seq]:
+                del self.journal[stale]
+            self.replay_seqs.clear()
+            self.next_seq = max(self.next_seq, seq + 1)
+            self._write(RUNNING, snapshot=False, changes={"truncate_from": seq})
+            return
+        stale = [seq, *self.replay_seqs.pop(branch, ())]
+        for number in stale:
+            self.journal.pop(number, None)
+        self._write(RUNNING, snapshot=False, changes={"drop": stale})
 
-    def park(self, operation: WaitForEvent) -> None:
-        """Save the instance as waiting for `operation`'s event, with a snapshot."""
-        self.waiting_for = operation
+    def record_entry(self, seq: int, entry: dict[str, Any]) -> None:
+        """Journal `entry` at `seq` for no operation (a fan-out's outcome): one write."""
+        self.journal[seq] = entry
+        self._write(RUNNING, snapshot=False, changes={"entries": {seq: entry}})
+
+    def park(self, waits: list[WaitForEvent], deadline: float | None) -> None:
+        """Save the instance as waiting for any of `waits`' events (until `deadline`, when
+        it has one), with a snapshot."""
+        self.waiting_for = waits[0]
+        changes: dict[str, Any] = {}
+        events = list(dict.fromkeys(wait.event for wait in waits))
+        if len(events) > 1 or self.fields.get("waiting_events"):
+            changes["set"] = {"waiting_events": events if len(events) > 1 else None}
         self._write(
             WAITING,
             snapshot=True,
-            changes={},
-            waiting_for=operation.event,
-            deadline=operation.deadline,
+            changes=changes,
+            waiting_for=waits[0].event,
+            deadline=deadline,
         )
 
     def _write(
@@ -287,10 +331,8 @@ class InstanceRun:
             unsettled = self.backend.save_changes(self.instance_id, changes, self.full_state)
             if unsettled is not None:
                 self.unsettled_writes.append(unsettled)
-        except BaseException:
-            # The instance stays at its last saved write, as after a crash here: unwinding
-            # must not run the user's handlers or finally blocks.
-            self.closing = True
+        except BaseException as error:
+            self.stop_at_failed_write(error)
             raise
 
     def _add_snapshot(self, fields: dict[str, Any], changes: dict[str, Any]) -> None:
@@ -300,7 +342,7 @@ class InstanceRun:
         fields["next_seq"] = self.next_seq
         stack = self.stack
         written = self.written_versions
-        for frame in stack.frames:
+        for frame in stack.all_frames():
             if frame.code.fingerprint not in written:
                 versions = stack.code_versions()
                 changes["code_versions"] = {f: v for f, v in versions.items() if f not in written}
@@ -314,8 +356,8 @@ class InstanceRun:
             unsettled = self.unsettled_writes.pop(0)
             try:
                 await unsettled
-            except BaseException:
-                self.closing = True
+            except BaseException as error:
+                self.stop_at_failed_write(error)
                 raise
 
     def _take_snapshot(self) -> tuple[tuple | bytes, int]:
@@ -553,24 +595,48 @@ class DurableRuntime:
             self.backend, instance_id, program, state["arguments"], state["created_at"]
         )
         run.fields = {key: value for key, value in state.items() if key not in _NOT_FIELDS}
-        run.journal = dict(state.get("journal") or {})
+        journal = run.journal = dict(state.get("journal") or {})
         run.next_seq = state["next_seq"]
+        if journal and max(journal) >= run.next_seq:
+            # Written after the snapshot: taken again by the same branches, in order.
+            for seq in sorted(journal):
+                if seq >= run.next_seq:
+                    run.replay_seqs.setdefault(journal[seq].get("branch"), []).append(seq)
+            run.next_seq = max(journal) + 1
         versions = state.get("code_versions") or {}
         run.written_versions = set(versions)
         run.stack = CallStack.from_snapshot(state["snapshot"], run, versions)
         if status == WAITING:
-            pending = run.stack.innermost.pending
-            waiting = pending.operation if isinstance(pending, AtOperation) else None
-            if isinstance(waiting, WaitForEvent) and pending.seq not in run.journal:
-                delivered = self.backend.wait_for_event(instance_id, waiting.event)
-                if delivered is not None:
-                    waiting.delivered = delivered
-                elif waiting.deadline is None or time.time() < waiting.deadline:
-                    raise PauseForEventException(waiting.event, instance_id=instance_id)
+            waits = _parked_waits(run)
+            if waits:
+                delivered = False
+                for waiting in waits:
+                    event = self.backend.wait_for_event(instance_id, waiting.event)
+                    if event is not None:
+                        waiting.delivered, delivered = event, True
+                deadline = state.get("deadline")
+                if not delivered and (deadline is None or time.time() < deadline):
+                    raise PauseForEventException(waits[0].event, instance_id=instance_id)
         return run
 
 
 _NOT_FIELDS = ("journal", "code_versions")
+
+
+def _parked_waits(run: InstanceRun) -> list[WaitForEvent]:
+    """The wait points the saved call stack is parked at, in the order of its frames."""
+    waits = []
+    for frame in run.stack.all_frames():
+        pending = frame.pending
+        places = pending.members if isinstance(pending, Gathering) else [pending]
+        for place in places:
+            if (
+                isinstance(place, AtOperation)
+                and isinstance(place.operation, WaitForEvent)
+                and place.seq not in run.journal
+            ):
+                waits.append(place.operation)
+    return waits
 
 
 def _check_identity(program, instance_id: str, state, arguments: tuple, blob: bytes) -> None:

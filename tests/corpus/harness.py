@@ -1,7 +1,8 @@
 """Differential harness: run a corpus program plain and compiled, crash and resume it.
 
 A corpus program is a module in `programs/` with `async def main()` (plus any helpers) that
-records its side effects with `TRACE.append(...)`; `DURABLE = ("main",)` makes only `main`
+records its side effects with `TRACE.append(...)` (``TRACE_IN_ANY_ORDER = True`` compares
+them sorted, for fan-outs); `DURABLE = ("main",)` makes only `main`
 durable, so the other async functions run as undecorated helpers. The plain run executes the module with
 every wait point (`raise PauseForEventException(...)`) removed. The compiled run wraps every
 public `async def` of the module with `make_durable` and runs `main` over a `DiskStateStore`;
@@ -49,7 +50,16 @@ class Outcome:
             result, error = await call(), None
         except Exception as exc:  # the program's own failure is part of its behaviour
             result, error = None, f"{type(exc).__name__}: {exc}"
-        return cls(result, error, tuple(module.TRACE))
+        return cls(result, error, comparable_trace(module, module.TRACE))
+
+
+def comparable_trace(module: types.ModuleType, trace: list) -> tuple:
+    """The trace as compared: in order, or sorted for a program whose branches run
+    concurrently (``TRACE_IN_ANY_ORDER = True``: each effect once, in whatever interleaving
+    the pauses and the store's commits give)."""
+    if getattr(module, "TRACE_IN_ANY_ORDER", False):
+        return tuple(sorted(trace, key=repr))
+    return tuple(trace)
 
 
 class _StripWaitPoints(cst.CSTTransformer):

@@ -7,6 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import durable
 from durable import EventTimeoutError, durable_execute, make_durable, sleep, wait_for_event
 
 
@@ -34,6 +35,14 @@ async def record(ledger: str, name: str) -> str:
 async def approval(request: str) -> str:
     decision = await wait_for_event("approve")
     return f"{request} approved by {decision['by']}"
+
+
+@make_durable
+async def approve_or_reject(request: str, timeout: float) -> str:
+    which, decision = await durable.first(
+        wait_for_event("approve"), wait_for_event("reject"), sleep(timeout)
+    )
+    return f"{request} {['approved', 'rejected', 'timed out'][which]}"
 
 
 def stamp(ledger: str, label: str) -> float:

@@ -93,6 +93,33 @@ async def test_a_waiting_instance_runs_when_its_event_is_published(backend):
         assert await handle.result(timeout=5) == "deploy approved by ops"
 
 
+@pytest.mark.parametrize("kind", STORES)
+async def test_an_instance_waiting_for_any_of_several_events_runs_when_the_second_comes(
+    tmp_path, kind
+):
+    backend = DurableBackend(make_store(kind, tmp_path))
+    handle = await flows.approve_or_reject.start(
+        "spend", 60.0, instance_id="ar-1", orchestration_backend=backend
+    )
+    async with working(Worker(backend)):
+        await until(lambda: handle.status() == "waiting", what="the instance to wait")
+        backend.publish_event("ar-1", "reject", None)
+        assert await handle.result(timeout=5) == "spend rejected"
+    if kind != "memory":
+        backend.store.close()
+
+
+async def test_an_instance_waiting_for_the_first_of_events_and_a_timer_wakes_at_the_timer(
+    backend,
+):
+    handle = await flows.approve_or_reject.start(
+        "spend", 0.3, instance_id="ar-2", orchestration_backend=backend
+    )
+    async with working(Worker(backend, max_poll=30)):
+        await until(lambda: handle.status() == "waiting", what="the instance to wait")
+        assert await handle.result(timeout=5) == "spend timed out"
+
+
 async def test_an_event_published_before_the_worker_starts_is_consumed(backend):
     handle = await flows.approval.start("db", instance_id="ap-2", orchestration_backend=backend)
     backend.publish_event("ap-2", "approve", {"by": "early"})
