@@ -239,7 +239,7 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _run_worker(args: argparse.Namespace, early: list[int]) -> int:
-    from .runtime.program import _programs
+    from .runtime.catalog import registered_keys
     from .stores import InMemoryStateStore
     from .worker import Worker
 
@@ -253,7 +253,7 @@ def _run_worker(args: argparse.Namespace, early: list[int]) -> int:
     _on_import_path()
     for name in args.modules:
         _import(name)
-        if not any(key.partition(":")[0] == name for key in _programs):
+        if not any(key.partition(":")[0] == name for key in registered_keys()):
             logger.warning("module %r defines no durable function", name)
     backend = _backend(args.store, "worker")
     if args.no_group_commit:

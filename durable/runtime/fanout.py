@@ -1,8 +1,9 @@
-"""Fan-out: `asyncio.gather` over durable awaitables, and `durable.first` of several.
+"""Fan-out (`asyncio.gather` over durable awaitables, `durable.first`), and what a frame
+awaits: the top of the operation layer, which `FunctionCall` reaches for at its checkpoints.
 
-Each member is a branch that runs, pauses and resumes on its own (an operation, or the
-frames of a nested durable function or helper); the instance pauses when no branch can go
-on, and a resume settles every branch by the journal and its own saved frames.
+Each member of a fan-out is a branch that runs, pauses and resumes on its own (an operation,
+or the frames of a nested durable function or helper); the instance pauses when no branch
+can go on, and a resume settles every branch by the journal and its own saved frames.
 """
 
 from __future__ import annotations
@@ -16,20 +17,65 @@ from typing import Any
 
 from .._errors import CheckpointException
 from .context import _current_slot, current_slot
-from .frames import AtOperation, Branch, BranchDone, CallStack, FunctionCall, Gathering, branch_name
-from .helpers import helper_call
+from .frames import (
+    AtOperation,
+    AwaitingChild,
+    Branch,
+    BranchDone,
+    CallStack,
+    FunctionCall,
+    Gathering,
+    Settled,
+    branch_name,
+)
+from .helpers import helper_of
 from .journal import FAILED, SUCCEEDED
 from .operations import (
     ChildCall,
+    HelperCall,
     Operation,
+    WaitForEvent,
     _dump_error,
     _dump_value,
     _Park,
     _resume_operation,
     outcome_of,
+    run_callee,
 )
 
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+# -- what a frame awaits (called by `FunctionCall`) ---------------------------------------------
+def helper_call(awaiting_module: str, coroutine: CoroutineType) -> HelperCall | None:
+    """The nested-frame call of `coroutine` when it is an unstarted helper coroutine."""
+    found = helper_of(awaiting_module, coroutine)
+    return None if found is None else HelperCall(*found)
+
+
+def wait_point(event: str) -> WaitForEvent:
+    """`raise PauseForEventException(event)` in the user's source."""
+    return WaitForEvent(event, timeout=None)
+
+
+async def resume_pending(frame: FunctionCall, resume_point: int) -> Any:
+    """Settle the operation `frame` was suspended in when its snapshot was taken."""
+    pending = frame.pending
+    if isinstance(pending, AtOperation):
+        return await _resume_operation(frame, pending)
+    if isinstance(pending, Settled):
+        frame.pending = None
+        return pending.value
+    if isinstance(pending, AwaitingChild):
+        return await run_callee(frame, frame.stack.callee_of(frame))
+    if isinstance(pending, Gathering):
+        return await resume_fan_out(frame, pending)
+    raise CheckpointException(
+        f"instance {frame.run.instance_id!r}: {frame.code.qualname} was saved at the "
+        f"checkpoint at line {frame.code.line_of(resume_point)} with no operation "
+        "in progress; the stored state is inconsistent"
+    )
+
 
 
 # -- what a branch's code sees ----------------------------------------------------------------
@@ -51,6 +97,11 @@ class Slot:
 
     def go_on(self) -> None:
         self.waits, self.deadline, self.quiet = [], None, False
+
+    async def stop(self) -> None:
+        """The run stops on request here (see `InstanceRun.stop_here`)."""
+        self.settle_quietly([], None)
+        await asyncio.get_running_loop().create_future()  # cancelled when the run stops
 
     async def park(self, wait: Any) -> None:
         """The branch waits for `wait`'s event: it stops here for the rest of this run."""
@@ -103,15 +154,19 @@ class FanOut(Operation):
         return self.settle()
 
     async def settle(self) -> Any:
-        if self.seq:
-            entry = self.journaled()
-            if entry is None:
-                await self.record({"kind": "fan-out", "status": SUCCEEDED, "members": len(
-                    self.awaitables
-                )})
-            elif "winner" in entry:
-                return _winner_from(entry)
-        return await run_members(self.frame, self.place)
+        run = self.frame.run
+        run.fan_outs += 1  # its entry's snapshot, too, must not catch a plain member running
+        try:
+            if self.seq:
+                entry = self.journaled()
+                if entry is None:
+                    members = len(self.awaitables)
+                    await self.record({"kind": "fan-out", "status": SUCCEEDED, "members": members})
+                elif "winner" in entry:
+                    return _winner_from(entry)
+            return await run_members(self.frame, self.place)
+        finally:
+            run.fan_outs -= 1
 
     async def outside_durable_run(self) -> Any:
         tasks = [asyncio.ensure_future(awaitable) for awaitable in self.awaitables]
@@ -301,8 +356,10 @@ async def run_members(frame: FunctionCall, gathering: Gathering) -> Any:
                     slots[index].deadline for index in tasks if slots[index].deadline is not None
                 ]
                 deadline = min(deadlines) if deadlines else None
-                if waits and outer is not None:
+                if outer is not None and (waits or run.stopped):
                     outer.settle_quietly(waits, deadline)
+                elif run.stopped:
+                    await _Park()  # stopped on request: the instance stays at its last write
                 elif waits:
                     run.park(waits, deadline)
                     await run.settle_writes()

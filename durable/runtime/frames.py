@@ -20,7 +20,7 @@ import cloudpickle
 
 from .._errors import CheckpointException, IncompatibleStateError
 from . import contexts, references
-from .helpers import helper_call
+from .helpers import program_for_saved
 
 if TYPE_CHECKING:
     from .program import DurableProgram
@@ -159,12 +159,13 @@ def _plain_member(member: Member) -> tuple:
         return ("at", member.seq, member.operation)
     if kind is BranchDone:
         return ("done", member.value, member.failed)
-    if member.stack is None:
-        return ("branch", member.records)
     if member.task is not None:
         raise CheckpointException(
-            "a member of asyncio.gather that is not durable code is still running"
+            "a member of asyncio.gather that is not durable code is still running, and "
+            "cannot be saved"
         )
+    if member.stack is None:
+        return ("branch", member.records)
     return ("branch", tuple(frame.plain_record()[0] for frame in member.stack.frames))
 
 
@@ -234,6 +235,21 @@ _DICT_VIEWS = {
     type({}.values()): "values",
     type({}.items()): "items",
 }
+
+
+#: The operation layer (`fanout`), once `_operation_layer` has imported it.
+_awaiting: Any = None
+
+
+def _operation_layer() -> Any:
+    """The module that makes what a frame awaits (`fanout`, over `operations`). It sits above
+    this one, because operations are made of frames: compiled code asks its frame for the
+    awaitable at each checkpoint, so the frame reaches up, through this one import."""
+    global _awaiting
+    from . import fanout
+
+    _awaiting = fanout
+    return fanout
 
 
 class FunctionCall:
@@ -312,7 +328,7 @@ class FunctionCall:
         self.resume_point = resume_point
         self.pending = None
         if type(awaitable) is CoroutineType:
-            call = helper_call(self.code.module, awaitable)
+            call = (_awaiting or _operation_layer()).helper_call(self.code.module, awaitable)
             if call is None:
                 return awaitable
             awaitable = call
@@ -321,24 +337,20 @@ class FunctionCall:
             # A durable operation: awaited as the coroutine that settles it at this frame.
             return link(self, resume_point)
         if type(awaitable).__name__ == "_GatheringFuture":
-            from .fanout import fan_out_of_gather  # fan-outs are made of frames
-
-            fan_out = fan_out_of_gather(self.code.module, awaitable)
+            fan_out = (_awaiting or _operation_layer()).fan_out_of_gather(
+                self.code.module, awaitable
+            )
             if fan_out is not None:
                 return fan_out._durable_link(self, resume_point)
         return awaitable
 
     def resume(self, resume_point: int) -> Any:
         """The awaitable that settles the operation this frame was suspended in."""
-        from .operations import resume_pending
-
-        return resume_pending(self, resume_point)
+        return (_awaiting or _operation_layer()).resume_pending(self, resume_point)
 
     def pause(self, event: str) -> Any:
         """A wait point: `raise PauseForEventException(event)` in the user's source."""
-        from .operations import WaitForEvent
-
-        return WaitForEvent(event, timeout=None)
+        return (_awaiting or _operation_layer()).wait_point(event)
 
     @property
     def closing(self) -> bool:
@@ -435,8 +447,6 @@ class FunctionCall:
     ) -> FunctionCall:
         """The frame `record` saved, on the code it was saved with (see
         `DurableProgram.code_for_saved_frame` for what happens when that code changed)."""
-        from .program import program_for_saved
-
         program = program_for_saved(record.program)
         code, resume_point, live_locals = program.code_for_saved_frame(record, run, code_versions)
         frame = cls(

@@ -18,7 +18,9 @@ from typing import Any
 
 from .._errors import DurableCompileError, NoSourceCodeException
 from ..transform import CodeBlock, compile_function
+from .catalog import program_for_key
 from .references import findable
+from .saved_code import code_for_saved_frame
 
 logger = logging.getLogger("durable.runtime")
 
@@ -210,8 +212,6 @@ class Helper:
         return f"<durable helper {self.key}>"
 
     def code_for_saved_frame(self, record, run, code_versions):
-        from .program import code_for_saved_frame
-
         return code_for_saved_frame(
             self.code,
             self.function,
@@ -233,10 +233,12 @@ def helper_for_saved(function: types.FunctionType) -> Helper:
     return Helper(function, compiled)
 
 
-def helper_call(awaiting_module: str, coroutine: types.CoroutineType) -> Any:
-    """A nested-frame call for `coroutine` when it is a not yet started coroutine of a
-    helper, else None. The coroutine is closed unstarted: the frame runs the compiled code
-    with the arguments it was created with."""
+def helper_of(
+    awaiting_module: str, coroutine: types.CoroutineType
+) -> tuple[Helper, tuple] | None:
+    """(the helper, its arguments) when `coroutine` is a not yet started coroutine of a
+    helper, else None. The coroutine is closed unstarted: a nested frame runs the compiled
+    code with the arguments it was created with (`operations.HelperCall`)."""
     decided = _decisions.get(awaiting_module)
     if decided is None:
         decided = _decisions[awaiting_module] = ByCode()
@@ -254,9 +256,7 @@ def helper_call(awaiting_module: str, coroutine: types.CoroutineType) -> Any:
     frame_locals = coroutine.cr_frame.f_locals
     arguments = tuple(frame_locals[name] for name in compiled.parameters)
     coroutine.close()
-    from .operations import HelperCall
-
-    return HelperCall(Helper(function, compiled), arguments)
+    return Helper(function, compiled), arguments
 
 
 def _decide(awaiting_module: str, function: types.FunctionType | None) -> _HelperCode | None:
@@ -273,3 +273,10 @@ def _function_of(coroutine: types.CoroutineType) -> types.FunctionType | None:
         if type(referent) is types.FunctionType and referent.__code__ is code:
             return referent
     return None  # not a function's coroutine (built from code directly): runs plainly
+
+
+def program_for_saved(saved_as: Any) -> Any:
+    """The program a saved frame names: a durable program by key, or a helper function."""
+    if type(saved_as) is str:
+        return program_for_key(saved_as)
+    return helper_for_saved(saved_as)

@@ -25,6 +25,7 @@ from ..transform._records import FRAME
 from . import references
 from .context import current_run, current_slot
 from .frames import AtOperation, AwaitingChild, FunctionCall, Gathering, Settled
+from .helpers import compile_failures
 from .journal import (
     FAILED,
     PENDING,
@@ -155,8 +156,6 @@ def _not_a_frame_message(operation: Operation, run) -> str:
     plain = _awaiting_coroutine()
     if plain is not None:
         code, line = plain
-        from .helpers import compile_failures
-
         where = f"{code.co_qualname}() at {code.co_filename}:{line}"
         failure = compile_failures.get(code)
         if failure is not None:
@@ -597,9 +596,7 @@ _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 
 
 def _dump_error(error: BaseException) -> bytes:
-    from .runtime import pickle_error
-
-    return pickle_error(error)
+    return references.pickle_error(error)
 
 
 def durable_execute(
@@ -667,28 +664,7 @@ def step(
     return durable_step
 
 
-# -- resuming -------------------------------------------------------------------------------
-async def resume_pending(frame: FunctionCall, resume_point: int) -> Any:
-    """Settle the operation `frame` was suspended in when its snapshot was taken."""
-    pending = frame.pending
-    if isinstance(pending, AtOperation):
-        return await _resume_operation(frame, pending)
-    if isinstance(pending, Settled):
-        frame.pending = None
-        return pending.value
-    if isinstance(pending, AwaitingChild):
-        return await run_callee(frame, frame.stack.callee_of(frame))
-    if isinstance(pending, Gathering):
-        from .fanout import resume_fan_out  # the fan-out is made of the operations here
-
-        return await resume_fan_out(frame, pending)
-    raise CheckpointException(
-        f"instance {frame.run.instance_id!r}: {frame.code.qualname} was saved at the "
-        f"checkpoint at line {frame.code.line_of(resume_point)} with no operation "
-        "in progress; the stored state is inconsistent"
-    )
-
-
+# -- resuming ----------------------------------------------------------------------------
 async def _resume_operation(frame: FunctionCall, place: AtOperation) -> Any:
     operation = place.operation
     if operation is not None:

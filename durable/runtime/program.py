@@ -1,31 +1,32 @@
 """`make_durable` and `DurableProgram`: a compiled durable function and how it is called.
 
-Programs are registered by ``module:qualname`` so a saved frame finds its code again in a
-new process (after the defining module is imported).
+The top of the runtime: a program is registered in `catalog` (so a saved frame finds it
+again in a new process) and runs its instances through a backend's `DurableRuntime`.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import types
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
-from .._errors import AlreadyDurableException, IncompatibleStateError
+from .._errors import AlreadyDurableException
 from ..transform import CodeBlock, compile_function
-from ..transform.pipeline import CodeVersion, compile_version
+from ..transform.pipeline import CodeVersion
+from .backend import default_backend, runtime_for
+from .catalog import program_for_key, register
 from .context import current_run
 from .handles import InstanceHandle
 from .journal import DEFAULT_POLICY, JournalPolicy
 from .operations import ChildCall
+from .references import pickle_by_name
+from .saved_code import CodeChangePolicy, Migration, code_for_saved_frame
 
-#: ``migrate(saved_line, live_locals) -> (new_line, new_live_locals)``.
-Migration = Callable[[int, dict[str, Any]], tuple[int, dict[str, Any]]]
-CodeChangePolicy = Literal["resume_saved_version", "fail"]
-
-_programs: dict[str, DurableProgram] = {}
+#: `program_for_key` stays importable from here: pickles of programs made before the
+#: catalog had a module of its own name it in this one.
+__all__ = ["CodeChangePolicy", "DurableProgram", "Migration", "make_durable", "program_for_key"]
 
 
 class DurableProgram:
@@ -71,7 +72,7 @@ class DurableProgram:
         self.rebinds = False  # `code.function` is already bound to its closure and globals
         self.__wrapped__ = fn
         functools.update_wrapper(self, fn)
-        _programs[self.key] = self
+        register(self)
 
     def __repr__(self) -> str:
         return f"<DurableProgram {self.key}>"
@@ -85,7 +86,6 @@ class DurableProgram:
     ) -> Any:
         if orchestration_backend is None and instance_id is None and current_run() is not None:
             return ChildCall(self, args, kwargs)
-        from .backend import default_backend, runtime_for
 
         backend = orchestration_backend if orchestration_backend is not None else default_backend()
         return runtime_for(backend).run(self, instance_id, args, kwargs)
@@ -103,7 +103,6 @@ class DurableProgram:
         an instance that exists with the same arguments changes nothing and returns its
         handle; with other arguments it raises `ArgumentsMismatchError`.
         """
-        from .backend import default_backend, runtime_for
 
         backend = orchestration_backend if orchestration_backend is not None else default_backend()
         await runtime_for(backend).start(self, instance_id, args, kwargs)
@@ -111,7 +110,6 @@ class DurableProgram:
 
     def handle(self, instance_id: str, *, orchestration_backend: Any = None) -> InstanceHandle:
         """The handle of instance `instance_id` (started here or in another process)."""
-        from .backend import default_backend
 
         backend = orchestration_backend if orchestration_backend is not None else default_backend()
         return InstanceHandle(instance_id, backend)
@@ -137,80 +135,7 @@ class DurableProgram:
         )
 
 
-def code_for_saved_frame(
-    current: CodeBlock | None,
-    fn: Callable[..., Any],
-    saved_versions: dict[str, CodeBlock],
-    policy: DurableProgram,
-    record,
-    run,
-    code_versions: Mapping[str, CodeVersion],
-):
-    """(code, resume point, live locals) to resume a frame saved by `fn`, whose code now
-    compiles to `current` (None: it no longer compiles). `policy` is the program whose
-    ``migrations`` and ``on_code_change`` apply: the function's own, or for a helper the
-    instance's entry program."""
-    if current is not None and record.fingerprint == current.fingerprint:
-        return current, record.resume_point, record.live_locals
-    migration = next(
-        (m for fp, m in policy.migrations.items() if record.fingerprint.startswith(fp)), None
-    )
-    if migration is not None and current is not None:
-        line, live_locals = migration(record.line, dict(record.live_locals))
-        return current, current.resume_point_at(line), live_locals
-    version = code_versions.get(record.fingerprint)
-    if version is not None and policy.on_code_change == "resume_saved_version":
-        saved = saved_versions.get(record.fingerprint)
-        if saved is None:
-            saved = saved_versions[record.fingerprint] = compile_version(version, fn)
-        return saved, record.resume_point, record.live_locals
-    reason = (
-        "on_code_change='fail' refuses to resume on the saved version"
-        if version is not None
-        else "the instance carries no copy of that code"
-    )
-    now = (
-        f"now compiles to version {current.fingerprint[:16]}"
-        if current is not None
-        else "no longer compiles"
-    )
-    raise IncompatibleStateError(
-        f"instance {run.instance_id!r}: {fn.__qualname__} was suspended at line "
-        f"{record.line} by code version {record.fingerprint[:16]}, but the function {now} "
-        f"and {reason}; restore the old code, or pass make_durable(..., migrations="
-        f"{{'{record.fingerprint[:16]}': migrate}}) to the entry function with "
-        "migrate(line, live_locals) -> (new_line, live_locals)"
-    )
-
-
-def program_for_saved(saved_as: Any) -> Any:
-    """The program a saved frame names: a durable program by key, or a helper function."""
-    if type(saved_as) is str:
-        return program_for_key(saved_as)
-    from .helpers import helper_for_saved
-
-    return helper_for_saved(saved_as)
-
-
-def program_for_key(key: str) -> DurableProgram:
-    """The registered program `module:qualname`, importing its module if needed."""
-    program = _programs.get(key)
-    if program is None:
-        module = key.partition(":")[0]
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise IncompatibleStateError(
-                f"saved state refers to durable function {key!r}, but its module cannot be "
-                f"imported ({error})"
-            ) from None
-        program = _programs.get(key)
-    if program is None:
-        raise IncompatibleStateError(
-            f"saved state refers to durable function {key!r}, which no longer exists; import "
-            "the module that defines it, or restore the function under that name"
-        )
-    return program
+pickle_by_name(DurableProgram)
 
 
 def make_durable(

@@ -11,7 +11,6 @@ CPython pickles an exception as its arguments only; here it also keeps `__cause_
 
 from __future__ import annotations
 
-import functools
 import importlib
 import io
 import marshal
@@ -25,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from .._errors import IncompatibleStateError
+from .._errors import DurableError, IncompatibleStateError
+from .catalog import program_for_key
 
 if TYPE_CHECKING:
     from .frames import FunctionCall
@@ -94,14 +94,18 @@ def findable(function: types.FunctionType) -> bool:
 
 def _named(value: Any) -> bool:
     """Classes and durable programs: pickled by name, never as a reference."""
-    return isinstance(value, _named_types())
+    return isinstance(value, _NAMED_TYPES)
 
 
-@functools.cache
-def _named_types() -> tuple[type, ...]:
-    from .program import DurableProgram
+#: Pickled by name; `DurableProgram` adds itself (it sits above this module).
+_NAMED_TYPES: tuple[type, ...] = (type,)
 
-    return (type, DurableProgram)
+
+def pickle_by_name(kind: type) -> None:
+    """Pickle every `kind` by name, never by reference (durable programs)."""
+    global _NAMED_TYPES
+    if kind not in _NAMED_TYPES:
+        _NAMED_TYPES = (*_NAMED_TYPES, kind)
 
 
 TRACEBACK_NOTE = "Traceback before the durable checkpoint (most recent call last):\n"
@@ -267,8 +271,6 @@ class _Unpickler(pickle.Unpickler):
                 ) from None
             kind = kind.removeprefix("helper-")
         else:
-            from .program import program_for_key
-
             original = program_for_key(owner).__wrapped__
         if kind == "default":
             return original.__defaults__[name]
@@ -394,3 +396,14 @@ def dumps(value: Any, frames: list[FunctionCall] = ()) -> bytes:
 
 def loads(data: bytes) -> Any:
     return _Unpickler(io.BytesIO(data)).load()
+
+
+def pickle_error(error: BaseException) -> bytes:
+    """The exception itself when it survives a pickle round trip, else a faithful summary."""
+    try:
+        blob = dumps(error)
+        loads(blob)
+        return blob
+    except Exception:
+        summary = DurableError(f"{type(error).__module__}.{type(error).__qualname__}: {error}")
+        return dumps(summary)

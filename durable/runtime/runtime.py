@@ -29,7 +29,8 @@ from .._errors import (
 )
 from .._ids import validate_instance_id
 from . import references
-from .context import enter_run, leave_run
+from .catalog import program_for_key
+from .context import current_slot, enter_run, leave_run
 from .frames import AtOperation, CallStack, FunctionCall, Gathering
 from .journal import SUCCEEDED, JournalPolicy
 from .operations import PARK, Operation, WaitForEvent, _Park
@@ -128,6 +129,8 @@ class InstanceRun:
         #: Writes a store has accepted but not yet made durable (group commit): awaited
         #: before the run goes on, so nothing is acknowledged before its transaction commits.
         self.unsettled_writes: list = []
+        #: Those of them that are futures, until the run ends (see `drain_writes`).
+        self.writes_in_flight: list[asyncio.Future] = []
         self.waiting_for: WaitForEvent | None = None
         #: Set when the run stops without finishing (parked, or its state could not be
         #: saved): unwinding its coroutines must not run the user's handlers or finally.
@@ -146,6 +149,9 @@ class InstanceRun:
             awaitable.close()
         elif isinstance(awaitable, asyncio.Future):
             awaitable.cancel()
+        slot = current_slot()
+        if slot is not None:
+            return slot.stop()  # a fan-out's member: the fan-out stops when all have
         return _Park()
 
     def stop_at_failed_write(self, error: BaseException) -> None:
@@ -251,7 +257,7 @@ class InstanceRun:
             )
             unsettled = self.backend.save_step(self.instance_id, step, self.full_state)
             if unsettled is not None:
-                self.unsettled_writes.append(unsettled)
+                self._hand_over(unsettled)
         except BaseException as error:
             self.stop_at_failed_write(error)  # as in `_write`
             raise
@@ -330,7 +336,7 @@ class InstanceRun:
             saved.update(fields)
             unsettled = self.backend.save_changes(self.instance_id, changes, self.full_state)
             if unsettled is not None:
-                self.unsettled_writes.append(unsettled)
+                self._hand_over(unsettled)
         except BaseException as error:
             self.stop_at_failed_write(error)
             raise
@@ -349,16 +355,43 @@ class InstanceRun:
                 written.update(versions)
                 break
 
+    def _hand_over(self, unsettled: Any) -> None:
+        self.unsettled_writes.append(unsettled)
+        if isinstance(unsettled, asyncio.Future):
+            in_flight = self.writes_in_flight
+            if len(in_flight) > 64:
+                in_flight[:] = [write for write in in_flight if not write.done()]
+            in_flight.append(unsettled)
+
     async def settle_writes(self) -> None:
         """Wait until every write made so far is durable (only group-committing stores
         leave any unsettled)."""
         while self.unsettled_writes:
             unsettled = self.unsettled_writes.pop(0)
+            is_future = isinstance(unsettled, asyncio.Future)
             try:
-                await unsettled
+                # Shielded: a fan-out branch cancelled while it waits must not cancel its
+                # write, which commits anyway (`drain_writes` waits for it at the end).
+                await (asyncio.shield(unsettled) if is_future else unsettled)
+            except asyncio.CancelledError:
+                if not (is_future and not unsettled.done()):
+                    self.stop_at_failed_write(asyncio.CancelledError())
+                raise  # else only this task was cancelled: the write goes on
             except BaseException as error:
                 self.stop_at_failed_write(error)
                 raise
+
+    async def drain_writes(self) -> None:
+        """Wait for every write this run handed to the store to commit or fail, whoever was
+        waiting for it: a write still queued when the run stopped (a fan-out branch cancelled
+        after another's write failed) must not land after the next runner has read the state."""
+        pending = [write for write in self.writes_in_flight if not write.done()]
+        self.writes_in_flight.clear()
+        if pending:
+            await asyncio.wait(pending)
+        for write in pending:
+            if not write.cancelled():
+                write.exception()  # retrieved: the failure that matters was raised already
 
     def _take_snapshot(self) -> tuple[tuple | bytes, int]:
         """A snapshot of the call stack, and the sequence number below which the journal is
@@ -392,20 +425,8 @@ class InstanceRun:
         self._write(COMPLETED, snapshot=False, changes={"set": {"result": result}})
 
     def fail(self, error: BaseException) -> None:
-        self._write(FAILED, snapshot=False, changes={"set": {"error": pickle_error(error)}})
+        self._write(FAILED, snapshot=False, changes={"set": {"error": references.pickle_error(error)}})
 
-
-def pickle_error(error: BaseException) -> bytes:
-    """The exception itself when it survives a pickle round trip, else a faithful summary."""
-    try:
-        blob = references.dumps(error)
-        references.loads(blob)
-        return blob
-    except Exception:
-        from .._errors import DurableError
-
-        summary = DurableError(f"{type(error).__module__}.{type(error).__qualname__}: {error}")
-        return references.dumps(summary)
 
 
 class _Driver:
@@ -467,8 +488,6 @@ class DurableRuntime:
         worker does: it needs only the id, the state names the function. `state`, when the
         caller has just read it, saves reading it again (only its function and arguments,
         which never change, are taken from it)."""
-        from .program import program_for_key
-
         if state is None:
             state = self.backend.read_state(validate_instance_id(instance_id))
         if state is None:
@@ -574,6 +593,7 @@ class DurableRuntime:
             leave_run(token)
             for task in run.gathered_tasks:
                 task.cancel()
+            await run.drain_writes()
         if driver.parked:
             if run.stopped:
                 raise RunStoppedError(

@@ -303,3 +303,61 @@ async def test_first_outside_a_durable_run_is_the_first_to_complete():
 def test_first_needs_an_awaitable():
     with pytest.raises(TypeError, match="at least one awaitable"):
         durable.first()
+
+
+# -- members that are not durable, writes in flight ---------------------------------------------
+async def job() -> str:
+    await durable_execute(act, "job")
+    return await wait_for_event("go")
+
+
+@make_durable
+async def plain_beside_durable():
+    return await asyncio.gather(asyncio.sleep(0.05, result="slept"), job())
+
+
+async def test_no_snapshot_is_taken_while_a_plain_member_runs_so_a_crash_resumes_cleanly():
+    store = CrashingStore()
+    store.counter = WriteCounter(crash_after=3)  # start, the fan-out, "job": the sleep runs
+    with pytest.raises(SimulatedCrash):
+        await call(plain_beside_durable, DurableBackend(store))
+    store.counter.crash_after = None
+    assert await paused_on(plain_beside_durable, DurableBackend(store)) == "go"
+    DurableBackend(store).publish_event("i1", "go", "went")
+    assert await call(plain_beside_durable, DurableBackend(store)) == ["slept", "went"]
+    assert DONE == ["job"]
+
+
+class SlowToCommit(InMemoryStateStore):
+    """Commits the record of the "slow-commit" call 50 ms later, as a group commit can."""
+
+    def append_record(self, instance_id, record, summary=None):
+        super().append_record(instance_id, record, summary)
+        if b"SLOW-COMMIT" not in record:
+            return None
+        committed = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.05, committed.set_result, None)
+        self.commits.append(committed)
+        return committed
+
+
+async def committing_slowly() -> str:
+    return await durable_execute(act, "slow-commit")
+
+
+async def winner() -> str:
+    await asyncio.sleep(0.01)
+    return await durable_execute(act, "winner")
+
+
+@make_durable
+async def loser_mid_write():
+    return await durable.first(committing_slowly(), winner())
+
+
+async def test_a_loser_cancelled_while_its_write_commits_leaves_the_run_going():
+    store = SlowToCommit()
+    store.commits = []
+    assert await call(loser_mid_write, DurableBackend(store)) == (1, "WINNER")
+    # The run let go of the instance only once the loser's write had committed.
+    assert len(store.commits) == 1 and store.commits[0].done()

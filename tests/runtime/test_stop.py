@@ -16,7 +16,7 @@ BACKEND: list = []
 
 def step(name: str) -> str:
     STEPS.append(name)
-    if name == "two":
+    if name in ("two", "a-two"):
         runtime_for(BACKEND[0]).request_stop()
     return name
 
@@ -79,3 +79,25 @@ async def test_an_abandoned_run_cancelled_mid_sleep_runs_no_finally_and_resumes_
     state = DurableBackend(backend.store).read_state("n1")
     assert state["status"] == "running"
     assert DurableBackend(backend.store).acquire_instance("n1") is None
+
+
+async def two_steps(prefix: str) -> list:
+    return [await durable_execute(step, f"{prefix}-{n}") for n in ("one", "two", "three")]
+
+
+@make_durable
+async def steps_in_a_gather() -> list:
+    return await asyncio.gather(two_steps("a"), two_steps("b"))
+
+
+async def test_a_stop_request_in_a_gather_stops_every_branch_and_the_instance_resumes():
+    with pytest.raises(RunStoppedError):
+        await steps_in_a_gather(orchestration_backend=BACKEND[0], instance_id="s1")
+    before = list(STEPS)
+    assert "a-three" not in before and "b-three" not in before
+    resumed = DurableBackend(BACKEND[0].store)
+    assert await steps_in_a_gather(orchestration_backend=resumed, instance_id="s1") == [
+        ["a-one", "a-two", "a-three"],
+        ["b-one", "b-two", "b-three"],
+    ]
+    assert sorted(STEPS) == sorted(["a-one", "a-two", "a-three", "b-one", "b-two", "b-three"])

@@ -17,7 +17,7 @@ from durable import (
     PauseForEventException,
     SQLiteStateStore,
 )
-from durable.runtime import program as program_module
+from durable.runtime import catalog
 from durable.stores.base import InstanceSummary
 from durable.worker import Worker
 from tests.worker import flows
@@ -186,12 +186,12 @@ async def test_an_instance_the_runtime_cannot_run_is_logged_once_and_skipped(bac
     caplog.set_level(logging.INFO, logger="durable.worker")
     await flows.record.start("unused", "y", instance_id="gone-1", orchestration_backend=backend)
     key = flows.record.key
-    saved = program_module._programs.pop(key)  # as if the function no longer existed
+    saved = catalog._programs.pop(key)  # as if the function no longer existed
     try:
         async with working(Worker(backend, min_poll=0.01, max_poll=0.02)):
             await asyncio.sleep(0.3)  # many rounds
     finally:
-        program_module._programs[key] = saved
+        catalog._programs[key] = saved
     refusals = [r for r in caplog.records if "could not be run" in r.getMessage()]
     assert len(refusals) == 1
     assert "IncompatibleStateError" in refusals[0].getMessage()
