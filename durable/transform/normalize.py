@@ -324,14 +324,21 @@ class NormalizePass:
 
             _durable_m1 = resumable(m)
             _durable_v2 = _durable_f.enter_context(_durable_m1)
+            _durable_x3 = True
             try:
-                v = _durable_v2
-                body
-            except BaseException as _durable_e3:
-                if not _durable_f.exit_context(_durable_m1, _durable_e3):
-                    raise
-            else:
-                _durable_f.exit_context(_durable_m1, None)
+                try:
+                    v = _durable_v2
+                    body
+                except BaseException as _durable_e4:
+                    _durable_x3 = False
+                    if not _durable_f.exit_context(_durable_m1, _durable_e4):
+                        raise
+            finally:
+                if _durable_x3:
+                    _durable_f.exit_context(_durable_m1, None)
+
+        so `__exit__` runs once on every way out: the end of the block, an exception,
+        `return`, `break` and `continue`.
         """
         asynchronous = node.asynchronous is not None
         item, *rest = node.items
@@ -342,6 +349,9 @@ class NormalizePass:
             body = [inner]
         manager = self.context.new_temp("m", f"the context manager of the 'with' at line {line}")
         value = self.context.new_temp("v", f"the value of the 'with' at line {line}")
+        exit_due = self.context.new_temp(
+            "x", f"whether the 'with' at line {line} has still to call __exit__"
+        )
         escaped = self.context.new_temp("e", "an exception leaving a 'with' block")
 
         def frame_call(method: str, *args: cst.BaseExpression) -> cst.BaseExpression:
@@ -359,6 +369,7 @@ class NormalizePass:
         enter = [
             statement(assign(manager, item.item)),
             statement(assign(value, frame_call("enter_context", cst.Name(manager)))),
+            statement(assign(exit_due, cst.Name("True"))),
         ]
         if item.asname is not None:
             target = item.asname.name
@@ -369,30 +380,32 @@ class NormalizePass:
             ),
             body=block([statement(cst.Raise())]),
         )
-        desugared = cst.Try(
+        guarded = cst.Try(
             body=block(body),
             handlers=[
                 cst.ExceptHandler(
-                    body=block([self._line(suppress, line)]),
+                    body=block(
+                        [statement(assign(exit_due, cst.Name("False"))), self._line(suppress, line)]
+                    ),
                     type=cst.Name("BaseException"),
                     name=cst.AsName(cst.Name(escaped)),
                 )
             ],
-            orelse=cst.Else(
-                block(
-                    [
-                        statement(
-                            cst.Expr(
-                                frame_call("exit_context", cst.Name(manager), cst.Name("None"))
-                            )
-                        )
-                    ]
-                )
+        )
+        exit_on_leaving = cst.If(
+            test=cst.Name(exit_due),
+            body=block(
+                [statement(cst.Expr(frame_call("exit_context", cst.Name(manager), cst.Name("None"))))]
             ),
         )
+        desugared = cst.Try(
+            body=block([guarded]),
+            finalbody=cst.Finally(block([self._line(exit_on_leaving, line)])),
+        )
+        self.context.origins[guarded] = line
         self.context.origins[desugared] = line
         target = item.asname.name if item.asname is not None else None
-        self._reentries[desugared] = Reentry(manager, value, asynchronous, target)
+        self._reentries[guarded] = Reentry(manager, value, asynchronous, target)
         return self.block(enter, line) + self.statement(desugared, line)
 
     # -- try ----------------------------------------------------------------------------
@@ -426,8 +439,17 @@ class NormalizePass:
                     self._line(assign(user_name.value, cst.Name("None")), handler_line),
                     self._line(cst.Del(cst.Name(user_name.value)), handler_line),
                 ]
+            # A bare `except:` is `except BaseException:`, spelled so it can bind a name.
+            bare = handler.type is None
             handlers.append(
-                handler.with_changes(name=cst.AsName(cst.Name(exception)), body=block(statements))
+                handler.with_changes(
+                    type=cst.Name("BaseException") if bare else handler.type,
+                    whitespace_after_except=(
+                        cst.SimpleWhitespace(" ") if bare else handler.whitespace_after_except
+                    ),
+                    name=cst.AsName(cst.Name(exception)),
+                    body=block(statements),
+                )
             )
         orelse = (
             cst.Else(block(self.block(statements_of(node.orelse.body), line)))

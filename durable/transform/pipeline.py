@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import dis
 import gc
 import hashlib
 import inspect
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._errors import (
+    Diagnostic,
     DurableCompileError,
     IncompatibleStateError,
     NoSourceCodeException,
@@ -157,6 +157,10 @@ def compile_source(
     gc.disable()
     try:
         shape = _run_passes(source, filename, first_line, qualname, wait_names, free_names)
+    except (DurableCompileError, NoSourceCodeException):
+        raise
+    except Exception as error:
+        raise _internal_error(error, source, filename, first_line, qualname) from error
     finally:
         if collecting:
             gc.enable()
@@ -187,6 +191,28 @@ def _run_passes(source, filename, first_line, qualname, wait_names, free_names) 
         temp_descriptions=dict(context.temp_descriptions),
     )
     return shape
+
+
+def _internal_error(
+    error: Exception, source: str, filename: str, first_line: int, qualname: str | None
+) -> DurableCompileError:
+    """A fault of the compiler itself, said as such: where, what, and that it is durable's."""
+    line = source.splitlines()[0] if source else ""
+    return DurableCompileError(
+        qualname or "<function>",
+        [
+            Diagnostic(
+                "DUR000",
+                f"internal error of durable's compiler ({type(error).__name__}: {error})",
+                filename,
+                first_line,
+                0,
+                line,
+                "this is a bug in durable, not in your code: please report it with this "
+                "function; meanwhile, rewriting the construct the error names may avoid it",
+            )
+        ],
+    )
 
 
 def _raise_diagnostics(context: CompileContext) -> None:
@@ -315,12 +341,10 @@ def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
 
 
 def _names_read(code: types.CodeType) -> set[str]:
-    """Global names loaded by `code` and the code nested in it."""
-    names = {
-        instruction.argval
-        for instruction in dis.get_instructions(code)
-        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME")
-    }
+    """The names `code` and the code nested in it may read as globals: every name they use
+    (attributes too, which costs nothing: a module global found under an attribute's name is
+    only kept as a reference), without disassembling the code."""
+    names = set(code.co_names)
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
             names |= _names_read(constant)

@@ -5,7 +5,8 @@ format (`TRACE = []`, `ARGS = ()`, one or two helper `async def`s and `async def
 built from the constructs the compiler supports: int assignments, `TRACE.append(...)`, wait
 points with unique names, `if/elif/else`, `for` (and `for-else`) over `range`, lists and
 `enumerate`, `while` (and `while-else`, `while True` + `break`) with a fuel counter,
-`break`/`continue`/`return`, `try/except/else/finally` with a conditional
+`break`/`continue`/`return`, `with resumable(...)` (left every way), `try/except/else/finally`
+(also bare `except:`) with a conditional
 `raise ValueError(...)` and bare `raise` in handlers, and awaits of the helpers (nested
 durable calls) as statements and inside `and`/`or`, conditional expressions, call arguments
 (also of another durable call), binary operators, augmented assignments, `if`/`while` tests
@@ -68,7 +69,9 @@ CONSTRUCTS = frozenset(
         # exceptions
         "raise", "raise_in_helper", "reraise",
         "try_except", "try_except_else", "try_except_finally", "try_except_else_finally",
-        "try_finally", "except_tuple", "except_exception",
+        "try_finally", "except_tuple", "except_exception", "except_bare",
+        # context managers, and every way out of them
+        "with_resumable", "with_exit_jump",
         # awaits of helpers (nested durable calls)
         "await_assign", "await_and", "await_or", "await_ifexp", "await_ifexp_test",
         "await_callarg", "await_trace_arg", "await_nested_arg", "await_keyword_arg",
@@ -194,10 +197,28 @@ class ProgramBuilder:
         chunks.append(["async def main():", *indent(lines)])
         header = [
             '"""A generated program."""',
-            "from durable import PauseForEventException",
+            "from durable import PauseForEventException, resumable",
             "",
             "TRACE = []",
             "ARGS = ()",
+            "",
+            "",
+            "class Lease:",
+            f'{INDENT}"""Traces entering and leaving; re-entered quietly after a resume."""',
+            "",
+            f"{INDENT}def __init__(self, name):",
+            f"{INDENT * 2}self.name = name",
+            "",
+            f"{INDENT}def __enter__(self):",
+            f'{INDENT * 2}TRACE.append(("enter", self.name))',
+            f"{INDENT * 2}return self",
+            "",
+            f"{INDENT}def __durable_reenter__(self):",
+            f"{INDENT * 2}return self",
+            "",
+            f"{INDENT}def __exit__(self, kind, error, traceback):",
+            f'{INDENT * 2}TRACE.append(("exit", self.name, kind.__name__ if kind else None))',
+            f"{INDENT * 2}return False",
         ]
         text = "\n".join(header) + "".join("\n\n\n" + "\n".join(chunk) for chunk in chunks)
         return GeneratedProgram(text + "\n", frozenset(self.constructs))
@@ -250,7 +271,7 @@ class ProgramBuilder:
         if any(name in scope.bound for name in scope.assignable):
             weights["augassign"] = 1
         if scope.depth < MAX_DEPTH:
-            weights.update({"if": 1, "for": 1, "while": 1, "try": 2})
+            weights.update({"if": 1, "for": 1, "while": 1, "try": 2, "with": 1})
         if scope.in_handler:
             weights["reraise"] = 1
         if scope.depth > 0:
@@ -563,19 +584,21 @@ class ProgramBuilder:
 
         if form != "try_finally":
             handler_scope = scope.inner(region="handler", in_handler=True)
-            clause = self.pick(["ValueError", "(KeyError, ValueError)", "Exception"])
+            clause = self.pick(["ValueError", "(KeyError, ValueError)", "Exception", ""])
             if clause == "Exception":
                 self.record("except_exception")
             elif clause.startswith("("):
                 self.record("except_tuple")
+            elif not clause:
+                self.record("except_bare")
             handler = self.block(handler_scope, self.budget(remaining, parts))
             remaining -= handler.cost
             parts -= 1
-            if self.flip():
+            if clause and self.flip():
                 lines.append(f"except {clause} as e{number}:")
                 lines.append(f'{INDENT}TRACE.append(("e{number}", str(e{number})))')
             else:
-                lines.append(f"except {clause}:")
+                lines.append(f"except {clause}:" if clause else "except:  # noqa: E722")
             lines += indent(handler.lines)
             if "else" in form:
                 else_scope = dataclasses.replace(body_scope, bound=set(body_scope.bound))
@@ -596,6 +619,21 @@ class ProgramBuilder:
             normal_bound = normal_bound | final_scope.bound
         scope.bound |= normal_bound
         return Piece(lines, budget - remaining)
+
+
+    def s_with(self, scope: Scope, budget: int) -> Piece:
+        """`with resumable(Lease(...)):` around a block; its `__exit__` traces, so the test
+        sees it run once on every way out (the end, an exception, break, continue, return)."""
+        self.record("with_resumable")
+        number = self.unique()
+        body_scope = scope.inner()
+        body = self.block(body_scope, budget)
+        if body.ends:
+            self.record("with_exit_jump")
+        lines = [f'with resumable(Lease("w{number}")):', *indent(body.lines or ["pass"])]
+        if not body.ends:
+            scope.bound |= body_scope.bound
+        return Piece(lines, body.cost, ends=body.ends)
 
 
 @st.composite

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from durable import transform_to_durable_ast
 from durable.transform.pipeline import compile_source
 
@@ -43,3 +45,36 @@ def test_python_m_durable_transform_prints_compiled_source(tmp_path):
         check=True,
     )
     assert "_durable_f.pause('e')" in result.stdout
+
+
+def test_a_bare_except_whose_handler_holds_a_checkpoint_compiles():
+    source = (
+        "async def f(x):\n"
+        "    try:\n"
+        "        x = 1 / x\n"
+        "    except:\n"
+        "        raise PauseForEventException('after-failure')\n"
+        "        raise\n"
+        "    return x\n"
+    )
+    compiled = compile_source(source, qualname="f").emitted.source
+    assert "except BaseException as" in compiled
+
+
+def test_an_internal_fault_of_the_compiler_is_a_compile_error_naming_file_line_and_durable(
+    monkeypatch,
+):
+    from durable import DurableCompileError
+    from durable.transform import pipeline
+
+    def broken(self, *args):
+        raise KeyError("a node the pass did not expect")
+
+    monkeypatch.setattr(pipeline.LowerPass, "run", broken)
+    with pytest.raises(DurableCompileError) as raised:
+        source = "async def f2(y):\n    raise PauseForEventException('e2')\n    return y\n"
+        compile_source(source, filename="flow.py", first_line=7, qualname="f2")
+    message = str(raised.value)
+    assert "flow.py:7:1: DUR000 internal error of durable's compiler (KeyError" in message
+    assert "this is a bug in durable, not in your code" in message
+    assert isinstance(raised.value.__cause__, KeyError)
