@@ -142,6 +142,7 @@ class FanOut(Operation):
                 members.append(Branch(stack))
             elif isinstance(awaitable, Operation):
                 awaitable.frame = frame
+                awaitable.caller = None
                 awaitable.branch = branch
                 awaitable.seq = run.take_seq(branch)
                 awaitable.place = AtOperation(awaitable.seq, awaitable)
@@ -194,6 +195,9 @@ def first(*awaitables: Any) -> Awaitable[tuple[int, Any]]:
     return FanOut(list(awaitables), first=True, return_exceptions=False)
 
 
+first.__durable_operation__ = True
+
+
 def fan_out_of_gather(module: str, gathering: asyncio.Future) -> FanOut | None:
     """The fan-out that replaces `asyncio.gather`'s future when a frame awaits it and any
     member is durable (an operation, or an unstarted helper coroutine); None otherwise.
@@ -219,6 +223,8 @@ def _durable_member(module: str, child: Any) -> Any:
     """The durable awaitable asyncio's task `child` would run, when it has not started."""
     get_coro = getattr(child, "get_coro", None)
     coroutine = get_coro() if get_coro is not None else None
+    if isinstance(coroutine, Operation):  # asyncio takes an operation for a coroutine
+        return coroutine if "_steps" not in coroutine.__dict__ else None
     if type(coroutine) is CoroutineType:
         if coroutine.cr_code.co_name != "_wrap_awaitable":
             return helper_call(module, coroutine)  # None unless an unstarted helper

@@ -16,8 +16,10 @@ import inspect
 import os
 import sys
 import time
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .._errors import CheckpointException, EventTimeoutError
@@ -63,18 +65,25 @@ class Operation(ABC):
     counted: bool = False
     #: The fan-out branch whose frames took the sequence number (None: the instance's own).
     branch: str | None = None
+    #: The frame that made a call, until the call is awaited (see `Execute.__del__`).
+    caller: FrameType | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # Pickled inside a snapshot: the frame link is rebuilt on resume.
+        # Pickled inside a snapshot: the frame link is rebuilt on resume, and a call kept in
+        # a variable is awaited then (so it is not "never awaited" when this run stops).
+        self.caller = None
         state = dict(self.__dict__)
         state.pop("frame", None)
         state.pop("place", None)
         state.pop("seq", None)
+        state.pop("_steps", None)
+        state.pop("caller", None)
         return state
 
     def _durable_link(self, frame: FunctionCall, resume_point: int) -> Awaitable[Any]:
         """Link the operation to `frame`, suspended at it now: what the frame awaits."""
         self.frame = frame
+        self.caller = None
         run = frame.run
         branch = frame.stack.branch
         if branch is None and not run.replay_seqs:
@@ -87,6 +96,7 @@ class Operation(ABC):
         return self.settle()
 
     def __await__(self):
+        self.caller = None
         if self.frame is not None:
             return self.settle().__await__()
         run = current_run()
@@ -96,6 +106,26 @@ class Operation(ABC):
 
     def describe(self) -> str:
         return type(self).__name__
+
+    # -- as a coroutine: what asyncio.create_task and task groups take -------------------------
+    def send(self, value: Any) -> Any:
+        steps = self.__dict__.get("_steps")
+        if steps is None:
+            self._as_task = True
+            steps = self._steps = self.__await__()
+        return steps.send(value)
+
+    def throw(self, kind: Any, value: Any = None, traceback: Any = None) -> Any:
+        steps = self.__dict__.get("_steps")
+        if steps is None:  # not started: raised at once, as by a coroutine not started
+            raise kind if value is None else value
+        return steps.throw(kind if value is None else value)
+
+    def close(self) -> None:
+        self.caller = None  # closed unstarted on purpose, as a coroutine may be
+        steps = self.__dict__.get("_steps")
+        if steps is not None:
+            steps.close()
 
     @abstractmethod
     async def settle(self) -> Any:
@@ -139,6 +169,11 @@ class Operation(ABC):
         return isinstance(pending, Gathering) and any(m is self.place for m in pending.members)
 
 
+# A task of its own (`asyncio.create_task(durable_execute(...))`) then runs it: plainly outside
+# a durable run, and inside one it raises the `CheckpointException` that says what to do.
+Coroutine.register(Operation)
+
+
 def outcome_of(entry: dict[str, Any]) -> Any:
     """The value of a settled entry (a scalar is kept as itself, anything else pickled), or
     its exception raised."""
@@ -153,6 +188,14 @@ def outcome_of(entry: dict[str, Any]) -> Any:
 def _not_a_frame_message(operation: Operation, run) -> str:
     """Why `operation` cannot run where it was awaited, naming the coroutine that awaited
     it when that is not a frame of the instance, and what to do instead."""
+    if operation.__dict__.get("_as_task"):
+        return (
+            f"{operation.describe()} was started as a task of its own (asyncio.create_task, "
+            f"asyncio.wait_for, or a task group's create_task) inside durable instance "
+            f"{run.instance_id!r}, "
+            "where it cannot be resumed: await it directly in the durable function, or run "
+            "several at once with asyncio.gather(...) or durable.first(...)"
+        )
     plain = _awaiting_coroutine()
     if plain is not None:
         code, line = plain
@@ -437,6 +480,24 @@ class Execute(Operation):
         self.reconciler = reconciler
         self.in_thread = in_thread
         self.retry = retry
+        # Kept, not read: reading its line costs more than the rest of a step.
+        self.caller = sys._getframe(2)  # the code calling durable_execute or the step
+
+    def __del__(self) -> None:
+        # As Python warns of a coroutine never awaited: `charge(order)` without `await` runs
+        # and journals nothing. The line is where the caller was when the call was dropped:
+        # the call's own line for a bare `charge(order)`.
+        caller = self.caller
+        if caller is not None:
+            self.caller = None
+            code = caller.f_code
+            warnings.warn_explicit(
+                f"{self.describe()} was never awaited (in {code.co_qualname}), so it did not "
+                "run and nothing was journaled; write 'await ...'",
+                RuntimeWarning,
+                code.co_filename,
+                caller.f_lineno or code.co_firstlineno,
+            )
 
     def describe(self) -> str:
         return f"durable_execute({function_id(self.func)})"
@@ -661,8 +722,13 @@ def step(
         return Execute(func, args, kwargs, bound, in_thread=in_thread, retry=retry)
 
     durable_step.__durable_step__ = func
+    durable_step.__durable_operation__ = True
     return durable_step
 
+
+for _operation in (wait_for_event, sleep, durable_execute, durable_execute_async):
+    # Awaiting one of these where a checkpoint cannot resume is a compile error (DUR104).
+    _operation.__durable_operation__ = True
 
 # -- resuming ----------------------------------------------------------------------------
 async def _resume_operation(frame: FunctionCall, place: AtOperation) -> Any:

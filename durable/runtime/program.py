@@ -38,6 +38,9 @@ class DurableProgram:
     it runs as a nested frame of the caller's instance.
     """
 
+    #: Awaited where a checkpoint cannot resume, a compile error (DUR104).
+    __durable_operation__ = True
+
     def __init__(
         self,
         fn: Callable[..., Any],

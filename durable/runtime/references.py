@@ -234,7 +234,16 @@ def _reduce_exception(error: BaseException) -> tuple:
 
 def _rebuild_exception(reduced: tuple, history: tuple) -> BaseException:
     factory, arguments, *rest = reduced
-    error = factory(*arguments)
+    try:
+        error = factory(*arguments)
+    except TypeError:
+        # An exception class whose __init__ takes other arguments than it passes on to
+        # BaseException (which keeps only those in `args`): made without calling __init__,
+        # as the state below restores every attribute __init__ set.
+        if not (isinstance(factory, type) and issubclass(factory, BaseException)):
+            raise
+        error = factory.__new__(factory, *arguments)
+        error.args = arguments
     state = rest[0] if rest else None
     if state:
         if hasattr(error, "__setstate__"):

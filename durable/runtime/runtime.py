@@ -145,6 +145,8 @@ class InstanceRun:
         """Stop the run instead of starting the operation `awaitable`: the instance stays
         at its last write, as after a crash there, and nothing new starts."""
         self.stopped = True
+        if isinstance(awaitable, Operation):
+            awaitable.caller = None  # not started, on purpose
         if inspect.iscoroutine(awaitable):
             awaitable.close()
         elif isinstance(awaitable, asyncio.Future):

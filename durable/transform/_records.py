@@ -44,6 +44,10 @@ class CompileContext:
     qualname: str
     #: Names that may be the wait-point exception (`raise <name>(...)`).
     wait_exception_names: frozenset[str] = frozenset({"PauseForEventException"})
+    #: Module globals naming durable operations (`wait_for_event`, a step, a durable
+    #: function, ...), and those naming the `durable` module itself (`durable.sleep`).
+    operation_names: frozenset[str] = frozenset()
+    durable_module_names: frozenset[str] = frozenset()
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: Statement node -> line in the user's file; filled by every pass that creates statements.
     origins: dict[cst.CSTNode, int] = field(default_factory=dict)
@@ -306,6 +310,30 @@ def comprehension_clauses(node: cst.BaseComp) -> list[cst.CompFor]:
 def is_async_comprehension(node: cst.BaseComp) -> bool:
     """`async for` comprehensions run natively (they are not lowered to loops)."""
     return any(clause.asynchronous is not None for clause in comprehension_clauses(node))
+
+
+#: What the `durable` module calls its operations (for ``durable.<name>(...)``).
+DURABLE_OPERATIONS = frozenset(
+    {"wait_for_event", "sleep", "durable_execute", "durable_execute_async", "first"}
+)
+
+
+def durable_operation(expression: cst.BaseExpression, context: CompileContext) -> str | None:
+    """The name of the durable operation `expression` calls, if it calls one by a module
+    global (`wait_for_event(...)`, `charge(...)` of a step, `durable.sleep(...)`)."""
+    if not isinstance(expression, cst.Call):
+        return None
+    func = expression.func
+    if isinstance(func, cst.Name) and func.value in context.operation_names:
+        return func.value
+    if (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value in context.durable_module_names
+        and func.attr.value in DURABLE_OPERATIONS
+    ):
+        return f"{func.value.value}.{func.attr.value}"
+    return None
 
 
 def is_wait_point(statement: cst.CSTNode, context: CompileContext) -> bool:

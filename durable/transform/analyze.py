@@ -20,6 +20,7 @@ from ._records import (
     Visitor,
     comprehension_clauses,
     contains_checkpoint,
+    durable_operation,
     is_async_comprehension,
     is_resumable_item,
     is_wait_point,
@@ -220,24 +221,30 @@ class _Validator(Visitor):
         if original_node.asynchronous is not None:
             self._leave_native()
 
+    def visit_Await(self, node: cst.Await) -> None:
+        native = [entry for entry in self.native_block if entry is not None]
+        if self.function_depth or not native:
+            return
+        operation = durable_operation(node.expression, self.context)
+        if operation is not None:
+            self._refuse_in_native(node, native[-1], f"a durable operation ({operation}())")
+
     # -- statements ---------------------------------------------------------------------
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
         native = [entry for entry in self.native_block if entry is not None]
         if self.function_depth == 0 and is_wait_point(node, self.context) and native:
-            kind, block = native[-1]
-            line, _ = self.where(block)
-            hint = f"move the wait point out of the '{kind}' block"
-            if kind.endswith("with"):
-                hint += (
-                    ", or opt the context manager in to re-entry: "
-                    f"'{kind} durable.resumable(manager)' (see docs/guide.md)"
-                )
-            self._error(
-                node,
-                "DUR104",
-                f"a wait point inside '{kind}' (line {line}) cannot be resumed",
-                hint,
+            self._refuse_in_native(node, native[-1], "a wait point")
+
+    def _refuse_in_native(self, node: cst.CSTNode, native: tuple, what: str) -> None:
+        kind, block = native
+        line, _ = self.where(block)
+        hint = f"move it out of the '{kind}' block"
+        if kind.endswith("with"):
+            hint += (
+                ", or opt the context manager in to re-entry: "
+                f"'{kind} durable.resumable(manager)' (see docs/guide.md)"
             )
+        self._error(node, "DUR104", f"{what} inside '{kind}' (line {line}) cannot be resumed", hint)
 
     def visit_Global(self, node: cst.Global) -> None:
         if self.function_depth == 0:

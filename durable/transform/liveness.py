@@ -303,7 +303,8 @@ class LivenessPass:
             bound = _bound_names(small.target)
             return (out - bound) | loads(small.value) | self._target_loads(small.target)
         if isinstance(small, cst.Del):
-            return (out - _bound_names(small.target)) | self._target_loads(small.target)
+            # `del x` reads x (it must be bound to be deleted), and x is dead after it.
+            return set(out) | _bound_names(small.target) | self._target_loads(small.target)
         if isinstance(small, cst.Import | cst.ImportFrom):
             bound = set()
             if not isinstance(small.names, cst.ImportStar):

@@ -131,6 +131,20 @@ def read_source(fn: Callable[..., Any]) -> tuple[str, str, int]:
     return textwrap.dedent("".join(lines)), fn.__code__.co_filename, max(first_line, 1)
 
 
+def _operation_names(fn: Callable[..., Any]) -> tuple[frozenset[str], frozenset[str]]:
+    """The module globals of `fn` that name durable operations (marked
+    ``__durable_operation__``: the runtime's operations, steps, durable functions), and those
+    that name the `durable` package itself."""
+    operations, modules = set(), set()
+    for name, value in fn.__globals__.items():
+        if isinstance(value, types.ModuleType):
+            if value.__name__ == "durable":
+                modules.add(name)
+        elif getattr(value, "__durable_operation__", False) is True:
+            operations.add(name)
+    return frozenset(operations), frozenset(modules)
+
+
 def _wait_names(fn: Callable[..., Any]) -> frozenset[str]:
     names = {"PauseForEventException"}
     names |= {name for name, value in fn.__globals__.items() if value is PauseForEventException}
@@ -145,9 +159,10 @@ def compile_source(
     qualname: str | None = None,
     wait_names: frozenset[str] = frozenset({"PauseForEventException"}),
     free_names: tuple[str, ...] = (),
+    operation_names: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset()),
 ) -> _CompiledShape:
     """Run every pass over the source of one async function. Cached by its inputs."""
-    key = (source, filename, first_line, qualname, wait_names, free_names)
+    key = (source, filename, first_line, qualname, wait_names, free_names, operation_names)
     cached = _cache.get(key)
     if cached is not None:
         return cached
@@ -156,7 +171,9 @@ def compile_source(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        shape = _run_passes(source, filename, first_line, qualname, wait_names, free_names)
+        shape = _run_passes(
+            source, filename, first_line, qualname, wait_names, free_names, operation_names
+        )
     except (DurableCompileError, NoSourceCodeException):
         raise
     except Exception as error:
@@ -168,13 +185,17 @@ def compile_source(
     return shape
 
 
-def _run_passes(source, filename, first_line, qualname, wait_names, free_names) -> _CompiledShape:
+def _run_passes(
+    source, filename, first_line, qualname, wait_names, free_names, operation_names
+) -> _CompiledShape:
     context = CompileContext(
         filename=filename,
         first_line=first_line,
         source=source,
         qualname=qualname or "",
         wait_exception_names=wait_names,
+        operation_names=operation_names[0],
+        durable_module_names=operation_names[1],
     )
     function = AnalyzePass(context).run()
     _raise_diagnostics(context)
@@ -293,6 +314,7 @@ def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
         qualname=version.qualname,
         wait_names=version.wait_names,
         free_names=version.free_names,
+        operation_names=_operation_names(fn),
     )
     compiled_code = shape.emitted.code
     own_names = shape.emitted.cell_names

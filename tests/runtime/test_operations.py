@@ -141,4 +141,4 @@ def test_bound_zero_argument_method_is_accepted_as_reconciler():
         def check(self):
             return None
 
-    durable_execute(charge, 1, reconciler=Ledger().check)
+    durable_execute(charge, 1, reconciler=Ledger().check).close()  # validated, not run

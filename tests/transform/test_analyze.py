@@ -190,3 +190,21 @@ def test_local_and_captured_names_come_from_the_symbol_table():
 def test_asynchronous_generator_expression_is_refused():
     d = only("async def f(xs):\n    return sum(await g(x) for x in xs)\n")
     assert (d.code, d.line, d.column) == ("DUR112", 2, 15)
+
+
+def test_every_error_code_the_compiler_emits_is_in_the_docs_table_with_an_example_and_a_fix():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    emitted = set()
+    for path in (root / "durable" / "transform").glob("*.py"):
+        emitted |= set(re.findall(r'"(DUR\d{3})"', path.read_text()))
+    rows = {}
+    for line in (root / "docs" / "compiler.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if cells and re.fullmatch(r"DUR\d{3}", cells[0]):
+            rows[cells[0]] = cells
+    assert emitted <= set(rows), f"missing from docs/compiler.md: {sorted(emitted - set(rows))}"
+    for code, cells in rows.items():
+        assert len(cells) == 4 and all(cells[1:]), f"{code}: refused, example and fix"
