@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import inspect
 import os
 import pickle
 import socket
@@ -85,8 +86,7 @@ class OrchestrationBackend(ABC):
         None means the write is durable now; an awaitable (a store committing writes in
         groups) means it is durable once the awaitable completes, and the runtime awaits it
         before going on."""
-        self.save_state(instance_id, full_state())
-        return None
+        return self.save_state(instance_id, full_state())  # an async one's coroutine: awaited
 
     def save_step(
         self,
@@ -118,6 +118,11 @@ class DurableBackend(OrchestrationBackend):
     state that records its consumption is saved, so a crash in between neither loses nor
     duplicates it.
     """
+
+    def __new__(cls, store: StateStore | None = None, **options: Any) -> DurableBackend:
+        if cls is DurableBackend and getattr(store, "whole_state", False):
+            return super().__new__(WholeStateBackend)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -480,6 +485,153 @@ def _changes_of_flat_frame_step(record: tuple) -> dict[str, Any]:
 #: id(backend) -> its runtime. Keyed by identity: backends need not be hashable, and two
 #: equal backends are still two places.
 _runtimes: dict[int, DurableRuntime] = {}
+
+
+class WholeStateBackend(DurableBackend):
+    """`DurableBackend` over a whole-state store: one that implements only the original
+    package's ``load(instance_id)`` and ``save(instance_id, state)``, plain or ``async``.
+
+    Every write saves the whole state dict (journal and snapshot included), so a write costs
+    what the state weighs rather than what changed; events are kept under the key
+    ``"<instance id>/events"`` (no instance id has a ``/``). Leases hold within this process
+    only, and a worker needs a store of records. `DurableBackend(store)` makes one.
+    """
+
+    #: Its `wait_for_event` returns None at once when the event is not there (the runtime
+    #: asks a custom backend's async one as if it might wait for the event).
+    answers_at_once = True
+
+    def __init__(self, store: StateStore, *, secret_key: bytes | str | None = None, **_) -> None:
+        if secret_key is not None:
+            raise ValueError(
+                f"{type(store).__name__} is a whole-state store: it saves state dicts as it is "
+                "given them, so they cannot be signed; use a store of records for secret_key"
+            )
+        self.store = store
+        self._key = None
+        self._claimed: dict[str, dict[int, str]] = {}
+        self._owner = f"runner {uuid.uuid4().hex[:12]} on {socket.gethostname()}"
+        load, save = store.load, store.save
+        self._async = inspect.iscoroutinefunction(load) or inspect.iscoroutinefunction(save)
+
+    def __repr__(self) -> str:
+        return f"DurableBackend({self.store!r}, whole-state)"
+
+    # Each method is written once, as steps asking for ("load", key) or ("save", key, value),
+    # and driven plainly over a plain store or awaited over an async one.
+    def _drive(self, steps) -> Any:
+        return self._drive_async(steps) if self._async else self._drive_plain(steps)
+
+    def _drive_plain(self, steps) -> Any:
+        reply = None
+        try:
+            while True:
+                request = steps.send(reply)
+                reply = self._ask(request)
+        except StopIteration as done:
+            return done.value
+
+    async def _drive_async(self, steps) -> Any:
+        reply = None
+        try:
+            while True:
+                request = steps.send(reply)
+                reply = self._ask(request)
+                if inspect.isawaitable(reply):
+                    reply = await reply
+        except StopIteration as done:
+            return done.value
+
+    def _ask(self, request: tuple) -> Any:
+        kind, key, *value = request
+        return self.store.load(key) if kind == "load" else self.store.save(key, *value)
+
+    def load_state(self, instance_id: str) -> Any:
+        self._claimed[instance_id] = {}
+        return self._drive(self._reading(instance_id, drop_leftovers=True))
+
+    def read_state(self, instance_id: str) -> Any:
+        return self._drive(self._reading(instance_id, drop_leftovers=False))
+
+    def _reading(self, instance_id: str, drop_leftovers: bool):
+        state = yield ("load", validate_instance_id(instance_id))
+        if state is None:
+            return None
+        state = dict(state)
+        consumed = set(state.pop("consumed_events", None) or ())
+        if consumed and drop_leftovers:
+            # The save that recorded these may have stopped before taking them out.
+            yield from self._dropping_events(instance_id, consumed)
+        return state
+
+    def save_state(self, instance_id: str, state: dict[str, Any]) -> Any:
+        return self._drive(self._saving(instance_id, state))
+
+    def save_changes(self, instance_id: str, changes: dict[str, Any], full_state) -> Any:
+        return self.save_state(instance_id, full_state())
+
+    def save_step(self, instance_id: str, step: StepWrite, full_state) -> Any:
+        return self.save_state(instance_id, full_state())
+
+    def _saving(self, instance_id: str, state: dict[str, Any]):
+        claimed = self._claimed.pop(instance_id, {})
+        yield ("save", instance_id, {**state, "consumed_events": sorted(claimed)})
+        if claimed:
+            yield from self._dropping_events(instance_id, set(claimed))
+
+    def _dropping_events(self, instance_id: str, event_ids: set[int]):
+        key = _events_key(instance_id)
+        inbox = yield ("load", key)
+        if inbox and any(number in event_ids for number, _, _ in inbox["pending"]):
+            pending = [event for event in inbox["pending"] if event[0] not in event_ids]
+            yield ("save", key, {"next": inbox["next"], "pending": pending})
+
+    def wait_for_event(self, instance_id: str, event_name: str) -> Any:
+        return self._drive(self._taking(instance_id, event_name))
+
+    def _taking(self, instance_id: str, event_name: str):
+        inbox = yield ("load", _events_key(instance_id))
+        claimed = self._claimed.setdefault(instance_id, {})
+        for number, name, payload in (inbox or _EMPTY_INBOX)["pending"]:
+            if name == event_name and number not in claimed:
+                claimed[number] = ""
+                return Event(name, payload)
+        return None
+
+    def publish_event(self, instance_id: str, event_name: str, payload: Any = None) -> Any:
+        """Store the event; durable when it returns (when it is awaited, over an async
+        store)."""
+        validate_instance_id(instance_id)
+        if not isinstance(event_name, str) or not event_name:
+            raise TypeError(f"an event name must be a non-empty string, got {event_name!r}")
+        return self._drive(self._publishing(instance_id, event_name, payload))
+
+    async def publish_event_async(
+        self, instance_id: str, event_name: str, payload: Any = None
+    ) -> None:
+        published = self.publish_event(instance_id, event_name, payload)
+        if inspect.isawaitable(published):
+            await published
+
+    def _publishing(self, instance_id: str, event_name: str, payload: Any):
+        key = _events_key(instance_id)
+        inbox = (yield ("load", key)) or _EMPTY_INBOX
+        pending = [*inbox["pending"], (inbox["next"], event_name, payload)]
+        yield ("save", key, {"next": inbox["next"] + 1, "pending": pending})
+
+    def pending_events(self, instance_id: str) -> Any:
+        return self._drive(self._listing(instance_id))
+
+    def _listing(self, instance_id: str):
+        inbox = (yield ("load", _events_key(instance_id))) or _EMPTY_INBOX
+        return [Event(name, payload) for _, name, payload in inbox["pending"]]
+
+
+_EMPTY_INBOX = {"next": 1, "pending": []}
+
+
+def _events_key(instance_id: str) -> str:
+    return f"{validate_instance_id(instance_id)}/events"
 
 
 def runtime_for(backend: OrchestrationBackend) -> DurableRuntime:

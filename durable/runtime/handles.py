@@ -7,6 +7,7 @@ never disturbs the run it watches.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,19 @@ class InstanceHandle:
         """``enqueued``, ``running``, ``waiting``, ``completed``, ``failed``, or None for an
         instance the backend does not know."""
         state = self.backend.read_state(self.instance_id)
+        if inspect.isawaitable(state):
+            state.close()
+            raise TypeError(
+                f"{type(self.backend).__name__}.read_state is async: use "
+                "'await handle.status_async()'"
+            )
+        return None if state is None else state["status"]
+
+    async def status_async(self) -> str | None:
+        """`status`, for any backend (one whose methods are async too)."""
+        state = self.backend.read_state(self.instance_id)
+        if inspect.isawaitable(state):
+            state = await state
         return None if state is None else state["status"]
 
     def done(self) -> bool:
@@ -47,6 +61,8 @@ class InstanceHandle:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             state = self.backend.read_state(self.instance_id)
+            if inspect.isawaitable(state):
+                state = await state
             if state is None:
                 raise DurableError(
                     f"instance {self.instance_id!r} does not exist in {self.backend!r}; start "

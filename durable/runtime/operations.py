@@ -20,7 +20,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import CheckpointException, EventTimeoutError
 from ..transform._records import FRAME
@@ -342,7 +342,7 @@ class WaitForEvent(Operation):
             self.deadline = time.time() + self.timeout
         delivered, self.delivered = self.delivered, None
         if delivered is None:
-            delivered = run.backend.wait_for_event(run.instance_id, self.event)
+            delivered = await ask_for_event(run.backend, run.instance_id, self.event)
         if delivered is not None:
             self.place.operation = None
             await self.record(
@@ -367,6 +367,38 @@ class WaitForEvent(Operation):
             f"{self.describe()} must be awaited inside a durable function "
             "(one made with make_durable)"
         )
+
+
+#: How long an ``async`` `wait_for_event` of a custom backend may take to answer before the
+#: event is taken as not there (it may be written to wait until the event arrives).
+EVENT_ANSWER_SECONDS = 0.05
+
+
+async def ask_for_event(backend: Any, instance_id: str, event: str) -> Any:
+    """The pending event `event` of the instance, taken from `backend`, or None. A backend
+    whose `wait_for_event` is a coroutine function (as the original package declares it) is
+    asked without blocking: an event that is there returns at once; one that does not come
+    within `EVENT_ANSWER_SECONDS` is not there, and the instance pauses."""
+    answer = backend.wait_for_event(instance_id, event)
+    if not inspect.isawaitable(answer):
+        return answer
+    if getattr(backend, "answers_at_once", False):  # None at once when it is not there
+        return await answer
+    asking = asyncio.ensure_future(answer)
+    done, _ = await asyncio.wait({asking}, timeout=EVENT_ANSWER_SECONDS)
+    if not done:
+        asking.cancel()
+        return None
+    answer = asking.result()
+    # It waits until the event comes, so an answer is the event: an `Event`, or its payload.
+    return answer if hasattr(answer, "payload") else _Answered(event, answer)
+
+
+class _Answered(NamedTuple):
+    """An event a custom backend answered with its payload alone."""
+
+    name: str
+    payload: Any
 
 
 def _event_entry(name: str, status: str, **outcome: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from .catalog import program_for_key
 from .context import current_slot, enter_run, leave_run
 from .frames import AtOperation, CallStack, FunctionCall, Gathering
 from .journal import SUCCEEDED, JournalPolicy
-from .operations import PARK, Operation, WaitForEvent, _Park
+from .operations import PARK, Operation, WaitForEvent, _Park, ask_for_event
 
 if TYPE_CHECKING:
     from .backend import OrchestrationBackend
@@ -491,7 +491,7 @@ class DurableRuntime:
         caller has just read it, saves reading it again (only its function and arguments,
         which never change, are taken from it)."""
         if state is None:
-            state = self.backend.read_state(validate_instance_id(instance_id))
+            state = await _answer(self.backend.read_state(validate_instance_id(instance_id)))
         if state is None:
             raise DurableError(f"instance {instance_id!r} does not exist in {self.backend!r}")
         program = program_for_key(state["program"])
@@ -553,13 +553,13 @@ class DurableRuntime:
         validate_instance_id(instance_id)
         arguments = program.code.bind(*args, **kwargs)
         arguments_blob = _pickle_arguments(program, arguments)
-        state = self.backend.read_state(instance_id)
+        state = await _answer(self.backend.read_state(instance_id))
         if state is not None:
             # Exists already: no lease needed to say so (it may be running elsewhere).
             _check_identity(program, instance_id, state, arguments, arguments_blob)
             return False
         with self._sole_runner(instance_id):
-            state = self.backend.read_state(instance_id)  # started meanwhile?
+            state = await _answer(self.backend.read_state(instance_id))  # started meanwhile?
             if state is not None:
                 _check_identity(program, instance_id, state, arguments, arguments_blob)
                 return False
@@ -571,11 +571,11 @@ class DurableRuntime:
     ) -> Any:
         arguments = program.code.bind(*args, **kwargs) if bound is None else bound
         arguments_blob = _pickle_arguments(program, arguments)
-        state = self.backend.load_state(instance_id)
+        state = await _answer(self.backend.load_state(instance_id))
         if state is None:
             run = await self._new_run(program, instance_id, arguments, arguments_blob, RUNNING)
         else:
-            run = self._reopen(program, instance_id, state, arguments, arguments_blob)
+            run = await self._reopen(program, instance_id, state, arguments, arguments_blob)
             if run is None:
                 return _stored_outcome(state)
         root = run.stack.frames[0]
@@ -607,7 +607,9 @@ class DurableRuntime:
         await run.settle_writes()
         return value
 
-    def _reopen(self, program, instance_id, state, arguments, arguments_blob) -> InstanceRun | None:
+    async def _reopen(
+        self, program, instance_id, state, arguments, arguments_blob
+    ) -> InstanceRun | None:
         """A run resuming stored `state`, or None when the instance has finished."""
         _check_identity(program, instance_id, state, arguments, arguments_blob)
         status = state["status"]
@@ -633,7 +635,7 @@ class DurableRuntime:
             if waits:
                 delivered = False
                 for waiting in waits:
-                    event = self.backend.wait_for_event(instance_id, waiting.event)
+                    event = await ask_for_event(self.backend, instance_id, waiting.event)
                     if event is not None:
                         waiting.delivered, delivered = event, True
                 deadline = state.get("deadline")
@@ -643,6 +645,11 @@ class DurableRuntime:
 
 
 _NOT_FIELDS = ("journal", "code_versions")
+
+
+async def _answer(value: Any) -> Any:
+    """What a backend method returned; awaited when the backend's methods are async."""
+    return await value if inspect.isawaitable(value) else value
 
 
 def _parked_waits(run: InstanceRun) -> list[WaitForEvent]:

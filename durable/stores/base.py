@@ -29,7 +29,29 @@ class StateStore(ABC):
 
     An instance's state is a log of records, oldest first: the backend appends one record per
     write and now and then replaces the whole log with a compacted one.
+
+    A subclass may instead implement only the original package's two methods,
+    ``load(instance_id) -> dict | None`` and ``save(instance_id, state)`` (plain or ``async``):
+    it is then a *whole-state* store (`whole_state`), and `DurableBackend` saves the whole
+    state dict at every write and keeps events under the key ``"<instance id>/events"``.
     """
+
+    #: True for a subclass that implements `load`/`save` rather than the record methods.
+    whole_state = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if not (callable(getattr(cls, "load", None)) and callable(getattr(cls, "save", None))):
+            return
+        missing = [
+            name
+            for name in _RECORD_METHODS
+            if getattr(getattr(cls, name, None), "__isabstractmethod__", False)
+        ]
+        if missing:
+            cls.whole_state = True
+            for name in missing:
+                setattr(cls, name, _not_a_record_store(name))
 
     @abstractmethod
     def read_records(self, instance_id: str) -> list[bytes]:
@@ -95,3 +117,20 @@ class StateStore(ABC):
 
 
 _lease_lock = threading.Lock()
+
+_RECORD_METHODS = (
+    "read_records", "append_record", "replace_records", "delete_instance", "list_instances",
+    "append_event", "read_events", "delete_events",
+)  # fmt: skip
+
+
+def _not_a_record_store(name: str):
+    def whole_state_only(self, *args, **kwargs):
+        raise TypeError(
+            f"{type(self).__name__} is a whole-state store (it implements load and save), so it "
+            f"has no {name}(); use it through DurableBackend, which saves whole states (a "
+            "worker needs a store of records, such as SQLiteStateStore)"
+        )
+
+    whole_state_only.__name__ = name
+    return whole_state_only
