@@ -7,7 +7,6 @@ object), and turning an awaited, not yet started coroutine of a helper into a ne
 
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
 import site
@@ -19,7 +18,7 @@ from typing import Any
 from .._errors import DurableCompileError, NoSourceCodeException
 from ..transform import CodeBlock, compile_function
 from .catalog import program_for_key
-from .references import findable
+from .references import findable, function_of
 from .saved_code import code_for_saved_frame
 
 logger = logging.getLogger("durable.runtime")
@@ -247,12 +246,12 @@ def helper_of(
     try:
         compiled = decided[code]
     except KeyError:
-        function = _function_of(coroutine)
+        function = function_of(coroutine)
         compiled = decided[code] = _decide(awaiting_module, function)
     if compiled is None or inspect.getcoroutinestate(coroutine) != inspect.CORO_CREATED:
         return None
     if function is None:
-        function = _function_of(coroutine)
+        function = function_of(coroutine)
     frame_locals = coroutine.cr_frame.f_locals
     arguments = tuple(frame_locals[name] for name in compiled.parameters)
     coroutine.close()
@@ -265,14 +264,7 @@ def _decide(awaiting_module: str, function: types.FunctionType | None) -> _Helpe
     return _compile(function)
 
 
-def _function_of(coroutine: types.CoroutineType) -> types.FunctionType | None:
-    """The function that created `coroutine`: CPython keeps it in the coroutine's frame
-    (and reports it to the garbage collector, the one way to reach it from Python)."""
-    code = coroutine.cr_code
-    for referent in gc.get_referents(coroutine):
-        if type(referent) is types.FunctionType and referent.__code__ is code:
-            return referent
-    return None  # not a function's coroutine (built from code directly): runs plainly
+
 
 
 def program_for_saved(saved_as: Any) -> Any:

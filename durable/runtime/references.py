@@ -11,7 +11,9 @@ CPython pickles an exception as its arguments only; here it also keeps `__cause_
 
 from __future__ import annotations
 
+import gc
 import importlib
+import inspect
 import io
 import marshal
 import operator
@@ -129,7 +131,48 @@ class _Pickler(cloudpickle.CloudPickler):
             return _reduce_cell(obj)
         elif kind is types.CodeType:
             return _reduce_code(obj)
+        elif kind is types.CoroutineType:
+            return reduce_coroutine(obj)
         return super().reducer_override(obj)
+
+
+def function_of(coroutine: types.CoroutineType) -> types.FunctionType | None:
+    """The function that created `coroutine`: CPython keeps it in the coroutine's frame
+    (and reports it to the garbage collector, the one way to reach it from Python)."""
+    code = coroutine.cr_code
+    for referent in gc.get_referents(coroutine):
+        if type(referent) is types.FunctionType and referent.__code__ is code:
+            return referent
+    return None  # not a function's coroutine (built from code directly)
+
+
+def reduce_coroutine(coroutine: types.CoroutineType) -> tuple:
+    """A coroutine made and not awaited yet (`task = fetch(order)` before a checkpoint,
+    awaited after it) is saved as its function and the arguments it was called with: the
+    resumed run calls the function again to make the same coroutine, still not started."""
+    function = function_of(coroutine)
+    if function is None or inspect.getcoroutinestate(coroutine) != inspect.CORO_CREATED:
+        raise TypeError(
+            f"cannot pickle the coroutine of {coroutine.cr_code.co_qualname}(), which has "
+            "started; await it before the checkpoint, or create it after"
+        )
+    code = function.__code__
+    values = coroutine.cr_frame.f_locals
+    names = code.co_varnames
+    count, keyword_only = code.co_argcount, code.co_kwonlyargcount
+    positional = [values[name] for name in names[:count]]
+    keywords = {name: values[name] for name in names[count : count + keyword_only]}
+    extra = count + keyword_only
+    if code.co_flags & inspect.CO_VARARGS:
+        positional += values[names[extra]]
+        extra += 1
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        keywords.update(values[names[extra]])
+    return (_call, (function, tuple(positional), keywords))
+
+
+def _call(function: Any, arguments: tuple, keywords: dict) -> Any:
+    return function(*arguments, **keywords)
 
 
 def _reduce_code(code: types.CodeType) -> tuple:
@@ -353,6 +396,7 @@ class _FastPickler(pickle.Pickler):
             type(iter([])): _reduce_sequence_iterator,
             type(iter(())): _reduce_sequence_iterator,
             types.CellType: _reduce_cell,
+            types.CoroutineType: reduce_coroutine,
         }
     )
 

@@ -14,6 +14,7 @@ import pickle
 import time
 import uuid
 from contextlib import contextmanager
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cloudpickle
@@ -141,6 +142,7 @@ class InstanceRun:
         #: What made a write fail, for the fan-outs its branches leave to raise.
         self.failed_write: BaseException | None = None
 
+
     def stop_here(self, awaitable: Any) -> Any:
         """Stop the run instead of starting the operation `awaitable`: the instance stays
         at its last write, as after a crash there, and nothing new starts."""
@@ -161,12 +163,27 @@ class InstanceRun:
         not run the user's handlers or finally blocks, and no other fan-out branch may start
         anything more (a real crash would have stopped them too)."""
         self.closing = True
+        self.close_unstarted_coroutines()
         if self.failed_write is None:
             self.failed_write = error
         current = asyncio.current_task()
         for task in self.gathered_tasks:
             if task is not current:
                 task.cancel()
+
+    def close_unstarted_coroutines(self) -> None:
+        """Close the coroutines the frames made and have not awaited yet, as the run stops:
+        a resumed run makes them again (`references.reduce_coroutine`), so these are not
+        "never awaited"."""
+        for frame in self.stack.all_frames():
+            python_frame = frame.python_frame
+            values = python_frame.f_locals if python_frame is not None else frame.saved_locals
+            for value in (values or {}).values():
+                if (
+                    type(value) is CoroutineType
+                    and inspect.getcoroutinestate(value) == inspect.CORO_CREATED
+                ):
+                    value.close()
 
     def take_seq(self, branch: str | None = None) -> int:
         """The next journal sequence number of `branch` (see `replay_seqs`)."""
@@ -451,6 +468,7 @@ class _Driver:
             if yielded is PARK:
                 self.parked = True
                 self.run.closing = True
+                self.run.close_unstarted_coroutines()
                 coroutine.close()
                 return None
             try:
@@ -640,6 +658,7 @@ class DurableRuntime:
                         waiting.delivered, delivered = event, True
                 deadline = state.get("deadline")
                 if not delivered and (deadline is None or time.time() < deadline):
+                    run.close_unstarted_coroutines()  # loaded, not run: made again next time
                     raise PauseForEventException(waits[0].event, instance_id=instance_id)
         return run
 

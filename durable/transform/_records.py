@@ -236,6 +236,10 @@ class _CheckpointFinder(Visitor):
         if isinstance(node, cst.Await):
             self.found = True
             return False
+        if isinstance(node, cst.GeneratorExp):
+            # Its first iterable is evaluated here, in this function (the rest is its own).
+            node.for_in.iter.visit(self)
+            return False
         if _is_await_boundary(node):
             return False
         return super().on_visit(node)
@@ -286,6 +290,11 @@ class _AwaitIndex(Visitor):
         found = self.found.pop()
         self.cache[original_node] = found
         if found and not _is_await_boundary(original_node):
+            self.found[-1] = True
+        elif isinstance(original_node, cst.GeneratorExp) and self.cache.get(
+            original_node.for_in.iter
+        ):
+            # A generator expression's first iterable is evaluated in the enclosing scope.
             self.found[-1] = True
 
 

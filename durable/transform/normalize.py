@@ -513,6 +513,11 @@ class NormalizePass:
             result = self.context.new_temp("t", "the result of an await")
             hoisted.append(self._line(assign(result, node.with_changes(expression=operand)), line))
             return hoisted, cst.Name(result)
+        if isinstance(node, cst.GeneratorExp):
+            # Only its first iterable can await here (DUR112 refuses the rest): evaluated
+            # first, in this scope, as Python does.
+            hoisted, iterable = self.expression(node.for_in.iter, line)
+            return hoisted, node.with_changes(for_in=node.for_in.with_changes(iter=iterable))
         if isinstance(node, cst.BooleanOperation):
             return self.boolean(node, line)
         if isinstance(node, cst.IfExp):

@@ -12,6 +12,8 @@ import pytest
 
 from durable import OrchestrationBackend, PauseForEventException, make_durable, wait_for_event
 
+from .quickstart import durable_greet
+
 
 class CustomBackend(OrchestrationBackend):
     def __init__(self) -> None:
@@ -36,15 +38,6 @@ class CustomBackend(OrchestrationBackend):
     def publish(self, instance_id: str, event_name: str, payload: Any = None) -> None:
         self.payloads[(instance_id, event_name)] = payload
         self.events[(instance_id, event_name)].set()
-
-
-async def greet(name: str):
-    print("waiting for permission to greet")
-    raise PauseForEventException("allow")
-    return f"hello {name}"
-
-
-durable_greet = make_durable(greet)
 
 
 async def test_the_quick_start_runs_on_a_custom_backend_with_async_methods(capsys):

@@ -19,6 +19,8 @@ from durable import (
 )
 from tests.crashing import SimulatedCrash
 
+from .quickstart import durable_greet
+
 
 class DictStore(StateStore):
     """Keeps pickled states in a dict, as a file or a key-value store would."""
@@ -50,15 +52,6 @@ class AsyncDictStore(StateStore):
     async def save(self, instance_id: str, state: dict[str, Any]) -> None:
         await asyncio.sleep(0)
         self.saved[instance_id] = copy.deepcopy(state)
-
-
-async def greet(name: str):
-    print("waiting for permission to greet")
-    raise PauseForEventException("allow")
-    return f"hello {name}"
-
-
-durable_greet = make_durable(greet)
 
 
 async def test_the_quick_start_runs_on_a_two_method_store(capsys):

@@ -76,6 +76,8 @@ CONSTRUCTS = frozenset(
         "await_assign", "await_and", "await_or", "await_ifexp", "await_ifexp_test",
         "await_callarg", "await_trace_arg", "await_nested_arg", "await_keyword_arg",
         "await_binop", "await_augassign", "await_if_test", "helper_calls_helper",
+        # helpers undecorated (run as frames), closures over live variables, fan-out
+        "undecorated_helpers", "closure_over_live", "gather_helpers",
     }
 )  # fmt: skip
 
@@ -151,6 +153,8 @@ class ProgramBuilder:
         self.draw = draw
         self.constructs: set[str] = set()
         self.counter = 0
+        #: A gather ran helpers concurrently: their traces interleave as the pauses fall.
+        self.concurrent = False
 
     # -- choices -----------------------------------------------------------------------------
 
@@ -195,9 +199,18 @@ class ProgramBuilder:
             helpers.append(Helper(name, cost))
         lines, _ = self.function("main", (), ("a", "b", "c"), tuple(helpers), MAIN_BUDGET)
         chunks.append(["async def main():", *indent(lines)])
+        options = []
+        if self.flip():
+            self.record("undecorated_helpers")
+            options.append('DURABLE = ("main",)')
+        if self.concurrent:
+            options.append("TRACE_IN_ANY_ORDER = True")
         header = [
             '"""A generated program."""',
+            "import asyncio",
+            "",
             "from durable import PauseForEventException, resumable",
+            *options,
             "",
             "TRACE = []",
             "ARGS = ()",
@@ -272,6 +285,10 @@ class ProgramBuilder:
             weights["augassign"] = 1
         if scope.depth < MAX_DEPTH:
             weights.update({"if": 1, "for": 1, "while": 1, "try": 2, "with": 1})
+        if budget >= 1 and any(name in scope.bound for name in scope.assignable):
+            weights["closure"] = 1
+        if len(self.affordable(scope, budget // 2)) >= 1:
+            weights["gather"] = 1
         if scope.in_handler:
             weights["reraise"] = 1
         if scope.depth > 0:
@@ -620,6 +637,34 @@ class ProgramBuilder:
         scope.bound |= normal_bound
         return Piece(lines, budget - remaining)
 
+
+    def s_closure(self, scope: Scope, budget: int) -> Piece:
+        """A lambda over a live variable, a checkpoint, the variable changed, the lambda
+        read: after a resume the frame and the lambda still share the variable."""
+        self.record("closure_over_live")
+        name = self.pick([name for name in scope.assignable if name in scope.bound])
+        number = self.unique()
+        return Piece(
+            [
+                f"read{number} = lambda: {name}",
+                f'raise PauseForEventException("p{self.unique()}")',
+                f"{name} = {name} + 1",
+                f'TRACE.append(("c{number}", read{number}()))',
+            ],
+            cost=1,
+        )
+
+    def s_gather(self, scope: Scope, budget: int) -> Piece:
+        """`asyncio.gather` of two helper calls, each a branch pausing on its own; a helper's
+        ValueError comes back as a value (return_exceptions), as plain asyncio would too."""
+        self.record("gather_helpers")
+        self.concurrent = True
+        first, first_cost = self.call(scope, budget // 2)
+        second, second_cost = self.call(scope, budget - first_cost)
+        members = ", ".join(call.removeprefix("await ") for call in (first, second))
+        results = f"await asyncio.gather({members}, return_exceptions=True)"
+        value = f"sum(r for r in {results} if not isinstance(r, Exception))"
+        return Piece([self.assign(scope, value)], first_cost + second_cost)
 
     def s_with(self, scope: Scope, budget: int) -> Piece:
         """`with resumable(Lease(...)):` around a block; its `__exit__` traces, so the test
