@@ -21,6 +21,7 @@ def test_compiled_run_with_pauses_matches_plain_run(name, tmp_path):
     assert writes >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_resume_after_a_crash_at_every_store_write_matches_plain_run(name, tmp_path):
     expected = run_plain(name)

@@ -27,6 +27,9 @@ from tests.crashing import CountsWrites, SimulatedCrash, WriteCounter
 
 from .harness import PROGRAMS, Outcome, comparable_trace, compiled_module, run_plain
 
+#: Processes, crashes at every write, generated programs: left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 #: Programs that keep state in process memory across calls, which a new process does not
 #: have (the in-process differential test runs them).
 IN_PROCESS_ONLY = {

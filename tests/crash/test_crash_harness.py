@@ -28,6 +28,9 @@ from durable.testing import (
 from . import workflows
 from .workflows import ATTEMPTS, CHARGES, EFFECTS, read_lines
 
+#: Processes, crashes at every write, generated programs: left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 MODULE = "tests.crash.workflows"
 INSTANCE = "crash-test"
 

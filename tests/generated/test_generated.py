@@ -18,11 +18,15 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from ..corpus.harness import Outcome, run_compiled, run_plain
 from .programs import CONSTRUCTS, GeneratedProgram, programs
+
+#: Processes, crashes at every write, generated programs: left out of the fast subset.
+pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("DURABLE_HYPOTHESIS_EXAMPLES", "500"))
 EVERY_WRITE_EXAMPLES = max(EXAMPLES // 10, 1)

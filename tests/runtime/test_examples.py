@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+#: Processes, crashes at every write, generated programs: left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

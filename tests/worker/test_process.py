@@ -17,6 +17,9 @@ from durable import DiskStateStore, DurableBackend, SQLiteStateStore
 from durable.cli import main
 from tests.worker import flows
 
+#: Processes, crashes at every write, generated programs: left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
