@@ -19,6 +19,9 @@ from .stores.base import InstanceSummary
 
 logger = logging.getLogger("durable.worker")
 
+#: Waits before running again an instance whose store write failed: doubled each time.
+_WRITE_RETRY_FIRST = 1.0
+_WRITE_RETRY_MAX = 60.0
 #: Woken this long after a deadline, so the instance is due when the round looks at it.
 _DEADLINE_SLACK = 0.005
 #: The most instances one round asks an indexed store for (`due_instances`).
@@ -107,6 +110,10 @@ class Worker:
         #: instance id -> its state's ``updated_at`` when running it failed in the runtime
         #: (not in the workflow, so nothing was recorded): skipped until its state changes.
         self._unrunnable: dict[str, Any] = {}
+        #: instance id -> (when to try again, the wait after that) for instances whose last
+        #: run stopped at a store write that failed (a full disk, a locked database): tried
+        #: again after 1 s, then twice as long each time, up to `_WRITE_RETRY_MAX`.
+        self._write_retries: dict[str, tuple[float, float]] = {}
         #: Running instances a live runner elsewhere held when last tried: tried again each
         #: round (that runner may die), but not counted as work found.
         self._busy: set[str] = set()
@@ -224,6 +231,10 @@ class Worker:
                 learned[instance_id] = InstanceSummary(status)
                 continue
             updated = state.get("updated_at")
+            retry = self._write_retries.get(instance_id)
+            if retry is not None and retry[0] > now:
+                next_deadline = retry[0] if next_deadline is None else min(next_deadline, retry[0])
+                continue
             if instance_id in self._unrunnable:
                 if self._unrunnable[instance_id] == updated:
                     continue
@@ -374,6 +385,10 @@ class Worker:
                 )
                 raise
             except Exception as error:
+                if getattr(error, "durable_write_failed", False):
+                    news = False
+                    self._back_off(instance_id, error)
+                    return
                 state = self._read(instance_id)
                 if state is not None and state.get("status") == FAILED:
                     logger.error(
@@ -401,12 +416,32 @@ class Worker:
             else:
                 logger.info("instance %r completed", instance_id)
             self._busy.discard(instance_id)
+            if self._write_retries.pop(instance_id, None) is not None:
+                logger.info("instance %r: the store writes again", instance_id)
         finally:
             self._tasks.pop(instance_id, None)
             self._slots.release()
             if news and not self._stopping:
                 self._finished_work = True
                 self._wake.set()
+
+    def _back_off(self, instance_id: str, error: Exception) -> None:
+        """A store write of the instance failed: say so once, and try again later, each
+        time twice as late (the instance stays at its last good write meanwhile)."""
+        retry = self._write_retries.get(instance_id)
+        wait = _WRITE_RETRY_FIRST if retry is None else min(retry[1] * 2, _WRITE_RETRY_MAX)
+        self._write_retries[instance_id] = (time.time() + wait, wait)
+        logger.log(
+            logging.ERROR if retry is None else logging.DEBUG,
+            "instance %r: a store write failed (%s: %s); it stays at its last good write, "
+            "tried again in %g s, then less and less often (at most every %g s)",
+            instance_id,
+            type(error).__name__,
+            error,
+            wait,
+            _WRITE_RETRY_MAX,
+            exc_info=error if retry is None else None,
+        )
 
     # -- shutdown ---------------------------------------------------------------------------
     async def _shut_down(self) -> None:

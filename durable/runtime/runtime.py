@@ -604,7 +604,16 @@ class DurableRuntime:
             value = await driver
         except CheckpointException:
             raise
-        except Exception as error:
+        except BaseException as error:
+            failed = _failed_write(run)
+            if failed is not None:
+                # A store write failed: the instance stays at its last good write, and the
+                # caller gets that failure itself (not the cancellation it caused).
+                if failed is error:
+                    raise
+                raise failed from None
+            if not isinstance(error, Exception):
+                raise
             run.fail(error)
             await run.settle_writes()
             raise
@@ -621,8 +630,12 @@ class DurableRuntime:
                     "operation; call it again to resume it from its last write"
                 )
             raise PauseForEventException(run.waiting_for.event, instance_id=instance_id)
-        run.complete(value)
-        await run.settle_writes()
+        try:
+            run.complete(value)
+            await run.settle_writes()
+        except BaseException:
+            _failed_write(run)
+            raise
         return value
 
     async def _reopen(
@@ -664,6 +677,21 @@ class DurableRuntime:
 
 
 _NOT_FIELDS = ("journal", "code_versions")
+
+
+def _failed_write(run: InstanceRun) -> BaseException | None:
+    """The failure of a store write that stopped `run`, if one did, noted with what it
+    means for the instance."""
+    failed = run.failed_write
+    if isinstance(failed, Exception):
+        failed.durable_write_failed = True  # a worker retries it later, with backoff
+        note = (
+            f"durable: instance {run.instance_id!r} stays at its last good write; call it "
+            "again once the store can write"
+        )
+        if note not in getattr(failed, "__notes__", ()):
+            failed.add_note(note)
+    return failed
 
 
 async def _answer(value: Any) -> Any:

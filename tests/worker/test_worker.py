@@ -476,3 +476,43 @@ async def test_an_idle_worker_wakes_a_due_timer_within_the_latency_budget(sqlite
     )
     assert all(0 <= latency < 0.25 for latency in latencies), latencies
     backend.store.close()
+
+
+class FillsUp(InMemoryStateStore):
+    """Refuses record writes with ENOSPC while `full`, counting the refusals."""
+
+    full = False
+    refused = 0
+
+    def append_record(self, instance_id, record, summary=None):
+        if self.full:
+            self.refused += 1
+            raise OSError(28, "No space left on device")
+        return super().append_record(instance_id, record, summary)
+
+
+async def test_a_failed_store_write_is_logged_once_and_retried_later_and_later(
+    tmp_path, caplog, monkeypatch
+):
+    from durable import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "_WRITE_RETRY_FIRST", 0.1)
+    monkeypatch.setattr(worker_module, "_WRITE_RETRY_MAX", 0.4)
+    store = FillsUp()
+    backend = DurableBackend(store)
+    ledger = str(tmp_path / "ledger")
+    handle = await flows.record.start(ledger, "a", instance_id="full-1", orchestration_backend=backend)
+    store.full = True
+    with caplog.at_level(logging.DEBUG, logger="durable.worker"):
+        async with working(Worker(backend, min_poll=0.01, max_poll=0.05)):
+            await asyncio.sleep(1.0)
+            refused = store.refused
+            store.full = False
+            assert await handle.result(timeout=5) == "recorded a"
+    # Backing off (0.1, 0.2, 0.4, 0.4 s...): a handful of tries in a second, not hundreds.
+    assert 2 <= refused <= 8
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and "full-1" in r.getMessage()]
+    assert len(errors) == 1 and "No space left on device" in errors[0].getMessage()
+    # Without a reconciler a call whose outcome could not be written runs again (at least
+    # once): once per try here; tests/runtime/test_failed_writes.py has it exactly once.
+    assert flows.lines(ledger) == ["a"] * (store.refused + 1)
