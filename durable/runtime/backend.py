@@ -18,7 +18,6 @@ import uuid
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
@@ -27,18 +26,11 @@ from .._errors import CorruptStateError, StateFormatError
 from .._ids import validate_instance_id
 from ..stores import InMemoryStateStore, StateStore, store_from_url
 from ..stores.base import InstanceSummary
+from .operations import Event
 from .runtime import DurableRuntime, StepWrite
 
 #: Version of the bytes `DurableBackend` hands its store.
 RECORD_FORMAT = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """An event delivered to an instance."""
-
-    name: str
-    payload: Any = None
 
 
 class OrchestrationBackend(ABC):

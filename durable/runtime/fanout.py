@@ -31,6 +31,7 @@ from .frames import (
 from .helpers import helper_of
 from .journal import FAILED, SUCCEEDED
 from .operations import (
+    _SCALARS,
     ChildCall,
     HelperCall,
     Operation,
@@ -42,8 +43,6 @@ from .operations import (
     outcome_of,
     run_callee,
 )
-
-_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 
 
 # -- what a frame awaits (called by `FunctionCall`) ---------------------------------------------
@@ -77,35 +76,37 @@ async def resume_pending(frame: FunctionCall, resume_point: int) -> Any:
     )
 
 
-
 # -- what a branch's code sees ----------------------------------------------------------------
 class Slot:
     """One running member of a fan-out, as the code of its branch sees it: whether it can go
     on, or waits for events (until `deadline`) or for a timer only."""
 
-    __slots__ = ("fan_out", "waits", "deadline", "quiet")
+    __slots__ = ("changed", "waits", "deadline", "quiet")
 
-    def __init__(self, fan_out: _Running) -> None:
-        self.fan_out = fan_out
+    def __init__(self, changed: asyncio.Event) -> None:
+        #: Set when this member (or any member of its fan-out) changes what it waits for.
+        self.changed = changed
         self.waits: list[Any] = []
         self.deadline: float | None = None
         self.quiet = False
 
     def settle_quietly(self, waits: list[Any], deadline: float | None) -> None:
         self.waits, self.deadline, self.quiet = waits, deadline, True
-        self.fan_out.changed.set()
+        self.changed.set()
 
     def go_on(self) -> None:
         self.waits, self.deadline, self.quiet = [], None, False
 
-    async def stop(self) -> None:
+    def stop(self) -> Awaitable[None]:
         """The run stops on request here (see `InstanceRun.stop_here`)."""
-        self.settle_quietly([], None)
-        await asyncio.get_running_loop().create_future()  # cancelled when the run stops
+        return self._rest([], None)
 
-    async def park(self, wait: Any) -> None:
+    def park(self, wait: Any) -> Awaitable[None]:
         """The branch waits for `wait`'s event: it stops here for the rest of this run."""
-        self.settle_quietly([wait], wait.deadline)
+        return self._rest([wait], wait.deadline)
+
+    async def _rest(self, waits: list[Any], deadline: float | None) -> None:
+        self.settle_quietly(waits, deadline)
         await asyncio.get_running_loop().create_future()  # cancelled when the run stops
 
 
@@ -155,19 +156,19 @@ class FanOut(Operation):
         return self.settle()
 
     async def settle(self) -> Any:
-        run = self.frame.run
-        run.fan_outs += 1  # its entry's snapshot, too, must not catch a plain member running
-        try:
-            if self.seq:
-                entry = self.journaled()
-                if entry is None:
+        if self.seq:
+            entry = self.journaled()
+            if entry is None:
+                run = self.frame.run
+                run.fan_outs += 1  # the entry's snapshot must not catch a plain member running
+                try:
                     members = len(self.awaitables)
                     await self.record({"kind": "fan-out", "status": SUCCEEDED, "members": members})
-                elif "winner" in entry:
-                    return _winner_from(entry)
-            return await run_members(self.frame, self.place)
-        finally:
-            run.fan_outs -= 1
+                finally:
+                    run.fan_outs -= 1
+            elif "winner" in entry:
+                return _winner_from(entry)
+        return await run_members(self.frame, self.place)
 
     async def outside_durable_run(self) -> Any:
         tasks = [asyncio.ensure_future(awaitable) for awaitable in self.awaitables]
@@ -282,15 +283,6 @@ def _winner_from(entry: dict[str, Any]) -> tuple[int, Any]:
 
 
 # -- running the members ----------------------------------------------------------------------
-class _Running:
-    """The members of one fan-out while they run."""
-
-    __slots__ = ("changed",)
-
-    def __init__(self) -> None:
-        self.changed = asyncio.Event()
-
-
 async def resume_fan_out(frame: FunctionCall, gathering: Gathering) -> Any:
     """Settle the fan-out `frame` was saved in."""
     if gathering.first:
@@ -306,19 +298,19 @@ async def run_members(frame: FunctionCall, gathering: Gathering) -> Any:
     on, when the instance (or the fan-out this one is a branch of) pauses."""
     run = frame.run
     members = gathering.members
-    running = _Running()
+    changed = asyncio.Event()
     tasks: dict[int, asyncio.Task] = {}
     slots: dict[int, Slot] = {}
     for index, member in enumerate(members):
         if type(member) is BranchDone:
             continue
-        slot = slots[index] = Slot(running)
+        slot = slots[index] = Slot(changed)
         context = contextvars.copy_context()
         context.run(_current_slot.set, slot)
         task = asyncio.get_running_loop().create_task(
             _run_member(frame, gathering, index), context=context
         )
-        task.add_done_callback(lambda _task: running.changed.set())
+        task.add_done_callback(lambda _task: changed.set())
         tasks[index] = task
     run.gathered_tasks.extend(tasks.values())
     run.fan_outs += 1
@@ -326,8 +318,8 @@ async def run_members(frame: FunctionCall, gathering: Gathering) -> Any:
     outer = current_slot()
     try:
         while True:
-            await running.changed.wait()
-            running.changed.clear()
+            await changed.wait()
+            changed.clear()
             for index, task in list(tasks.items()):
                 if not task.done():
                     continue

@@ -54,7 +54,6 @@ class AtOperation:
     operation: Any = None
 
 
-
 @dataclass(slots=True)
 class Branch:
     """A member of a fan-out that runs frames of its own (a nested durable function or a

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import DurableError
 from .._ids import validate_instance_id
 from . import references
-from .runtime import COMPLETED, FAILED
+from .runtime import COMPLETED, FAILED, answered
 
 if TYPE_CHECKING:
     from .backend import OrchestrationBackend
@@ -44,9 +44,7 @@ class InstanceHandle:
 
     async def status_async(self) -> str | None:
         """`status`, for any backend (one whose methods are async too)."""
-        state = self.backend.read_state(self.instance_id)
-        if inspect.isawaitable(state):
-            state = await state
+        state = await answered(self.backend.read_state(self.instance_id))
         return None if state is None else state["status"]
 
     def done(self) -> bool:
@@ -60,9 +58,7 @@ class InstanceHandle:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            state = self.backend.read_state(self.instance_id)
-            if inspect.isawaitable(state):
-                state = await state
+            state = await answered(self.backend.read_state(self.instance_id))
             if state is None:
                 raise DurableError(
                     f"instance {self.instance_id!r} does not exist in {self.backend!r}; start "

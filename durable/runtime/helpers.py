@@ -264,9 +264,6 @@ def _decide(awaiting_module: str, function: types.FunctionType | None) -> _Helpe
     return _compile(function)
 
 
-
-
-
 def program_for_saved(saved_as: Any) -> Any:
     """The program a saved frame names: a durable program by key, or a helper function."""
     if type(saved_as) is str:

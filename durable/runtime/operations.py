@@ -19,8 +19,9 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .._errors import CheckpointException, EventTimeoutError
 from ..transform._records import FRAME
@@ -41,6 +42,14 @@ from .journal import (
 
 if TYPE_CHECKING:
     from .program import DurableProgram
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event delivered to an instance."""
+
+    name: str
+    payload: Any = None
 
 
 class _Park:
@@ -391,14 +400,7 @@ async def ask_for_event(backend: Any, instance_id: str, event: str) -> Any:
         return None
     answer = asking.result()
     # It waits until the event comes, so an answer is the event: an `Event`, or its payload.
-    return answer if hasattr(answer, "payload") else _Answered(event, answer)
-
-
-class _Answered(NamedTuple):
-    """An event a custom backend answered with its payload alone."""
-
-    name: str
-    payload: Any
+    return answer if hasattr(answer, "payload") else Event(event, answer)
 
 
 def _event_entry(name: str, status: str, **outcome: Any) -> dict[str, Any]:

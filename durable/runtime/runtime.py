@@ -142,7 +142,6 @@ class InstanceRun:
         #: What made a write fail, for the fan-outs its branches leave to raise.
         self.failed_write: BaseException | None = None
 
-
     def stop_here(self, awaitable: Any) -> Any:
         """Stop the run instead of starting the operation `awaitable`: the instance stays
         at its last write, as after a crash there, and nothing new starts."""
@@ -447,7 +446,6 @@ class InstanceRun:
         self._write(FAILED, snapshot=False, changes={"set": {"error": references.pickle_error(error)}})
 
 
-
 class _Driver:
     """Drives the root coroutine like `await`, but stops it where a wait point parks it."""
 
@@ -509,7 +507,7 @@ class DurableRuntime:
         caller has just read it, saves reading it again (only its function and arguments,
         which never change, are taken from it)."""
         if state is None:
-            state = await _answer(self.backend.read_state(validate_instance_id(instance_id)))
+            state = await answered(self.backend.read_state(validate_instance_id(instance_id)))
         if state is None:
             raise DurableError(f"instance {instance_id!r} does not exist in {self.backend!r}")
         program = program_for_key(state["program"])
@@ -571,13 +569,13 @@ class DurableRuntime:
         validate_instance_id(instance_id)
         arguments = program.code.bind(*args, **kwargs)
         arguments_blob = _pickle_arguments(program, arguments)
-        state = await _answer(self.backend.read_state(instance_id))
+        state = await answered(self.backend.read_state(instance_id))
         if state is not None:
             # Exists already: no lease needed to say so (it may be running elsewhere).
             _check_identity(program, instance_id, state, arguments, arguments_blob)
             return False
         with self._sole_runner(instance_id):
-            state = await _answer(self.backend.read_state(instance_id))  # started meanwhile?
+            state = await answered(self.backend.read_state(instance_id))  # started meanwhile?
             if state is not None:
                 _check_identity(program, instance_id, state, arguments, arguments_blob)
                 return False
@@ -589,7 +587,7 @@ class DurableRuntime:
     ) -> Any:
         arguments = program.code.bind(*args, **kwargs) if bound is None else bound
         arguments_blob = _pickle_arguments(program, arguments)
-        state = await _answer(self.backend.load_state(instance_id))
+        state = await answered(self.backend.load_state(instance_id))
         if state is None:
             run = await self._new_run(program, instance_id, arguments, arguments_blob, RUNNING)
         else:
@@ -694,7 +692,7 @@ def _failed_write(run: InstanceRun) -> BaseException | None:
     return failed
 
 
-async def _answer(value: Any) -> Any:
+async def answered(value: Any) -> Any:
     """What a backend method returned; awaited when the backend's methods are async."""
     return await value if inspect.isawaitable(value) else value
 

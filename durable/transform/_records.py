@@ -236,11 +236,9 @@ class _CheckpointFinder(Visitor):
         if isinstance(node, cst.Await):
             self.found = True
             return False
-        if isinstance(node, cst.GeneratorExp):
-            # Its first iterable is evaluated here, in this function (the rest is its own).
-            node.for_in.iter.visit(self)
-            return False
         if _is_await_boundary(node):
+            for part in _enclosing_parts(node):
+                part.visit(self)
             return False
         return super().on_visit(node)
 
@@ -291,10 +289,7 @@ class _AwaitIndex(Visitor):
         self.cache[original_node] = found
         if found and not _is_await_boundary(original_node):
             self.found[-1] = True
-        elif isinstance(original_node, cst.GeneratorExp) and self.cache.get(
-            original_node.for_in.iter
-        ):
-            # A generator expression's first iterable is evaluated in the enclosing scope.
+        elif found and any(self.cache.get(part) for part in _enclosing_parts(original_node)):
             self.found[-1] = True
 
 
@@ -305,6 +300,14 @@ def _is_await_boundary(node: cst.CSTNode) -> bool:
     if isinstance(node, cst.ListComp | cst.SetComp | cst.DictComp):
         return is_async_comprehension(node)
     return False
+
+
+def _enclosing_parts(boundary: cst.CSTNode) -> tuple[cst.CSTNode, ...]:
+    """The parts of an await boundary that the enclosing code evaluates itself: a generator
+    expression's first iterable (its awaits are the function's checkpoints)."""
+    if isinstance(boundary, cst.GeneratorExp):
+        return (boundary.for_in.iter,)
+    return ()
 
 
 def comprehension_clauses(node: cst.BaseComp) -> list[cst.CompFor]:
