@@ -2,6 +2,12 @@
 
 A store moves opaque bytes; what they mean belongs to the backend. Each write is atomic and
 durable when it returns, and a store write is the unit the journal contract counts.
+
+A store that keeps heads (`StateStore.keeps_heads`) also keeps, per instance, the latest
+*head* handed to it with a record write: opaque bytes the backend signs to name the end of
+the log, so that a log cut back to an earlier prefix is told from a whole one. A head is
+never ahead of the records on durable storage: after any crash, the stored head was given
+with a record that is durably in the log, or with an earlier one. Read it before the records.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ class StateStore(ABC):
 
     #: True for a subclass that implements `load`/`save` rather than the record methods.
     whole_state = False
+    #: True for a store that keeps the head given with record writes (`read_head`). The
+    #: backend passes ``head=`` only to such stores, so a subclass written before heads
+    #: existed, whose write methods take no `head`, keeps working.
+    keeps_heads = False
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -59,12 +69,19 @@ class StateStore(ABC):
 
     @abstractmethod
     def append_record(
-        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+        self,
+        instance_id: str,
+        record: bytes,
+        summary: InstanceSummary | None = None,
+        *,
+        head: bytes | None = None,
     ) -> None:
         """Add one record to the log of `instance_id`: all of it or nothing, durable on return
         (or, for a store committing writes in groups, an awaitable that completes once it is
         durable). `summary`, when given, is the instance as this record leaves it (stores that
-        index instances keep it in the same transaction; others may ignore it)."""
+        index instances keep it in the same transaction; others may ignore it). `head`, given
+        only to a store that `keeps_heads`, becomes the instance's head once the record is
+        durable; a write without one leaves the head as it was."""
 
     @abstractmethod
     def replace_records(
@@ -72,12 +89,20 @@ class StateStore(ABC):
         instance_id: str,
         records: Sequence[bytes],
         summary: InstanceSummary | None = None,
+        *,
+        head: bytes | None = None,
     ) -> None:
-        """Replace the whole log of `instance_id` atomically and durably (compaction)."""
+        """Replace the whole log of `instance_id` atomically and durably (compaction);
+        `summary` and `head` as for `append_record`."""
+
+    def read_head(self, instance_id: str) -> bytes | None:
+        """The latest head given with a record write of `instance_id` (see the module
+        docstring), or None: no head was given, or this store does not keep heads."""
+        return None
 
     @abstractmethod
     def delete_instance(self, instance_id: str) -> None:
-        """Forget `instance_id`: its records and its pending events."""
+        """Forget `instance_id`: its records, its head and its pending events."""
 
     @abstractmethod
     def list_instances(self) -> list[str]:

@@ -4,9 +4,23 @@ A write appends one framed record and fsyncs once. A new log, a compaction and e
 are written whole to a temporary file, fsynced and renamed (or hard-linked) into place, then
 the directory is fsynced. While a store object holds an instance's lease, its log carries
 space reserved past its records (zeros), so that an append changes no file size and its sync
-writes no metadata; the lease's release gives the space back. A record cut short at the end
-of a log (by the end of the file or by zeros) was never acknowledged and is dropped; any
-other damage is refused with the instance id, never half-loaded.
+writes no metadata; the lease's release gives the space back.
+
+A record cut short at the real end of a log (followed by nothing, or only by the zeros of
+reserved space) was never acknowledged and is dropped. Any other damage is refused with the
+instance id and the record's number, never half-loaded: in particular a record whose length
+field says it runs past the end, when an intact record starts anywhere after it (records after
+it were acknowledged, so its append did finish). One torn tail is refused rather than dropped:
+an append cut short whose own payload already holds a whole framed record (a step result that
+is itself such a record); restoring or deleting the log is then the operator's call.
+
+Heads (`StateStore.keeps_heads`): an instance's head is framed in a file of its own beside
+the log, ``<instance id>.log.head``, written whole (temporary file, fsync, rename, directory
+fsync) after the log is durable, and only when the log is written whole (a new log, a
+compaction) and when the lease is released or the store closed (then the head given with the
+last append, whose record was synced before). So an append stays one data sync, and the head
+on disk may lag the log by the appends since its last whole write or release: rollback
+detection here covers a log cut back to before that point, not a cut of those last appends.
 """
 
 from __future__ import annotations
@@ -87,36 +101,78 @@ def unframe(data: bytes, what: str) -> bytes:
     return payload
 
 
+def _intact_at(data: bytes, offset: int) -> tuple[int, int, int] | None:
+    """Where the payload of the intact record at `offset` starts and stops and where the
+    record ends; None when no intact record (magic, known format, ending in place, payload
+    matching its checksum) starts there."""
+    header = _header_at(data, offset)
+    size = len(data)
+    if size - offset < header.size:
+        return None
+    magic, version, length, checksum = header.unpack_from(data, offset)
+    if magic != _MAGIC or version not in _HEADERS:
+        return None
+    start = offset + header.size
+    stop = start + length
+    ending = _ENDINGS[version]
+    end = stop + len(ending)
+    if end > size or data[stop:end] != ending:
+        return None
+    if _CHECKSUMS[version](memoryview(data)[start:stop]) != checksum:
+        return None
+    return start, stop, end
+
+
+def _claimed_end(data: bytes, offset: int) -> int | None:
+    """Where the record at `offset` ends by its header (None when it has no readable one)."""
+    header = _header_at(data, offset)
+    if len(data) - offset < header.size:
+        return None
+    magic, version, length, _ = header.unpack_from(data, offset)
+    if magic != _MAGIC or version not in _HEADERS:
+        return None
+    return offset + header.size + length + len(_ENDINGS[version])
+
+
+def _next_intact(data: bytes, offset: int, stop: int) -> int | None:
+    """Where the first intact record starting in ``data[offset:stop]`` starts, if any."""
+    found = data.find(_MAGIC, offset, stop)
+    while found != -1:
+        if _intact_at(data, found) is not None:
+            return found
+        found = data.find(_MAGIC, found + 1, stop)
+    return None
+
+
 def parse_log(data: bytes, what: str) -> tuple[list[bytes], int]:
     """The payloads of a log and the length they fill. What an append that never finished
-    leaves at the end (so was never acknowledged) is left out; the first record, written
-    whole by rename, and every complete record must be intact."""
+    leaves at the real end (so was never acknowledged) is left out; the first record, written
+    whole by rename, every complete record, and every record with an intact one after it
+    must be intact, else `CorruptStateError` names the record."""
     if not data:
         raise CorruptStateError(f"{what} is empty")
     records: list[bytes] = []
-    view = memoryview(data)
     size = len(data)
     offset = 0
     while offset < size:
-        header = _header_at(data, offset)
-        end = size
-        if size - offset >= header.size:
-            magic, version, length, checksum = header.unpack_from(data, offset)
-            if magic == _MAGIC and version in _HEADERS:
-                start = offset + header.size
-                ending = _ENDINGS[version]
-                end = start + length + len(ending)
-                if end <= size and data[start + length : end] == ending:
-                    payload = view[start : start + length]
-                    if _CHECKSUMS[version](payload) == checksum:
-                        records.append(payload.tobytes())
-                        offset = end
-                        continue
+        intact = _intact_at(data, offset)
+        if intact is not None:
+            start, stop, offset = intact
+            records.append(data[start:stop])
+            continue
         if records and _never_finished(data, offset):
             break
-        # Damaged, or the first record cut short: `unframe` says how.
         where = f"{what} (record {len(records) + 1})"
-        unframe(data[offset : min(end, size)], where)
+        claimed = _claimed_end(data, offset)
+        following = _next_intact(data, offset + 1, size)
+        if claimed is not None and following is not None and claimed > following:
+            raise CorruptStateError(
+                f"{where} is damaged: its length field says it runs to byte {claimed} (the "
+                f"log has {size}), over the intact record at byte {following}; records after "
+                "it were written, so it is no append that never finished"
+            )
+        # Damaged, or the first record cut short: `unframe` says how.
+        unframe(data[offset : size if claimed is None else min(claimed, size)], where)
         raise CorruptStateError(f"{where} is damaged")
     return records, offset
 
@@ -124,7 +180,9 @@ def parse_log(data: bytes, what: str) -> tuple[list[bytes], int]:
 def _never_finished(data: bytes, offset: int) -> bool:
     """Whether the bytes from `offset` on are what an append that never finished leaves:
     only zeros (reserved space), or the first bytes of one record, its last byte missing
-    (past the end of the file, or zero with only zeros after it)."""
+    (past the end of the file, or zero with only zeros after it), with no intact record
+    after it (one would be an acknowledged append, so this one did finish: its length field
+    is damaged)."""
     written = offset + len(data[offset:].rstrip(b"\0"))
     if written == offset:
         return True
@@ -134,7 +192,9 @@ def _never_finished(data: bytes, offset: int) -> bool:
     magic, version, length, _ = header.unpack_from(data, offset)
     if magic != _MAGIC or version not in _HEADERS:
         return written <= offset + header.size  # a header cut short, zeros after it
-    return offset + header.size + length + len(_ENDINGS[version]) > written
+    if offset + header.size + length + len(_ENDINGS[version]) <= written:
+        return False  # all of it is there: a complete record, damaged
+    return _next_intact(data, offset + 1, written) is None
 
 
 def _write_all(descriptor: int, data: bytes, offset: int) -> None:
@@ -188,8 +248,10 @@ def _write_temporary(directory: Path, data: bytes, reserve: bool = False) -> tup
 
 
 class DiskStateStore(StateStore):
-    """Logs under ``<path>/state/``, events under ``<path>/events/<instance id>/``, lease
-    locks under ``<path>/leases/``."""
+    """Logs (and their heads) under ``<path>/state/``, events under
+    ``<path>/events/<instance id>/``, lease locks under ``<path>/leases/``."""
+
+    keeps_heads = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -204,6 +266,9 @@ class DiskStateStore(StateStore):
         #: instance id -> (descriptor, inode) of its log, open for appending; oldest first.
         self._descriptors: dict[str, tuple[int, int]] = {}
         self._paths: dict[str, str] = {}
+        #: instance id -> the head given with its latest append, not yet in its head file
+        #: (written at the next whole write of the log, release of the lease, or close).
+        self._unsaved_heads: dict[str, bytes] = {}
         self._faults = FaultPlan.from_environment()
         self._leases = FileLeases(self.path / "leases")
 
@@ -221,6 +286,9 @@ class DiskStateStore(StateStore):
             path = os.path.join(self._states, f"{validate_instance_id(instance_id)}.log")
             self._paths[instance_id] = path
         return path
+
+    def _head_file(self, instance_id: str) -> Path:
+        return Path(self._log_path(instance_id) + ".head")
 
     def _inbox(self, instance_id: str) -> Path:
         return self._inboxes / validate_instance_id(instance_id)
@@ -246,8 +314,32 @@ class DiskStateStore(StateStore):
                 "backup, or delete it to forget the instance"
             ) from None
 
+    def read_head(self, instance_id: str) -> bytes | None:
+        """The head given with the latest write through this store object, else the one in
+        the head file (which may lag the log: see the module docstring)."""
+        unsaved = self._unsaved_heads.get(instance_id)
+        if unsaved is not None:
+            return unsaved
+        path = self._head_file(instance_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return unframe(data, f"the head file {path}")
+        except CorruptStateError as error:
+            raise CorruptStateError(
+                f"instance {instance_id!r}: {error}; it was not loaded. Restore the file from a "
+                "backup, or delete the instance"
+            ) from None
+
     def append_record(
-        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+        self,
+        instance_id: str,
+        record: bytes,
+        summary: InstanceSummary | None = None,
+        *,
+        head: bytes | None = None,
     ) -> None:
         path = self._log_path(instance_id)
         fault = self._faults.next_write()
@@ -267,7 +359,11 @@ class DiskStateStore(StateStore):
             try:
                 status = os.stat(path)
             except FileNotFoundError:
-                self._write_whole(instance_id, Path(path), data, fault)
+                # A head left by a deleted instance of this id names records of another log.
+                self._unsaved_heads.pop(instance_id, None)
+                if head is None:
+                    self._head_file(instance_id).unlink(missing_ok=True)
+                self._write_whole(instance_id, Path(path), data, fault, head)
                 return
             descriptor, end = self._open_for_append(instance_id, path, status, cached, end)
         if fault == "torn":
@@ -287,6 +383,9 @@ class DiskStateStore(StateStore):
             self._forget_descriptor(instance_id)
             raise
         self._ends[instance_id] = written_to
+        if head is not None:
+            # Its record is synced: the head may go to disk whenever the next whole write is.
+            self._unsaved_heads[instance_id] = bytes(head)
         if fault == "after":
             die()
 
@@ -346,13 +445,19 @@ class DiskStateStore(StateStore):
             os.close(cached[0])
 
     def close(self) -> None:
-        """Close the log files kept open for appending and end the leases this store object
-        holds, giving back the space reserved in their logs (the store stays usable)."""
-        for instance_id in list(self._reserved):
-            self._give_back_reserved(instance_id)
-        for instance_id in list(self._descriptors):
-            self._forget_descriptor(instance_id)
-        self._leases.close()
+        """Write the heads given with appends since their last whole write, close the log
+        files kept open for appending and end the leases this store object holds, giving
+        back the space reserved in their logs (the store stays usable)."""
+        try:
+            # While the leases are still held: no other writer's head can come in between.
+            for instance_id in list(self._unsaved_heads):
+                self._save_unsaved_head(instance_id)
+        finally:
+            for instance_id in list(self._reserved):
+                self._give_back_reserved(instance_id)
+            for instance_id in list(self._descriptors):
+                self._forget_descriptor(instance_id)
+            self._leases.close()
 
     def acquire_lease(self, instance_id: str, owner: str) -> str | None:
         """An exclusive lock on the instance's lease file, held until released or until this
@@ -364,10 +469,33 @@ class DiskStateStore(StateStore):
         return holder
 
     def release_lease(self, instance_id: str, owner: str) -> None:
+        """Write the head of the latest append (if not yet written), give back the space
+        reserved in the log and end the lease."""
         try:
             self._give_back_reserved(instance_id)
+            if self._leases.holds(instance_id):
+                self._save_unsaved_head(instance_id)
         finally:
             self._leases.release(instance_id)
+
+    def _save_unsaved_head(self, instance_id: str) -> None:
+        """Write the head given with the latest append to the head file (its record is
+        already synced, so the file is never ahead of the log)."""
+        head = self._unsaved_heads.get(instance_id)
+        if head is None:
+            return
+        if self._log_file(instance_id).exists():  # else deleted behind this object: no head
+            self._save_head(instance_id, head)
+        self._unsaved_heads.pop(instance_id, None)
+
+    def _save_head(self, instance_id: str, head: bytes) -> None:
+        temporary, _ = _write_temporary(self._states, frame(head))
+        try:
+            os.replace(temporary, self._head_file(instance_id))
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        _fsync_directory(self._states)
 
     def _give_back_reserved(self, instance_id: str) -> None:
         """Cut the log back to its records: the space reserved past them goes with the lease.
@@ -390,15 +518,26 @@ class DiskStateStore(StateStore):
         instance_id: str,
         records: Sequence[bytes],
         summary: InstanceSummary | None = None,
+        *,
+        head: bytes | None = None,
     ) -> None:
         path = self._log_file(instance_id)
         self._forget_descriptor(instance_id)
         fault = self._faults.next_write()
         if fault == "before":
             die()
-        self._write_whole(instance_id, path, b"".join(frame(r) for r in records), fault)
+        self._write_whole(instance_id, path, b"".join(frame(r) for r in records), fault, head)
 
-    def _write_whole(self, instance_id: str, path: Path, data: bytes, fault: str | None) -> None:
+    def _write_whole(
+        self,
+        instance_id: str,
+        path: Path,
+        data: bytes,
+        fault: str | None,
+        head: bytes | None = None,
+    ) -> None:
+        """Put `data` in place as the whole log, then (once it is durable) the head: `head`,
+        else the head of the latest append not yet written."""
         if fault == "torn":
             _write_temporary(self._states, data[: len(data) // 2])
             die()
@@ -416,6 +555,11 @@ class DiskStateStore(StateStore):
             self._reserved[instance_id] = len(data) + _RESERVE
         else:
             self._reserved.pop(instance_id, None)
+        if head is None:
+            head = self._unsaved_heads.get(instance_id)
+        if head is not None:
+            self._save_head(instance_id, bytes(head))
+            self._unsaved_heads.pop(instance_id, None)
         if fault == "after":
             die()
 
@@ -423,6 +567,8 @@ class DiskStateStore(StateStore):
         path = self._log_file(instance_id)
         self._forget_descriptor(instance_id)
         path.unlink(missing_ok=True)
+        self._head_file(instance_id).unlink(missing_ok=True)
+        self._unsaved_heads.pop(instance_id, None)
         self._leases.forget(instance_id)
         self._ends.pop(instance_id, None)
         self._reserved.pop(instance_id, None)

@@ -11,10 +11,14 @@ from .base import InstanceSummary, StateStore
 
 
 class InMemoryStateStore(StateStore):
-    """Keeps records and events in dictionaries; safe to use from several threads."""
+    """Keeps records, heads and events in dictionaries; safe to use from several threads."""
+
+    keeps_heads = True
 
     def __init__(self) -> None:
         self._logs: dict[str, list[bytes]] = {}
+        #: instance id -> its head, set under the lock with the record it came with.
+        self._heads: dict[str, bytes] = {}
         self._events: dict[str, dict[int, bytes]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -27,8 +31,18 @@ class InMemoryStateStore(StateStore):
         with self._lock:
             return list(self._logs.get(instance_id, ()))
 
+    def read_head(self, instance_id: str) -> bytes | None:
+        validate_instance_id(instance_id)
+        with self._lock:
+            return self._heads.get(instance_id)
+
     def append_record(
-        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+        self,
+        instance_id: str,
+        record: bytes,
+        summary: InstanceSummary | None = None,
+        *,
+        head: bytes | None = None,
     ) -> None:
         validate_instance_id(instance_id)
         record = record if type(record) is bytes else bytes(record)
@@ -37,21 +51,28 @@ class InMemoryStateStore(StateStore):
             if log is None:
                 log = self._logs[instance_id] = []
             log.append(record)
+            if head is not None:
+                self._heads[instance_id] = bytes(head)
 
     def replace_records(
         self,
         instance_id: str,
         records: Sequence[bytes],
         summary: InstanceSummary | None = None,
+        *,
+        head: bytes | None = None,
     ) -> None:
         validate_instance_id(instance_id)
         with self._lock:
             self._logs[instance_id] = [bytes(record) for record in records]
+            if head is not None:
+                self._heads[instance_id] = bytes(head)
 
     def delete_instance(self, instance_id: str) -> None:
         validate_instance_id(instance_id)
         with self._lock:
             self._logs.pop(instance_id, None)
+            self._heads.pop(instance_id, None)
             self._events.pop(instance_id, None)
 
     def list_instances(self) -> list[str]:

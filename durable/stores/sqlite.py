@@ -2,6 +2,20 @@
 
 It owns the schema (tables, its version number) and turns each store write into one durable
 transaction; several threads and processes may share the file, SQLite serializes the writers.
+
+Every record and event row carries the CRC-32 of its bytes (``checksum``), checked on every
+read, and a log's positions must run 0, 1, 2, ... without a gap: damage SQLite cannot see
+(a flipped bit inside a blob, a lost row) is `CorruptStateError` naming the instance and the
+record or event, never bytes handed on. A NULL checksum means the row was written without one:
+by a process of an earlier version still connected while the file was migrated to schema 3
+(the migration itself gives every existing row its checksum); such a row is read unchecked.
+
+An instance's head (`StateStore.keeps_heads`) is the ``head`` column of its ``instances`` row,
+written in the transaction of the record it comes with, so it is never ahead of the records.
+
+The file is never opened with a plain ``open()`` while it may be in use: closing any
+descriptor of a file drops every POSIX lock the process holds on it, SQLite's included, so a
+second store object on the same file in one process would break the first one's connection.
 """
 
 from __future__ import annotations
@@ -13,6 +27,7 @@ import sqlite3
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,40 +42,48 @@ from .locks import FileLeases
 APPLICATION_ID = 0x44555241
 #: `PRAGMA user_version`: the schema of this version. Older schemas are migrated when the file
 #: is opened (`_MIGRATIONS`); a newer one, or another number, is refused, never guessed.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: How long a write waits for another process's transaction before giving up.
 BUSY_TIMEOUT_SECONDS = 10.0
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+#: Primary result codes that say the file is damaged; an error's extended code (such as 779,
+#: SQLITE_CORRUPT_INDEX) has its primary code in the low byte (`_is_damage`).
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+#: The SQL function the migration to schema 3 computes the checksums of existing rows with.
+_CHECKSUM_FUNCTION = "durable_crc32"
 
 #: Where a worker finds the due instances without reading them all: by status, then by the
 #: deadline of the waiting ones (`due_instances`, `next_wake_at`).
 _STATUS_INDEX = "CREATE INDEX instances_by_status ON instances (status, wake_at)"
 
 _SCHEMA = (
+    # checksum: the CRC-32 of data (NULL: written without one, see the module docstring).
     """CREATE TABLE records (
         instance_id TEXT NOT NULL,
         position INTEGER NOT NULL,
         data BLOB NOT NULL,
+        checksum INTEGER,
         PRIMARY KEY (instance_id, position)
     )""",
     """CREATE TABLE events (
         event_id INTEGER PRIMARY KEY AUTOINCREMENT,
         instance_id TEXT NOT NULL,
-        data BLOB NOT NULL
+        data BLOB NOT NULL,
+        checksum INTEGER
     )""",
     "CREATE INDEX events_by_instance ON events (instance_id, event_id)",
     # status, waiting_for and wake_at are the instance's `InstanceSummary` as its last write
     # that set the status left it; NULL status: unknown (a row from schema 1, or records
-    # written without a summary).
+    # written without a summary). head: the latest head given with a record write, or NULL.
     """CREATE TABLE instances (
         instance_id TEXT PRIMARY KEY,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL,
         status TEXT,
         waiting_for TEXT,
-        wake_at REAL
+        wake_at REAL,
+        head BLOB
     )""",
     _STATUS_INDEX,
     f"PRAGMA application_id = {APPLICATION_ID}",
@@ -79,22 +102,38 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE instances ADD COLUMN wake_at REAL",
         _STATUS_INDEX,
     ),
+    2: (
+        # Every existing row gets its checksum now (one pass over the data, in the migration's
+        # transaction); instances get no head until their next signed write.
+        "ALTER TABLE records ADD COLUMN checksum INTEGER",
+        f"UPDATE records SET checksum = {_CHECKSUM_FUNCTION}(data)",
+        "ALTER TABLE events ADD COLUMN checksum INTEGER",
+        f"UPDATE events SET checksum = {_CHECKSUM_FUNCTION}(data)",
+        "ALTER TABLE instances ADD COLUMN head BLOB",
+    ),
 }
 
 _APPEND_RECORD = (
-    "INSERT INTO records (instance_id, position, data) "
-    "SELECT :instance_id, COALESCE(MAX(position) + 1, 0), :data FROM records "
+    "INSERT INTO records (instance_id, position, data, checksum) "
+    "SELECT :instance_id, COALESCE(MAX(position) + 1, 0), :data, :checksum FROM records "
     "WHERE instance_id = :instance_id"
 )
+_INSERT_RECORD = (
+    "INSERT INTO records (instance_id, position, data, checksum) "
+    "VALUES (?, ?, ?, ?)"
+)
 #: The instance's row, in the transaction of each record write: :given says whether the
-#: summary is; without one, a new row's summary is unknown and an existing one's stays.
+#: summary is; without one, a new row's summary is unknown and an existing one's stays. A
+#: write without a head (NULL :head) leaves the head as it was.
 _TOUCH_INSTANCE = (
-    "INSERT INTO instances (instance_id, created_at, updated_at, status, waiting_for, wake_at) "
-    "VALUES (:instance_id, :now, :now, :status, :waiting_for, :wake_at) "
+    "INSERT INTO instances "
+    "(instance_id, created_at, updated_at, status, waiting_for, wake_at, head) "
+    "VALUES (:instance_id, :now, :now, :status, :waiting_for, :wake_at, :head) "
     "ON CONFLICT (instance_id) DO UPDATE SET updated_at = excluded.updated_at, "
     "status = CASE WHEN :given THEN excluded.status ELSE status END, "
     "waiting_for = CASE WHEN :given THEN excluded.waiting_for ELSE waiting_for END, "
-    "wake_at = CASE WHEN :given THEN excluded.wake_at ELSE wake_at END"
+    "wake_at = CASE WHEN :given THEN excluded.wake_at ELSE wake_at END, "
+    "head = COALESCE(excluded.head, head)"
 )
 
 # The instances that can make progress (see `SQLiteStateStore.due_instances`). Each part but
@@ -122,6 +161,10 @@ _DUE_INSTANCES = """
     ORDER BY 2, 1
     LIMIT :limit
 """
+_RUNNING_INSTANCES = (
+    "SELECT instance_id FROM instances WHERE status = 'running' "
+    "ORDER BY updated_at, instance_id LIMIT :limit"
+)
 _NEXT_WAKE_AT = (
     "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting' AND wake_at > :after"
 )
@@ -133,12 +176,15 @@ _NEXT_WAKE_AT_ANY = (
 class SQLiteStateStore(StateStore):
     """Records, events and instance metadata in the SQLite database file `path` (WAL mode).
 
-    Each write is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction, durable when it returns.
+    Each write is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction, durable when it returns
+    (a record's head, when given, is in the same transaction).
     With `group_commit` (the default), record writes made from a coroutine are committed by a
     thread instead, together with those of other coroutines, and return a future that
     completes after their COMMIT. Event ids come from an AUTOINCREMENT key: they only grow,
     across processes and deletions.
     """
+
+    keeps_heads = True
 
     def __init__(self, path: str | os.PathLike[str], *, group_commit: bool = True) -> None:
         if os.fspath(path) in ("", ":memory:"):
@@ -182,7 +228,6 @@ class SQLiteStateStore(StateStore):
                 "of a database file, e.g. DiskStateStore(directory) or SQLiteStateStore("
                 f"'{path / 'durable.db'}')"
             )
-        self._check_header(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Created private before SQLite opens it: pickled state is code. SQLite gives the
@@ -200,8 +245,13 @@ class SQLiteStateStore(StateStore):
             self._open_schema(connection)
         except sqlite3.DatabaseError as error:
             connection.close()
-            if getattr(error, "sqlite_errorcode", None) not in _DAMAGED:
+            if not _is_damage(error):
                 raise  # locked, read-only, out of disk space: not the file's fault
+            if _primary_code(error) == sqlite3.SQLITE_NOTADB and not _has_sqlite_header(path):
+                raise StateFormatError(
+                    f"{path} is not an SQLite database, so not a durable store; it was not "
+                    "changed. Point SQLiteStateStore at a new file or at a file it created"
+                ) from None
             raise CorruptStateError(
                 f"the SQLite store {path} cannot be read ({error}); it was not changed. "
                 "Restore it from a backup, or move it away to start an empty store"
@@ -211,18 +261,6 @@ class SQLiteStateStore(StateStore):
             raise
         self._connection, self._pid = connection, os.getpid()
         return connection
-
-    def _check_header(self, path: Path) -> None:
-        try:
-            with open(path, "rb") as file:
-                header = file.read(len(_SQLITE_HEADER))
-        except FileNotFoundError:
-            return
-        if header and header != _SQLITE_HEADER:
-            raise StateFormatError(
-                f"{path} is not an SQLite database, so not a durable store; it was not "
-                "changed. Point SQLiteStateStore at a new file or at a file it created"
-            )
 
     def _open_schema(self, connection: sqlite3.Connection) -> None:
         connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
@@ -259,6 +297,7 @@ class SQLiteStateStore(StateStore):
     def _migrate(connection: sqlite3.Connection, version: int) -> None:
         """Bring a store of schema `version` to this one, inside the caller's transaction (so
         a failure anywhere leaves the file at its old version, untouched)."""
+        connection.create_function(_CHECKSUM_FUNCTION, 1, zlib.crc32, deterministic=True)
         while version < SCHEMA_VERSION:
             for statement in _MIGRATIONS[version]:
                 connection.execute(statement)
@@ -383,7 +422,7 @@ class SQLiteStateStore(StateStore):
 
     def _refuse_damage(self, error: sqlite3.DatabaseError, instance_id: str | None) -> None:
         """Raise `CorruptStateError` if `error` says the database file is damaged."""
-        if getattr(error, "sqlite_errorcode", None) not in _DAMAGED:
+        if not _is_damage(error):
             return
         instance = f"instance {instance_id!r}: " if instance_id is not None else ""
         raise CorruptStateError(
@@ -393,24 +432,64 @@ class SQLiteStateStore(StateStore):
 
     # -- records --------------------------------------------------------------------------------
     def read_records(self, instance_id: str) -> list[bytes]:
+        """The records of `instance_id`, each checked against its checksum and its place."""
         validate_instance_id(instance_id)
         rows = self._read(
             instance_id,
-            "SELECT data FROM records WHERE instance_id = ? ORDER BY position",
+            "SELECT position, data, checksum FROM records "
+            "WHERE instance_id = ? ORDER BY position",
             (instance_id,),
         )
-        return [bytes(row[0]) for row in rows]
+        records = []
+        for expected, (position, data, checksum) in enumerate(rows):
+            if position != expected:
+                self._refuse_row(
+                    instance_id,
+                    f"record {expected + 1} of its log is at position {position}, where "
+                    f"{expected} was expected (a record is missing or out of place)",
+                )
+            if checksum is not None and zlib.crc32(data) != checksum:
+                self._refuse_row(
+                    instance_id,
+                    f"the record at position {position} (record {expected + 1} of its log) "
+                    "failed its checksum",
+                )
+            records.append(bytes(data))
+        return records
+
+    def _refuse_row(self, instance_id: str, problem: str) -> None:
+        raise CorruptStateError(
+            f"instance {instance_id!r}: in the SQLite store {self.path}, {problem}; it was not "
+            "loaded. Restore the store from a backup, or delete the instance"
+        )
+
+    def read_head(self, instance_id: str) -> bytes | None:
+        """The head given with the latest record write of `instance_id` that had one."""
+        validate_instance_id(instance_id)
+        rows = self._read(
+            instance_id, "SELECT head FROM instances WHERE instance_id = ?", (instance_id,)
+        )
+        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def append_record(
-        self, instance_id: str, record: bytes, summary: InstanceSummary | None = None
+        self,
+        instance_id: str,
+        record: bytes,
+        summary: InstanceSummary | None = None,
+        *,
+        head: bytes | None = None,
     ) -> Awaitable[None] | None:
         """One transaction; with `group_commit` and called from a coroutine, a future that
         completes once the transaction holding this record (and others) has committed."""
         validate_instance_id(instance_id)
         fault = self._faults.next_write()
+        data = bytes(record)
         statements = [
-            (_APPEND_RECORD, {"instance_id": instance_id, "data": bytes(record)}),
-            (_TOUCH_INSTANCE, _touch(instance_id, summary)),
+            (
+                _APPEND_RECORD,
+                {"instance_id": instance_id, "data": data, "checksum": zlib.crc32(data)},
+            ),
+            (_TOUCH_INSTANCE, _touch(instance_id, summary, head)),
         ]
         return self._write_or_queue(instance_id, statements, fault)
 
@@ -438,14 +517,19 @@ class SQLiteStateStore(StateStore):
         instance_id: str,
         records: Sequence[bytes],
         summary: InstanceSummary | None = None,
+        *,
+        head: bytes | None = None,
     ) -> Awaitable[None] | None:
         validate_instance_id(instance_id)
-        rows = [(instance_id, position, bytes(record)) for position, record in enumerate(records)]
+        rows = []
+        for position, record in enumerate(records):
+            data = bytes(record)
+            rows.append((instance_id, position, data, zlib.crc32(data)))
         fault = self._faults.next_write()
         statements = [
             ("DELETE FROM records WHERE instance_id = ?", (instance_id,)),
-            ("INSERT INTO records (instance_id, position, data) VALUES (?, ?, ?)", rows),
-            (_TOUCH_INSTANCE, _touch(instance_id, summary)),
+            (_INSERT_RECORD, rows),
+            (_TOUCH_INSTANCE, _touch(instance_id, summary, head)),
         ]
         return self._write_or_queue(instance_id, statements, fault)
 
@@ -478,6 +562,14 @@ class SQLiteStateStore(StateStore):
             raise ValueError(f"limit must be an int >= 1, got {limit!r}")
         parameters = {"now": float(now), "limit": limit}
         return [row[0] for row in self._read(None, _DUE_INSTANCES, parameters)]
+
+    def running_instances(self, limit: int = 1000) -> list[str]:
+        """Ids of the instances whose last status is running, least recently written first,
+        at most `limit`: where a worker finds those a crashed runner left, past any backlog
+        of enqueued ones (a search of the status index)."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+        return [row[0] for row in self._read(None, _RUNNING_INSTANCES, {"limit": limit})]
 
     def next_wake_at(self, after: float | None = None) -> float | None:
         """The earliest wake-up time of a waiting instance (later than `after` when given),
@@ -544,19 +636,32 @@ class SQLiteStateStore(StateStore):
     # -- events ---------------------------------------------------------------------------------
     def append_event(self, instance_id: str, data: bytes) -> int:
         validate_instance_id(instance_id)
+        data = bytes(data)
         return self._write(
             instance_id,
-            [("INSERT INTO events (instance_id, data) VALUES (?, ?)", (instance_id, bytes(data)))],
+            [
+                (
+                    "INSERT INTO events (instance_id, data, checksum) VALUES (?, ?, ?)",
+                    (instance_id, data, zlib.crc32(data)),
+                )
+            ],
         )
 
     def read_events(self, instance_id: str) -> list[tuple[int, bytes]]:
+        """The pending events of `instance_id`, each checked against its checksum."""
         validate_instance_id(instance_id)
         rows = self._read(
             instance_id,
-            "SELECT event_id, data FROM events WHERE instance_id = ? ORDER BY event_id",
+            "SELECT event_id, data, checksum FROM events "
+            "WHERE instance_id = ? ORDER BY event_id",
             (instance_id,),
         )
-        return [(event_id, bytes(data)) for event_id, data in rows]
+        events = []
+        for event_id, data, checksum in rows:
+            if checksum is not None and zlib.crc32(data) != checksum:
+                self._refuse_row(instance_id, f"event {event_id} failed its checksum")
+            events.append((event_id, bytes(data)))
+        return events
 
     def delete_events(self, instance_id: str, event_ids: list[int]) -> None:
         validate_instance_id(instance_id)
@@ -573,13 +678,46 @@ class SQLiteStateStore(StateStore):
         )
 
 
+def _primary_code(error: sqlite3.DatabaseError) -> int | None:
+    """The primary result code of `error` (the low byte of its extended code)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def _is_damage(error: sqlite3.DatabaseError) -> bool:
+    """Whether `error` says the database file is damaged (SQLITE_CORRUPT, SQLITE_NOTADB and
+    their extended codes, such as SQLITE_CORRUPT_INDEX)."""
+    return _primary_code(error) in _DAMAGED
+
+
+def _has_sqlite_header(path: Path) -> bool:
+    """Whether the file at `path` starts as an SQLite database does. Only called once SQLite
+    has found no database in the file: the descriptor opened here drops this process's
+    POSIX locks on the file when closed, which no connection to a database there needs."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        return os.pread(descriptor, len(_SQLITE_HEADER), 0) == _SQLITE_HEADER
+    finally:
+        os.close(descriptor)
+
+
 def _wake_at(summary: InstanceSummary) -> float | None:
     return None if summary.wake_at is None else float(summary.wake_at)
 
 
-def _touch(instance_id: str, summary: InstanceSummary | None) -> dict[str, Any]:
+def _touch(
+    instance_id: str, summary: InstanceSummary | None, head: bytes | None = None
+) -> dict[str, Any]:
     """The parameters of `_TOUCH_INSTANCE`."""
-    parameters = {"instance_id": instance_id, "now": time.time(), "given": summary is not None}
+    parameters = {
+        "instance_id": instance_id,
+        "now": time.time(),
+        "given": summary is not None,
+        "head": None if head is None else bytes(head),
+    }
     if summary is None:
         parameters.update(status=None, waiting_for=None, wake_at=None)
     else:

@@ -909,9 +909,9 @@ def test_a_schema_1_store_is_migrated_when_opened_keeping_its_data(db_path):
     make_schema_1_store(db_path)
     assert raw(db_path, "PRAGMA user_version") == [(1,)]
     store = SQLiteStateStore(db_path)
-    assert raw(db_path, "PRAGMA user_version") == [(2,)]
+    assert raw(db_path, "PRAGMA user_version") == [(sqlite_module.SCHEMA_VERSION,)]
     assert columns_of(db_path, "instances") == [
-        "instance_id", "created_at", "updated_at", "status", "waiting_for", "wake_at"
+        "instance_id", "created_at", "updated_at", "status", "waiting_for", "wake_at", "head"
     ]
     indexes = {name for (name,) in raw(db_path, "SELECT name FROM sqlite_master")}
     assert "instances_by_status" in indexes
@@ -929,7 +929,7 @@ def test_a_schema_1_store_is_migrated_when_opened_keeping_its_data(db_path):
     store.append_record("order-8", b"done", InstanceSummary("completed"))
     assert store.due_instances(now=time.time()) == ["order-7"]
     store.close()
-    again = SQLiteStateStore(db_path)  # version 2 now: opened as it is
+    again = SQLiteStateStore(db_path)  # the current version now: opened as it is
     assert again.read_records("order-8") == [b"only", b"done"]
     again.close()
 
@@ -947,7 +947,7 @@ def test_a_migration_that_fails_leaves_the_schema_1_file_as_it_was(db_path, monk
     assert raw(db_path, "SELECT * FROM instances") == before
     monkeypatch.undo()
     store = SQLiteStateStore(db_path)
-    assert raw(db_path, "PRAGMA user_version") == [(2,)]
+    assert raw(db_path, "PRAGMA user_version") == [(sqlite_module.SCHEMA_VERSION,)]
     assert store.read_records("order-7") == [b"one", b"two"]
     store.close()
 
@@ -981,8 +981,8 @@ def test_several_processes_opening_a_schema_1_store_at_once_migrate_it_once(tmp_
         stdout, stderr = opener.communicate(timeout=120)
         assert opener.returncode == 0, stderr
         assert stdout.strip() == "[b'one', b'two']"
-    assert raw(db_path, "PRAGMA user_version") == [(2,)]
-    assert columns_of(db_path, "instances")[3:] == ["status", "waiting_for", "wake_at"]
+    assert raw(db_path, "PRAGMA user_version") == [(sqlite_module.SCHEMA_VERSION,)]
+    assert columns_of(db_path, "instances")[3:] == ["status", "waiting_for", "wake_at", "head"]
 
 
 async def test_a_durable_backend_keeps_the_summary_of_each_instance(db_path):

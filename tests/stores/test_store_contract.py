@@ -110,6 +110,77 @@ def test_list_instances_leaves_out_instances_that_only_have_events(store):
     assert store.list_instances() == []
 
 
+# -- heads ------------------------------------------------------------------------------------
+def test_every_store_of_the_package_keeps_heads(store):
+    assert store.keeps_heads is True
+
+
+def test_an_unknown_instance_has_no_head(store):
+    assert store.read_head("never-written") is None
+
+
+def test_records_written_without_a_head_leave_the_instance_without_one(store):
+    store.append_record("order-7", b"record")
+    store.replace_records("order-8", [b"record"])
+    assert store.read_head("order-7") is None
+    assert store.read_head("order-8") is None
+
+
+def test_a_head_given_with_an_append_reads_back_byte_for_byte(store):
+    head = bytes(range(256))
+    store.append_record("order-7", b"record", None, head=head)
+    assert store.read_head("order-7") == head
+
+
+def test_a_head_given_with_replace_records_reads_back(store):
+    store.append_record("order-7", b"old", head=b"head of the old log")
+    store.replace_records("order-7", [b"compacted"], head=b"head of the compacted log")
+    assert store.read_head("order-7") == b"head of the compacted log"
+
+
+def test_the_next_write_with_a_head_replaces_the_head(store):
+    for n in range(5):
+        store.append_record("order-7", f"record {n}".encode(), head=f"head {n}".encode())
+    assert store.read_head("order-7") == b"head 4"
+
+
+def test_a_write_without_a_head_leaves_the_head_as_it_was(store):
+    store.append_record("order-7", b"one", head=b"head of one")
+    store.append_record("order-7", b"two")
+    store.replace_records("order-7", [b"one", b"two"])
+    assert store.read_head("order-7") == b"head of one"
+
+
+def test_delete_instance_forgets_the_head(store):
+    store.append_record("order-7", b"record", head=b"head")
+    store.delete_instance("order-7")
+    assert store.read_head("order-7") is None
+
+
+def test_a_deleted_instance_written_again_has_only_its_new_head(store):
+    store.append_record("order-7", b"record", head=b"old head")
+    store.delete_instance("order-7")
+    store.append_record("order-7", b"record")
+    assert store.read_head("order-7") is None
+    store.append_record("order-7", b"another", head=b"new head")
+    assert store.read_head("order-7") == b"new head"
+
+
+def test_heads_of_two_instances_are_kept_apart(store):
+    store.append_record("order-7", b"record", head=b"head of seven")
+    store.append_record("order-8", b"record", head=b"head of eight")
+    assert store.read_head("order-7") == b"head of seven"
+    assert store.read_head("order-8") == b"head of eight"
+
+
+def test_heads_do_not_change_the_records(store):
+    store.append_record("order-7", b"one", head=b"head")
+    store.replace_records("order-8", [b"a", b"b"], head=b"head")
+    assert store.read_records("order-7") == [b"one"]
+    assert store.read_records("order-8") == [b"a", b"b"]
+    assert store.list_instances() == ["order-7", "order-8"]
+
+
 # -- events -----------------------------------------------------------------------------------
 def test_append_event_returns_growing_ids(store):
     ids = [store.append_event("order-7", f"event {n}".encode()) for n in range(20)]
