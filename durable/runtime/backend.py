@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-import hmac
 import inspect
 import os
 import pickle
@@ -17,17 +17,18 @@ import socket
 import uuid
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import cloudpickle
 
-from .._errors import CorruptStateError, StateFormatError
+from .._errors import InstanceBusyError, StateFormatError
 from .._ids import validate_instance_id
 from ..stores import InMemoryStateStore, StateStore, store_from_url
 from ..stores.base import InstanceSummary
 from .operations import Event
 from .runtime import DurableRuntime, StepWrite
+from .signing import EMPTY_LOG_END, LogEnd, Seals
 
 #: Version of the bytes `DurableBackend` hands its store.
 RECORD_FORMAT = 2
@@ -102,8 +103,13 @@ class DurableBackend(OrchestrationBackend):
 
     With a `secret_key`, every record and event is signed with HMAC-SHA256 under it, and
     nothing is unpickled that does not carry a valid signature: pickled state is code, and
-    the key keeps a store that others can write to from running theirs. A backend with a key
-    refuses unsigned state, and one without a key refuses signed state.
+    the key keeps a store that others can write to from running theirs. A record's signature
+    binds it to its instance and its place in the instance's history (a chain), and stores
+    that keep heads (`StateStore.keeps_heads`) hold a signed head naming the last record, so
+    a log cut back to an earlier prefix is refused (docs/security.md says what this does and
+    does not protect). `verify_keys` are earlier keys still accepted while records signed
+    under them remain. A backend with a key refuses unsigned state, and one without a key
+    refuses signed state.
 
     Events are stored durably by `publish_event` before it returns, kept until consumed, and
     consumed once each, oldest first per name. A consumed event is deleted only after the
@@ -123,6 +129,7 @@ class DurableBackend(OrchestrationBackend):
         compact_after: int = 256,
         compact_after_bytes: int = 4 << 20,
         secret_key: bytes | str | None = None,
+        verify_keys: Sequence[bytes | str] = (),
     ) -> None:
         for name, bound in (
             ("compact_after", compact_after),
@@ -132,6 +139,18 @@ class DurableBackend(OrchestrationBackend):
                 raise ValueError(f"{name} must be an int >= 1, got {bound!r}")
         self.store = store if store is not None else InMemoryStateStore()
         self._key = _secret_key(secret_key)
+        if isinstance(verify_keys, (bytes, str)):
+            raise TypeError("verify_keys must be a sequence of keys, not one key")
+        if verify_keys and self._key is None:
+            raise ValueError("verify_keys are earlier keys of a secret_key; give secret_key too")
+        self._seals = Seals(self._key, tuple(_secret_key(key) for key in verify_keys))
+        #: Whether records are written with a signed head (a store that keeps heads).
+        self._heads = self._key is not None and getattr(self.store, "keeps_heads", False)
+        #: instance id -> where its signed history ends, as read or written here.
+        self._ends: dict[str, LogEnd] = {}
+        #: Instances whose log holds records of the first signed format: the next write
+        #: compacts it, signing the whole state in the chained format.
+        self._legacy: set[str] = set()
         #: Records an instance's log may hold before a write compacts it into one.
         self.compact_after = compact_after
         #: Bytes of records an instance's log may hold before a write compacts it.
@@ -162,11 +181,13 @@ class DurableBackend(OrchestrationBackend):
         not journaled are offered again, and consumed events left in the inbox go."""
         self._claimed[instance_id] = {}
         self._summaries.pop(instance_id, None)
+        head = self.store.read_head(instance_id) if self._heads else None
         records = self.store.read_records(instance_id)
         self._log_sizes[instance_id] = (len(records), sum(map(len, records)))
+        payloads = self._open(instance_id, head, records)
         if not records:
             return None
-        state, consumed = self._fold(instance_id, records)
+        state, consumed = self._fold(instance_id, payloads)
         if consumed:
             # The write that recorded these may have stopped before deleting them.
             leftovers = [
@@ -178,18 +199,78 @@ class DurableBackend(OrchestrationBackend):
                 self.store.delete_events(instance_id, leftovers)
         return state
 
-    def read_state(self, instance_id: str) -> dict[str, Any] | None:
-        records = self.store.read_records(instance_id)
-        return self._fold(instance_id, records)[0] if records else None
+    def compact(self, instance_id: str) -> bool:
+        """Rewrite the log of `instance_id` as one record signed with the current key: after
+        a key rotation, once every instance is compacted (and the events published under
+        earlier keys consumed), the earlier keys can go. False for an unknown instance;
+        `InstanceBusyError` while a runner holds it."""
+        holder = self.acquire_instance(validate_instance_id(instance_id))
+        if holder is not None:
+            raise InstanceBusyError(
+                f"instance {instance_id!r} is being run by another runner ({holder}); compact "
+                "it when it pauses or ends"
+            )
+        try:
+            state = self.load_state(instance_id)
+            if state is None:
+                return False
+            unsettled = self._replace(instance_id, state)
+            if unsettled is not None:
+                raise RuntimeError(
+                    "compact was called from a coroutine on a group-committing store; call it "
+                    "in a thread (asyncio.to_thread)"
+                )
+            return True
+        finally:
+            self.release_instance(instance_id)
 
-    def _fold(self, instance_id: str, records: list[bytes]) -> tuple[dict[str, Any], dict]:
-        """The state the records add up to, and the events the last one consumed."""
+    def read_state(
+        self, instance_id: str, *, loads: Callable[[bytes], Any] = pickle.loads
+    ) -> dict[str, Any] | None:
+        """The stored state, to look at; `loads` unpickles each record (a restricted one
+        shows state that is not trusted without running it)."""
+        head = self.store.read_head(instance_id) if self._heads else None
+        records = self.store.read_records(instance_id)
+        payloads = self._open(instance_id, head, records)
+        return self._fold(instance_id, payloads, loads)[0] if records else None
+
+    def _open(self, instance_id: str, head: bytes | None, records: list[bytes]) -> list[bytes]:
+        """The payloads of `records` once their signatures, places and `head` are checked
+        (`CorruptStateError` otherwise, before anything is unpickled)."""
+        log = self._seals.open_log(instance_id, records)
+        self._seals.check_head(instance_id, head, log)
+        self._ends[instance_id] = log.end
+        if log.legacy:
+            self._legacy.add(instance_id)
+        else:
+            self._legacy.discard(instance_id)
+        return log.payloads
+
+    def _end(self, instance_id: str) -> LogEnd:
+        """Where the signed history of `instance_id` ends (read from the store when this
+        backend has not read or written it)."""
+        end = self._ends.get(instance_id)
+        if end is None:
+            if self._key is None:
+                return EMPTY_LOG_END
+            head = self.store.read_head(instance_id) if self._heads else None
+            self._open(instance_id, head, self.store.read_records(instance_id))
+            end = self._ends[instance_id]
+        return end
+
+    def _fold(
+        self,
+        instance_id: str,
+        payloads: list[bytes],
+        loads: Callable[[bytes], Any] = pickle.loads,
+    ) -> tuple[dict[str, Any], dict]:
+        """The state the record payloads add up to, and the events the last one consumed."""
         state: dict[str, Any] = {}
         journal: dict[int, Any] | None = None
         versions: dict[str, Any] | None = None
         consumed: dict[int, str] = {}
-        for number, data in enumerate(records, 1):
-            changes = _decode(instance_id, self._unseal(instance_id, data, _RECORD, number))
+        for data in payloads:
+            changes = _decode(instance_id, data, loads)
             if "reset" in changes:
                 state, journal, versions = {}, None, None
             fields = changes.get("set")
@@ -241,10 +322,49 @@ class DurableBackend(OrchestrationBackend):
         record = {"reset": True, "set": state, "consumed_events": sorted(claimed.items())}
         self._summaries.pop(instance_id, None)  # a compaction hands the store the summary
         summary = self._summary(instance_id, state)
-        data = self._seal(_encode(record))
-        unsettled = self.store.replace_records(instance_id, [data], summary)
+        payload = _encode(record)
+        if self._key is None:
+            data = payload
+            unsettled = self.store.replace_records(instance_id, [data], summary)
+        else:
+            data, end = self._seals.seal_record(
+                instance_id, self._end(instance_id), payload, starts_log=True
+            )
+            with self._moving_end(instance_id):
+                if self._heads:
+                    head = self._seals.seal_head(instance_id, end)
+                    unsettled = self.store.replace_records(instance_id, [data], summary, head=head)
+                else:
+                    unsettled = self.store.replace_records(instance_id, [data], summary)
+            self._ends[instance_id] = end
+            self._legacy.discard(instance_id)
         self._log_sizes[instance_id] = (1, len(data))
         return self._after_write(instance_id, claimed, unsettled)
+
+    def _append_signed(
+        self, instance_id: str, payload: bytes, summary: InstanceSummary | None
+    ) -> tuple[Awaitable[None] | None, int]:
+        """Append `payload` signed in its place in the chain (with the head naming it, for a
+        store that keeps heads); the write's awaitable, and the record's size."""
+        data, end = self._seals.seal_record(instance_id, self._end(instance_id), payload)
+        with self._moving_end(instance_id):
+            if self._heads:
+                head = self._seals.seal_head(instance_id, end)
+                unsettled = self.store.append_record(instance_id, data, summary, head=head)
+            else:
+                unsettled = self.store.append_record(instance_id, data, summary)
+        self._ends[instance_id] = end
+        return unsettled, len(data)
+
+    @contextlib.contextmanager
+    def _moving_end(self, instance_id: str):
+        """Forget where the history of `instance_id` ends when a write of it fails: the
+        next write reads it from the store again."""
+        try:
+            yield
+        except BaseException:
+            self._ends.pop(instance_id, None)
+            raise
 
     def _after_write(
         self, instance_id: str, claimed: dict | None, unsettled: Awaitable[None] | None
@@ -271,16 +391,24 @@ class DurableBackend(OrchestrationBackend):
         """Append `changes` as one record; once the log has reached its bound, write the
         whole state as one record instead, so a log never grows far past it."""
         count, size = self._log_sizes.get(instance_id, _EMPTY_LOG)
-        if count >= self.compact_after or size >= self.compact_after_bytes:
+        if (
+            count >= self.compact_after
+            or size >= self.compact_after_bytes
+            or instance_id in self._legacy
+        ):
             return self._replace(instance_id, full_state())
         claimed = self._claimed.get(instance_id)
         if claimed:
             del self._claimed[instance_id]
             changes["consumed_events"] = sorted(claimed.items())
         summary = self._summary(instance_id, changes.get("set"))
-        data = self._seal(_encode(changes))
-        unsettled = self.store.append_record(instance_id, data, summary)
-        self._log_sizes[instance_id] = (count + 1, size + len(data))
+        payload = _encode(changes)
+        if self._key is None:
+            unsettled = self.store.append_record(instance_id, payload, summary)
+            written = len(payload)
+        else:
+            unsettled, written = self._append_signed(instance_id, payload, summary)
+        self._log_sizes[instance_id] = (count + 1, size + written)
         if claimed or unsettled is not None:
             return self._after_write(instance_id, claimed, unsettled)
         return None
@@ -294,12 +422,16 @@ class DurableBackend(OrchestrationBackend):
         """Append `step` as one flat step record (no status changes with it)."""
         count, size = self._log_sizes.get(instance_id, _EMPTY_LOG)
         if count >= self.compact_after or size >= self.compact_after_bytes or (
-            self._claimed.get(instance_id)
+            self._claimed.get(instance_id) or instance_id in self._legacy
         ):
             return self.save_changes(instance_id, step.changes(), full_state)
-        data = self._seal(_dumps((STEP_RECORD_FORMAT, *step), _PROTOCOL))
-        unsettled = self.store.append_record(instance_id, data, None)
-        self._log_sizes[instance_id] = (count + 1, size + len(data))
+        payload = _dumps((STEP_RECORD_FORMAT, *step), _PROTOCOL)
+        if self._key is None:
+            unsettled = self.store.append_record(instance_id, payload, None)
+            written = len(payload)
+        else:
+            unsettled, written = self._append_signed(instance_id, payload, None)
+        self._log_sizes[instance_id] = (count + 1, size + written)
         return unsettled
 
     def _summary(self, instance_id: str, fields: dict[str, Any] | None) -> InstanceSummary | None:
@@ -328,7 +460,8 @@ class DurableBackend(OrchestrationBackend):
         validate_instance_id(instance_id)
         if not isinstance(event_name, str) or not event_name:
             raise TypeError(f"an event name must be a non-empty string, got {event_name!r}")
-        self.store.append_event(instance_id, self._seal(cloudpickle.dumps((event_name, payload))))
+        data = self._seals.seal_event(instance_id, cloudpickle.dumps((event_name, payload)))
+        self.store.append_event(instance_id, data)
 
     async def publish_event_async(
         self, instance_id: str, event_name: str, payload: Any = None
@@ -336,64 +469,31 @@ class DurableBackend(OrchestrationBackend):
         """`publish_event` off the event loop, for stores that block."""
         await asyncio.to_thread(self.publish_event, instance_id, event_name, payload)
 
-    def pending_events(self, instance_id: str) -> list[Event]:
-        """The events stored for `instance_id` and not consumed yet, oldest first."""
+    def pending_events(
+        self, instance_id: str, *, loads: Callable[[bytes], Any] = cloudpickle.loads
+    ) -> list[Event]:
+        """The events stored for `instance_id` and not consumed yet, oldest first; `loads`
+        as for `read_state`."""
         return [
-            Event(*self._load_event(instance_id, event_id, data))
+            Event(*self._load_event(instance_id, event_id, data, loads))
             for event_id, data in self.store.read_events(instance_id)
         ]
 
-    def _load_event(self, instance_id: str, event_id: int, data: bytes) -> tuple[str, Any]:
-        return cloudpickle.loads(self._unseal(instance_id, data, _EVENT, event_id))
-
-    # -- signatures -------------------------------------------------------------------------
-    def _seal(self, data: bytes) -> bytes:
-        """`data` signed with the secret key (as it is without one)."""
-        if self._key is None:
-            return data
-        return _SIGNED + hmac.digest(self._key, data, "sha256") + data
-
-    def _unseal(self, instance_id: str, data: bytes, what: str, number: int) -> bytes:
-        """The bytes `_seal` signed, once their signature is checked; `CorruptStateError`
-        naming the instance and which record or event (`what` of `number`) otherwise,
-        before anything is unpickled."""
-        signed = data[:_SIGNED_SIZE] == _SIGNED
-        key = self._key
-        if key is None:
-            if not signed:
-                return data
-            reason = (
-                "is signed; open the store with its secret key (DurableBackend(..., "
-                "secret_key=...), or DURABLE_SECRET_KEY for the command line and the default "
-                "backend)"
-            )
-        elif not signed:
-            reason = (
-                "is not signed, and this backend loads only state signed with its secret key; "
-                "it was not loaded"
-            )
-        else:
-            payload = data[_SIGNED_SIZE + _MAC_SIZE :]
-            mac = data[_SIGNED_SIZE : _SIGNED_SIZE + _MAC_SIZE]
-            if hmac.compare_digest(mac, hmac.digest(key, payload, "sha256")):
-                return payload
-            reason = (
-                "failed its signature check (it was altered, or signed with another key); it "
-                "was not loaded"
-            )
-        raise CorruptStateError(f"instance {instance_id!r}: {what.format(number)} {reason}")
+    def _load_event(
+        self,
+        instance_id: str,
+        event_id: int,
+        data: bytes,
+        loads: Callable[[bytes], Any] = cloudpickle.loads,
+    ) -> tuple[str, Any]:
+        return loads(self._seals.open_event(instance_id, event_id, data))
 
 
 _EMPTY_LOG = (0, 0)
-#: How `_unseal` names what it refuses.
-_RECORD = "record {} of its log"
-_EVENT = "event {}"
-#: Signed bytes: this prefix, the HMAC-SHA256 of the rest under the secret key, the rest.
-_SIGNED = b"DURABLE-HMAC-SHA256\x00"
-_SIGNED_SIZE = len(_SIGNED)
-_MAC_SIZE = 32
 #: The environment variable the command line and the default backend take the key from.
 SECRET_KEY_VARIABLE = "DURABLE_SECRET_KEY"
+#: Earlier keys still accepted (`verify_keys`), separated by commas.
+VERIFY_KEYS_VARIABLE = "DURABLE_VERIFY_KEYS"
 
 
 def _secret_key(secret_key: bytes | str | None) -> bytes | None:
@@ -414,6 +514,19 @@ def secret_key_from_environment() -> bytes | None:
     return _secret_key(os.environ.get(SECRET_KEY_VARIABLE) or None)
 
 
+def keys_from_environment() -> dict[str, Any]:
+    """`DurableBackend`'s key options as the environment sets them: ``DURABLE_SECRET_KEY``,
+    and ``DURABLE_VERIFY_KEYS`` (earlier keys, separated by commas)."""
+    verify = [key for key in os.environ.get(VERIFY_KEYS_VARIABLE, "").split(",") if key]
+    secret_key = secret_key_from_environment()
+    if verify and secret_key is None:
+        raise ValueError(
+            f"{VERIFY_KEYS_VARIABLE} is set but {SECRET_KEY_VARIABLE} is not: the earlier keys "
+            "verify state next to the current key that signs it; set both"
+        )
+    return {"secret_key": secret_key, "verify_keys": verify}
+
+
 def _event_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -422,8 +535,10 @@ def _encode(changes: dict[str, Any]) -> bytes:
     return _dumps((RECORD_FORMAT, changes), _PROTOCOL)
 
 
-def _decode(instance_id: str, data: bytes) -> dict[str, Any]:
-    record = pickle.loads(data)
+def _decode(
+    instance_id: str, data: bytes, loads: Callable[[bytes], Any] = pickle.loads
+) -> dict[str, Any]:
+    record = loads(data)
     version = record[0]
     if version == RECORD_FORMAT:
         return record[1]
@@ -652,7 +767,6 @@ def default_backend() -> DurableBackend:
     if _default is None:
         url = os.environ.get("DURABLE_STORE")
         _default = DurableBackend(
-            store_from_url(url) if url else InMemoryStateStore(),
-            secret_key=secret_key_from_environment(),
+            store_from_url(url) if url else InMemoryStateStore(), **keys_from_environment()
         )
     return _default

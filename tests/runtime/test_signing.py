@@ -21,6 +21,7 @@ from durable import (
     wait_for_event,
 )
 from durable.runtime import backend as backend_module
+from durable.runtime import signing
 
 KEY = b"a secret key for the tests"
 RAN: list[str] = []
@@ -64,8 +65,9 @@ async def test_signed_records_and_events_are_not_plain_pickles():
     store = InMemoryStateStore()
     await paused(store)
     signed(store).publish_event("s1", "go", 1)
-    stored = [*store.read_records("s1"), *(data for _, data in store.read_events("s1"))]
-    assert stored and all(data.startswith(backend_module._SIGNED) for data in stored)
+    records, events = store.read_records("s1"), [data for _, data in store.read_events("s1")]
+    assert records and all(data.startswith(signing._CHAINED) for data in records)
+    assert events and all(data.startswith(signing._BOUND_EVENT) for data in events)
 
 
 async def test_an_altered_record_is_refused_before_it_is_unpickled():
@@ -73,8 +75,8 @@ async def test_an_altered_record_is_refused_before_it_is_unpickled():
     await paused(store)
     records = store.read_records("s1")
     payload = pickle.dumps((backend_module.RECORD_FORMAT, {"set": {"x": RunsWhenUnpickled()}}))
-    mac = records[-1][backend_module._SIGNED_SIZE : backend_module._SIGNED_SIZE + 32]
-    store.replace_records("s1", [*records[:-1], backend_module._SIGNED + mac + payload])
+    header = records[-1][: signing._CHAINED_HEADER.size]
+    store.replace_records("s1", [*records[:-1], header + payload])
     RAN.clear()
     with pytest.raises(CorruptStateError, match=r"'s1': record 3 of its log failed its signature"):
         signed(store).load_state("s1")
