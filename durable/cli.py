@@ -4,6 +4,7 @@ event to an instance, ``status`` shows where an instance is (``python -m durable
 Every subcommand takes ``--store URL``: ``file:///path/to/dir``, ``sqlite:///relative.db``,
 ``sqlite:////absolute.db``. Without it, the ``DURABLE_STORE`` environment variable; without
 that, ``sqlite:///durable.db``: the SQLite store ``durable.db`` in the current directory.
+Only the worker creates a store; ``publish`` and ``status`` refuse one that does not exist.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ import importlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import textwrap
 import time
 import traceback
 from typing import Any
+from urllib.parse import unquote, urlparse
+
+from ._errors import CorruptStateError, StateFormatError
 
 logger = logging.getLogger("durable.cli")
 
@@ -26,9 +32,26 @@ logger = logging.getLogger("durable.cli")
 #: current directory (SQLite: indexed, so the worker asks it for the due instances).
 DEFAULT_STORE = "sqlite:///durable.db"
 
-#: Exit codes: 0 done, 1 the thing asked about does not exist, 2 a bad command line.
+#: Exit codes. 0: done (``status``: the instance is enqueued, running, waiting or completed).
+#: The store or the instance asked about does not exist.
 EXIT_NOT_FOUND = 1
+#: A bad command line: a bad URL or option, a module that cannot be imported, invalid JSON.
 EXIT_USAGE = 2
+#: The stored state cannot be read: damaged, of another format, signed when no key is set
+#: (or not when one is), or the store failed to answer.
+EXIT_UNREADABLE = 3
+#: ``status``: the instance failed (its error is printed).
+EXIT_FAILED = 4
+#: ``publish``: the instance has ended (completed or failed), so no event can reach it.
+EXIT_ENDED = 5
+
+EXIT_CODES_HELP = """exit codes:
+  0  done; for status, the instance is enqueued, running, waiting or completed
+  1  the store or the instance does not exist
+  2  a bad command line (a bad --store URL or option, a module that cannot be imported)
+  3  the stored state cannot be read (damaged, another format, signed with another key)
+  4  status: the instance failed
+  5  publish: the instance has ended (completed or failed); nothing was published"""
 
 
 class CommandError(Exception):
@@ -54,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="durable",
         description="Run durable instances from a store, send them events, look at them.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
@@ -119,8 +144,15 @@ def _parser() -> argparse.ArgumentParser:
     publish = commands.add_parser(
         "publish",
         help="publish an event to an instance",
-        description="Store an event in an instance's inbox; a worker resumes the instance "
-        "if it waits for it.",
+        description=_paragraph(
+            "Store an event in an instance's inbox; a worker resumes the instance if it "
+            "waits for it. The store must exist. An instance that has ended (completed or "
+            "failed) can consume no event, so publishing to it is refused; so is publishing "
+            "to an instance the store does not have, unless --before-start says it starts "
+            "later."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     store_option(publish)
     publish.add_argument("instance_id", metavar="INSTANCE_ID")
@@ -128,18 +160,38 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument(
         "--json", metavar="PAYLOAD", help="the event's payload, as JSON (default: none)"
     )
+    publish.add_argument(
+        "--before-start",
+        action="store_true",
+        help="the instance is not started yet: keep the event in its inbox until it starts "
+        "(without this, publishing to an instance the store does not have is refused)",
+    )
     publish.set_defaults(command=_publish, name="publish")
 
     status = commands.add_parser(
         "status",
         help="show an instance's status, and its result or error once it ended",
-        description="Print the status on the first line (enqueued, running, waiting, "
-        "completed, failed), then details: the awaited event, the result or the error.",
+        description=_paragraph(
+            "Print the status on the first line (enqueued, running, waiting, completed, "
+            "failed), then details: the awaited event, the result or the error. The store "
+            "must exist. Without DURABLE_SECRET_KEY nothing vouches for the store, so nothing "
+            "stored is run to show it: plain data (numbers, text, containers, dates) is "
+            "shown, any other object only named (<myapp.Receipt object, not loaded>). With "
+            "the key, signed state is loaded as the worker loads it."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     store_option(status)
     status.add_argument("instance_id", metavar="INSTANCE_ID")
     status.set_defaults(command=_status, name="status")
     return parser
+
+
+def _paragraph(text: str) -> str:
+    """`text` wrapped as argparse would (the parsers whose exit codes are laid out by hand
+    keep their text as given)."""
+    return textwrap.fill(text, width=min(shutil.get_terminal_size().columns, 100) - 2)
 
 
 # -- shared ---------------------------------------------------------------------------------
@@ -151,35 +203,80 @@ def _store_url(given: str | None) -> tuple[str, bool]:
 
 
 def _backend(url: str | None, command: str, *, create: bool = True):
-    """A backend over the store `url` names (see `_store_url`); the default store is named on
-    stderr (the worker logs it). With `create` False, a default store that does not exist is
-    not created: `CommandError` (not found)."""
-    from .runtime.backend import DurableBackend, secret_key_from_environment
+    """A backend over the store `url` names (see `_store_url`), keyed from the environment;
+    the default store is named on stderr (the worker logs it). With `create` False (the
+    commands that look or send, not the worker), a store that does not exist is not created:
+    `CommandError` (not found), so a mistyped URL does not start an empty store."""
+    from .runtime.backend import DurableBackend, keys_from_environment
     from .stores import store_from_url
 
     url, default = _store_url(url)
+    if not create:
+        _refuse_missing_store(url, default)
     if default:
         path = os.path.abspath("durable.db")
-        if not create and not os.path.exists(path):
-            raise CommandError(
-                f"no store: the default store {DEFAULT_STORE} ({path}) does not exist; pass "
-                "--store URL or set DURABLE_STORE to look at another store",
-                EXIT_NOT_FOUND,
-            )
         message = f"no --store or DURABLE_STORE given: using the default store {DEFAULT_STORE} "
         if command == "worker":
             logger.info("%s(%s)", message, path)
         else:
             print(f"durable {command}: {message}({path})", file=sys.stderr)
     try:
+        keys = keys_from_environment()
+    except (TypeError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    try:
         store = store_from_url(url)
     except ValueError as error:
         raise CommandError(str(error)) from None
+    except (CorruptStateError, StateFormatError) as error:
+        raise CommandError(_one_line(error), EXIT_UNREADABLE) from None
     except Exception as error:
         raise CommandError(
-            f"cannot open the store {url!r}: {type(error).__name__}: {error}"
+            f"cannot open the store {url!r}: {type(error).__name__}: {_one_line(error)}"
         ) from None
-    return DurableBackend(store, secret_key=secret_key_from_environment())
+    return DurableBackend(store, **keys)
+
+
+def _refuse_missing_store(url: str, default: bool) -> None:
+    """`CommandError` (not found) when `url` names a disk or SQLite store that does not
+    exist. The path comes from the URL by the rules of `durable.stores.url`; a URL those
+    rules refuse is left to `store_from_url`, which says what is wrong with it."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        path = unquote(parsed.netloc + parsed.path)
+        if not path:
+            return
+        # A disk store is a directory holding state/ (DiskStateStore makes it at once).
+        missing = not os.path.isdir(os.path.join(path, "state"))
+        what = "directory" if not os.path.isdir(path) else "disk store (no state/ in it)"
+    elif parsed.scheme == "sqlite":
+        if not url.lower().startswith("sqlite:///") or parsed.query or parsed.fragment:
+            return
+        path = unquote(parsed.path[1:])
+        if not path or path.endswith("/") or path == ":memory:":
+            return
+        missing, what = not os.path.exists(path), "file"
+    else:
+        return  # memory:// lives in this process: nothing to find, nothing left behind
+    if not missing:
+        return
+    where = os.path.abspath(path)
+    if default:
+        raise CommandError(
+            f"no store: the default store {DEFAULT_STORE} ({where}) does not exist; pass "
+            "--store URL or set DURABLE_STORE to name the store your worker runs",
+            EXIT_NOT_FOUND,
+        )
+    raise CommandError(
+        f"no store at {url}: the {what} {where} does not exist, and this command does not "
+        "create stores (a mistyped URL would start an empty one). Check --store (or "
+        "DURABLE_STORE): it must name the store your worker runs (the worker creates it)",
+        EXIT_NOT_FOUND,
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
 
 
 def _close(backend) -> None:
@@ -309,23 +406,45 @@ async def _serve(worker, early: list[int]) -> None:
 
 # -- publish --------------------------------------------------------------------------------
 def _publish(args: argparse.Namespace) -> int:
+    from ._ids import validate_instance_id
+
     payload: Any = None
     if args.json is not None:
         try:
             payload = json.loads(args.json)
         except json.JSONDecodeError as error:
             raise CommandError(f"--json {args.json!r} is not valid JSON: {error}") from None
-    backend = _backend(args.store, "publish")
     try:
+        validate_instance_id(args.instance_id)
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from None
+    backend = _backend(args.store, "publish", create=False)
+    try:
+        # Read before the event is stored. A worker may end the instance between this read
+        # and the write: that event then stays in the inbox unconsumed (a race accepted).
+        status = _status_of(backend, args.instance_id)
+        if status in ("completed", "failed"):
+            raise CommandError(
+                f"instance {args.instance_id!r} has {status}: it can consume no event, so "
+                f"{args.event!r} was not published",
+                EXIT_ENDED,
+            )
+        if status is None and not args.before_start:
+            raise CommandError(
+                f"no instance {args.instance_id!r} in {backend.store!r}: {args.event!r} was "
+                "not published. Check the instance id and --store; to keep the event for an "
+                "instance that starts later, pass --before-start",
+                EXIT_NOT_FOUND,
+            )
         try:
             backend.publish_event(args.instance_id, args.event, payload)
         except (ValueError, TypeError) as error:
             raise CommandError(str(error)) from None
         print(f"published event {args.event!r} to instance {args.instance_id!r}")
-        if backend.read_state(args.instance_id) is None:
+        if status is None:
             print(
-                f"note: instance {args.instance_id!r} does not exist (yet); the event waits in "
-                "its inbox until it does",
+                f"note: instance {args.instance_id!r} does not exist yet; the event waits in "
+                "its inbox until it starts",
                 file=sys.stderr,
             )
     finally:
@@ -333,49 +452,172 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_of(backend, instance_id: str) -> str | None:
+    """The status of `instance_id` (None: the store has no such instance), from the store's
+    index when it has one, else from its records, read without running them."""
+    from .runtime.safe_pickle import safe_loads
+
+    try:
+        summary = getattr(backend.store, "summary", None)
+        known = summary(instance_id) if callable(summary) else None
+        if known is not None:
+            return known.status
+        state = backend.read_state(instance_id, loads=safe_loads)
+    except Exception as error:
+        raise _unreadable(backend, instance_id, error) from None
+    return None if state is None else _known_status(backend, instance_id, state)
+
+
+def _unreadable(backend, instance_id: str, error: BaseException) -> CommandError:
+    return CommandError(
+        f"instance {instance_id!r} in {backend.store!r} cannot be read: "
+        f"{type(error).__name__}: {_one_line(error)}",
+        EXIT_UNREADABLE,
+    )
+
+
+_STATUSES = ("enqueued", "running", "waiting", "completed", "failed")
+
+
+def _known_status(backend, instance_id: str, state: Any) -> str:
+    status = state.get("status") if isinstance(state, dict) else None
+    if status not in _STATUSES:
+        raise CommandError(
+            f"instance {instance_id!r} in {backend.store!r} cannot be read: its state has no "
+            f"known status ({status!r})",
+            EXIT_UNREADABLE,
+        )
+    return status
+
+
 # -- status ---------------------------------------------------------------------------------
 def _status(args: argparse.Namespace) -> int:
-    from .runtime import references
+    from ._ids import validate_instance_id
+    from .runtime.backend import secret_key_from_environment
 
-    _on_import_path()  # a result or error of a class of yours is loaded by its module name
+    try:
+        validate_instance_id(args.instance_id)
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from None
     backend = _backend(args.store, "status", create=False)
+    # Pickled state is code. The state and the events are read with the restricted
+    # unpickler always (a status and names are plain data). A result or an error is loaded
+    # only with a key, whose signatures vouch for the store; without one it is shown as the
+    # restricted unpickler rebuilds it.
+    trusted = secret_key_from_environment() is not None
+    if trusted:
+        _on_import_path()  # a result or error of a class of yours is loaded by its module name
+    instance_id = args.instance_id
     try:
         try:
-            state = backend.read_state(args.instance_id)
-        except ValueError as error:
-            raise CommandError(str(error)) from None
-        if state is None:
-            raise CommandError(
-                f"no instance {args.instance_id!r} in {backend.store!r}", EXIT_NOT_FOUND
+            status, lines, unloaded = _described(backend, instance_id, trusted)
+        except CommandError:
+            raise
+        except Exception as error:
+            # Whatever stored bytes made of the state (a field of an unexpected type):
+            # damage, told in one line.
+            raise _unreadable(backend, instance_id, error) from None
+        print("\n".join(lines))
+        if unloaded:
+            print(
+                f"note: not loaded: {', '.join(unloaded)}. Loading would run code from the "
+                "store, and without DURABLE_SECRET_KEY nothing vouches for it; a store "
+                "signed with the key is loaded (see docs/cli.md)",
+                file=sys.stderr,
             )
-        status = state.get("status")
-        print(status)
-        if status == "waiting":
-            events = state.get("waiting_events") or [state.get("waiting_for")]
-            print(f"waiting for event: {' or '.join(map(repr, events))}")
-            deadline = state.get("deadline")
-            if deadline is not None:
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(deadline))
-                print(f"deadline: {when} ({deadline - time.time():+.1f} s from now)")
-            pending = [event.name for event in backend.pending_events(args.instance_id)]
-            if pending:
-                print(f"events in its inbox: {', '.join(map(repr, pending))}")
-        elif status == "completed":
-            print(f"result: {_loaded(references, state.get('result'))}")
-        elif status == "failed":
-            print(f"error: {_loaded(references, state.get('error'), error=True)}")
     finally:
         _close(backend)
-    return 0
+    return EXIT_FAILED if status == "failed" else 0
 
 
-def _loaded(references, blob: bytes | None, *, error: bool = False) -> str:
+def _described(backend, instance_id: str, trusted: bool) -> tuple[str, list[str], list[str]]:
+    """The status of `instance_id`, the lines that show it, and the names of the stored
+    objects in them that were not loaded."""
+    from .runtime.safe_pickle import safe_loads
+
+    state = backend.read_state(instance_id, loads=safe_loads)
+    if state is None:
+        raise CommandError(f"no instance {instance_id!r} in {backend.store!r}", EXIT_NOT_FOUND)
+    status = _known_status(backend, instance_id, state)
+    lines, unloaded = [status], []
+    if status == "waiting":
+        events = state.get("waiting_events") or [state.get("waiting_for")]
+        lines.append(f"waiting for event: {' or '.join(map(repr, events))}")
+        deadline = state.get("deadline")
+        if isinstance(deadline, int | float):
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(deadline))
+            lines.append(f"deadline: {when} ({deadline - time.time():+.1f} s from now)")
+        pending = backend.pending_events(instance_id, loads=safe_loads)
+        if pending:
+            lines.append(f"events in its inbox: {', '.join(repr(e.name) for e in pending)}")
+    elif status in ("completed", "failed"):
+        field = "result" if status == "completed" else "error"
+        shown, unloaded = _shown(backend, instance_id, state.get(field), field, trusted)
+        lines.append(f"{field}: {shown}")
+    return status, lines, unloaded
+
+
+def _shown(
+    backend, instance_id: str, blob: Any, field: str, trusted: bool
+) -> tuple[str, list[str]]:
+    """How the stored result or error `blob` is printed, and the names of the objects in it
+    that were not loaded."""
+    from .runtime import references
+    from .runtime.safe_pickle import safe_loads, unloaded_names
+
     if blob is None:
-        return "None"
+        return "None", []
+    if not isinstance(blob, bytes):
+        raise CommandError(
+            f"instance {instance_id!r} in {backend.store!r} cannot be read: its {field} is "
+            f"not pickled bytes ({type(blob).__name__})",
+            EXIT_UNREADABLE,
+        )
+    if trusted:
+        try:
+            value = references.loads(blob)
+        except Exception as problem:
+            # Signed, so not damage: a class of it that this process cannot import.
+            return f"<cannot be loaded here: {type(problem).__name__}: {problem}>", []
+        if field == "error":
+            return f"{type(value).__name__}: {value}", []
+        return repr(value), []
     try:
-        value = references.loads(blob)
-    except Exception as problem:
-        return f"<cannot be loaded here: {type(problem).__name__}: {problem}>"
-    if error:
-        return f"{type(value).__name__}: {value}"
-    return repr(value)
+        value = safe_loads(blob)
+    except Exception as error:
+        raise _unreadable(backend, instance_id, error) from None
+    if field == "error":
+        error = _unloaded_error(value)
+        if error is not None:
+            name, arguments = error
+            return f"{name}: {_exception_text(arguments)}", unloaded_names(arguments)
+    return repr(value), unloaded_names(value)
+
+
+def _unloaded_error(value: Any) -> tuple[str, tuple] | None:
+    """(class name, arguments) of an exception as the restricted unpickler records it: a
+    call of the function stored exceptions are rebuilt by (`references.pickle_error`), whose
+    arguments hold the exception's class name and arguments, enough to show it unloaded."""
+    from .runtime import references
+    from .runtime.safe_pickle import is_unloaded
+
+    rebuild = references._rebuild_exception
+    if not (
+        is_unloaded(value)
+        and value.unloaded_name == f"{rebuild.__module__}.{rebuild.__qualname__}"
+    ):
+        return None
+    reduced = value.unloaded_args[0] if value.unloaded_args else None
+    if not (isinstance(reduced, tuple) and len(reduced) >= 2):
+        return None
+    factory, arguments = reduced[0], reduced[1]
+    if not (is_unloaded(factory) and isinstance(arguments, tuple)):
+        return None
+    return factory.unloaded_name.removeprefix("builtins."), arguments
+
+
+def _exception_text(arguments: tuple) -> str:
+    """What ``str()`` of an exception with `arguments` says (BaseException's rule)."""
+    if not arguments:
+        return ""
+    return str(arguments[0]) if len(arguments) == 1 else str(arguments)

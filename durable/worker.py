@@ -32,13 +32,15 @@ class Worker:
     """Runs the instances of `backend` that can make progress, at most `concurrency` at once.
 
     Each round finds the instances that can make progress and runs them
-    (``DurableRuntime.resume_stored``), the longest untouched first:
+    (``DurableRuntime.resume_stored``):
 
-    - ``enqueued`` instances (saved by ``program.start``), from the start;
-    - ``running`` instances whose runner died (crash recovery), from their last write; one
-      that a live runner holds raises `InstanceBusyError` and is skipped quietly;
-    - ``waiting`` instances whose awaited event is in their inbox, or whose deadline (an
-      event timeout) has passed.
+    - ``running`` instances whose runner died (crash recovery), from their last write, first
+      of all: a round tries each running instance's lease (taking it and giving it back at
+      once) and takes over the free ones before any other work; one that a live runner
+      holds is skipped quietly;
+    - then, the longest untouched first, ``enqueued`` instances (saved by
+      ``program.start``), from the start, and ``waiting`` instances whose awaited event is
+      in their inbox, or whose deadline (an event timeout) has passed.
 
     Finding them: a store that indexes its instances (one with ``due_instances(now, limit)``
     and ``next_wake_at(after)``, such as `SQLiteStateStore`) is asked for the due ones, and
@@ -49,6 +51,12 @@ class Worker:
     ones and, when the worker does not run them, their summary is handed back with
     ``fill_summaries`` so later rounds skip them. Other stores are scanned: every round lists
     their instances and reads each one not seen completed or failed.
+
+    An index answers at most `DUE_LIMIT` instances, least recently written first, so a
+    running instance of a crashed worker may lie past a long backlog of enqueued ones. When
+    an answer is cut at the limit, the worker asks the store's ``running_instances(limit)``
+    (ids of the running instances, least recently written first) when it has one, and tries
+    those first; an index without it finds them once the backlog ahead has shrunk.
 
     Polling: after a round that finds nothing the worker sleeps `min_poll` seconds, doubling
     up to `max_poll`; work found, or a run ending, sets it back to `min_poll`. An event
@@ -125,6 +133,8 @@ class Worker:
         self._index = (due, wake) if callable(due) and callable(wake) else None
         #: What failed with the index -> why, logged once until it changes or works again.
         self._index_problems: dict[str, str] = {}
+        #: Running instances past the index's limit (tried first by the round that found them).
+        self._running_past_limit: list[str] = []
 
     def __repr__(self) -> str:
         return f"<Worker over {self.backend!r}: {len(self._tasks)}/{self.concurrency} running>"
@@ -147,6 +157,7 @@ class Worker:
         self._slots = asyncio.Semaphore(self.concurrency)
         self._wake = asyncio.Event()
         self._hurry = asyncio.Event()
+        self._running_past_limit = []
         logger.info(
             "worker started over %r: at most %d runs at a time, polling every %g to %g s, %s",
             self.backend.store,
@@ -197,6 +208,13 @@ class Worker:
             if found is None:
                 return False, None
             listed, complete = found
+            if not complete:
+                self._look_past_the_limit()
+            if self._running_past_limit:
+                # Running instances past the limit (a crashed worker's): read with the rest.
+                running = dict.fromkeys(self._running_past_limit)
+                self._running_past_limit = []
+                listed = [*running, *(i for i in listed if i not in running)]
             present = set(listed)
             # Finished instances are not due: nothing to remember about them.
             self._done.clear()
@@ -212,7 +230,9 @@ class Worker:
             self._busy &= present
             for gone in [i for i in self._unrunnable if i not in present]:
                 del self._unrunnable[gone]
-        candidates: list[tuple[float, str, str, dict[str, Any]]] = []
+        #: (0 for a running instance whose runner is gone, else 1; its last write; id; why;
+        #: its state): orphans first, then the longest untouched.
+        candidates: list[tuple[int, float, str, str, dict[str, Any]]] = []
         next_deadline: float | None = None
         #: Summaries of instances read and not run, for an index that did not know them.
         learned: dict[str, InstanceSummary] = {}
@@ -239,10 +259,13 @@ class Worker:
                 if self._unrunnable[instance_id] == updated:
                     continue
                 del self._unrunnable[instance_id]
+            rank = 1
             if status == ENQUEUED:
                 reason = "started (enqueued)"
             elif status == RUNNING:
-                reason = "resumed (it was running: crash recovery, if its runner is gone)"
+                if self._held_elsewhere(instance_id):
+                    continue
+                rank, reason = 0, "resumed (it was running: crash recovery, its runner is gone)"
             elif status == WAITING:
                 event, deadline = state.get("waiting_for"), state.get("deadline")
                 if deadline is not None and deadline <= now:
@@ -258,13 +281,13 @@ class Worker:
                     continue
             else:
                 continue
-            candidates.append((updated or 0.0, instance_id, reason, state))
+            candidates.append((rank, updated or 0.0, instance_id, reason, state))
         if self._index is not None:
             self._fill(learned)
             next_deadline = _earliest(next_deadline, self._next_wake_at(now))
-        candidates.sort(key=lambda candidate: candidate[:2])  # the longest untouched first
+        candidates.sort(key=lambda candidate: candidate[:3])
         found = False
-        for _, instance_id, reason, state in candidates:
+        for _, _, instance_id, reason, state in candidates:
             if self._slots.locked():
                 break
             await self._slots.acquire()  # a free slot: returns at once
@@ -274,6 +297,28 @@ class Worker:
             found = found or instance_id not in self._busy
         return found, next_deadline
 
+    def _held_elsewhere(self, instance_id: str) -> bool:
+        """Whether a live runner holds the lease of the running instance `instance_id`: the
+        lease is taken and given back at once to tell (a runner that died holds none), so a
+        held one takes no slot and a free one (an orphan) is run before anything else."""
+        try:
+            holder = self.backend.acquire_instance(instance_id)
+        except Exception as error:
+            logger.error("cannot try the lease of instance %r: %s", instance_id, error)
+            return True
+        if holder is None:
+            self.backend.release_instance(instance_id)
+            self._busy.discard(instance_id)
+            return False
+        logger.log(
+            logging.DEBUG if instance_id in self._busy else logging.INFO,
+            "instance %r skipped: it is being run by another runner (%s)",
+            instance_id,
+            holder,
+        )
+        self._busy.add(instance_id)
+        return True
+
     # -- an indexed store -------------------------------------------------------------------
     def _due(self, now: float) -> tuple[list[str], bool] | None:
         """The ids the store's index says are due, and whether that is all of them."""
@@ -282,6 +327,14 @@ class Worker:
             return None
         due = list(due)
         return due, len(due) < DUE_LIMIT
+
+    def _look_past_the_limit(self) -> None:
+        """The index's answer was cut at `DUE_LIMIT`: find the running instances past it,
+        for this round to try first (see the class docstring)."""
+        running = getattr(self.backend.store, "running_instances", None)
+        if callable(running):
+            found = self._ask_index("cannot ask %r for its running instances", running, DUE_LIMIT)
+            self._running_past_limit = list(found or ())
 
     def _next_wake_at(self, now: float) -> float | None:
         return self._ask_index("cannot ask %r for its next wake-up time", self._index[1], now)
@@ -493,6 +546,7 @@ async def _wait_any(*events: asyncio.Event, timeout: float) -> bool:
         for waiter in waiters:
             waiter.cancel()
     return bool(done)
+
 
 
 def _earliest(first: float | None, second: float | None) -> float | None:

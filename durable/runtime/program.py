@@ -141,8 +141,13 @@ class DurableProgram:
 pickle_by_name(DurableProgram)
 
 
+#: `make_durable`'s function when none is given (used as a decorator with options): an
+#: explicit None is a mistake, not this.
+_DECORATING = object()
+
+
 def make_durable(
-    fn: Callable[..., Any] | None = None,
+    fn: Any = _DECORATING,
     /,
     *,
     migrations: Mapping[str, Migration] | None = None,
@@ -166,6 +171,11 @@ def make_durable(
     cannot be made resumable.
     """
     if fn is None:
+        raise TypeError(
+            "make_durable expects an 'async def' function, got None; use @make_durable or "
+            "@make_durable(option=...) as a decorator, or make_durable(function)"
+        )
+    if fn is _DECORATING:
         return functools.partial(
             make_durable, migrations=migrations, on_code_change=on_code_change, journal=journal
         )

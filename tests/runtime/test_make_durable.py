@@ -31,6 +31,25 @@ def test_works_as_a_call_and_as_a_decorator():
     assert asyncio.run(decorated(4, orchestration_backend=DurableBackend())) == 4
 
 
+def test_none_is_a_type_error_not_a_decorator():
+    with pytest.raises(TypeError, match="expects an 'async def' function, got None"):
+        make_durable(None)
+
+
+def test_none_with_options_is_a_type_error_too():
+    with pytest.raises(TypeError, match="got None"):
+        make_durable(None, on_code_change="fail")
+
+
+def test_works_as_a_decorator_with_options():
+    @make_durable(on_code_change="fail")
+    async def decorated(x):
+        return x
+
+    assert isinstance(decorated, DurableProgram)
+    assert asyncio.run(decorated(5, orchestration_backend=DurableBackend())) == 5
+
+
 def test_sync_function_is_a_type_error_naming_it():
     def sync(x):
         return x

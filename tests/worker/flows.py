@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import durable
@@ -106,3 +107,29 @@ async def two_steps(ledger: str, started: str, release: str) -> str:
 @make_durable
 async def broken(reason: str) -> None:
     raise LookupError(reason)
+
+
+@make_durable
+async def held_twice(
+    ledger: str, first_started: str, first_release: str, then_started: str, then_release: str
+) -> str:
+    """Two side effects that each last until their release file exists, then a line."""
+    await durable_execute(hold_until, first_started, first_release)
+    await durable_execute(hold_until, then_started, then_release)
+    await durable_execute(append_line, ledger, "held twice")
+    return "released twice"
+
+
+@dataclass
+class Receipt:
+    number: int
+
+
+@make_durable
+async def receipt(number: int) -> Receipt:
+    return Receipt(number)
+
+
+@make_durable
+async def raising(error: Exception) -> None:
+    raise error

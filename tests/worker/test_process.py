@@ -379,12 +379,14 @@ def test_publish_and_status_default_to_durable_db_in_the_current_directory(
 ):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DURABLE_STORE", raising=False)
-    # status only looks: a default store that does not exist is reported, not created.
-    assert main(["status", "p-1"]) == 1
-    err = capsys.readouterr().err
-    assert "the default store sqlite:///durable.db" in err and "does not exist" in err
+    # They look or send, never create: a default store that does not exist is reported.
+    for command in (["status", "p-1"], ["publish", "p-1", "go", "--before-start"]):
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert "the default store sqlite:///durable.db" in err and "does not exist" in err
     assert list(tmp_path.iterdir()) == []
-    assert main(["publish", "p-1", "go"]) == 0
+    SQLiteStateStore(tmp_path / "durable.db").close()  # as the worker creates it
+    assert main(["publish", "p-1", "go", "--before-start"]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == "published event 'go' to instance 'p-1'"
     assert "using the default store sqlite:///durable.db" in err
@@ -401,19 +403,23 @@ def test_the_help_names_the_default_store():
 
 def test_durable_store_names_the_default_store(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DURABLE_STORE", f"file://{tmp_path / 'store'}")
-    assert main(["publish", "p-1", "go", "--json", "[1, 2]"]) == 0
+    DiskStateStore(tmp_path / "store")
+    assert main(["publish", "p-1", "go", "--json", "[1, 2]", "--before-start"]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == "published event 'go' to instance 'p-1'"
-    assert "does not exist (yet)" in err
+    assert "does not exist yet" in err
     events = DurableBackend(DiskStateStore(tmp_path / "store")).pending_events("p-1")
     assert [(e.name, e.payload) for e in events] == [("go", [1, 2])]
 
 
 def test_publish_and_status_report_bad_input(tmp_path, capsys):
     url = f"file://{tmp_path / 'store'}"
+    DiskStateStore(tmp_path / "store")
     assert main(["publish", "--store", url, "p-1", "go", "--json", "{oops"]) == 2
     assert "--json '{oops' is not valid JSON" in capsys.readouterr().err
     assert main(["publish", "--store", url, "../etc", "go"]) == 2
+    assert "invalid instance_id '../etc'" in capsys.readouterr().err
+    assert main(["status", "--store", url, "../etc"]) == 2
     assert "invalid instance_id '../etc'" in capsys.readouterr().err
     assert main(["status", "--store", url, "nobody"]) == 1
     assert "no instance 'nobody'" in capsys.readouterr().err
@@ -424,10 +430,11 @@ async def test_status_shows_a_failure(tmp_path, capsys):
     backend = DurableBackend(DiskStateStore(tmp_path / "store"))
     with pytest.raises(LookupError):
         await flows.broken("no stock", orchestration_backend=backend, instance_id="b-1")
-    assert main(["status", "--store", url, "b-1"]) == 0
+    assert main(["status", "--store", url, "b-1"]) == 4
     assert capsys.readouterr().out.splitlines() == ["failed", "error: LookupError: no stock"]
     payload = json.dumps({"by": "x"})
-    assert main(["publish", "--store", url, "b-1", "approve", "--json", payload]) == 0
+    assert main(["publish", "--store", url, "b-1", "approve", "--json", payload]) == 5
+    assert "instance 'b-1' has failed" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("commit", ["group commit", "--no-group-commit"])
@@ -463,3 +470,53 @@ def test_no_group_commit_applies_to_a_sqlite_store_only(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "--no-group-commit applies to a SQLite store" in result.stderr
+
+
+@pytest.mark.parametrize("backlog", [400, 1500], ids=["within-the-index-limit", "past-it"])
+async def test_a_killed_workers_running_instance_is_taken_over_before_the_backlog(
+    tmp_path, backlog
+):
+    # The orphan's last write comes after the whole backlog was enqueued, so by the time of
+    # their last writes every instance of the backlog is ahead of it; 1,500 is more than one
+    # round asks the index for (DUE_LIMIT).
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    backend = DurableBackend(SQLiteStateStore(tmp_path / "store.db"))
+    ledger = str(tmp_path / "ledger")
+    first_started, first_release, then_started, then_release = (
+        tmp_path / name for name in ("first-started", "first-release", "then-started", "then")
+    )
+    orphan = await flows.held_twice.start(
+        ledger, *map(str, (first_started, first_release, then_started, then_release)),
+        instance_id="orphan", orchestration_backend=backend,
+    )  # fmt: skip
+    first = WorkerProcess(url, tmp_path / "first.log", "--concurrency", "1")
+    try:
+        await until(first_started.exists, what="the orphan's first step to start")
+        # Enqueued while the orphan holds the worker's one slot.
+        for chunk in range(0, backlog, 100):
+            await asyncio.gather(*(
+                flows.record.start(
+                    ledger, f"n{n}", instance_id=f"b-{n:05d}", orchestration_backend=backend
+                )
+                for n in range(chunk, min(chunk + 100, backlog))
+            ))  # fmt: skip
+        first_release.touch()
+        await until(then_started.exists, what="the orphan's second step to start")
+        first.process.kill()
+        first.wait()
+    finally:
+        first.stop()
+    assert orphan.status() == "running"
+    assert flows.lines(ledger) == []
+
+    then_release.touch()
+    second = WorkerProcess(url, tmp_path / "second.log", "--concurrency", "4")
+    try:
+        assert await orphan.result(timeout=30) == "released twice"
+        second.signal(signal.SIGTERM)
+        assert second.wait() == 0, second.text()
+    finally:
+        second.stop()
+    assert "'orphan' resumed (it was running: crash recovery" in second.text()
+    finished_before = flows.lines(ledger).index("held twice")
+    assert finished_before < backlog // 20, (finished_before, backlog)

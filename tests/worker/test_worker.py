@@ -17,7 +17,9 @@ from durable import (
     PauseForEventException,
     SQLiteStateStore,
 )
+from durable import worker as worker_module
 from durable.runtime import catalog
+from durable.runtime.backend import runtime_for
 from durable.stores.base import InstanceSummary
 from durable.worker import Worker
 from tests.worker import flows
@@ -516,3 +518,79 @@ async def test_a_failed_store_write_is_logged_once_and_retried_later_and_later(
     # Without a reconciler a call whose outcome could not be written runs again (at least
     # once): once per try here; tests/runtime/test_failed_writes.py has it exactly once.
     assert flows.lines(ledger) == ["a"] * (store.refused + 1)
+
+
+# -- crash takeover: a running instance whose runner is gone comes first ----------------------
+async def enqueue_backlog(backend, ledger: str, count: int) -> None:
+    for n in range(count):
+        await flows.record.start(
+            ledger, f"n{n}", instance_id=f"b-{n:03d}", orchestration_backend=backend
+        )
+
+
+async def orphan(backend, tmp_path, ledger: str) -> None:
+    """Leave instance "orphan" running with its lease free, as a killed runner leaves it: its
+    run is abandoned in its first step (its state written after the backlog's)."""
+    started = tmp_path / "orphan-started"
+    runner = DurableBackend(type(backend.store)(backend.store.path))
+    run = asyncio.create_task(
+        flows.two_steps(
+            ledger, str(started), str(tmp_path / "orphan-release"),
+            orchestration_backend=runner, instance_id="orphan",
+        )
+    )  # fmt: skip
+    await until(started.exists, what="the orphan's first step to start")
+    runtime_for(runner).abandon()
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    runner.store.close()
+    (tmp_path / "orphan-release").touch()
+    assert backend.read_state("orphan")["status"] == "running"
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+async def test_a_running_instance_whose_runner_is_gone_runs_before_older_enqueued_ones(
+    tmp_path, kind
+):
+    backend = DurableBackend(make_store(kind, tmp_path))
+    ledger = str(tmp_path / "ledger")
+    await enqueue_backlog(backend, ledger, 20)
+    await orphan(backend, tmp_path, ledger)
+    async with working(Worker(backend, concurrency=1, min_poll=0.01, max_poll=0.02)):
+        await until(lambda: len(flows.lines(ledger)) == 21, what="every instance to finish")
+    assert flows.lines(ledger)[0] == "second"  # the orphan's last step, before any backlog
+
+
+async def test_past_the_index_limit_the_store_answers_which_instances_are_running(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(worker_module, "DUE_LIMIT", 5)
+    backend = DurableBackend(SQLiteStateStore(tmp_path / "store.db"))
+    ledger = str(tmp_path / "ledger")
+    await enqueue_backlog(backend, ledger, 20)
+    await orphan(backend, tmp_path, ledger)
+    assert backend.store.running_instances(10) == ["orphan"]
+    async with working(Worker(backend, concurrency=1, min_poll=0.01, max_poll=0.02)):
+        await until(lambda: len(flows.lines(ledger)) == 21, what="every instance to finish")
+    assert flows.lines(ledger)[0] == "second"  # the orphan's last step, before any backlog
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+async def test_a_running_instance_a_live_runner_holds_takes_no_slot(tmp_path, kind, caplog):
+    backend = DurableBackend(make_store(kind, tmp_path))
+    ledger = str(tmp_path / "ledger")
+    await orphan(backend, tmp_path, ledger)
+    holder = DurableBackend(type(backend.store)(backend.store.path))
+    assert holder.acquire_instance("orphan") is None  # a live runner of it, elsewhere
+    await enqueue_backlog(backend, ledger, 3)
+    caplog.set_level(logging.INFO, logger="durable.worker")
+    async with working(Worker(backend, concurrency=1, min_poll=0.01, max_poll=0.02)):
+        await until(lambda: len(flows.lines(ledger)) == 3, what="the backlog to finish")
+        await asyncio.sleep(0.1)
+    holder.release_instance("orphan")
+    assert backend.read_state("orphan")["status"] == "running"
+    messages = [record.getMessage() for record in caplog.records]
+    assert not any("'orphan' resumed" in message for message in messages)
+    skipped = [m for m in messages if "'orphan' skipped: it is being run by another" in m]
+    assert len(skipped) == 1  # then quiet (DEBUG) while it stays held
