@@ -16,7 +16,7 @@ from .._errors import AlreadyDurableException
 from ..transform import CodeBlock, compile_function
 from ..transform.pipeline import CodeVersion
 from .backend import default_backend, runtime_for
-from .catalog import program_for_key, register
+from .catalog import importable_name, program_for_key, register
 from .context import current_run
 from .handles import InstanceHandle
 from .journal import DEFAULT_POLICY, JournalPolicy
@@ -64,7 +64,7 @@ class DurableProgram:
             if not callable(migration):
                 raise TypeError(f"the migration for {fingerprint!r} must be callable")
         self.code: CodeBlock = compile_function(fn)
-        self.key = f"{fn.__module__}:{fn.__qualname__}"
+        self.key = f"{importable_name(fn.__module__)}:{fn.__qualname__}"
         self.migrations = dict(migrations or {})
         self.on_code_change = on_code_change
         self.journal_policy = journal if journal is not None else DEFAULT_POLICY
