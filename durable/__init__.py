@@ -28,7 +28,7 @@ from .runtime.backend import (
 from .runtime.contexts import resumable
 from .runtime.fanout import first
 from .runtime.frames import CallStack, FunctionCall
-from .runtime.handles import InstanceHandle
+from .runtime.handles import InstanceHandle, InstanceInfo, list_instances
 from .runtime.helpers import exclude_helpers, include_helpers
 from .runtime.journal import JournalPolicy, NotApplied, RetryPolicy
 from .runtime.operations import (
@@ -65,6 +65,7 @@ __all__ = [
     "IncompatibleStateError",
     "InstanceBusyError",
     "InstanceHandle",
+    "InstanceInfo",
     "JournalPolicy",
     "NoSourceCodeException",
     "NotApplied",
@@ -80,6 +81,7 @@ __all__ = [
     "exclude_helpers",
     "first",
     "include_helpers",
+    "list_instances",
     "make_durable",
     "resumable",
     "sleep",

@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"durable {_version()}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     def store_option(command: argparse.ArgumentParser) -> None:
@@ -185,7 +186,53 @@ def _parser() -> argparse.ArgumentParser:
     store_option(status)
     status.add_argument("instance_id", metavar="INSTANCE_ID")
     status.set_defaults(command=_status, name="status")
+
+    listing = commands.add_parser(
+        "list",
+        help="list the instances of a store, newest first",
+        description=_paragraph(
+            "One line per instance: id, program, status, the events a waiting one waits "
+            "for and its deadline, when it was created and last written. The store must "
+            "exist. Without DURABLE_SECRET_KEY the state is read without running any of it "
+            "(as for status). An instance whose state cannot be read is listed as "
+            "unreadable, with the reason on stderr, and the exit code is 3."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    store_option(listing)
+    listing.add_argument(
+        "--status",
+        action="append",
+        choices=_STATUSES,
+        help="only instances of this status (repeat for several)",
+    )
+    listing.add_argument(
+        "--program", metavar="P", help="only instances of this program (module:name, module or name)"
+    )
+    listing.add_argument("--limit", metavar="N", type=_positive, help="at most N instances")
+    listing.add_argument("--json", action="store_true", help="print a JSON array instead")
+    listing.set_defaults(command=_list, name="list")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return number
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("durable")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def _paragraph(text: str) -> str:
@@ -528,6 +575,86 @@ def _status(args: argparse.Namespace) -> int:
     finally:
         _close(backend)
     return EXIT_FAILED if status == "failed" else 0
+
+
+# -- list -----------------------------------------------------------------------------------
+def _list(args: argparse.Namespace) -> int:
+    from .runtime.handles import list_instances
+    from .runtime.safe_pickle import safe_loads
+
+    backend = _backend(args.store, "list", create=False)
+    unreadable: list[str] = []
+
+    def report(instance_id: str, error: Exception) -> None:
+        unreadable.append(instance_id)
+        print(f"durable list: {_unreadable(backend, instance_id, error)}", file=sys.stderr)
+
+    try:
+        try:
+            found = list_instances(
+                backend, status=args.status, program=args.program, loads=safe_loads,
+                on_unreadable=report,
+            )  # fmt: skip
+        except Exception as error:
+            raise CommandError(
+                f"cannot list the instances of {backend.store!r}: {type(error).__name__}: "
+                f"{_one_line(error)}",
+                EXIT_UNREADABLE,
+            ) from None
+    finally:
+        _close(backend)
+    rows = [_row(info) for info in found]
+    if not args.status and not args.program:
+        rows += [_row_of_unreadable(instance_id) for instance_id in unreadable]
+    if args.limit is not None:
+        rows = rows[: args.limit]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+    return EXIT_UNREADABLE if unreadable else 0
+
+
+def _row(info: Any) -> dict[str, Any]:
+    return {
+        "instance_id": info.instance_id,
+        "program": info.program,
+        "status": info.status,
+        "waiting_for": list(info.waiting_for),
+        "deadline": info.deadline,
+        "created_at": info.created_at,
+        "updated_at": info.updated_at,
+    }
+
+
+def _row_of_unreadable(instance_id: str) -> dict[str, Any]:
+    return {
+        "instance_id": instance_id, "program": None, "status": "unreadable", "waiting_for": [],
+        "deadline": None, "created_at": None, "updated_at": None,
+    }  # fmt: skip
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    def when(seconds: float | None) -> str:
+        return "-" if seconds is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+    def waiting(row: dict[str, Any]) -> str:
+        shown = " or ".join(map(repr, row["waiting_for"]))
+        if row["deadline"] is not None:
+            shown = f"{shown} until {when(row['deadline'])}" if shown else when(row["deadline"])
+        return shown or "-"
+
+    table = [("ID", "PROGRAM", "STATUS", "WAITING FOR", "CREATED", "UPDATED")]
+    table += [
+        (
+            row["instance_id"], row["program"] or "-", row["status"], waiting(row),
+            when(row["created_at"]), when(row["updated_at"]),
+        )
+        for row in rows
+    ]  # fmt: skip
+    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
 def _described(backend, instance_id: str, trusted: bool) -> tuple[str, list[str], list[str]]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import DurableError
 from .._ids import validate_instance_id
 from . import references
-from .runtime import COMPLETED, FAILED, answered
+from .runtime import COMPLETED, FAILED, STATUSES, WAITING, answered
 
 if TYPE_CHECKING:
     from .backend import OrchestrationBackend
@@ -74,3 +76,97 @@ class InstanceHandle:
                     f"{timeout} s"
                 )
             await asyncio.sleep(poll_interval)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """One line of `list_instances`: what an instance is and where it stands."""
+
+    instance_id: str
+    #: The durable function's ``module:qualname``.
+    program: str
+    status: str
+    #: The events a waiting instance waits for (empty otherwise).
+    waiting_for: tuple[str, ...]
+    #: When a waiting instance times out (epoch seconds), or None.
+    deadline: float | None
+    created_at: float | None
+    updated_at: float | None
+
+
+def list_instances(
+    backend: OrchestrationBackend | None = None,
+    *,
+    status: str | Iterable[str] | None = None,
+    program: str | None = None,
+    limit: int | None = None,
+    loads: Callable[[bytes], Any] | None = None,
+    on_unreadable: Callable[[str, Exception], None] | None = None,
+) -> list[InstanceInfo]:
+    """The instances of `backend`'s store (the default backend's without one), newest first:
+    those of a `status` (one or several) and a `program` (its ``module:qualname``, its
+    module or its name), at most `limit`. Each instance's state is read (`loads` unpickles
+    its records, as for `DurableBackend.read_state`). An instance whose state cannot be read
+    raises its error, or with `on_unreadable` is handed to it (id, error) and left out."""
+    from .backend import default_backend
+
+    backend = backend if backend is not None else default_backend()
+    store = getattr(backend, "store", None)
+    if store is None or getattr(store, "whole_state", False):
+        raise TypeError(
+            f"{backend!r} cannot list its instances: listing needs a DurableBackend over a "
+            "store of records (memory, disk, SQLite)"
+        )
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit must be an int >= 1 (or None for all), got {limit!r}")
+    statuses = {status} if isinstance(status, str) else set(status) if status else None
+    unknown = (statuses or set()) - set(STATUSES)
+    if unknown:
+        raise ValueError(
+            f"unknown status {', '.join(map(repr, sorted(unknown)))}; a status is one of "
+            f"{', '.join(STATUSES)}"
+        )
+    options = {} if loads is None else {"loads": loads}
+    found = []
+    for instance_id in store.list_instances():
+        try:
+            state = backend.read_state(instance_id, **options)
+            if state is None:
+                continue  # deleted meanwhile
+            info = _info(instance_id, state)
+        except Exception as error:
+            if on_unreadable is None:
+                raise
+            on_unreadable(instance_id, error)
+            continue
+        if statuses is not None and info.status not in statuses:
+            continue
+        if program is not None and program not in (
+            info.program, *info.program.split(":", 1)
+        ):
+            continue
+        found.append(info)
+    found.sort(key=lambda info: (info.created_at or 0.0, info.instance_id), reverse=True)
+    return found if limit is None else found[:limit]
+
+
+def _info(instance_id: str, state: dict[str, Any]) -> InstanceInfo:
+    status = state.get("status")
+    if status not in STATUSES:
+        raise ValueError(f"its state has no known status ({status!r})")
+    waiting: tuple[str, ...] = ()
+    if status == WAITING:
+        waiting = tuple(state.get("waiting_events") or [state.get("waiting_for")])
+    return InstanceInfo(
+        instance_id,
+        str(state.get("program")),
+        str(status),
+        tuple(name for name in waiting if isinstance(name, str)),
+        _seconds(state.get("deadline")),
+        _seconds(state.get("created_at")),
+        _seconds(state.get("updated_at")),
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -46,6 +46,8 @@ STATE_FORMAT = 2
 RUNNING, WAITING, COMPLETED, FAILED = "running", "waiting", "completed", "failed"
 #: Started by `DurableProgram.start` and not run yet: the next call (or a worker) runs it.
 ENQUEUED = "enqueued"
+#: Every status an instance can have, in the order an instance goes through them.
+STATUSES = (ENQUEUED, RUNNING, WAITING, COMPLETED, FAILED)
 
 
 def _digest(blob: bytes) -> str:
