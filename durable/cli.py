@@ -15,6 +15,7 @@ import importlib
 import json
 import logging
 import os
+import reprlib
 import shutil
 import signal
 import sys
@@ -186,6 +187,23 @@ def _parser() -> argparse.ArgumentParser:
     store_option(status)
     status.add_argument("instance_id", metavar="INSTANCE_ID")
     status.set_defaults(command=_status, name="status")
+
+    show = commands.add_parser(
+        "show",
+        help="show an instance whole: program, arguments, times, call stack and live locals",
+        description=_paragraph(
+            "Print what status prints, then the program, its arguments, when the instance "
+            "was created and last written, and its saved call stack: per frame the function, "
+            "the line it resumes at, what it awaits there and its live local variables "
+            "(short reprs). Nothing stored is run to show it without DURABLE_SECRET_KEY (as "
+            "for status); with the key, signed state is loaded."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    store_option(show)
+    show.add_argument("instance_id", metavar="INSTANCE_ID")
+    show.set_defaults(command=_show, name="show")
 
     listing = commands.add_parser(
         "list",
@@ -575,6 +593,111 @@ def _status(args: argparse.Namespace) -> int:
     finally:
         _close(backend)
     return EXIT_FAILED if status == "failed" else 0
+
+
+# -- show -----------------------------------------------------------------------------------
+def _show(args: argparse.Namespace) -> int:
+    from ._ids import validate_instance_id
+    from .runtime import references
+    from .runtime.backend import secret_key_from_environment
+    from .runtime.frames import saved_frames
+    from .runtime.safe_pickle import safe_loads, unloaded_names
+
+    try:
+        validate_instance_id(args.instance_id)
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from None
+    backend = _backend(args.store, "show", create=False)
+    trusted = secret_key_from_environment() is not None
+    if trusted:
+        _on_import_path()
+    loads = references.loads if trusted else safe_loads
+    instance_id = args.instance_id
+    try:
+        try:
+            status, lines, unloaded = _described(backend, instance_id, trusted)
+            state = backend.read_state(instance_id, loads=safe_loads)
+            arguments = state.get("arguments")
+            shown_arguments = loads(arguments) if isinstance(arguments, bytes) else arguments
+            frames = saved_frames(state.get("snapshot"), loads)
+        except CommandError:
+            raise
+        except Exception as error:
+            raise _unreadable(backend, instance_id, error) from None
+    finally:
+        _close(backend)
+    unloaded = [*unloaded, *unloaded_names(shown_arguments)]
+    lines += [
+        f"program: {state.get('program')}",
+        f"arguments: {_short(shown_arguments)}",
+        f"created: {_when(state.get('created_at'))}",
+        f"updated: {_when(state.get('updated_at'))}",
+    ]
+    if frames and status not in ("completed", "failed"):
+        lines.append("call stack (outermost first):")
+        for frame in frames:
+            unloaded += _frame_lines(frame, lines, "  ", unloaded_names)
+    print("\n".join(lines))
+    if unloaded:
+        print(
+            f"note: not loaded: {', '.join(dict.fromkeys(unloaded))}. Loading would run code "
+            "from the store, and without DURABLE_SECRET_KEY nothing vouches for it (see "
+            "docs/cli.md)",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if status == "failed" else 0
+
+
+def _frame_lines(frame: Any, lines: list[str], indent: str, unloaded_names: Any) -> list[str]:
+    """Append the lines of `frame` (and its branches) to `lines`; the names not loaded."""
+    awaiting = f", awaiting {frame.awaiting}" if frame.awaiting else ""
+    lines.append(f"{indent}{_function_name(frame.function)}, line {frame.line}{awaiting}")
+    unloaded: list[str] = []
+    for name, value in frame.live_locals.items():
+        lines.append(f"{indent}    {name} = {_short(value)}")
+        unloaded += unloaded_names(value)
+    for number, branch in enumerate(frame.branches, 1):
+        lines.append(f"{indent}  branch {number}:")
+        for inner in branch:
+            unloaded += _frame_lines(inner, lines, indent + "    ", unloaded_names)
+    return unloaded
+
+
+def _function_name(function: Any) -> str:
+    """How a saved frame's function is named: a program's ``module:name`` key, a helper
+    function (loaded with a key), or what the restricted unpickler recorded of it."""
+    from .runtime.safe_pickle import is_unloaded
+
+    if isinstance(function, str):
+        return function
+    if is_unloaded(function):
+        arguments = function.unloaded_args
+        if function.unloaded_name == "a persistent reference" and arguments:
+            reference = arguments[0]
+            if isinstance(reference, tuple) and len(reference) == 3:
+                return f"{reference[1]}:{reference[2]}"
+        named = function.unloaded_global
+        return f"{named[0]}:{named[1]}" if named else function.unloaded_name
+    module, name = getattr(function, "__module__", "?"), getattr(function, "__qualname__", "?")
+    return f"{module}:{name}"
+
+
+def _short(value: Any) -> str:
+    try:
+        return _SHORT.repr(value)
+    except Exception as error:  # a repr of yours that fails, with a key set
+        return f"<{type(value).__name__} whose repr failed: {type(error).__name__}>"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlevel = 3
+
+
+def _when(seconds: Any) -> str:
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
 # -- list -----------------------------------------------------------------------------------

@@ -619,3 +619,49 @@ def _explain_unpicklable(frames: list[FunctionCall], error: Exception) -> Checkp
                     "make it picklable, or create it after the checkpoint / delete it before"
                 )
     return CheckpointException(f"the call stack cannot be pickled: {error}")
+
+
+@dataclass(frozen=True, slots=True)
+class FrameView:
+    """One frame of a saved call stack, to look at: the function, the line it resumes at,
+    its live locals, and what it awaits there. Branches of a fan-out are frames too."""
+
+    function: str
+    line: int
+    live_locals: dict[str, Any]
+    #: "operation N" (a durable call or wait, by journal sequence number), "N awaitables"
+    #: (a fan-out), "the frame below" (a call of a helper), or "" (settled, about to go on).
+    awaiting: str
+    #: The frames of the fan-out's branches still running, each its own stack.
+    branches: tuple[tuple[FrameView, ...], ...] = ()
+
+
+def saved_frames(snapshot: tuple | bytes | None, loads: Any) -> list[FrameView]:
+    """The frames a state's snapshot holds, outermost first, read with `loads` (a pickled
+    snapshot; a restricted one shows an untrusted store without running it)."""
+    if snapshot is None:
+        return []
+    stack_format, records = snapshot if type(snapshot) is tuple else loads(snapshot)
+    if stack_format not in _READABLE_FORMATS:
+        raise IncompatibleStateError(
+            f"the call stack was saved in format {stack_format}, this version reads format "
+            f"{STACK_FORMAT}"
+        )
+    return [_frame_view(FrameRecord.from_plain(plain)) for plain in records]
+
+
+def _frame_view(record: FrameRecord) -> FrameView:
+    pending = record.pending
+    awaiting, branches = "", ()
+    if type(pending) is AtOperation:
+        awaiting = f"operation {pending.seq}"
+    elif type(pending) is Gathering:
+        awaiting = f"{len(pending.members)} awaitables"
+        branches = tuple(
+            tuple(_frame_view(FrameRecord.from_plain(plain)) for plain in member.records)
+            for member in pending.members
+            if type(member) is Branch and member.records
+        )
+    elif type(pending) is AwaitingChild:
+        awaiting = "the frame below"
+    return FrameView(record.program, record.line, dict(record.live_locals), awaiting, branches)

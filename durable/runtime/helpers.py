@@ -197,7 +197,9 @@ class Helper:
         self.rebinds = function.__closure__ is not None or (
             compiled.code is not None and function.__globals__ is not compiled.code.function.__globals__
         )
-        self.saved_by_name = findable(function)
+        # A script's helper is pickled with the snapshot (`references` names it by the
+        # module a worker imports the script as), not by its ``__main__`` name.
+        self.saved_by_name = findable(function) and function.__module__ != "__main__"
 
     @property
     def saved_as(self) -> types.FunctionType:

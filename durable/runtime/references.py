@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from .._errors import DurableError, IncompatibleStateError
-from .catalog import program_for_key
+from .catalog import importable_name, program_for_key
 
 if TYPE_CHECKING:
     from .frames import FunctionCall
@@ -47,13 +47,19 @@ def reference_table(frames: list[FunctionCall]) -> dict[int, tuple]:
     for frame in frames:
         code = frame.code
         module_globals = code.function.__globals__
-        module = code.module
+        module = importable_name(code.module)
         for name in code.global_names:
             value = module_globals.get(name)
             if type(value) not in _BY_VALUE_TYPES and not _named(value):
                 table.setdefault(id(value), ("global", module, name))
         program = frame.program
-        if isinstance(program.saved_as, str):
+        saved_as = program.saved_as
+        if type(saved_as) is types.FunctionType and saved_as.__module__ == "__main__":
+            # A script's helper, found again under the name a worker imports the script by.
+            table.setdefault(
+                id(saved_as), ("function", importable_name("__main__"), saved_as.__qualname__)
+            )
+        if isinstance(saved_as, str):
             prefix = ""
         elif program.saved_by_name:
             prefix = "helper-"  # found again by module and qualified name
@@ -72,8 +78,15 @@ def reference_table(frames: list[FunctionCall]) -> dict[int, tuple]:
 
 
 def find_by_name(module: str, qualname: str) -> Any:
-    """What ``module.qualname`` names, importing the module (AttributeError if nothing)."""
-    holder: Any = importlib.import_module(module)
+    """What ``module.qualname`` names, importing the module (AttributeError if nothing). In
+    the script that defines it, a script's module is the running ``__main__`` (not imported
+    a second time)."""
+    holder: Any = sys.modules.get(module)
+    if holder is None:
+        if module != "__main__" and importable_name("__main__") == module:
+            holder = sys.modules["__main__"]
+        else:
+            holder = importlib.import_module(module)
     for part in qualname.split("."):
         holder = getattr(holder, part)
     return holder
@@ -123,7 +136,12 @@ class _Pickler(cloudpickle.CloudPickler):
         kind = type(obj)
         if kind is types.FunctionType:
             if findable(obj):
-                return NotImplemented  # by name, also in __main__ (as programs are)
+                if obj.__module__ == "__main__":
+                    # By the name a worker imports the script by (as programs are).
+                    module = importable_name("__main__")
+                    if module != "__main__":
+                        return find_by_name, (module, obj.__qualname__)
+                return NotImplemented  # by name
             reduced = _reduce_wrapped_function(obj) or _reduce_function_by_value(obj)
             if reduced is not None:
                 return reduced
@@ -305,9 +323,17 @@ def _rebuild_exception(reduced: tuple, history: tuple) -> BaseException:
 class _Unpickler(pickle.Unpickler):
     def persistent_load(self, reference: tuple) -> Any:
         kind, owner, name = reference
+        if kind == "function":
+            try:
+                return find_by_name(owner, name)
+            except (ImportError, AttributeError) as error:
+                raise IncompatibleStateError(
+                    f"saved state refers to the function {owner}.{name}, which cannot be "
+                    f"found ({error}); a worker must import the module that defines it"
+                ) from None
         if kind == "global":
             try:
-                return getattr(importlib.import_module(owner), name)
+                return find_by_name(owner, name)
             except (ImportError, AttributeError) as error:
                 raise IncompatibleStateError(
                     f"saved state refers to the module global {owner}.{name}, which cannot be "

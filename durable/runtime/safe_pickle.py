@@ -30,6 +30,12 @@ class UnloadedClass(type):
         return cls._unloaded["name"]
 
     @property
+    def unloaded_global(cls) -> tuple[str, str] | None:
+        """(module, qualified name) of the global the pickle named, or None (a call's
+        result, a persistent reference)."""
+        return cls._unloaded.get("global")
+
+    @property
     def unloaded_call(cls) -> bool:
         """Whether this stands for an object made by calling the name (else the name)."""
         return cls._unloaded["call"]
@@ -213,6 +219,7 @@ class _SafeUnpickler(pickle.Unpickler):
         placeholder = self._placeholders.get(qualified)
         if placeholder is None:
             placeholder = self._placeholders[qualified] = _placeholder(qualified)
+            placeholder._unloaded["global"] = (module, name)
         return placeholder
 
     def persistent_load(self, reference: Any) -> Any:

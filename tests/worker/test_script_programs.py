@@ -118,3 +118,53 @@ def test_a_program_saved_under_main_names_what_to_do():
     # Only state of an earlier version (or of a process with no module file) names __main__.
     with pytest.raises(IncompatibleStateError, match="Define the function in a module"):
         program_for_key("__main__:agent")
+
+
+CHECKOUT = '''
+import asyncio
+from durable import (
+    DurableBackend, PauseForEventException, SQLiteStateStore, durable_execute, make_durable,
+    wait_for_event,
+)
+
+PRICES = {"apple": 3, "pear": 4}   # a module global the helper reads
+
+
+def price(item):
+    return PRICES[item]
+
+
+async def total_of(items):          # an undecorated helper of the script
+    running = 0
+    for item in items:
+        running += await durable_execute(price, item)
+    bonus = await wait_for_event("approve")
+    return running + bonus
+
+
+@make_durable
+async def checkout(customer, items):
+    total = await total_of(items)
+    return f"{customer} pays {total}"
+
+
+if __name__ == "__main__":
+    backend = DurableBackend(SQLiteStateStore("app.db"))
+    try:
+        asyncio.run(checkout("ada", ["apple", "pear"], orchestration_backend=backend,
+                             instance_id="c1"))
+    except PauseForEventException:
+        print("paused")
+'''
+
+
+def test_a_script_paused_in_an_undecorated_helper_resumes_on_a_worker(tmp_path):
+    (tmp_path / "checkout.py").write_text(CHECKOUT)
+    assert run(tmp_path, "checkout.py").stdout.strip() == "paused"
+    shown = run(tmp_path, "-m", "durable", "show", "--store", "sqlite:///app.db", "c1")
+    assert "checkout:total_of, line" in shown.stdout  # the helper under the script's name
+    run(tmp_path, "-m", "durable", "publish", "--store", "sqlite:///app.db", "c1", "approve",
+        "--json", "10")  # fmt: skip
+    worker_until_done(tmp_path, "checkout", "c1")
+    status = run(tmp_path, "-m", "durable", "status", "--store", "sqlite:///app.db", "c1")
+    assert "result: 'ada pays 17'" in status.stdout
