@@ -186,6 +186,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     store_option(status)
     status.add_argument("instance_id", metavar="INSTANCE_ID")
+    status.add_argument(
+        "--json", action="store_true", help="print a JSON object instead (values as shown)"
+    )
     status.set_defaults(command=_status, name="status")
 
     show = commands.add_parser(
@@ -203,6 +206,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     store_option(show)
     show.add_argument("instance_id", metavar="INSTANCE_ID")
+    show.add_argument(
+        "--json", action="store_true", help="print a JSON object instead (values as shown)"
+    )
     show.set_defaults(command=_show, name="show")
 
     listing = commands.add_parser(
@@ -575,14 +581,14 @@ def _status(args: argparse.Namespace) -> int:
     instance_id = args.instance_id
     try:
         try:
-            status, lines, unloaded = _described(backend, instance_id, trusted)
+            fields, lines, unloaded = _described(backend, instance_id, trusted)
         except CommandError:
             raise
         except Exception as error:
             # Whatever stored bytes made of the state (a field of an unexpected type):
             # damage, told in one line.
             raise _unreadable(backend, instance_id, error) from None
-        print("\n".join(lines))
+        print(json.dumps(fields, indent=2) if args.json else "\n".join(lines))
         if unloaded:
             print(
                 f"note: not loaded: {', '.join(unloaded)}. Loading would run code from the "
@@ -592,7 +598,7 @@ def _status(args: argparse.Namespace) -> int:
             )
     finally:
         _close(backend)
-    return EXIT_FAILED if status == "failed" else 0
+    return EXIT_FAILED if fields["status"] == "failed" else 0
 
 
 # -- show -----------------------------------------------------------------------------------
@@ -615,7 +621,7 @@ def _show(args: argparse.Namespace) -> int:
     instance_id = args.instance_id
     try:
         try:
-            status, lines, unloaded = _described(backend, instance_id, trusted)
+            fields, lines, unloaded = _described(backend, instance_id, trusted)
             state = backend.read_state(instance_id, loads=safe_loads)
             arguments = state.get("arguments")
             shown_arguments = loads(arguments) if isinstance(arguments, bytes) else arguments
@@ -626,7 +632,14 @@ def _show(args: argparse.Namespace) -> int:
             raise _unreadable(backend, instance_id, error) from None
     finally:
         _close(backend)
+    status = fields["status"]
     unloaded = [*unloaded, *unloaded_names(shown_arguments)]
+    fields.update(
+        program=state.get("program"),
+        arguments=_short(shown_arguments),
+        created_at=state.get("created_at"),
+        updated_at=state.get("updated_at"),
+    )
     lines += [
         f"program: {state.get('program')}",
         f"arguments: {_short(shown_arguments)}",
@@ -637,7 +650,8 @@ def _show(args: argparse.Namespace) -> int:
         lines.append("call stack (outermost first):")
         for frame in frames:
             unloaded += _frame_lines(frame, lines, "  ", unloaded_names)
-    print("\n".join(lines))
+        fields["frames"] = [_frame_fields(frame) for frame in frames]
+    print(json.dumps(fields, indent=2) if args.json else "\n".join(lines))
     if unloaded:
         print(
             f"note: not loaded: {', '.join(dict.fromkeys(unloaded))}. Loading would run code "
@@ -661,6 +675,16 @@ def _frame_lines(frame: Any, lines: list[str], indent: str, unloaded_names: Any)
         for inner in branch:
             unloaded += _frame_lines(inner, lines, indent + "    ", unloaded_names)
     return unloaded
+
+
+def _frame_fields(frame: Any) -> dict[str, Any]:
+    return {
+        "function": _function_name(frame.function),
+        "line": frame.line,
+        "awaiting": frame.awaiting,
+        "live_locals": {name: _short(value) for name, value in frame.live_locals.items()},
+        "branches": [[_frame_fields(inner) for inner in branch] for branch in frame.branches],
+    }
 
 
 def _function_name(function: Any) -> str:
@@ -780,31 +804,39 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
-def _described(backend, instance_id: str, trusted: bool) -> tuple[str, list[str], list[str]]:
-    """The status of `instance_id`, the lines that show it, and the names of the stored
-    objects in them that were not loaded."""
+def _described(
+    backend, instance_id: str, trusted: bool
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """What `status` shows of `instance_id`: its fields (JSON-ready: a result or error as
+    the text shown), the lines that show them, and the names of the stored objects in them
+    that were not loaded."""
     from .runtime.safe_pickle import safe_loads
 
     state = backend.read_state(instance_id, loads=safe_loads)
     if state is None:
         raise CommandError(f"no instance {instance_id!r} in {backend.store!r}", EXIT_NOT_FOUND)
     status = _known_status(backend, instance_id, state)
+    fields: dict[str, Any] = {"instance_id": instance_id, "status": status}
     lines, unloaded = [status], []
     if status == "waiting":
-        events = state.get("waiting_events") or [state.get("waiting_for")]
+        events = list(state.get("waiting_events") or [state.get("waiting_for")])
+        fields["waiting_for"] = [name for name in events if isinstance(name, str)]
         lines.append(f"waiting for event: {' or '.join(map(repr, events))}")
         deadline = state.get("deadline")
         if isinstance(deadline, int | float):
+            fields["deadline"] = deadline
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(deadline))
             lines.append(f"deadline: {when} ({deadline - time.time():+.1f} s from now)")
         pending = backend.pending_events(instance_id, loads=safe_loads)
+        fields["inbox"] = [event.name for event in pending if isinstance(event.name, str)]
         if pending:
             lines.append(f"events in its inbox: {', '.join(repr(e.name) for e in pending)}")
     elif status in ("completed", "failed"):
         field = "result" if status == "completed" else "error"
         shown, unloaded = _shown(backend, instance_id, state.get(field), field, trusted)
+        fields[field] = shown
         lines.append(f"{field}: {shown}")
-    return status, lines, unloaded
+    return fields, lines, unloaded
 
 
 def _shown(

@@ -4,6 +4,8 @@ stored bytes."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from durable import (
@@ -123,3 +125,26 @@ async def test_saved_frames_loads_live_values_for_the_python_api(stored):
     assert [frame.awaiting for frame in frames][0] == "the frame below"
     basket = frames[1].live_locals["basket"]
     assert isinstance(basket, Basket) and basket.items == ["apple", "fig"]
+
+
+async def test_show_json_holds_the_frames_and_their_live_locals(stored, capsys):
+    url, backend = stored
+    await paused_ship(backend)
+    code = main(["show", "--json", "--store", url, "s-1"])
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 0 and shown["status"] == "waiting" and shown["waiting_for"] == ["confirm"]
+    assert shown["program"] == "tests.worker.test_show:ship"
+    outer, helper = shown["frames"]
+    assert outer["awaiting"] == "the frame below" and outer["live_locals"] == {"label": "'to ada'"}
+    assert helper["function"] == "tests.worker.test_show:weigh_all"
+    assert helper["live_locals"]["weight"] == "8"
+
+
+async def test_status_json_of_a_completed_instance_holds_its_result(stored, capsys):
+    url, backend = stored
+    await flows.record("/dev/null", "a", orchestration_backend=backend, instance_id="r-1")
+    code = main(["status", "--json", "--store", url, "r-1"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "instance_id": "r-1", "status": "completed", "result": "'recorded a'"
+    }  # fmt: skip
