@@ -28,7 +28,7 @@ from .runtime.backend import (
 from .runtime.contexts import resumable
 from .runtime.fanout import first
 from .runtime.frames import CallStack, FunctionCall
-from .runtime.handles import InstanceHandle, InstanceInfo, list_instances
+from .runtime.handles import InstanceHandle, InstanceInfo, list_instances, prune_instances
 from .runtime.helpers import exclude_helpers, include_helpers
 from .runtime.journal import JournalPolicy, NotApplied, RetryPolicy
 from .runtime.operations import (
@@ -82,6 +82,7 @@ __all__ = [
     "first",
     "include_helpers",
     "list_instances",
+    "prune_instances",
     "make_durable",
     "resumable",
     "sleep",

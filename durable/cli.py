@@ -45,6 +45,8 @@ EXIT_UNREADABLE = 3
 EXIT_FAILED = 4
 #: ``publish``: the instance has ended (completed or failed), so no event can reach it.
 EXIT_ENDED = 5
+#: ``delete``: a runner holds the instance now; nothing was deleted.
+EXIT_BUSY = 6
 
 EXIT_CODES_HELP = """exit codes:
   0  done; for status, the instance is enqueued, running, waiting or completed
@@ -52,7 +54,8 @@ EXIT_CODES_HELP = """exit codes:
   2  a bad command line (a bad --store URL or option, a module that cannot be imported)
   3  the stored state cannot be read (damaged, another format, signed with another key)
   4  status: the instance failed
-  5  publish: the instance has ended (completed or failed); nothing was published"""
+  5  publish: the instance has ended (completed or failed); nothing was published
+  6  delete: a runner holds the instance now; nothing was deleted"""
 
 
 class CommandError(Exception):
@@ -211,6 +214,49 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.set_defaults(command=_show, name="show")
 
+    delete = commands.add_parser(
+        "delete",
+        help="delete an instance: its state and pending events",
+        description=_paragraph(
+            "Forget the instance: its records and its pending events. An instance a runner "
+            "holds now is refused (exit 6); delete it when it pauses or ends."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    store_option(delete)
+    delete.add_argument("instance_id", metavar="INSTANCE_ID")
+    delete.set_defaults(command=_delete, name="delete")
+
+    prune = commands.add_parser(
+        "prune",
+        help="delete the ended instances last written long ago",
+        description=_paragraph(
+            "Delete the instances of the given statuses (completed and failed by default) "
+            "last written more than --older-than ago. Instances a runner holds are left."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    store_option(prune)
+    prune.add_argument(
+        "--older-than",
+        metavar="AGE",
+        type=_duration,
+        required=True,
+        help="how long ago the instance was last written: seconds, or 30s, 15m, 12h, 7d",
+    )
+    prune.add_argument(
+        "--status",
+        type=_statuses,
+        default=("completed", "failed"),
+        help="comma-separated statuses to prune (default: completed,failed)",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="print what would be deleted, delete nothing"
+    )
+    prune.set_defaults(command=_prune, name="prune")
+
     listing = commands.add_parser(
         "list",
         help="list the instances of a store, newest first",
@@ -238,6 +284,30 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print a JSON array instead")
     listing.set_defaults(command=_list, name="list")
     return parser
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected an age such as 3600, 30s, 15m, 12h or 7d, got {text!r}"
+        )
+    return seconds
+
+
+def _statuses(text: str) -> tuple[str, ...]:
+    statuses = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [status for status in statuses if status not in _STATUSES]
+    if unknown or not statuses:
+        raise argparse.ArgumentTypeError(
+            f"expected statuses separated by commas, of {', '.join(_STATUSES)}; got {text!r}"
+        )
+    return statuses
 
 
 def _positive(text: str) -> int:
@@ -722,6 +792,57 @@ def _when(seconds: Any) -> str:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool):
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+# -- delete, prune --------------------------------------------------------------------------
+def _delete(args: argparse.Namespace) -> int:
+    from ._errors import InstanceBusyError
+    from ._ids import validate_instance_id
+
+    try:
+        validate_instance_id(args.instance_id)
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from None
+    backend = _backend(args.store, "delete", create=False)
+    try:
+        try:
+            deleted = backend.delete_instance(args.instance_id)
+        except InstanceBusyError as error:
+            raise CommandError(str(error), EXIT_BUSY) from None
+    finally:
+        _close(backend)
+    if not deleted:
+        raise CommandError(
+            f"no instance {args.instance_id!r} in {backend.store!r}; nothing was deleted",
+            EXIT_NOT_FOUND,
+        )
+    print(f"deleted instance {args.instance_id!r}")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from .runtime.handles import prune_instances
+    from .runtime.safe_pickle import safe_loads
+
+    backend = _backend(args.store, "prune", create=False)
+    try:
+        try:
+            pruned = prune_instances(
+                backend, older_than=args.older_than, status=args.status,
+                dry_run=args.dry_run, loads=safe_loads,
+            )  # fmt: skip
+        except Exception as error:
+            raise CommandError(
+                f"cannot prune {backend.store!r}: {type(error).__name__}: {_one_line(error)}",
+                EXIT_UNREADABLE,
+            ) from None
+    finally:
+        _close(backend)
+    verb = "would delete" if args.dry_run else "deleted"
+    for instance_id in pruned:
+        print(f"{verb} {instance_id}")
+    print(f"{verb} {len(pruned)} instance(s)", file=sys.stderr)
+    return 0
 
 
 # -- list -----------------------------------------------------------------------------------

@@ -224,6 +224,29 @@ class DurableBackend(OrchestrationBackend):
         finally:
             self.release_instance(instance_id)
 
+    def delete_instance(self, instance_id: str) -> bool:
+        """Forget `instance_id`: its records, head and pending events. False for an unknown
+        instance; `InstanceBusyError` while a runner holds it (an instance is deleted
+        between runs, never under one)."""
+        holder = self.acquire_instance(validate_instance_id(instance_id))
+        if holder is not None:
+            raise InstanceBusyError(
+                f"instance {instance_id!r} is being run by another runner ({holder}); delete "
+                "it when it pauses or ends"
+            )
+        try:
+            if not self.store.read_records(instance_id) and not self.store.read_events(
+                instance_id
+            ):
+                return False
+            self.store.delete_instance(instance_id)
+            for known in (self._ends, self._log_sizes, self._summaries, self._claimed):
+                known.pop(instance_id, None)
+            self._legacy.discard(instance_id)
+            return True
+        finally:
+            self.release_instance(instance_id)
+
     def read_state(
         self, instance_id: str, *, loads: Callable[[bytes], Any] = pickle.loads
     ) -> dict[str, Any] | None:

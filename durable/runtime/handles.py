@@ -49,6 +49,14 @@ class InstanceHandle:
         state = await answered(self.backend.read_state(self.instance_id))
         return None if state is None else state["status"]
 
+    def delete(self) -> bool:
+        """Forget the instance (`DurableBackend.delete_instance`): False when it does not
+        exist, `InstanceBusyError` while a runner holds it."""
+        delete = getattr(self.backend, "delete_instance", None)
+        if delete is None:
+            raise TypeError(f"{self.backend!r} cannot delete instances")
+        return delete(self.instance_id)
+
     def done(self) -> bool:
         return self.status() in (COMPLETED, FAILED)
 
@@ -170,3 +178,44 @@ def _info(instance_id: str, state: dict[str, Any]) -> InstanceInfo:
 
 def _seconds(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def prune_instances(
+    backend: OrchestrationBackend | None = None,
+    *,
+    older_than: float,
+    status: str | Iterable[str] = (COMPLETED, FAILED),
+    dry_run: bool = False,
+    loads: Callable[[bytes], Any] | None = None,
+) -> list[str]:
+    """Delete the instances of a `status` (completed and failed by default) last written
+    more than `older_than` seconds ago; the ids deleted (to be deleted, with `dry_run`).
+    An instance a runner holds meanwhile is left for the next prune; `loads` reads the
+    states, as for `list_instances`."""
+    from .._errors import InstanceBusyError
+
+    if not isinstance(older_than, int | float) or isinstance(older_than, bool) or older_than < 0:
+        raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
+    before = time.time() - older_than
+    due = [
+        info.instance_id
+        for info in list_instances(backend, status=status, loads=loads)
+        if info.updated_at is not None and info.updated_at < before
+    ]
+    if dry_run:
+        return due
+    backend = backend if backend is not None else _default()
+    deleted = []
+    for instance_id in due:
+        try:
+            if backend.delete_instance(instance_id):
+                deleted.append(instance_id)
+        except InstanceBusyError:
+            continue
+    return deleted
+
+
+def _default() -> OrchestrationBackend:
+    from .backend import default_backend
+
+    return default_backend()
