@@ -214,6 +214,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.set_defaults(command=_show, name="show")
 
+    run = commands.add_parser(
+        "run",
+        help="run a durable function to its end in this process, printing its result",
+        description=_paragraph(
+            "Import MODULE, start FUNCTION as an instance of the store and run it here until "
+            "it ends: while it waits for an event or a timer this process waits with it (an "
+            "event published from anywhere, or the deadline, resumes it), and the result is "
+            "printed (JSON when it can be, else its repr). Each ARG is read as JSON when it "
+            "is JSON, else as a string. Stopped with Ctrl-C, the instance stays in the store "
+            "and a worker or another run resumes it. Like the worker, run creates the store."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    store_option(run)
+    run.add_argument("target", metavar="MODULE:FUNCTION")
+    run.add_argument("arguments", metavar="ARG", nargs="*")
+    run.add_argument("--id", dest="instance_id", help="the instance id (default: a new one)")
+    run.set_defaults(command=_run_to_end, name="run")
+
     delete = commands.add_parser(
         "delete",
         help="delete an instance: its state and pending events",
@@ -792,6 +812,79 @@ def _when(seconds: Any) -> str:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool):
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+# -- run ------------------------------------------------------------------------------------
+def _run_to_end(args: argparse.Namespace) -> int:
+    import uuid
+
+    from ._errors import PauseForEventException
+    from .runtime.program import DurableProgram
+
+    module, _, name = args.target.partition(":")
+    if not module or not name:
+        raise CommandError(f"expected MODULE:FUNCTION (e.g. myapp.flows:order), got {args.target!r}")
+    _on_import_path()
+    _import(module)
+    program = sys.modules[module]
+    for part in name.split("."):
+        program = getattr(program, part, None)
+    if not isinstance(program, DurableProgram):
+        raise CommandError(
+            f"{args.target!r} is not a durable function (decorate it with @make_durable)"
+            if program is not None
+            else f"module {module!r} has no {name!r}"
+        )
+    arguments = [_json_or_text(argument) for argument in args.arguments]
+    instance_id = args.instance_id or f"run-{uuid.uuid4().hex[:12]}"
+    backend = _backend(args.store, "run")
+    print(f"durable run: instance {instance_id!r}", file=sys.stderr)
+    try:
+        while True:
+            try:
+                value = asyncio.run(
+                    program(*arguments, orchestration_backend=backend, instance_id=instance_id)
+                )
+            except PauseForEventException:
+                _wait_until_due(backend, instance_id)
+                continue
+            except Exception as error:
+                print(f"durable run: instance {instance_id!r} failed: {type(error).__name__}: "
+                      f"{_one_line(error)}", file=sys.stderr)  # fmt: skip
+                return EXIT_FAILED
+            break
+    except KeyboardInterrupt:
+        print(f"durable run: interrupted; instance {instance_id!r} stays in the store",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    finally:
+        _close(backend)
+    try:
+        print(json.dumps(value))
+    except (TypeError, ValueError):
+        print(repr(value))
+    return 0
+
+
+def _json_or_text(argument: str) -> Any:
+    try:
+        return json.loads(argument)
+    except json.JSONDecodeError:
+        return argument
+
+
+def _wait_until_due(backend: Any, instance_id: str, poll: float = 0.05) -> None:
+    """Wait until the paused instance can go on: an event it waits for is in its inbox, or
+    its deadline has come."""
+    while True:
+        state = backend.read_state(instance_id)
+        awaited = set(state.get("waiting_events") or [state.get("waiting_for")])
+        deadline = state.get("deadline")
+        if deadline is not None and time.time() >= deadline:
+            return
+        if any(event.name in awaited for event in backend.pending_events(instance_id)):
+            return
+        time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.time())))
 
 
 # -- delete, prune --------------------------------------------------------------------------
