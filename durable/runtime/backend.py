@@ -181,10 +181,8 @@ class DurableBackend(OrchestrationBackend):
         not journaled are offered again, and consumed events left in the inbox go."""
         self._claimed[instance_id] = {}
         self._summaries.pop(instance_id, None)
-        head = self.store.read_head(instance_id) if self._heads else None
-        records = self.store.read_records(instance_id)
+        records, payloads = self._read_log(instance_id)
         self._log_sizes[instance_id] = (len(records), sum(map(len, records)))
-        payloads = self._open(instance_id, head, records)
         if not records:
             return None
         state, consumed = self._fold(instance_id, payloads)
@@ -204,13 +202,7 @@ class DurableBackend(OrchestrationBackend):
         a key rotation, once every instance is compacted (and the events published under
         earlier keys consumed), the earlier keys can go. False for an unknown instance;
         `InstanceBusyError` while a runner holds it."""
-        holder = self.acquire_instance(validate_instance_id(instance_id))
-        if holder is not None:
-            raise InstanceBusyError(
-                f"instance {instance_id!r} is being run by another runner ({holder}); compact "
-                "it when it pauses or ends"
-            )
-        try:
+        with self._between_runs(instance_id, "compact"):
             state = self.load_state(instance_id)
             if state is None:
                 return False
@@ -221,20 +213,12 @@ class DurableBackend(OrchestrationBackend):
                     "in a thread (asyncio.to_thread)"
                 )
             return True
-        finally:
-            self.release_instance(instance_id)
 
     def delete_instance(self, instance_id: str) -> bool:
         """Forget `instance_id`: its records, head and pending events. False for an unknown
         instance; `InstanceBusyError` while a runner holds it (an instance is deleted
         between runs, never under one)."""
-        holder = self.acquire_instance(validate_instance_id(instance_id))
-        if holder is not None:
-            raise InstanceBusyError(
-                f"instance {instance_id!r} is being run by another runner ({holder}); delete "
-                "it when it pauses or ends"
-            )
-        try:
+        with self._between_runs(instance_id, "delete"):
             if not self.store.read_records(instance_id) and not self.store.read_events(
                 instance_id
             ):
@@ -244,6 +228,19 @@ class DurableBackend(OrchestrationBackend):
                 known.pop(instance_id, None)
             self._legacy.discard(instance_id)
             return True
+
+    @contextlib.contextmanager
+    def _between_runs(self, instance_id: str, what: str):
+        """Hold the lease of `instance_id` for an operator's change (`what`) to it;
+        `InstanceBusyError` while a runner holds it."""
+        holder = self.acquire_instance(validate_instance_id(instance_id))
+        if holder is not None:
+            raise InstanceBusyError(
+                f"instance {instance_id!r} is being run by another runner ({holder}); {what} "
+                "it when it pauses or ends"
+            )
+        try:
+            yield
         finally:
             self.release_instance(instance_id)
 
@@ -252,14 +249,15 @@ class DurableBackend(OrchestrationBackend):
     ) -> dict[str, Any] | None:
         """The stored state, to look at; `loads` unpickles each record (a restricted one
         shows state that is not trusted without running it)."""
-        head = self.store.read_head(instance_id) if self._heads else None
-        records = self.store.read_records(instance_id)
-        payloads = self._open(instance_id, head, records)
+        records, payloads = self._read_log(instance_id)
         return self._fold(instance_id, payloads, loads)[0] if records else None
 
-    def _open(self, instance_id: str, head: bytes | None, records: list[bytes]) -> list[bytes]:
-        """The payloads of `records` once their signatures, places and `head` are checked
-        (`CorruptStateError` otherwise, before anything is unpickled)."""
+    def _read_log(self, instance_id: str) -> tuple[list[bytes], list[bytes]]:
+        """The records of `instance_id` and their payloads, once their signatures, places and
+        the head (read first: it never names more than the records then hold) are checked;
+        `CorruptStateError` otherwise, before anything is unpickled."""
+        head = self.store.read_head(instance_id) if self._heads else None
+        records = self.store.read_records(instance_id)
         log = self._seals.open_log(instance_id, records)
         self._seals.check_head(instance_id, head, log)
         self._ends[instance_id] = log.end
@@ -267,7 +265,7 @@ class DurableBackend(OrchestrationBackend):
             self._legacy.add(instance_id)
         else:
             self._legacy.discard(instance_id)
-        return log.payloads
+        return records, log.payloads
 
     def _end(self, instance_id: str) -> LogEnd:
         """Where the signed history of `instance_id` ends (read from the store when this
@@ -276,8 +274,7 @@ class DurableBackend(OrchestrationBackend):
         if end is None:
             if self._key is None:
                 return EMPTY_LOG_END
-            head = self.store.read_head(instance_id) if self._heads else None
-            self._open(instance_id, head, self.store.read_records(instance_id))
+            self._read_log(instance_id)
             end = self._ends[instance_id]
         return end
 
@@ -345,49 +342,42 @@ class DurableBackend(OrchestrationBackend):
         record = {"reset": True, "set": state, "consumed_events": sorted(claimed.items())}
         self._summaries.pop(instance_id, None)  # a compaction hands the store the summary
         summary = self._summary(instance_id, state)
-        payload = _encode(record)
-        if self._key is None:
-            data = payload
-            unsettled = self.store.replace_records(instance_id, [data], summary)
-        else:
-            data, end = self._seals.seal_record(
-                instance_id, self._end(instance_id), payload, starts_log=True
-            )
-            with self._moving_end(instance_id):
-                if self._heads:
-                    head = self._seals.seal_head(instance_id, end)
-                    unsettled = self.store.replace_records(instance_id, [data], summary, head=head)
-                else:
-                    unsettled = self.store.replace_records(instance_id, [data], summary)
-            self._ends[instance_id] = end
-            self._legacy.discard(instance_id)
-        self._log_sizes[instance_id] = (1, len(data))
+        unsettled, written = self._write(instance_id, _encode(record), summary, whole=True)
+        self._log_sizes[instance_id] = (1, written)
         return self._after_write(instance_id, claimed, unsettled)
 
-    def _append_signed(
-        self, instance_id: str, payload: bytes, summary: InstanceSummary | None
+    def _write(
+        self,
+        instance_id: str,
+        payload: bytes,
+        summary: InstanceSummary | None,
+        *,
+        whole: bool = False,
     ) -> tuple[Awaitable[None] | None, int]:
-        """Append `payload` signed in its place in the chain (with the head naming it, for a
-        store that keeps heads); the write's awaitable, and the record's size."""
-        data, end = self._seals.seal_record(instance_id, self._end(instance_id), payload)
-        with self._moving_end(instance_id):
-            if self._heads:
-                head = self._seals.seal_head(instance_id, end)
-                unsettled = self.store.append_record(instance_id, data, summary, head=head)
-            else:
-                unsettled = self.store.append_record(instance_id, data, summary)
-        self._ends[instance_id] = end
-        return unsettled, len(data)
-
-    @contextlib.contextmanager
-    def _moving_end(self, instance_id: str):
-        """Forget where the history of `instance_id` ends when a write of it fails: the
-        next write reads it from the store again."""
+        """Append `payload` as a record (the whole log, with `whole`), signed in its place in
+        the chain with a key (and the head naming it, for a store that keeps heads); the
+        write's awaitable, and the record's size."""
+        if self._key is None:
+            if whole:
+                return self.store.replace_records(instance_id, [payload], summary), len(payload)
+            return self.store.append_record(instance_id, payload, summary), len(payload)
+        data, end = self._seals.seal_record(
+            instance_id, self._end(instance_id), payload, starts_log=whole
+        )
+        heads = {"head": self._seals.seal_head(instance_id, end)} if self._heads else {}
         try:
-            yield
+            if whole:
+                unsettled = self.store.replace_records(instance_id, [data], summary, **heads)
+            else:
+                unsettled = self.store.append_record(instance_id, data, summary, **heads)
         except BaseException:
+            # The next write reads where the history ends from the store again.
             self._ends.pop(instance_id, None)
             raise
+        self._ends[instance_id] = end
+        if whole:
+            self._legacy.discard(instance_id)
+        return unsettled, len(data)
 
     def _after_write(
         self, instance_id: str, claimed: dict | None, unsettled: Awaitable[None] | None
@@ -425,12 +415,7 @@ class DurableBackend(OrchestrationBackend):
             del self._claimed[instance_id]
             changes["consumed_events"] = sorted(claimed.items())
         summary = self._summary(instance_id, changes.get("set"))
-        payload = _encode(changes)
-        if self._key is None:
-            unsettled = self.store.append_record(instance_id, payload, summary)
-            written = len(payload)
-        else:
-            unsettled, written = self._append_signed(instance_id, payload, summary)
+        unsettled, written = self._write(instance_id, _encode(changes), summary)
         self._log_sizes[instance_id] = (count + 1, size + written)
         if claimed or unsettled is not None:
             return self._after_write(instance_id, claimed, unsettled)
@@ -449,11 +434,7 @@ class DurableBackend(OrchestrationBackend):
         ):
             return self.save_changes(instance_id, step.changes(), full_state)
         payload = _dumps((STEP_RECORD_FORMAT, *step), _PROTOCOL)
-        if self._key is None:
-            unsettled = self.store.append_record(instance_id, payload, None)
-            written = len(payload)
-        else:
-            unsettled, written = self._append_signed(instance_id, payload, None)
+        unsettled, written = self._write(instance_id, payload, None)
         self._log_sizes[instance_id] = (count + 1, size + written)
         return unsettled
 

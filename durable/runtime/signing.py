@@ -66,6 +66,7 @@ class Seals:
 
     def __init__(self, key: bytes | None, verify_keys: Sequence[bytes] = ()) -> None:
         self.key = key
+        #: The key's MAC first (it signs), then the earlier keys' (they only verify).
         self._keys = tuple(map(_Mac, (key, *verify_keys))) if key is not None else ()
         self._signer = self._keys[0] if self._keys else None
 
@@ -81,7 +82,7 @@ class Seals:
         seq = end.seq + 1
         kind = STARTS_LOG if starts_log or end.seq == 0 else CONTINUES_LOG
         prev = end.mac if kind == CONTINUES_LOG else _NO_MAC
-        mac = _record_mac(self._signer, instance_id, seq, kind, prev, payload)
+        mac = self._signer.digest(_record_message(instance_id, seq, kind, prev, payload))
         return _CHAINED_HEADER.pack(_CHAINED, mac, seq, kind) + payload, LogEnd(seq, mac)
 
     def open_log(self, instance_id: str, records: Sequence[bytes]) -> OpenedLog:
@@ -123,10 +124,7 @@ class Seals:
                 else:
                     prev = end.mac
                 payload = data[_CHAINED_HEADER.size :]
-                if not any(
-                    hmac.compare_digest(mac, _record_mac(key, instance_id, seq, kind, prev, payload))
-                    for key in self._keys
-                ):
+                if not self._verified(mac, _record_message(instance_id, seq, kind, prev, payload)):
                     raise _refused(instance_id, what, _ALTERED)
                 end = LogEnd(seq, mac)
             elif data.startswith(_LEGACY):
@@ -143,7 +141,7 @@ class Seals:
     def seal_head(self, instance_id: str, end: LogEnd) -> bytes:
         """The signed head naming `end` as the last record written."""
         assert self.key is not None
-        mac = _head_mac(self._signer, instance_id, end)
+        mac = self._signer.digest(_head_message(instance_id, end))
         return _HEAD_FORMAT.pack(_HEAD, mac, end.seq, end.mac)
 
     def check_head(self, instance_id: str, head: bytes | None, log: OpenedLog) -> None:
@@ -154,10 +152,7 @@ class Seals:
         if len(head) != _HEAD_FORMAT.size or not head.startswith(_HEAD):
             raise _refused(instance_id, "the head of its log", "is not a signed head")
         _, mac, seq, last_mac = _HEAD_FORMAT.unpack(head)
-        named = LogEnd(seq, last_mac)
-        if not any(
-            hmac.compare_digest(mac, _head_mac(key, instance_id, named)) for key in self._keys
-        ):
+        if not self._verified(mac, _head_message(instance_id, LogEnd(seq, last_mac))):
             raise _refused(instance_id, "the head of its log", _ALTERED)
         if seq > log.end.seq:
             raise CorruptStateError(
@@ -181,7 +176,7 @@ class Seals:
         if self.key is None:
             return payload
         nonce = time.time_ns().to_bytes(8, "big") + os.urandom(8)
-        mac = _event_mac(self._signer, instance_id, nonce, payload)
+        mac = self._signer.digest(_event_message(instance_id, nonce, payload))
         return _EVENT_HEADER.pack(_BOUND_EVENT, mac, nonce) + payload
 
     def open_event(self, instance_id: str, event_id: int, data: bytes) -> bytes:
@@ -193,10 +188,7 @@ class Seals:
         if data.startswith(_BOUND_EVENT) and len(data) >= _EVENT_HEADER.size:
             _, mac, nonce = _EVENT_HEADER.unpack_from(data)
             payload = data[_EVENT_HEADER.size :]
-            if any(
-                hmac.compare_digest(mac, _event_mac(key, instance_id, nonce, payload))
-                for key in self._keys
-            ):
+            if self._verified(mac, _event_message(instance_id, nonce, payload)):
                 return payload
             raise _refused(
                 instance_id,
@@ -211,11 +203,13 @@ class Seals:
     def _open_legacy(self, instance_id: str, what: str, data: bytes) -> bytes:
         mac = data[_LEGACY_SIZE : _LEGACY_SIZE + _MAC_SIZE]
         payload = data[_LEGACY_SIZE + _MAC_SIZE :]
-        if any(
-            hmac.compare_digest(mac, key.digest(payload)) for key in self._keys
-        ):
+        if self._verified(mac, payload):
             return payload
         raise _refused(instance_id, what, _ALTERED)
+
+    def _verified(self, mac: bytes, message: bytes) -> bool:
+        """Whether `mac` is the MAC of `message` under the key or an earlier one."""
+        return any(hmac.compare_digest(mac, key.digest(message)) for key in self._keys)
 
 
 class _Mac:
@@ -247,19 +241,17 @@ def _bound(instance_id: str) -> bytes:
     return len(name).to_bytes(4, "big") + name
 
 
-def _record_mac(
-    key: _Mac, instance_id: str, seq: int, kind: int, prev: bytes, payload: bytes
-) -> bytes:
-    header = _CHAINED + _bound(instance_id) + _SEQ_KIND.pack(seq, kind) + prev
-    return key.digest(header + payload)
+# What each MAC is the MAC of: a prefix naming the kind, the instance, the place, the bytes.
+def _record_message(instance_id: str, seq: int, kind: int, prev: bytes, payload: bytes) -> bytes:
+    return _CHAINED + _bound(instance_id) + _SEQ_KIND.pack(seq, kind) + prev + payload
 
 
-def _head_mac(key: _Mac, instance_id: str, end: LogEnd) -> bytes:
-    return key.digest(_HEAD + _bound(instance_id) + end.seq.to_bytes(8, "big") + end.mac)
+def _head_message(instance_id: str, end: LogEnd) -> bytes:
+    return _HEAD + _bound(instance_id) + end.seq.to_bytes(8, "big") + end.mac
 
 
-def _event_mac(key: _Mac, instance_id: str, nonce: bytes, payload: bytes) -> bytes:
-    return key.digest(_BOUND_EVENT + _bound(instance_id) + nonce + payload)
+def _event_message(instance_id: str, nonce: bytes, payload: bytes) -> bytes:
+    return _BOUND_EVENT + _bound(instance_id) + nonce + payload
 
 
 _SEQ_KIND = struct.Struct(">QB")
