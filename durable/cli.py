@@ -23,9 +23,9 @@ import textwrap
 import time
 import traceback
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from ._errors import CorruptStateError, StateFormatError
+from .runtime.runtime import STATUSES
 
 logger = logging.getLogger("durable.cli")
 
@@ -96,6 +96,19 @@ def _parser() -> argparse.ArgumentParser:
             "durable.db in the current directory)",
         )
 
+    def command(name: str, handler: Any, *, help: str, description: str) -> argparse.ArgumentParser:
+        """A command of the store, its exit codes listed in its help."""
+        parser = commands.add_parser(
+            name,
+            help=help,
+            description=_paragraph(description),
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        store_option(parser)
+        parser.set_defaults(command=handler, name=name)
+        return parser
+
     worker = commands.add_parser(
         "worker",
         help="run the instances of a store until SIGTERM or SIGINT",
@@ -146,20 +159,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(command=_worker, name="worker")
 
-    publish = commands.add_parser(
+    publish = command(
         "publish",
+        _publish,
         help="publish an event to an instance",
-        description=_paragraph(
+        description=(
             "Store an event in an instance's inbox; a worker resumes the instance if it "
             "waits for it. The store must exist. An instance that has ended (completed or "
             "failed) can consume no event, so publishing to it is refused; so is publishing "
             "to an instance the store does not have, unless --before-start says it starts "
             "later."
         ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    store_option(publish)
     publish.add_argument("instance_id", metavar="INSTANCE_ID")
     publish.add_argument("event", metavar="EVENT")
     publish.add_argument(
@@ -171,12 +182,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the instance is not started yet: keep the event in its inbox until it starts "
         "(without this, publishing to an instance the store does not have is refused)",
     )
-    publish.set_defaults(command=_publish, name="publish")
 
-    status = commands.add_parser(
+    status = command(
         "status",
+        _status,
         help="show an instance's status, and its result or error once it ended",
-        description=_paragraph(
+        description=(
             "Print the status on the first line (enqueued, running, waiting, completed, "
             "failed), then details: the awaited event, the result or the error. The store "
             "must exist. Without DURABLE_SECRET_KEY nothing vouches for the store, so nothing "
@@ -184,40 +195,34 @@ def _parser() -> argparse.ArgumentParser:
             "shown, any other object only named (<myapp.Receipt object, not loaded>). With "
             "the key, signed state is loaded as the worker loads it."
         ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    store_option(status)
     status.add_argument("instance_id", metavar="INSTANCE_ID")
     status.add_argument(
         "--json", action="store_true", help="print a JSON object instead (values as shown)"
     )
-    status.set_defaults(command=_status, name="status")
 
-    show = commands.add_parser(
+    show = command(
         "show",
+        _show,
         help="show an instance whole: program, arguments, times, call stack and live locals",
-        description=_paragraph(
+        description=(
             "Print what status prints, then the program, its arguments, when the instance "
             "was created and last written, and its saved call stack: per frame the function, "
             "the line it resumes at, what it awaits there and its live local variables "
             "(short reprs). Nothing stored is run to show it without DURABLE_SECRET_KEY (as "
             "for status); with the key, signed state is loaded."
         ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    store_option(show)
     show.add_argument("instance_id", metavar="INSTANCE_ID")
     show.add_argument(
         "--json", action="store_true", help="print a JSON object instead (values as shown)"
     )
-    show.set_defaults(command=_show, name="show")
 
-    run = commands.add_parser(
+    run = command(
         "run",
+        _run_to_end,
         help="run a durable function to its end in this process, printing its result",
-        description=_paragraph(
+        description=(
             "Import MODULE, start FUNCTION as an instance of the store and run it here until "
             "it ends: while it waits for an event or a timer this process waits with it (an "
             "event published from anywhere, or the deadline, resumes it), and the result is "
@@ -225,40 +230,31 @@ def _parser() -> argparse.ArgumentParser:
             "is JSON, else as a string. Stopped with Ctrl-C, the instance stays in the store "
             "and a worker or another run resumes it. Like the worker, run creates the store."
         ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    store_option(run)
     run.add_argument("target", metavar="MODULE:FUNCTION")
     run.add_argument("arguments", metavar="ARG", nargs="*")
     run.add_argument("--id", dest="instance_id", help="the instance id (default: a new one)")
-    run.set_defaults(command=_run_to_end, name="run")
 
-    delete = commands.add_parser(
+    delete = command(
         "delete",
+        _delete,
         help="delete an instance: its state and pending events",
-        description=_paragraph(
+        description=(
             "Forget the instance: its records and its pending events. An instance a runner "
             "holds now is refused (exit 6); delete it when it pauses or ends."
         ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    store_option(delete)
     delete.add_argument("instance_id", metavar="INSTANCE_ID")
-    delete.set_defaults(command=_delete, name="delete")
 
-    prune = commands.add_parser(
+    prune = command(
         "prune",
+        _prune,
         help="delete the ended instances last written long ago",
-        description=_paragraph(
+        description=(
             "Delete the instances of the given statuses (completed and failed by default) "
             "last written more than --older-than ago. Instances a runner holds are left."
         ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    store_option(prune)
     prune.add_argument(
         "--older-than",
         metavar="AGE",
@@ -275,26 +271,23 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument(
         "--dry-run", action="store_true", help="print what would be deleted, delete nothing"
     )
-    prune.set_defaults(command=_prune, name="prune")
 
-    listing = commands.add_parser(
+    listing = command(
         "list",
+        _list,
         help="list the instances of a store, newest first",
-        description=_paragraph(
+        description=(
             "One line per instance: id, program, status, the events a waiting one waits "
             "for and its deadline, when it was created and last written. The store must "
             "exist. Without DURABLE_SECRET_KEY the state is read without running any of it "
             "(as for status). An instance whose state cannot be read is listed as "
             "unreadable, with the reason on stderr, and the exit code is 3."
         ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    store_option(listing)
     listing.add_argument(
         "--status",
         action="append",
-        choices=_STATUSES,
+        choices=STATUSES,
         help="only instances of this status (repeat for several)",
     )
     listing.add_argument(
@@ -302,7 +295,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--limit", metavar="N", type=_positive, help="at most N instances")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead")
-    listing.set_defaults(command=_list, name="list")
     return parser
 
 
@@ -322,10 +314,10 @@ def _duration(text: str) -> float:
 
 def _statuses(text: str) -> tuple[str, ...]:
     statuses = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [status for status in statuses if status not in _STATUSES]
+    unknown = [status for status in statuses if status not in STATUSES]
     if unknown or not statuses:
         raise argparse.ArgumentTypeError(
-            f"expected statuses separated by commas, of {', '.join(_STATUSES)}; got {text!r}"
+            f"expected statuses separated by commas, of {', '.join(STATUSES)}; got {text!r}"
         )
     return statuses
 
@@ -400,40 +392,34 @@ def _backend(url: str | None, command: str, *, create: bool = True):
 
 def _refuse_missing_store(url: str, default: bool) -> None:
     """`CommandError` (not found) when `url` names a disk or SQLite store that does not
-    exist. The path comes from the URL by the rules of `durable.stores.url`; a URL those
-    rules refuse is left to `store_from_url`, which says what is wrong with it."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        path = unquote(parsed.netloc + parsed.path)
-        if not path:
-            return
-        # A disk store is a directory holding state/ (DiskStateStore makes it at once).
-        missing = not os.path.isdir(os.path.join(path, "state"))
-        what = "directory" if not os.path.isdir(path) else "disk store (no state/ in it)"
-    elif parsed.scheme == "sqlite":
-        if not url.lower().startswith("sqlite:///") or parsed.query or parsed.fragment:
-            return
-        path = unquote(parsed.path[1:])
-        if not path or path.endswith("/") or path == ":memory:":
-            return
-        missing, what = not os.path.exists(path), "file"
-    else:
-        return  # memory:// lives in this process: nothing to find, nothing left behind
-    if not missing:
+    exist (a URL of no supported form is left to `store_from_url`, which says why)."""
+    from .stores.url import missing_store
+
+    missing = missing_store(url)
+    if missing is None:
         return
-    where = os.path.abspath(path)
     if default:
         raise CommandError(
-            f"no store: the default store {DEFAULT_STORE} ({where}) does not exist; pass "
+            f"no store: the default store {DEFAULT_STORE} ({missing}) does not exist; pass "
             "--store URL or set DURABLE_STORE to name the store your worker runs",
             EXIT_NOT_FOUND,
         )
     raise CommandError(
-        f"no store at {url}: the {what} {where} does not exist, and this command does not "
+        f"no store at {url}: {missing} does not exist, and this command does not "
         "create stores (a mistyped URL would start an empty one). Check --store (or "
         "DURABLE_STORE): it must name the store your worker runs (the worker creates it)",
         EXIT_NOT_FOUND,
     )
+
+
+def _instance_id(text: str) -> str:
+    """`text` as an instance id; `CommandError` (a usage error) saying what is wrong."""
+    from ._ids import validate_instance_id
+
+    try:
+        return validate_instance_id(text)
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from None
 
 
 def _one_line(error: BaseException) -> str:
@@ -567,18 +553,13 @@ async def _serve(worker, early: list[int]) -> None:
 
 # -- publish --------------------------------------------------------------------------------
 def _publish(args: argparse.Namespace) -> int:
-    from ._ids import validate_instance_id
-
     payload: Any = None
     if args.json is not None:
         try:
             payload = json.loads(args.json)
         except json.JSONDecodeError as error:
             raise CommandError(f"--json {args.json!r} is not valid JSON: {error}") from None
-    try:
-        validate_instance_id(args.instance_id)
-    except (ValueError, TypeError) as error:
-        raise CommandError(str(error)) from None
+    _instance_id(args.instance_id)
     backend = _backend(args.store, "publish", create=False)
     try:
         # Read before the event is stored. A worker may end the instance between this read
@@ -637,12 +618,11 @@ def _unreadable(backend, instance_id: str, error: BaseException) -> CommandError
     )
 
 
-_STATUSES = ("enqueued", "running", "waiting", "completed", "failed")
 
 
 def _known_status(backend, instance_id: str, state: Any) -> str:
     status = state.get("status") if isinstance(state, dict) else None
-    if status not in _STATUSES:
+    if status not in STATUSES:
         raise CommandError(
             f"instance {instance_id!r} in {backend.store!r} cannot be read: its state has no "
             f"known status ({status!r})",
@@ -651,105 +631,86 @@ def _known_status(backend, instance_id: str, state: Any) -> str:
     return status
 
 
-# -- status ---------------------------------------------------------------------------------
+# -- status, show ---------------------------------------------------------------------------
 def _status(args: argparse.Namespace) -> int:
-    from ._ids import validate_instance_id
-    from .runtime.backend import secret_key_from_environment
+    return _look_at(args, whole=False)
 
-    try:
-        validate_instance_id(args.instance_id)
-    except (ValueError, TypeError) as error:
-        raise CommandError(str(error)) from None
-    backend = _backend(args.store, "status", create=False)
+
+def _show(args: argparse.Namespace) -> int:
+    return _look_at(args, whole=True)
+
+
+def _look_at(args: argparse.Namespace, *, whole: bool) -> int:
+    """`status` (or with `whole`, `show`) of ``args.instance_id``."""
+    from .runtime.backend import secret_key_from_environment
+    from .runtime.safe_pickle import safe_loads
+
+    instance_id = _instance_id(args.instance_id)
+    backend = _backend(args.store, args.name, create=False)
     # Pickled state is code. The state and the events are read with the restricted
-    # unpickler always (a status and names are plain data). A result or an error is loaded
-    # only with a key, whose signatures vouch for the store; without one it is shown as the
-    # restricted unpickler rebuilds it.
+    # unpickler always (a status and names are plain data). A result, an error, arguments
+    # and live locals are loaded only with a key, whose signatures vouch for the store;
+    # without one they are shown as the restricted unpickler rebuilds them.
     trusted = secret_key_from_environment() is not None
     if trusted:
-        _on_import_path()  # a result or error of a class of yours is loaded by its module name
-    instance_id = args.instance_id
+        _on_import_path()  # a value of a class of yours is loaded by its module name
     try:
         try:
-            fields, lines, unloaded = _described(backend, instance_id, trusted)
+            state = backend.read_state(instance_id, loads=safe_loads)
+            fields, lines, unloaded = _described(backend, instance_id, state, trusted)
+            if whole:
+                unloaded += _described_whole(state, trusted, fields, lines)
         except CommandError:
             raise
         except Exception as error:
             # Whatever stored bytes made of the state (a field of an unexpected type):
             # damage, told in one line.
             raise _unreadable(backend, instance_id, error) from None
-        print(json.dumps(fields, indent=2) if args.json else "\n".join(lines))
-        if unloaded:
-            print(
-                f"note: not loaded: {', '.join(unloaded)}. Loading would run code from the "
-                "store, and without DURABLE_SECRET_KEY nothing vouches for it; a store "
-                "signed with the key is loaded (see docs/cli.md)",
-                file=sys.stderr,
-            )
     finally:
         _close(backend)
-    return EXIT_FAILED if fields["status"] == "failed" else 0
-
-
-# -- show -----------------------------------------------------------------------------------
-def _show(args: argparse.Namespace) -> int:
-    from ._ids import validate_instance_id
-    from .runtime import references
-    from .runtime.backend import secret_key_from_environment
-    from .runtime.frames import saved_frames
-    from .runtime.safe_pickle import safe_loads, unloaded_names
-
-    try:
-        validate_instance_id(args.instance_id)
-    except (ValueError, TypeError) as error:
-        raise CommandError(str(error)) from None
-    backend = _backend(args.store, "show", create=False)
-    trusted = secret_key_from_environment() is not None
-    if trusted:
-        _on_import_path()
-    loads = references.loads if trusted else safe_loads
-    instance_id = args.instance_id
-    try:
-        try:
-            fields, lines, unloaded = _described(backend, instance_id, trusted)
-            state = backend.read_state(instance_id, loads=safe_loads)
-            arguments = state.get("arguments")
-            shown_arguments = loads(arguments) if isinstance(arguments, bytes) else arguments
-            frames = saved_frames(state.get("snapshot"), loads)
-        except CommandError:
-            raise
-        except Exception as error:
-            raise _unreadable(backend, instance_id, error) from None
-    finally:
-        _close(backend)
-    status = fields["status"]
-    unloaded = [*unloaded, *unloaded_names(shown_arguments)]
-    fields.update(
-        program=state.get("program"),
-        arguments=_short(shown_arguments),
-        created_at=state.get("created_at"),
-        updated_at=state.get("updated_at"),
-    )
-    lines += [
-        f"program: {state.get('program')}",
-        f"arguments: {_short(shown_arguments)}",
-        f"created: {_when(state.get('created_at'))}",
-        f"updated: {_when(state.get('updated_at'))}",
-    ]
-    if frames and status not in ("completed", "failed"):
-        lines.append("call stack (outermost first):")
-        for frame in frames:
-            unloaded += _frame_lines(frame, lines, "  ", unloaded_names)
-        fields["frames"] = [_frame_fields(frame) for frame in frames]
     print(json.dumps(fields, indent=2) if args.json else "\n".join(lines))
     if unloaded:
         print(
             f"note: not loaded: {', '.join(dict.fromkeys(unloaded))}. Loading would run code "
-            "from the store, and without DURABLE_SECRET_KEY nothing vouches for it (see "
-            "docs/cli.md)",
+            "from the store, and without DURABLE_SECRET_KEY nothing vouches for it; a store "
+            "signed with the key is loaded (see docs/cli.md)",
             file=sys.stderr,
         )
-    return EXIT_FAILED if status == "failed" else 0
+    return EXIT_FAILED if fields["status"] == "failed" else 0
+
+
+def _described_whole(
+    state: dict[str, Any], trusted: bool, fields: dict[str, Any], lines: list[str]
+) -> list[str]:
+    """Add what `show` adds to `status` (program, arguments, times, the call stack) to
+    `fields` and `lines`; the names of the stored objects not loaded."""
+    from .runtime import references
+    from .runtime.frames import saved_frames
+    from .runtime.safe_pickle import safe_loads, unloaded_names
+
+    loads = references.loads if trusted else safe_loads
+    arguments = state.get("arguments")
+    arguments = loads(arguments) if isinstance(arguments, bytes) else arguments
+    fields.update(
+        program=state.get("program"),
+        arguments=_short(arguments),
+        created_at=state.get("created_at"),
+        updated_at=state.get("updated_at"),
+    )
+    lines += [
+        f"program: {fields['program']}",
+        f"arguments: {fields['arguments']}",
+        f"created: {_when(fields['created_at'])}",
+        f"updated: {_when(fields['updated_at'])}",
+    ]
+    unloaded = unloaded_names(arguments)
+    frames = saved_frames(state.get("snapshot"), loads)
+    if frames and fields["status"] not in ("completed", "failed"):
+        lines.append("call stack (outermost first):")
+        for frame in frames:
+            unloaded += _frame_lines(frame, lines, "  ", unloaded_names)
+        fields["frames"] = [_frame_fields(frame) for frame in frames]
+    return unloaded
 
 
 def _frame_lines(frame: Any, lines: list[str], indent: str, unloaded_names: Any) -> list[str]:
@@ -890,16 +851,12 @@ def _wait_until_due(backend: Any, instance_id: str, poll: float = 0.05) -> None:
 # -- delete, prune --------------------------------------------------------------------------
 def _delete(args: argparse.Namespace) -> int:
     from ._errors import InstanceBusyError
-    from ._ids import validate_instance_id
 
-    try:
-        validate_instance_id(args.instance_id)
-    except (ValueError, TypeError) as error:
-        raise CommandError(str(error)) from None
+    instance_id = _instance_id(args.instance_id)
     backend = _backend(args.store, "delete", create=False)
     try:
         try:
-            deleted = backend.delete_instance(args.instance_id)
+            deleted = backend.delete_instance(instance_id)
         except InstanceBusyError as error:
             raise CommandError(str(error), EXIT_BUSY) from None
     finally:
@@ -1019,14 +976,13 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _described(
-    backend, instance_id: str, trusted: bool
+    backend, instance_id: str, state: dict[str, Any] | None, trusted: bool
 ) -> tuple[dict[str, Any], list[str], list[str]]:
-    """What `status` shows of `instance_id`: its fields (JSON-ready: a result or error as
-    the text shown), the lines that show them, and the names of the stored objects in them
-    that were not loaded."""
+    """What `status` shows of `instance_id` (its `state`, read restricted): its fields
+    (JSON-ready: a result or error as the text shown), the lines that show them, and the
+    names of the stored objects in them that were not loaded."""
     from .runtime.safe_pickle import safe_loads
 
-    state = backend.read_state(instance_id, loads=safe_loads)
     if state is None:
         raise CommandError(f"no instance {instance_id!r} in {backend.store!r}", EXIT_NOT_FOUND)
     status = _known_status(backend, instance_id, state)

@@ -105,18 +105,14 @@ def _intact_at(data: bytes, offset: int) -> tuple[int, int, int] | None:
     """Where the payload of the intact record at `offset` starts and stops and where the
     record ends; None when no intact record (magic, known format, ending in place, payload
     matching its checksum) starts there."""
+    end = _claimed_end(data, offset)
+    if end is None or end > len(data):
+        return None
     header = _header_at(data, offset)
-    size = len(data)
-    if size - offset < header.size:
-        return None
-    magic, version, length, checksum = header.unpack_from(data, offset)
-    if magic != _MAGIC or version not in _HEADERS:
-        return None
+    _, version, length, checksum = header.unpack_from(data, offset)
     start = offset + header.size
     stop = start + length
-    ending = _ENDINGS[version]
-    end = stop + len(ending)
-    if end > size or data[stop:end] != ending:
+    if data[stop:end] != _ENDINGS[version]:
         return None
     if _CHECKSUMS[version](memoryview(data)[start:stop]) != checksum:
         return None
@@ -189,10 +185,10 @@ def _never_finished(data: bytes, offset: int) -> bool:
     header = _header_at(data, offset)
     if len(data) - offset < header.size:
         return True  # cut inside its header
-    magic, version, length, _ = header.unpack_from(data, offset)
-    if magic != _MAGIC or version not in _HEADERS:
+    claimed = _claimed_end(data, offset)
+    if claimed is None:
         return written <= offset + header.size  # a header cut short, zeros after it
-    if offset + header.size + length + len(_ENDINGS[version]) <= written:
+    if claimed <= written:
         return False  # all of it is there: a complete record, damaged
     return _next_intact(data, offset + 1, written) is None
 

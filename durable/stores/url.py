@@ -8,6 +8,7 @@ SQLite URLs follow SQLAlchemy: after ``sqlite://`` comes an empty host and then 
 
 from __future__ import annotations
 
+import os
 from urllib.parse import unquote, urlparse
 
 from .base import StateStore
@@ -23,16 +24,46 @@ SUPPORTED = (
 
 def store_from_url(url: str) -> StateStore:
     """The store a URL names, or `ValueError` listing the forms this version supports."""
+    scheme, path = _location(url)
+    if scheme == "memory":
+        return InMemoryStateStore()
+    if scheme == "file":
+        return DiskStateStore(path)
+    return SQLiteStateStore(path)
+
+
+def missing_store(url: str) -> str | None:
+    """What is missing when the disk or SQLite store `url` names does not exist (such as
+    "the file /srv/app.db"), else None: it exists, it is ``memory://``, or the URL is
+    malformed (`store_from_url` says how). Nothing is created."""
+    try:
+        scheme, path = _location(url)
+    except ValueError:
+        return None
+    where = os.path.abspath(path)
+    if scheme == "file" and not os.path.isdir(os.path.join(path, "state")):
+        # A disk store is a directory holding state/ (DiskStateStore makes it at once).
+        if os.path.isdir(path):
+            return f"the disk store (no state/ in it) {where}"
+        return f"the directory {where}"
+    if scheme == "sqlite" and not os.path.exists(path):
+        return f"the file {where}"
+    return None
+
+
+def _location(url: str) -> tuple[str, str]:
+    """The scheme of `url` and the path it names ("" for memory://); `ValueError` saying
+    what is wrong with a URL of no supported form."""
     parsed = urlparse(url)
     if parsed.scheme == "memory":
-        return InMemoryStateStore()
+        return "memory", ""
     if parsed.scheme == "file":
         path = unquote(parsed.netloc + parsed.path)
         if not path:
             raise ValueError(f"store URL {url!r} names no directory; write file:///path/to/dir")
-        return DiskStateStore(path)
+        return "file", path
     if parsed.scheme == "sqlite":
-        return SQLiteStateStore(_sqlite_path(url))
+        return "sqlite", _sqlite_path(url)
     raise ValueError(f"unsupported store URL {url!r}; this version supports {SUPPORTED}")
 
 
