@@ -116,9 +116,7 @@ def list_instances(
     module or its name), at most `limit`. Each instance's state is read (`loads` unpickles
     its records, as for `DurableBackend.read_state`). An instance whose state cannot be read
     raises its error, or with `on_unreadable` is handed to it (id, error) and left out."""
-    from .backend import default_backend
-
-    backend = backend if backend is not None else default_backend()
+    backend = _given_or_default(backend)
     store = getattr(backend, "store", None)
     if store is None or getattr(store, "whole_state", False):
         raise TypeError(
@@ -196,6 +194,7 @@ def prune_instances(
 
     if not isinstance(older_than, int | float) or isinstance(older_than, bool) or older_than < 0:
         raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
+    backend = _given_or_default(backend)
     before = time.time() - older_than
     due = [
         info.instance_id
@@ -204,7 +203,6 @@ def prune_instances(
     ]
     if dry_run:
         return due
-    backend = backend if backend is not None else _default()
     deleted = []
     for instance_id in due:
         try:
@@ -215,7 +213,7 @@ def prune_instances(
     return deleted
 
 
-def _default() -> OrchestrationBackend:
+def _given_or_default(backend: OrchestrationBackend | None) -> OrchestrationBackend:
     from .backend import default_backend
 
-    return default_backend()
+    return backend if backend is not None else default_backend()

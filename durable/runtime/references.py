@@ -54,11 +54,10 @@ def reference_table(frames: list[FunctionCall]) -> dict[int, tuple]:
                 table.setdefault(id(value), ("global", module, name))
         program = frame.program
         saved_as = program.saved_as
-        if type(saved_as) is types.FunctionType and saved_as.__module__ == "__main__":
-            # A script's helper, found again under the name a worker imports the script by.
-            table.setdefault(
-                id(saved_as), ("function", importable_name("__main__"), saved_as.__qualname__)
-            )
+        if type(saved_as) is types.FunctionType:
+            named = script_name(saved_as)
+            if named is not None:  # a script's helper
+                table.setdefault(id(saved_as), ("function", *named))
         if isinstance(saved_as, str):
             prefix = ""
         elif program.saved_by_name:
@@ -102,6 +101,15 @@ def _named_now(function: types.FunctionType) -> Any:
     return holder
 
 
+def script_name(function: types.FunctionType) -> tuple[str, str] | None:
+    """(module, qualname) a worker finds `function` by, for a function of a script run as
+    ``__main__`` (which pickle would name ``__main__``, the worker's own); else None."""
+    if function.__module__ != "__main__":
+        return None
+    module = importable_name("__main__")
+    return None if module == "__main__" else (module, function.__qualname__)
+
+
 def findable(function: types.FunctionType) -> bool:
     """Whether pickle finds `function` again by its module and qualified name."""
     return _named_now(function) is function
@@ -136,12 +144,8 @@ class _Pickler(cloudpickle.CloudPickler):
         kind = type(obj)
         if kind is types.FunctionType:
             if findable(obj):
-                if obj.__module__ == "__main__":
-                    # By the name a worker imports the script by (as programs are).
-                    module = importable_name("__main__")
-                    if module != "__main__":
-                        return find_by_name, (module, obj.__qualname__)
-                return NotImplemented  # by name
+                named = script_name(obj)
+                return NotImplemented if named is None else (find_by_name, named)
             reduced = _reduce_wrapped_function(obj) or _reduce_function_by_value(obj)
             if reduced is not None:
                 return reduced
@@ -323,21 +327,14 @@ def _rebuild_exception(reduced: tuple, history: tuple) -> BaseException:
 class _Unpickler(pickle.Unpickler):
     def persistent_load(self, reference: tuple) -> Any:
         kind, owner, name = reference
-        if kind == "function":
+        if kind in ("global", "function"):
             try:
                 return find_by_name(owner, name)
             except (ImportError, AttributeError) as error:
+                what = "module global" if kind == "global" else "function"
                 raise IncompatibleStateError(
-                    f"saved state refers to the function {owner}.{name}, which cannot be "
-                    f"found ({error}); a worker must import the module that defines it"
-                ) from None
-        if kind == "global":
-            try:
-                return find_by_name(owner, name)
-            except (ImportError, AttributeError) as error:
-                raise IncompatibleStateError(
-                    f"saved state refers to the module global {owner}.{name}, which cannot be "
-                    f"found ({error})"
+                    f"saved state refers to the {what} {owner}.{name}, which cannot be found "
+                    f"({error}); a worker must import the module that defines it"
                 ) from None
         if kind.startswith("helper-"):
             try:
