@@ -36,23 +36,6 @@ class OutOfStock(Exception):
     pass
 
 
-@pytest.fixture(autouse=True)
-def no_keys(monkeypatch):
-    for name in ("DURABLE_STORE", "DURABLE_SECRET_KEY", "DURABLE_VERIFY_KEYS"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(params=["file", "sqlite"])
-def store(request, tmp_path):
-    """(the store's URL, a backend over it) for an existing store of each kind."""
-    if request.param == "file":
-        url, store = f"file://{tmp_path / 'store'}", DiskStateStore(tmp_path / "store")
-    else:
-        url, store = f"sqlite:///{tmp_path / 'store.db'}", SQLiteStateStore(tmp_path / "store.db")
-    yield url, DurableBackend(store)
-    store.close()
-
-
 def os_system(command: str) -> bytes:
     """A pickle that runs `command` when unpickled plainly."""
     return b"cos\nsystem\n(S" + repr(command).encode() + b"\ntR."
@@ -71,14 +54,14 @@ def status(capsys, url: str, instance_id: str) -> tuple[int, str, str]:
 
 
 # -- status: what it shows, and that it runs nothing -----------------------------------------
-async def test_status_shows_a_plain_result(store, capsys):
-    url, backend = store
+async def test_status_shows_a_plain_result(stored, capsys):
+    url, backend = stored
     await flows.record("/dev/null", "a", orchestration_backend=backend, instance_id="r-1")
     assert status(capsys, url, "r-1") == (0, "completed\nresult: 'recorded a'\n", "")
 
 
-def test_status_names_an_object_of_your_class_instead_of_loading_it(store, capsys):
-    url, backend = store
+def test_status_names_an_object_of_your_class_instead_of_loading_it(stored, capsys):
+    url, backend = stored
     store_state(backend, "r-1", {"status": "completed", "result": pickle.dumps(Receipt(7))})
     code, out, err = status(capsys, url, "r-1")
     assert code == 0
@@ -86,8 +69,8 @@ def test_status_names_an_object_of_your_class_instead_of_loading_it(store, capsy
     assert f"note: not loaded: {__name__}.Receipt." in err and "DURABLE_SECRET_KEY" in err
 
 
-def test_status_does_not_import_the_module_of_a_stored_object(store, capsys, tmp_path, monkeypatch):
-    url, backend = store
+def test_status_does_not_import_the_module_of_a_stored_object(stored, capsys, tmp_path, monkeypatch):
+    url, backend = stored
     marker = tmp_path / "imported"
     (tmp_path / "trapped_results.py").write_text(
         f"import pathlib\npathlib.Path({str(marker)!r}).touch()\nclass Result: pass\n"
@@ -104,8 +87,8 @@ def test_status_does_not_import_the_module_of_a_stored_object(store, capsys, tmp
     assert not marker.exists() and "trapped_results" not in sys.modules
 
 
-def test_status_runs_no_code_a_stored_result_holds(store, capsys, tmp_path):
-    url, backend = store
+def test_status_runs_no_code_a_stored_result_holds(stored, capsys, tmp_path):
+    url, backend = stored
     marker = tmp_path / "ran"
     store_state(backend, "r-1", {"status": "completed", "result": os_system(f"touch {marker}")})
     code, out, _ = status(capsys, url, "r-1")
@@ -113,8 +96,8 @@ def test_status_runs_no_code_a_stored_result_holds(store, capsys, tmp_path):
     assert not marker.exists()
 
 
-def test_status_runs_no_code_a_stored_record_is(store, capsys, tmp_path):
-    url, backend = store
+def test_status_runs_no_code_a_stored_record_is(stored, capsys, tmp_path):
+    url, backend = stored
     marker = tmp_path / "ran"
     backend.store.replace_records("r-1", [os_system(f"touch {marker}")])
     code, out, err = status(capsys, url, "r-1")
@@ -123,8 +106,8 @@ def test_status_runs_no_code_a_stored_record_is(store, capsys, tmp_path):
     assert not marker.exists()
 
 
-def test_status_reports_a_damaged_record_in_one_line(store, capsys):
-    url, backend = store
+def test_status_reports_a_damaged_record_in_one_line(stored, capsys):
+    url, backend = stored
     backend.store.replace_records("r-1", [b"\x80\x05not a pickle at all"])
     code, out, err = status(capsys, url, "r-1")
     assert code == EXIT_UNREADABLE and out == ""
@@ -132,23 +115,23 @@ def test_status_reports_a_damaged_record_in_one_line(store, capsys):
     assert "instance 'r-1'" in err and "cannot be read" in err
 
 
-def test_status_reports_a_record_of_an_unknown_format_in_one_line(store, capsys):
-    url, backend = store
+def test_status_reports_a_record_of_an_unknown_format_in_one_line(stored, capsys):
+    url, backend = stored
     backend.store.replace_records("r-1", [pickle.dumps((99, {}))])
     code, _, err = status(capsys, url, "r-1")
     assert code == EXIT_UNREADABLE and err.count("\n") == 1
     assert "StateFormatError" in err and "record format 99" in err
 
 
-def test_status_reports_state_without_a_status_in_one_line(store, capsys):
-    url, backend = store
+def test_status_reports_state_without_a_status_in_one_line(stored, capsys):
+    url, backend = stored
     backend.store.replace_records("r-1", [pickle.dumps((RECORD_FORMAT, {"set": {"x": 1}}))])
     code, _, err = status(capsys, url, "r-1")
     assert code == EXIT_UNREADABLE and "has no known status (None)" in err
 
 
-def test_status_reports_a_field_of_an_unexpected_type_in_one_line(store, capsys):
-    url, backend = store
+def test_status_reports_a_field_of_an_unexpected_type_in_one_line(stored, capsys):
+    url, backend = stored
     # waiting_events as an object of a class: it cannot be listed, and is not loaded.
     fields = {"status": "waiting", "waiting_events": Receipt(1)}
     backend.store.replace_records("w-1", [pickle.dumps((RECORD_FORMAT, {"set": fields}))])
@@ -157,15 +140,15 @@ def test_status_reports_a_field_of_an_unexpected_type_in_one_line(store, capsys)
     assert "instance 'w-1'" in err and "cannot be read" in err
 
 
-async def test_status_of_a_failed_instance_shows_its_error_and_exits_non_zero(store, capsys):
-    url, backend = store
+async def test_status_of_a_failed_instance_shows_its_error_and_exits_non_zero(stored, capsys):
+    url, backend = stored
     with pytest.raises(LookupError):
         await flows.broken("no stock", orchestration_backend=backend, instance_id="b-1")
     assert status(capsys, url, "b-1") == (EXIT_FAILED, "failed\nerror: LookupError: no stock\n", "")
 
 
-async def test_status_names_an_error_of_your_class_without_loading_it(store, capsys):
-    url, backend = store
+async def test_status_names_an_error_of_your_class_without_loading_it(stored, capsys):
+    url, backend = stored
     with pytest.raises(OutOfStock):
         await flows.raising(OutOfStock("none left"), orchestration_backend=backend, instance_id="b")
     code, out, _ = status(capsys, url, "b")
@@ -173,14 +156,14 @@ async def test_status_names_an_error_of_your_class_without_loading_it(store, cap
     assert out == f"failed\nerror: {__name__}.OutOfStock: none left\n"
 
 
-def test_status_of_a_missing_instance_exits_not_found(store, capsys):
-    url, _ = store
+def test_status_of_a_missing_instance_exits_not_found(stored, capsys):
+    url, _ = stored
     code, out, err = status(capsys, url, "nobody")
     assert code == EXIT_NOT_FOUND and out == "" and "no instance 'nobody'" in err
 
 
-async def test_status_of_a_waiting_instance_names_the_events_in_its_inbox(store, capsys):
-    url, backend = store
+async def test_status_of_a_waiting_instance_names_the_events_in_its_inbox(stored, capsys):
+    url, backend = stored
     with pytest.raises(PauseForEventException):
         await flows.approval("deploy", orchestration_backend=backend, instance_id="ap-1")
     backend.publish_event("ap-1", "other", Receipt(1))  # a payload of a class: not loaded
@@ -190,16 +173,16 @@ async def test_status_of_a_waiting_instance_names_the_events_in_its_inbox(store,
 
 
 # -- status with a key: signed state is trusted ----------------------------------------------
-async def test_with_a_key_status_loads_a_signed_result(store, capsys, monkeypatch):
-    url, backend = store
+async def test_with_a_key_status_loads_a_signed_result(stored, capsys, monkeypatch):
+    url, backend = stored
     monkeypatch.setenv("DURABLE_SECRET_KEY", "k1")
     signed = DurableBackend(backend.store, secret_key="k1")
     await flows.receipt(7, orchestration_backend=signed, instance_id="r-1")
     assert status(capsys, url, "r-1") == (0, "completed\nresult: Receipt(number=7)\n", "")
 
 
-async def test_with_a_key_status_refuses_unsigned_state_in_one_line(store, capsys, monkeypatch):
-    url, backend = store
+async def test_with_a_key_status_refuses_unsigned_state_in_one_line(stored, capsys, monkeypatch):
+    url, backend = stored
     await flows.record("/dev/null", "a", orchestration_backend=backend, instance_id="r-1")
     monkeypatch.setenv("DURABLE_SECRET_KEY", "k1")
     code, out, err = status(capsys, url, "r-1")
@@ -267,8 +250,8 @@ def publish(capsys, url: str, *arguments: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-async def test_publish_to_a_completed_instance_is_refused(store, capsys):
-    url, backend = store
+async def test_publish_to_a_completed_instance_is_refused(stored, capsys):
+    url, backend = stored
     await flows.record("/dev/null", "a", orchestration_backend=backend, instance_id="r-1")
     code, out, err = publish(capsys, url, "r-1", "go", "--before-start")
     assert code == EXIT_ENDED and out == ""
@@ -276,8 +259,8 @@ async def test_publish_to_a_completed_instance_is_refused(store, capsys):
     assert backend.pending_events("r-1") == []
 
 
-async def test_publish_to_a_failed_instance_is_refused(store, capsys):
-    url, backend = store
+async def test_publish_to_a_failed_instance_is_refused(stored, capsys):
+    url, backend = stored
     with pytest.raises(LookupError):
         await flows.broken("no stock", orchestration_backend=backend, instance_id="b-1")
     code, _, err = publish(capsys, url, "b-1", "go")
@@ -285,16 +268,16 @@ async def test_publish_to_a_failed_instance_is_refused(store, capsys):
     assert backend.pending_events("b-1") == []
 
 
-def test_publish_to_an_unknown_instance_is_refused(store, capsys):
-    url, backend = store
+def test_publish_to_an_unknown_instance_is_refused(stored, capsys):
+    url, backend = stored
     code, out, err = publish(capsys, url, "later", "go")
     assert code == EXIT_NOT_FOUND and out == ""
     assert "no instance 'later'" in err and "--before-start" in err
     assert backend.pending_events("later") == []
 
 
-async def test_publish_before_start_keeps_the_event_until_the_instance_starts(store, capsys):
-    url, backend = store
+async def test_publish_before_start_keeps_the_event_until_the_instance_starts(stored, capsys):
+    url, backend = stored
     code, out, err = publish(capsys, url, "ap-1", "approve", "--json", '{"by": "ops"}', "--before-start")
     assert code == 0 and out == "published event 'approve' to instance 'ap-1'\n"
     assert "does not exist yet" in err
@@ -302,8 +285,8 @@ async def test_publish_before_start_keeps_the_event_until_the_instance_starts(st
     assert result == "deploy approved by ops"
 
 
-async def test_publish_to_a_waiting_instance_is_accepted(store, capsys):
-    url, backend = store
+async def test_publish_to_a_waiting_instance_is_accepted(stored, capsys):
+    url, backend = stored
     await flows.approval.start("deploy", instance_id="ap-1", orchestration_backend=backend)
     code, out, err = publish(capsys, url, "ap-1", "approve", "--json", '{"by": "ops"}')
     assert (code, out, err) == (0, "published event 'approve' to instance 'ap-1'\n", "")

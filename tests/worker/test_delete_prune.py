@@ -9,31 +9,13 @@ import time
 import pytest
 
 from durable import (
-    DiskStateStore,
     DurableBackend,
     InstanceBusyError,
     PauseForEventException,
-    SQLiteStateStore,
     prune_instances,
 )
 from durable.cli import EXIT_BUSY, EXIT_NOT_FOUND, main
 from tests.worker import flows
-
-
-@pytest.fixture(autouse=True)
-def no_keys(monkeypatch):
-    for name in ("DURABLE_STORE", "DURABLE_SECRET_KEY", "DURABLE_VERIFY_KEYS"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(params=["file", "sqlite"])
-def stored(request, tmp_path):
-    if request.param == "file":
-        url, store = f"file://{tmp_path / 'store'}", DiskStateStore(tmp_path / "store")
-    else:
-        url, store = f"sqlite:///{tmp_path / 'store.db'}", SQLiteStateStore(tmp_path / "store.db")
-    yield url, DurableBackend(store)
-    store.close()
 
 
 async def waiting_with_an_event(backend, instance_id: str = "w-1") -> None:

@@ -28,12 +28,6 @@ from tests.worker import flows
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def no_keys(monkeypatch):
-    for name in ("DURABLE_STORE", "DURABLE_SECRET_KEY", "DURABLE_VERIFY_KEYS"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture(params=["memory", "file", "sqlite"])
 def store(request, tmp_path):
     """(the store's URL or None, a backend over it)."""
@@ -143,17 +137,6 @@ async def test_an_unreadable_instance_raises_or_is_handed_to_on_unreadable(store
 
 
 # -- durable list ---------------------------------------------------------------------------
-@pytest.fixture(params=["file", "sqlite"])
-def stored(request, tmp_path):
-    """(the URL, a backend) of a store the command line can open (not memory://)."""
-    if request.param == "file":
-        url, store = f"file://{tmp_path / 'store'}", DiskStateStore(tmp_path / "store")
-    else:
-        url, store = f"sqlite:///{tmp_path / 'store.db'}", SQLiteStateStore(tmp_path / "store.db")
-    yield url, DurableBackend(store)
-    store.close()
-
-
 def listing(capsys, url: str, *options: str) -> tuple[int, str, str]:
     code = main(["list", "--store", url, *options])
     out, err = capsys.readouterr()

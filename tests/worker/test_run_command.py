@@ -18,12 +18,6 @@ from durable.cli import EXIT_FAILED, EXIT_USAGE, main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def no_keys(monkeypatch):
-    for name in ("DURABLE_STORE", "DURABLE_SECRET_KEY", "DURABLE_VERIFY_KEYS"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def run(capsys, tmp_path, *arguments: str) -> tuple[int, str, str]:
     code = main(["run", "--store", f"sqlite:///{tmp_path / 'store.db'}", *arguments])
     out, err = capsys.readouterr()

@@ -9,10 +9,7 @@ import json
 import pytest
 
 from durable import (
-    DiskStateStore,
-    DurableBackend,
     PauseForEventException,
-    SQLiteStateStore,
     durable_execute,
     make_durable,
     wait_for_event,
@@ -45,22 +42,6 @@ async def ship(customer: str, items: list[str]) -> str:
     label = f"to {customer}"
     weight = await weigh_all(Basket(items))
     return f"{label}: {weight}"
-
-
-@pytest.fixture(autouse=True)
-def no_keys(monkeypatch):
-    for name in ("DURABLE_STORE", "DURABLE_SECRET_KEY", "DURABLE_VERIFY_KEYS"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(params=["file", "sqlite"])
-def stored(request, tmp_path):
-    if request.param == "file":
-        url, store = f"file://{tmp_path / 'store'}", DiskStateStore(tmp_path / "store")
-    else:
-        url, store = f"sqlite:///{tmp_path / 'store.db'}", SQLiteStateStore(tmp_path / "store.db")
-    yield url, DurableBackend(store)
-    store.close()
 
 
 async def paused_ship(backend) -> None:
