@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import json
 import logging
@@ -921,7 +922,7 @@ def _list(args: argparse.Namespace) -> int:
             ) from None
     finally:
         _close(backend)
-    rows = [_row(info) for info in found]
+    rows = [dataclasses.asdict(info) for info in found]
     if not args.status and not args.program:
         rows += [_row_of_unreadable(instance_id) for instance_id in unreadable]
     if args.limit is not None:
@@ -933,18 +934,6 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_UNREADABLE if unreadable else 0
 
 
-def _row(info: Any) -> dict[str, Any]:
-    return {
-        "instance_id": info.instance_id,
-        "program": info.program,
-        "status": info.status,
-        "waiting_for": list(info.waiting_for),
-        "deadline": info.deadline,
-        "created_at": info.created_at,
-        "updated_at": info.updated_at,
-    }
-
-
 def _row_of_unreadable(instance_id: str) -> dict[str, Any]:
     return {
         "instance_id": instance_id, "program": None, "status": "unreadable", "waiting_for": [],
@@ -953,20 +942,17 @@ def _row_of_unreadable(instance_id: str) -> dict[str, Any]:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    def when(seconds: float | None) -> str:
-        return "-" if seconds is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
-
     def waiting(row: dict[str, Any]) -> str:
         shown = " or ".join(map(repr, row["waiting_for"]))
         if row["deadline"] is not None:
-            shown = f"{shown} until {when(row['deadline'])}" if shown else when(row["deadline"])
+            shown = f"{shown} until {_when(row['deadline'])}" if shown else _when(row["deadline"])
         return shown or "-"
 
     table = [("ID", "PROGRAM", "STATUS", "WAITING FOR", "CREATED", "UPDATED")]
     table += [
         (
             row["instance_id"], row["program"] or "-", row["status"], waiting(row),
-            when(row["created_at"]), when(row["updated_at"]),
+            _when(row["created_at"]), _when(row["updated_at"]),
         )
         for row in rows
     ]  # fmt: skip
@@ -995,8 +981,7 @@ def _described(
         deadline = state.get("deadline")
         if isinstance(deadline, int | float):
             fields["deadline"] = deadline
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(deadline))
-            lines.append(f"deadline: {when} ({deadline - time.time():+.1f} s from now)")
+            lines.append(f"deadline: {_when(deadline)} ({deadline - time.time():+.1f} s from now)")
         pending = backend.pending_events(instance_id, loads=safe_loads)
         fields["inbox"] = [event.name for event in pending if isinstance(event.name, str)]
         if pending:
