@@ -34,6 +34,43 @@ def _rebuild_pause(event: str, instance_id: str | None) -> PauseForEventExceptio
     return PauseForEventException(event, instance_id=instance_id)
 
 
+class InstanceSleeping(PauseForEventException):
+    """A run parked its instance in a durable ``sleep`` until `wake_at` (epoch seconds),
+    holding nothing while it sleeps. Only a runtime that parks sleeps (a worker's) raises
+    it; a worker runs the instance again when it is due. ``event`` is None."""
+
+    def __init__(self, wake_at: float, *, instance_id: str | None = None) -> None:
+        Exception.__init__(self, f"sleeping until {wake_at}")
+        self.event = None  # type: ignore[assignment]
+        self.wake_at = wake_at
+        self.instance_id = instance_id
+
+    def __reduce__(self):
+        return (_rebuild_sleeping, (self.wake_at, self.instance_id))
+
+
+def _rebuild_sleeping(wake_at: float, instance_id: str | None) -> InstanceSleeping:
+    return InstanceSleeping(wake_at, instance_id=instance_id)
+
+
+class Cancelled(DurableError):
+    """The instance was cancelled (``durable cancel``, `InstanceHandle.cancel`).
+
+    Raised inside the durable function at its next checkpoint (at once, when it is parked
+    waiting or sleeping), where that checkpoint's operation would have started; ``except``
+    and ``finally`` blocks run and may make durable calls. Its delivery is journaled, so a
+    crash during the cleanup resumes the cleanup. Not caught, it fails the instance with
+    this error. `reason` is what the operator gave, or None.
+    """
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__("the instance was cancelled" + (f": {reason}" if reason else ""))
+        self.reason = reason
+
+    def __reduce__(self):
+        return (Cancelled, (self.reason,))
+
+
 class AlreadyDurableException(DurableError, TypeError):
     """``make_durable`` was given a function that is already durable."""
 
@@ -48,6 +85,11 @@ class CheckpointException(DurableError):
 
 class InstanceBusyError(DurableError):
     """The instance is being run by another runner right now."""
+
+
+class InstanceEndedError(DurableError):
+    """An operator's change (cancel, edit) was asked of an instance that has completed or
+    failed already."""
 
 
 class RunStoppedError(DurableError):

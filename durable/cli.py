@@ -292,7 +292,9 @@ def _parser() -> argparse.ArgumentParser:
         help="only instances of this status (repeat for several)",
     )
     listing.add_argument(
-        "--program", metavar="P", help="only instances of this program (module:name, module or name)"
+        "--program",
+        metavar="P",
+        help="only instances of this program (module:name, module or name)",
     )
     listing.add_argument("--limit", metavar="N", type=_positive, help="at most N instances")
     listing.add_argument("--json", action="store_true", help="print a JSON array instead")
@@ -619,8 +621,6 @@ def _unreadable(backend, instance_id: str, error: BaseException) -> CommandError
     )
 
 
-
-
 def _known_status(backend, instance_id: str, state: Any) -> str:
     status = state.get("status") if isinstance(state, dict) else None
     if status not in STATUSES:
@@ -785,7 +785,9 @@ def _run_to_end(args: argparse.Namespace) -> int:
 
     module, _, name = args.target.partition(":")
     if not module or not name:
-        raise CommandError(f"expected MODULE:FUNCTION (e.g. myapp.flows:order), got {args.target!r}")
+        raise CommandError(
+            f"expected MODULE:FUNCTION (e.g. myapp.flows:order), got {args.target!r}"
+        )
     _on_import_path()
     _import(module)
     program = sys.modules[module]
@@ -958,7 +960,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     ]  # fmt: skip
     widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
     for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
 
 
 def _described(
@@ -1040,8 +1044,7 @@ def _unloaded_error(value: Any) -> tuple[str, tuple] | None:
 
     rebuild = references._rebuild_exception
     if not (
-        is_unloaded(value)
-        and value.unloaded_name == f"{rebuild.__module__}.{rebuild.__qualname__}"
+        is_unloaded(value) and value.unloaded_name == f"{rebuild.__module__}.{rebuild.__qualname__}"
     ):
         return None
     reduced = value.unloaded_args[0] if value.unloaded_args else None

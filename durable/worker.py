@@ -12,9 +12,10 @@ import math
 import time
 from typing import Any
 
-from ._errors import InstanceBusyError, PauseForEventException, RunStoppedError
+from ._errors import InstanceBusyError, InstanceSleeping, PauseForEventException, RunStoppedError
 from .runtime.backend import runtime_for
-from .runtime.runtime import COMPLETED, ENQUEUED, FAILED, RUNNING, WAITING
+from .runtime.operations import CANCEL_EVENT
+from .runtime.runtime import COMPLETED, ENQUEUED, FAILED, RUNNING, SLEEPING, WAITING
 from .stores.base import InstanceSummary
 
 logger = logging.getLogger("durable.worker")
@@ -40,7 +41,13 @@ class Worker:
       holds is skipped quietly;
     - then, the longest untouched first, ``enqueued`` instances (saved by
       ``program.start``), from the start, and ``waiting`` instances whose awaited event is
-      in their inbox, or whose deadline (an event timeout) has passed.
+      in their inbox, or whose deadline (an event timeout) has passed, and ``sleeping``
+      instances whose sleep is over.
+
+    Sleeping costs nothing: a durable ``sleep`` with more than `park_sleeps_after` seconds
+    left parks its instance in the store (status ``sleeping``, with its wake-up time) and its
+    run ends, giving back its slot, task and lease; the worker runs it again when it is due,
+    and it resumes inside the sleep. Shorter sleeps sleep in their run.
 
     Finding them: a store that indexes its instances (one with ``due_instances(now, limit)``
     and ``next_wake_at(after)``, such as `SQLiteStateStore`) is asked for the due ones, and
@@ -83,6 +90,7 @@ class Worker:
         min_poll: float = 0.05,
         max_poll: float = 1.0,
         grace: float = 10.0,
+        park_sleeps_after: float = 1.0,
     ) -> None:
         if getattr(backend, "store", None) is None or not hasattr(backend, "pending_events"):
             raise TypeError(
@@ -98,8 +106,14 @@ class Worker:
             )
         if not _seconds(grace):
             raise ValueError(f"grace must be a number of seconds >= 0, got {grace!r}")
+        if not _seconds(park_sleeps_after):
+            raise ValueError(
+                f"park_sleeps_after must be a number of seconds >= 0, got {park_sleeps_after!r}"
+            )
         self.backend = backend
         self.runtime = runtime_for(backend)
+        #: Sleeps with more than this left park their instance (status ``sleeping``).
+        self.runtime.park_sleeps_after = float(park_sleeps_after)
         self.concurrency = concurrency
         self.min_poll = float(min_poll)
         self.max_poll = float(max_poll)
@@ -271,13 +285,23 @@ class Worker:
                 if deadline is not None and deadline <= now:
                     reason = f"resumed (its deadline for event {event!r} passed)"
                 elif arrived := self._event_arrived(
-                    instance_id, state.get("waiting_events") or [event]
+                    instance_id, [*(state.get("waiting_events") or [event]), CANCEL_EVENT]
                 ):
                     reason = f"resumed (event {arrived!r} arrived)"
                 else:
                     if deadline is not None and (next_deadline is None or deadline < next_deadline):
                         next_deadline = deadline
                     learned[instance_id] = InstanceSummary(status, event, deadline)
+                    continue
+            elif status == SLEEPING:
+                wake_at = state.get("deadline")
+                if wake_at is None or wake_at <= now:
+                    reason = "woken (its sleep is over)"
+                elif self._event_arrived(instance_id, [CANCEL_EVENT]):
+                    reason = "woken to be cancelled"
+                else:
+                    next_deadline = _earliest(next_deadline, wake_at)
+                    learned[instance_id] = InstanceSummary(status, None, wake_at)
                     continue
             else:
                 continue
@@ -413,6 +437,12 @@ class Worker:
             )
             try:
                 await self.runtime.resume_stored(instance_id, state)
+            except InstanceSleeping as sleeping:
+                logger.info(
+                    "instance %r sleeping until %s; it holds no slot meanwhile",
+                    instance_id,
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sleeping.wake_at)),
+                )
             except PauseForEventException as pause:
                 logger.info("instance %r paused, waiting for event %r", instance_id, pause.event)
             except InstanceBusyError as busy:
@@ -455,12 +485,11 @@ class Worker:
                     # The runtime refused to run it (its code cannot be imported, a state it
                     # cannot load...): nothing was recorded, so do not retry every round.
                     news = False
-                    self._unrunnable[instance_id] = None if state is None else state.get(
-                        "updated_at"
+                    self._unrunnable[instance_id] = (
+                        None if state is None else state.get("updated_at")
                     )
                     logger.error(
-                        "instance %r could not be run, skipping it until its state changes: "
-                        "%s: %s",
+                        "instance %r could not be run, skipping it until its state changes: %s: %s",
                         instance_id,
                         type(error).__name__,
                         error,
@@ -502,8 +531,7 @@ class Worker:
         tasks = list(self._tasks.values())
         if tasks:
             logger.info(
-                "stopping: %d run(s) stop before their next durable operation; waiting up to "
-                "%g s",
+                "stopping: %d run(s) stop before their next durable operation; waiting up to %g s",
                 len(tasks),
                 self.grace,
             )
@@ -539,14 +567,11 @@ async def _wait_any(*events: asyncio.Event, timeout: float) -> bool:
         return True
     waiters = [asyncio.ensure_future(event.wait()) for event in events]
     try:
-        done, _ = await asyncio.wait(
-            waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
     return bool(done)
-
 
 
 def _earliest(first: float | None, second: float | None) -> float | None:

@@ -22,11 +22,11 @@ from typing import Any
 
 import cloudpickle
 
-from .._errors import InstanceBusyError, StateFormatError
+from .._errors import DurableError, InstanceBusyError, InstanceEndedError, StateFormatError
 from .._ids import validate_instance_id
 from ..stores import InMemoryStateStore, StateStore, store_from_url
 from ..stores.base import InstanceSummary
-from .operations import Event
+from .operations import CANCEL_EVENT, Event
 from .runtime import DurableRuntime, StepWrite
 from .signing import EMPTY_LOG_END, LogEnd, Seals
 
@@ -65,6 +65,12 @@ class OrchestrationBackend(ABC):
 
     def release_instance(self, instance_id: str) -> None:  # noqa: B027 - optional hook
         """End the lease `acquire_instance` granted."""
+
+    def cancel_requested(self, instance_id: str, *, take: bool = False) -> Event | None:
+        """The cancellation waiting in the inbox of `instance_id`, if any (taken, consumed
+        with the next write, when `take`). A backend without an inbox it can read at once
+        answers None: its runs are cancelled in their own process only."""
+        return None
 
     def save_changes(
         self,
@@ -219,9 +225,7 @@ class DurableBackend(OrchestrationBackend):
         instance; `InstanceBusyError` while a runner holds it (an instance is deleted
         between runs, never under one)."""
         with self._between_runs(instance_id, "delete"):
-            if not self.store.read_records(instance_id) and not self.store.read_events(
-                instance_id
-            ):
+            if not self.store.read_records(instance_id) and not self.store.read_events(instance_id):
                 return False
             self.store.delete_instance(instance_id)
             for known in (self._ends, self._log_sizes, self._summaries, self._claimed):
@@ -429,8 +433,10 @@ class DurableBackend(OrchestrationBackend):
     ) -> Awaitable[None] | None:
         """Append `step` as one flat step record (no status changes with it)."""
         count, size = self._log_sizes.get(instance_id, _EMPTY_LOG)
-        if count >= self.compact_after or size >= self.compact_after_bytes or (
-            self._claimed.get(instance_id) or instance_id in self._legacy
+        if (
+            count >= self.compact_after
+            or size >= self.compact_after_bytes
+            or (self._claimed.get(instance_id) or instance_id in self._legacy)
         ):
             return self.save_changes(instance_id, step.changes(), full_state)
         payload = _dumps((STEP_RECORD_FORMAT, *step), _PROTOCOL)
@@ -461,11 +467,43 @@ class DurableBackend(OrchestrationBackend):
 
     def publish_event(self, instance_id: str, event_name: str, payload: Any = None) -> None:
         """Store `event_name` (with `payload`) for `instance_id`; durable when it returns."""
-        validate_instance_id(instance_id)
-        if not isinstance(event_name, str) or not event_name:
-            raise TypeError(f"an event name must be a non-empty string, got {event_name!r}")
+        _check_event(instance_id, event_name)
+        self._append_event(instance_id, event_name, payload)
+
+    def _append_event(self, instance_id: str, event_name: str, payload: Any) -> None:
         data = self._seals.seal_event(instance_id, cloudpickle.dumps((event_name, payload)))
         self.store.append_event(instance_id, data)
+
+    def cancel_instance(
+        self,
+        instance_id: str,
+        reason: str | None = None,
+        *,
+        loads: Callable[[bytes], Any] = pickle.loads,
+    ) -> str:
+        """Ask `instance_id` to cancel: `Cancelled` (with `reason`) is raised in it at its
+        next checkpoint, at once when it is parked (a worker wakes it). The request is stored
+        in its inbox before this returns, so it survives any crash. Returns the status the
+        instance had; `DurableError` for an unknown or ended instance. `loads` reads the
+        state, as for `read_state`."""
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError(f"a cancel reason must be a string or None, got {reason!r}")
+        state = self.read_state(validate_instance_id(instance_id), loads=loads)
+        status = _status_to_change(self, instance_id, state, "cancel")
+        self._append_event(instance_id, CANCEL_EVENT, reason)
+        runtime_for(self).request_cancel(instance_id, reason)
+        return status
+
+    def cancel_requested(self, instance_id: str, *, take: bool = False) -> Event | None:
+        if take:
+            return self.wait_for_event(instance_id, CANCEL_EVENT)
+        claimed = self._claimed.get(instance_id, ())
+        for event_id, data in self.store.read_events(instance_id):
+            if event_id not in claimed:
+                name, payload = self._load_event(instance_id, event_id, data)
+                if name == CANCEL_EVENT:
+                    return Event(name, payload)
+        return None
 
     async def publish_event_async(
         self, instance_id: str, event_name: str, payload: Any = None
@@ -494,6 +532,34 @@ class DurableBackend(OrchestrationBackend):
 
 
 _EMPTY_LOG = (0, 0)
+
+
+def _check_event(instance_id: str, event_name: str) -> None:
+    validate_instance_id(instance_id)
+    if not isinstance(event_name, str) or not event_name:
+        raise TypeError(f"an event name must be a non-empty string, got {event_name!r}")
+    if event_name == CANCEL_EVENT:
+        raise ValueError(
+            f"the event name {CANCEL_EVENT!r} is reserved for cancellation; cancel an "
+            "instance with handle.cancel() or 'durable cancel ID'"
+        )
+
+
+def _status_to_change(backend: Any, instance_id: str, state: Any, what: str) -> str:
+    """The status of an instance an operator changes (`what`); `DurableError` when the
+    instance does not exist or has ended."""
+    from .runtime import COMPLETED, FAILED
+
+    if state is None:
+        raise DurableError(f"no instance {instance_id!r} in {backend!r}; nothing to {what}")
+    status = state.get("status")
+    if status in (COMPLETED, FAILED):
+        raise InstanceEndedError(
+            f"instance {instance_id!r} has {status} already; there is nothing to {what}"
+        )
+    return status
+
+
 #: The environment variable the command line and the default backend take the key from.
 SECRET_KEY_VARIABLE = "DURABLE_SECRET_KEY"
 #: Earlier keys still accepted (`verify_keys`), separated by commas.
@@ -712,10 +778,15 @@ class WholeStateBackend(DurableBackend):
     def publish_event(self, instance_id: str, event_name: str, payload: Any = None) -> Any:
         """Store the event; durable when it returns (when it is awaited, over an async
         store)."""
-        validate_instance_id(instance_id)
-        if not isinstance(event_name, str) or not event_name:
-            raise TypeError(f"an event name must be a non-empty string, got {event_name!r}")
+        _check_event(instance_id, event_name)
         return self._drive(self._publishing(instance_id, event_name, payload))
+
+    def cancel_requested(self, instance_id: str, *, take: bool = False) -> Event | None:
+        if self._async:
+            return None  # asked without waiting, or not at all: cancelled in-process only
+        if take:
+            return self.wait_for_event(instance_id, CANCEL_EVENT)
+        return next((e for e in self.pending_events(instance_id) if e.name == CANCEL_EVENT), None)
 
     async def publish_event_async(
         self, instance_id: str, event_name: str, payload: Any = None

@@ -323,7 +323,7 @@ class FunctionCall:
         """Record the checkpoint about to be awaited; link a durable operation to this frame."""
         run = self.run
         if run.stop_requested:
-            return run.stop_here(awaitable)
+            return run.stop_here(awaitable, self, resume_point)
         self.resume_point = resume_point
         self.pending = None
         if type(awaitable) is CoroutineType:
@@ -484,9 +484,7 @@ class CallStack:
     instance's stack is pickled as one object, its branches inside the frames that fan out.
     """
 
-    def __init__(
-        self, frames: list[FunctionCall] | None = None, branch: str | None = None
-    ) -> None:
+    def __init__(self, frames: list[FunctionCall] | None = None, branch: str | None = None) -> None:
         self.frames: list[FunctionCall] = frames or []
         #: None for the instance's own stack, else the fan-out branch it runs (`branch_name`).
         self.branch = branch
@@ -561,9 +559,7 @@ class CallStack:
         return data
 
     @classmethod
-    def from_snapshot(
-        cls, data: tuple | bytes, run: InstanceRun, code_versions: dict
-    ) -> CallStack:
+    def from_snapshot(cls, data: tuple | bytes, run: InstanceRun, code_versions: dict) -> CallStack:
         """The call stack `snapshot` saved (as its tuple or its pickle)."""
         stack_format, frames = data if type(data) is tuple else references.loads(data)
         if stack_format not in _READABLE_FORMATS:

@@ -52,10 +52,21 @@ class InstanceHandle:
     def delete(self) -> bool:
         """Forget the instance (`DurableBackend.delete_instance`): False when it does not
         exist, `InstanceBusyError` while a runner holds it."""
-        delete = getattr(self.backend, "delete_instance", None)
-        if delete is None:
-            raise TypeError(f"{self.backend!r} cannot delete instances")
-        return delete(self.instance_id)
+        return self._operator("delete_instance")(self.instance_id)
+
+    def cancel(self, reason: str | None = None) -> str:
+        """Cancel the instance (`DurableBackend.cancel_instance`): `Cancelled` is raised in
+        it at its next checkpoint, at once when it is parked. Returns the status it had."""
+        return self._operator("cancel_instance")(self.instance_id, reason)
+
+    def _operator(self, name: str) -> Callable[..., Any]:
+        operation = getattr(self.backend, name, None)
+        if operation is None:
+            raise TypeError(
+                f"{self.backend!r} cannot {name.split('_')[0]} instances: that needs a "
+                "DurableBackend"
+            )
+        return operation
 
     def done(self) -> bool:
         return self.status() in (COMPLETED, FAILED)
@@ -80,8 +91,7 @@ class InstanceHandle:
                 raise references.loads(state["error"])
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"instance {self.instance_id!r} is still {state['status']} after "
-                    f"{timeout} s"
+                    f"instance {self.instance_id!r} is still {state['status']} after {timeout} s"
                 )
             await asyncio.sleep(poll_interval)
 
@@ -147,9 +157,7 @@ def list_instances(
             continue
         if statuses is not None and info.status not in statuses:
             continue
-        if program is not None and program not in (
-            info.program, *info.program.split(":", 1)
-        ):
+        if program is not None and program not in (info.program, *info.program.split(":", 1)):
             continue
         found.append(info)
     found.sort(key=lambda info: (info.created_at or 0.0, info.instance_id), reverse=True)

@@ -23,6 +23,7 @@ from .saved_code import code_for_saved_frame
 
 logger = logging.getLogger("durable.runtime")
 
+
 class ByCode(dict):
     """A dict keyed by code objects by identity: equal code objects (the same function in
     two modules, or a module imported twice) are still different functions."""
@@ -126,7 +127,9 @@ def _installed(filename: str) -> bool:
 def _installed_prefixes() -> tuple[str, ...]:
     global _prefixes
     if _prefixes is None:
-        paths = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+        paths = {
+            sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")
+        }
         paths.update(getattr(site, "getsitepackages", list)())
         _prefixes = tuple(path for path in paths if path)
     return _prefixes
@@ -176,7 +179,9 @@ def _compile(function: types.FunctionType) -> _HelperCode | None:
         block = compile_function(function)
     except (DurableCompileError, NoSourceCodeException, TypeError, SyntaxError) as error:
         compile_failures[code] = str(error)
-        logger.info("helper %s runs plainly: it cannot be compiled: %s", function.__qualname__, error)
+        logger.info(
+            "helper %s runs plainly: it cannot be compiled: %s", function.__qualname__, error
+        )
         return None
     compiled = _compiled[code] = _HelperCode(block, function)
     return compiled
@@ -195,7 +200,8 @@ class Helper:
         #: The shared compiled function is bound to another function object's closure
         #: (or globals: the same code imported twice).
         self.rebinds = function.__closure__ is not None or (
-            compiled.code is not None and function.__globals__ is not compiled.code.function.__globals__
+            compiled.code is not None
+            and function.__globals__ is not compiled.code.function.__globals__
         )
         # A script's helper is pickled with the snapshot (`references` names it by the
         # module a worker imports the script as), not by its ``__main__`` name.
@@ -234,9 +240,7 @@ def helper_for_saved(function: types.FunctionType) -> Helper:
     return Helper(function, compiled)
 
 
-def helper_of(
-    awaiting_module: str, coroutine: types.CoroutineType
-) -> tuple[Helper, tuple] | None:
+def helper_of(awaiting_module: str, coroutine: types.CoroutineType) -> tuple[Helper, tuple] | None:
     """(the helper, its arguments) when `coroutine` is a not yet started coroutine of a
     helper, else None. The coroutine is closed unstarted: a nested frame runs the compiled
     code with the arguments it was created with (`operations.HelperCall`)."""

@@ -152,7 +152,9 @@ class RetryPolicy:
         if isinstance(retry_on, type):
             object.__setattr__(self, "retry_on", (retry_on,))
         elif not all(isinstance(kind, type) for kind in retry_on):
-            raise TypeError(f"retry_on must be an exception type or a tuple of them, got {retry_on!r}")
+            raise TypeError(
+                f"retry_on must be an exception type or a tuple of them, got {retry_on!r}"
+            )
 
     def retries(self, error: BaseException, attempts: int) -> bool:
         """Whether a call that failed with `error` on attempt `attempts` is tried again."""

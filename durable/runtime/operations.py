@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from .._errors import CheckpointException, EventTimeoutError
+from .._errors import Cancelled, CheckpointException, EventTimeoutError
 from ..transform._records import FRAME
 from . import references
 from .context import current_run, current_slot
@@ -370,7 +370,6 @@ class WaitForEvent(Operation):
         await run.settle_writes()
         await _Park()
 
-
     async def outside_durable_run(self) -> Any:
         raise RuntimeError(
             f"{self.describe()} must be awaited inside a durable function "
@@ -420,6 +419,53 @@ def wait_for_event(event: str, timeout: float | None = None) -> Awaitable[Any]:
     return WaitForEvent(event, timeout)
 
 
+# -- cancellation ---------------------------------------------------------------------------
+#: The inbox event that asks an instance to cancel (its payload: the reason); reserved.
+CANCEL_EVENT = "durable.cancel"
+
+
+class CancelPoint(Operation):
+    """`Cancelled`, delivered at a checkpoint in place of the operation that was to start
+    there: journaled (consuming the cancel event in the same write), so a resume inside
+    the cleanup raises nothing again and a crash before it delivers it again."""
+
+    def __init__(self, reason: str | None) -> None:
+        self.reason = reason
+
+    def describe(self) -> str:
+        return "cancellation"
+
+    def matches(self, entry: dict[str, Any]) -> bool:
+        return entry.get("kind") == "cancel"
+
+    async def settle(self) -> Any:
+        entry = self.journaled()
+        if entry is not None:
+            return self.settled_from(entry)
+        run = self.frame.run
+        take = getattr(run.backend, "cancel_requested", None)
+        if take is not None:
+            take(run.instance_id, take=True)  # consumed with the write below
+        error = Cancelled(self.reason)
+        self.place.operation = None
+        await self.record({"kind": "cancel", "status": FAILED, "error": _dump_error(error)})
+        raise error
+
+    async def outside_durable_run(self) -> Any:
+        raise Cancelled(self.reason)
+
+
+def close_awaitable(awaitable: Any) -> None:
+    """Drop an awaitable that will not be awaited, quietly (an operation not started on
+    purpose, a coroutine never run, a future no one waits for)."""
+    if isinstance(awaitable, Operation):
+        awaitable.caller = None
+    if inspect.iscoroutine(awaitable):
+        awaitable.close()
+    elif isinstance(awaitable, asyncio.Future):
+        awaitable.cancel()
+
+
 # -- timers ---------------------------------------------------------------------------------
 class Sleep(Operation):
     def __init__(self, seconds: float) -> None:
@@ -456,6 +502,12 @@ async def sleep_until(deadline: float) -> None:
         return
     slot = current_slot()
     if slot is None:
+        run = current_run()
+        park_after = None if run is None else run.park_sleeps_after
+        if park_after is not None and remaining > park_after:
+            run.park_sleeping(deadline)
+            await run.settle_writes()
+            await _Park()
         await asyncio.sleep(remaining)
         return
     slot.settle_quietly([], deadline)
@@ -545,10 +597,14 @@ class Execute(Operation):
         return identity
 
     def matches(self, entry: dict[str, Any]) -> bool:
-        return entry.get("kind", "call") == "call" and (
-            entry.get("function_id"),
-            entry.get("args_digest"),
-        ) == self.identity()
+        return (
+            entry.get("kind", "call") == "call"
+            and (
+                entry.get("function_id"),
+                entry.get("args_digest"),
+            )
+            == self.identity()
+        )
 
     async def call(self) -> Any:
         if self.in_thread and not inspect.iscoroutinefunction(self.func):
@@ -764,8 +820,12 @@ for _operation in (wait_for_event, sleep, durable_execute, durable_execute_async
     # Awaiting one of these where a checkpoint cannot resume is a compile error (DUR104).
     _operation.__durable_operation__ = True
 
+
 # -- resuming ----------------------------------------------------------------------------
 async def _resume_operation(frame: FunctionCall, place: AtOperation) -> Any:
+    run = frame.run
+    if run.cancel_pending and _cancellable_here(run, place):
+        return await run.deliver_cancel(frame)
     operation = place.operation
     if operation is not None:
         operation.frame = frame
@@ -785,3 +845,12 @@ async def _resume_operation(frame: FunctionCall, place: AtOperation) -> Any:
         await sleep_until(entry["deadline"])
         return None
     return outcome_of(entry)
+
+
+def _cancellable_here(run: Any, place: AtOperation) -> bool:
+    """Whether a frame resumed at `place` takes a pending cancellation now: it waits for an
+    event or sleeps there (settled calls and calls in flight settle first)."""
+    if isinstance(place.operation, WaitForEvent):
+        return True
+    entry = run.journal.get(place.seq)
+    return entry is not None and entry.get("kind") == "timer"

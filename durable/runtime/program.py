@@ -200,6 +200,4 @@ def make_durable(
             f"make_durable expects an 'async def' function, but {fn.__qualname__} is a "
             "regular function; define it with 'async def'"
         )
-    return DurableProgram(
-        fn, migrations=migrations, on_code_change=on_code_change, journal=journal
-    )
+    return DurableProgram(fn, migrations=migrations, on_code_change=on_code_change, journal=journal)

@@ -441,7 +441,10 @@ def _fast_dumps(value: Any) -> bytes:
     reusable = getattr(_reusable, "pickler", None)
     if reusable is None:
         buffer = io.BytesIO()
-        reusable = _reusable.pickler = (_FastPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL), buffer)
+        reusable = _reusable.pickler = (
+            _FastPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL),
+            buffer,
+        )
     pickler, buffer = reusable
     buffer.seek(0)
     buffer.truncate()

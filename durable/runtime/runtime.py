@@ -24,6 +24,7 @@ from .._errors import (
     CheckpointException,
     DurableError,
     InstanceBusyError,
+    InstanceSleeping,
     PauseForEventException,
     RunStoppedError,
     StateFormatError,
@@ -34,7 +35,18 @@ from .catalog import program_for_key
 from .context import current_slot, enter_run, leave_run
 from .frames import AtOperation, CallStack, FunctionCall, Gathering
 from .journal import SUCCEEDED, JournalPolicy
-from .operations import PARK, Operation, WaitForEvent, _Park, ask_for_event
+from .operations import (
+    PARK,
+    CancelPoint,
+    Operation,
+    WaitForEvent,
+    _Park,
+    ask_for_event,
+    close_awaitable,
+)
+
+#: How often a running instance looks for a cancellation sent from elsewhere (seconds).
+CANCEL_CHECK_SECONDS = 1.0
 
 if TYPE_CHECKING:
     from .backend import OrchestrationBackend
@@ -44,10 +56,12 @@ if TYPE_CHECKING:
 STATE_FORMAT = 2
 
 RUNNING, WAITING, COMPLETED, FAILED = "running", "waiting", "completed", "failed"
+#: Parked in a durable ``sleep`` until its deadline (by a runtime that parks sleeps).
+SLEEPING = "sleeping"
 #: Started by `DurableProgram.start` and not run yet: the next call (or a worker) runs it.
 ENQUEUED = "enqueued"
 #: Every status an instance can have, in the order an instance goes through them.
-STATUSES = (ENQUEUED, RUNNING, WAITING, COMPLETED, FAILED)
+STATUSES = (ENQUEUED, RUNNING, WAITING, SLEEPING, COMPLETED, FAILED)
 
 
 def _digest(blob: bytes) -> str:
@@ -135,29 +149,75 @@ class InstanceRun:
         #: Those of them that are futures, until the run ends (see `drain_writes`).
         self.writes_in_flight: list[asyncio.Future] = []
         self.waiting_for: WaitForEvent | None = None
+        #: Sleeps longer than this many seconds park the instance (`park_sleeping`); None
+        #: sleeps in place (see `DurableRuntime.park_sleeps_after`).
+        self.park_sleeps_after: float | None = None
+        #: When the instance parked in a sleep wakes up (set by `park_sleeping`).
+        self.sleeping_until: float | None = None
         #: Set when the run stops without finishing (parked, or its state could not be
         #: saved): unwinding its coroutines must not run the user's handlers or finally.
         self.closing = False
-        #: Set by `DurableRuntime.request_stop`: the run stops before its next operation.
+        #: Set when the run must do something else than start its next operation: stop
+        #: there (`shutting_down`) or raise `Cancelled` there (`cancel_reason`).
         self.stop_requested = False
+        #: Set by `DurableRuntime.request_stop`: the run stops before its next operation.
+        self.shutting_down = False
+        #: Set by `request_cancel`: `Cancelled` is raised at the next checkpoint.
+        self.cancel_pending = False
+        self.cancel_reason: str | None = None
+        #: When the run next looks in its inbox for a cancellation (monotonic seconds), or
+        #: None: its backend cannot be asked without waiting.
+        self.look_for_cancel_at: float | None = (
+            time.monotonic() + CANCEL_CHECK_SECONDS
+            if getattr(backend, "cancel_requested", None) is not None
+            else None
+        )
         self.stopped = False
         #: What made a write fail, for the fan-outs its branches leave to raise.
         self.failed_write: BaseException | None = None
 
-    def stop_here(self, awaitable: Any) -> Any:
+    def request_cancel(self, reason: str | None) -> None:
+        """Raise `Cancelled` at the next checkpoint (a cancel event is in the inbox)."""
+        self.cancel_pending = True
+        self.cancel_reason = reason
+        self.stop_requested = True
+
+    def look_for_cancel(self) -> None:
+        """Whether a cancellation arrived in the inbox: asked at most every
+        `CANCEL_CHECK_SECONDS` while the run writes (another process cancels it so)."""
+        self.look_for_cancel_at = time.monotonic() + CANCEL_CHECK_SECONDS
+        if self.cancel_pending:
+            return
+        found = self.backend.cancel_requested(self.instance_id)
+        if inspect.isawaitable(found):  # a custom backend's async method: not asked
+            found.close()
+            self.look_for_cancel_at = None
+            return
+        if found is not None:
+            self.request_cancel(found.payload)
+
+    def stop_here(self, awaitable: Any, frame: FunctionCall, resume_point: int) -> Any:
         """Stop the run instead of starting the operation `awaitable`: the instance stays
-        at its last write, as after a crash there, and nothing new starts."""
+        at its last write, as after a crash there, and nothing new starts. For a
+        cancellation, the frame gets `Cancelled` there instead."""
+        if not self.shutting_down and self.cancel_pending:
+            close_awaitable(awaitable)
+            frame.resume_point = resume_point
+            frame.pending = None
+            return self.deliver_cancel(frame)
         self.stopped = True
-        if isinstance(awaitable, Operation):
-            awaitable.caller = None  # not started, on purpose
-        if inspect.iscoroutine(awaitable):
-            awaitable.close()
-        elif isinstance(awaitable, asyncio.Future):
-            awaitable.cancel()
+        close_awaitable(awaitable)
         slot = current_slot()
         if slot is not None:
             return slot.stop()  # a fan-out's member: the fan-out stops when all have
         return _Park()
+
+    def deliver_cancel(self, frame: FunctionCall) -> Any:
+        """What `frame` awaits instead of its checkpoint's operation: a journaled
+        `Cancelled`, raised there. Its cleanup then runs like any code."""
+        self.cancel_pending = False
+        self.stop_requested = self.shutting_down
+        return CancelPoint(self.cancel_reason)._durable_link(frame, frame.resume_point)
 
     def stop_at_failed_write(self, error: BaseException) -> None:
         """The instance stays at its last saved write, as after a crash here: unwinding must
@@ -228,9 +288,11 @@ class InstanceRun:
                 snapshot = count >= self.policy.snapshot_every and (
                     not self.fan_outs or self.stack.resumable()
                 )
-        if snapshot and self._write_step(seq, entry):
-            return
-        self._write(RUNNING, snapshot, {"entries": {seq: entry}})
+        if not (snapshot and self._write_step(seq, entry)):
+            self._write(RUNNING, snapshot, {"entries": {seq: entry}})
+        look_at = self.look_for_cancel_at
+        if look_at is not None and time.monotonic() >= look_at:
+            self.look_for_cancel()
 
     def _write_step(self, seq: int, entry: dict[str, Any]) -> bool:
         """Write a call that settled on its first write, with the snapshot due, as one
@@ -318,6 +380,12 @@ class InstanceRun:
             waiting_for=waits[0].event,
             deadline=deadline,
         )
+
+    def park_sleeping(self, wake_at: float) -> None:
+        """Save the instance as sleeping until `wake_at`, with a snapshot: the run then stops
+        and holds nothing (no task, slot or lease) until a worker wakes it when it is due."""
+        self.sleeping_until = wake_at
+        self._write(SLEEPING, snapshot=True, changes={}, deadline=wake_at)
 
     def _write(
         self,
@@ -445,7 +513,9 @@ class InstanceRun:
         self._write(COMPLETED, snapshot=False, changes={"set": {"result": result}})
 
     def fail(self, error: BaseException) -> None:
-        self._write(FAILED, snapshot=False, changes={"set": {"error": references.pickle_error(error)}})
+        self._write(
+            FAILED, snapshot=False, changes={"set": {"error": references.pickle_error(error)}}
+        )
 
 
 class _Driver:
@@ -487,12 +557,25 @@ class DurableRuntime:
         self.backend = backend
         self._active: set[str] = set()
         self._runs: dict[str, InstanceRun] = {}
+        #: A durable ``sleep`` with more than this many seconds left parks the instance
+        #: (status ``sleeping``, `InstanceSleeping` to the caller) instead of sleeping in
+        #: its run; None (the default, for direct calls) sleeps in place. A worker sets it.
+        self.park_sleeps_after: float | None = None
+
+    def request_cancel(self, instance_id: str, reason: str | None) -> bool:
+        """Raise `Cancelled` in the run of `instance_id` at its next checkpoint when this
+        runtime is running it (True), else False."""
+        run = self._runs.get(instance_id)
+        if run is None:
+            return False
+        run.request_cancel(reason)
+        return True
 
     def request_stop(self) -> None:
         """Ask every run of this runtime to stop before its next durable operation (the one
         in progress finishes and is journaled); each then raises `RunStoppedError`."""
         for run in self._runs.values():
-            run.stop_requested = True
+            run.stop_requested = run.shutting_down = True
 
     def abandon(self) -> None:
         """Mark every run as stopping where it is, as a crash would: cancelling their tasks
@@ -501,9 +584,7 @@ class DurableRuntime:
         for run in self._runs.values():
             run.closing = True
 
-    async def resume_stored(
-        self, instance_id: str, state: dict[str, Any] | None = None
-    ) -> Any:
+    async def resume_stored(self, instance_id: str, state: dict[str, Any] | None = None) -> Any:
         """Run (or resume) a stored instance with the arguments it was started with, as a
         worker does: it needs only the id, the state names the function. `state`, when the
         caller has just read it, saves reading it again (only its function and arguments,
@@ -596,6 +677,7 @@ class DurableRuntime:
             run = await self._reopen(program, instance_id, state, arguments, arguments_blob)
             if run is None:
                 return _stored_outcome(state)
+        run.park_sleeps_after = self.park_sleeps_after
         root = run.stack.frames[0]
         driver = _Driver(root.start(), run)
         token = enter_run(run)
@@ -629,6 +711,8 @@ class DurableRuntime:
                     f"instance {instance_id!r} stopped on request before its next durable "
                     "operation; call it again to resume it from its last write"
                 )
+            if run.sleeping_until is not None:
+                raise InstanceSleeping(run.sleeping_until, instance_id=instance_id)
             raise PauseForEventException(run.waiting_for.event, instance_id=instance_id)
         try:
             run.complete(value)
@@ -661,7 +745,9 @@ class DurableRuntime:
         versions = state.get("code_versions") or {}
         run.written_versions = set(versions)
         run.stack = CallStack.from_snapshot(state["snapshot"], run, versions)
-        if status == WAITING:
+        if run.look_for_cancel_at is not None:
+            run.look_for_cancel()
+        if status == WAITING and not run.cancel_pending:
             waits = _parked_waits(run)
             if waits:
                 delivered = False

@@ -266,8 +266,7 @@ _ALTERED = (
     "in the log, or was signed with another key); it was not loaded"
 )
 _UNSIGNED = (
-    "is not signed, and this backend loads only state signed with its secret key; it was not "
-    "loaded"
+    "is not signed, and this backend loads only state signed with its secret key; it was not loaded"
 )
 _NEEDS_KEY = (
     "is signed; open the store with its secret key (DurableBackend(..., secret_key=...), or "

@@ -118,10 +118,7 @@ _APPEND_RECORD = (
     "SELECT :instance_id, COALESCE(MAX(position) + 1, 0), :data, :checksum FROM records "
     "WHERE instance_id = :instance_id"
 )
-_INSERT_RECORD = (
-    "INSERT INTO records (instance_id, position, data, checksum) "
-    "VALUES (?, ?, ?, ?)"
-)
+_INSERT_RECORD = "INSERT INTO records (instance_id, position, data, checksum) VALUES (?, ?, ?, ?)"
 #: The instance's row, in the transaction of each record write: :given says whether the
 #: summary is; without one, a new row's summary is unknown and an existing one's stays. A
 #: write without a head (NULL :head) leaves the head as it was.
@@ -150,14 +147,15 @@ _TOUCH_INSTANCE = (
 _DUE_INSTANCES = """
     SELECT instance_id, updated_at FROM instances WHERE status IN ('enqueued', 'running')
     UNION
-    SELECT instance_id, updated_at FROM instances WHERE status = 'waiting' AND wake_at <= :now
+    SELECT instance_id, updated_at FROM instances
+        WHERE status IN ('waiting', 'sleeping') AND wake_at <= :now
     UNION
     SELECT instance_id, updated_at FROM instances WHERE status IS NULL
     UNION
     SELECT i.instance_id, i.updated_at
         FROM (SELECT DISTINCT instance_id FROM events) AS e
         CROSS JOIN instances AS i ON i.instance_id = e.instance_id
-        WHERE i.status = 'waiting'
+        WHERE i.status IN ('waiting', 'sleeping')
     ORDER BY 2, 1
     LIMIT :limit
 """
@@ -166,10 +164,12 @@ _RUNNING_INSTANCES = (
     "ORDER BY updated_at, instance_id LIMIT :limit"
 )
 _NEXT_WAKE_AT = (
-    "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting' AND wake_at > :after"
+    "SELECT MIN(wake_at) FROM instances WHERE status IN ('waiting', 'sleeping') "
+    "AND wake_at > :after"
 )
 _NEXT_WAKE_AT_ANY = (
-    "SELECT MIN(wake_at) FROM instances WHERE status = 'waiting' AND wake_at IS NOT NULL"
+    "SELECT MIN(wake_at) FROM instances WHERE status IN ('waiting', 'sleeping') "
+    "AND wake_at IS NOT NULL"
 )
 
 
@@ -436,8 +436,7 @@ class SQLiteStateStore(StateStore):
         validate_instance_id(instance_id)
         rows = self._read(
             instance_id,
-            "SELECT position, data, checksum FROM records "
-            "WHERE instance_id = ? ORDER BY position",
+            "SELECT position, data, checksum FROM records WHERE instance_id = ? ORDER BY position",
             (instance_id,),
         )
         records = []
@@ -652,8 +651,7 @@ class SQLiteStateStore(StateStore):
         validate_instance_id(instance_id)
         rows = self._read(
             instance_id,
-            "SELECT event_id, data, checksum FROM events "
-            "WHERE instance_id = ? ORDER BY event_id",
+            "SELECT event_id, data, checksum FROM events WHERE instance_id = ? ORDER BY event_id",
             (instance_id,),
         )
         events = []

@@ -395,7 +395,11 @@ class NormalizePass:
         exit_on_leaving = cst.If(
             test=cst.Name(exit_due),
             body=block(
-                [statement(cst.Expr(frame_call("exit_context", cst.Name(manager), cst.Name("None"))))]
+                [
+                    statement(
+                        cst.Expr(frame_call("exit_context", cst.Name(manager), cst.Name("None")))
+                    )
+                ]
             ),
         )
         desugared = cst.Try(
@@ -946,7 +950,11 @@ class _ZeroArgumentSuper(_OwnScopeTransformer):
         return result
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
-        if isinstance(updated.func, cst.Name) and updated.func.value == "super" and not updated.args:
+        if (
+            isinstance(updated.func, cst.Name)
+            and updated.func.value == "super"
+            and not updated.args
+        ):
             return updated.with_changes(
                 args=[cst.Arg(cst.Name("__class__")), cst.Arg(cst.Name(self.first_parameter))]
             )
