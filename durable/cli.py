@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -46,8 +47,10 @@ EXIT_UNREADABLE = 3
 EXIT_FAILED = 4
 #: ``publish``: the instance has ended (completed or failed), so no event can reach it.
 EXIT_ENDED = 5
-#: ``delete``: a runner holds the instance now; nothing was deleted.
+#: ``delete``, ``retry``, ``edit``: a runner holds the instance now; nothing was changed.
 EXIT_BUSY = 6
+#: ``retry``: the instance has not failed; ``fork``: the new id is taken. Nothing changed.
+EXIT_REFUSED = 7
 
 EXIT_CODES_HELP = """exit codes:
   0  done; for status, the instance is enqueued, running, waiting or completed
@@ -55,8 +58,9 @@ EXIT_CODES_HELP = """exit codes:
   2  a bad command line (a bad --store URL or option, a module that cannot be imported)
   3  the stored state cannot be read (damaged, another format, signed with another key)
   4  status: the instance failed
-  5  publish: the instance has ended (completed or failed); nothing was published
-  6  delete: a runner holds the instance now; nothing was deleted"""
+  5  publish, cancel, edit: the instance has ended (completed or failed); nothing changed
+  6  delete, retry, edit: a runner holds the instance now; nothing changed
+  7  retry: the instance has not failed; fork: the new id is taken; nothing changed"""
 
 
 class CommandError(Exception):
@@ -134,6 +138,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="at shutdown, seconds to wait for runs to reach their next durable operation "
         "before abandoning them where they are (default 10)",
+    )
+    worker.add_argument(
+        "--park-sleeps-after",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="a durable sleep with more than S seconds left parks its instance in the store "
+        "(status sleeping, holding no slot) until it is due; shorter ones sleep in their run "
+        "(default 1)",
     )
     worker.add_argument(
         "--min-poll", type=float, default=0.05, metavar="S", help="shortest poll (default 0.05)"
@@ -272,6 +285,93 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument(
         "--dry-run", action="store_true", help="print what would be deleted, delete nothing"
     )
+
+    history = command(
+        "history",
+        _history,
+        help="show an instance's timeline: its durable operations and operators' changes",
+        description=(
+            "One line per durable operation, oldest first: its sequence number, kind (call, "
+            "event, timer, cancel), function, status, attempts, when it started and how long "
+            "it took, and a one-line error; and the operators' changes (retry, edit, fork) "
+            "as audit entries. Kept as a small summary per operation (the newest "
+            "JournalPolicy.history_limit, 1000 by default), so ended instances show it too. "
+            "Nothing stored is run to show it."
+        ),
+    )
+    history.add_argument("instance_id", metavar="INSTANCE_ID")
+    history.add_argument("--json", action="store_true", help="print a JSON array instead")
+
+    cancel = command(
+        "cancel",
+        _cancel,
+        help="cancel an instance: Cancelled is raised in it at its next checkpoint",
+        description=(
+            "Store a cancellation in the instance's inbox: durable.Cancelled is raised in it "
+            "at its next checkpoint (a waiting or sleeping one is woken for it by a worker); "
+            "its except and finally blocks run and may make durable calls. Uncaught, the "
+            "instance fails with Cancelled."
+        ),
+    )
+    cancel.add_argument("instance_id", metavar="INSTANCE_ID")
+    cancel.add_argument("--reason", help="why, given to the instance as Cancelled.reason")
+
+    unsafe = (
+        "Changing the saved call stack loads it, which runs code from the store: give "
+        "DURABLE_SECRET_KEY (a signed store vouches for it) or --unsafe-unpickle."
+    )
+    retry = command(
+        "retry",
+        _retry,
+        help="run a failed instance again from its last snapshot",
+        description=(
+            "The failed durable calls the instance stopped at run again (their failures "
+            "are dropped from its journal); earlier calls are not repeated. The instance "
+            "becomes enqueued: a worker, or the next call, runs it. " + unsafe
+        ),
+    )
+    retry.add_argument("instance_id", metavar="INSTANCE_ID")
+
+    fork = command(
+        "fork",
+        _fork,
+        help="start a new instance from an instance's latest snapshot",
+        description=(
+            "The new instance has the same call stack, live locals and journal and shares "
+            "nothing with the first afterwards (events, leases, history). Forking a failed "
+            "instance runs its failed calls again; a waiting or sleeping one waits on. " + unsafe
+        ),
+    )
+    fork.add_argument("instance_id", metavar="INSTANCE_ID")
+    fork.add_argument("--new-id", required=True, help="the id of the new instance")
+
+    edit = command(
+        "edit",
+        _edit,
+        help="change a live local variable of a paused instance",
+        description=(
+            "Set NAME to the JSON value in frame N of the saved call stack (0 is the "
+            "outermost; 'durable show' numbers them). NAME must be live at the frame's "
+            "resume point. Recorded in the instance's history. " + unsafe
+        ),
+    )
+    edit.add_argument("instance_id", metavar="INSTANCE_ID")
+    edit.add_argument("--frame", type=int, default=0, metavar="N", help="the frame (default 0)")
+    edit.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        required=True,
+        metavar="NAME=JSON",
+        help="a variable and its new value as JSON (repeat for several)",
+    )
+
+    for changing in (retry, fork, edit):
+        changing.add_argument(
+            "--unsafe-unpickle",
+            action="store_true",
+            help="load the unsigned state (runs code from the store; only for a store you trust)",
+        )
 
     listing = command(
         "list",
@@ -517,6 +617,7 @@ def _run_worker(args: argparse.Namespace, early: list[int]) -> int:
                 min_poll=args.min_poll,
                 max_poll=args.max_poll,
                 grace=args.grace,
+                park_sleeps_after=args.park_sleeps_after,
             )
         except ValueError as error:
             raise CommandError(str(error)) from None
@@ -706,18 +807,21 @@ def _described_whole(
     ]
     unloaded = unloaded_names(arguments)
     frames = saved_frames(state.get("snapshot"), loads)
-    if frames and fields["status"] not in ("completed", "failed"):
-        lines.append("call stack (outermost first):")
-        for frame in frames:
-            unloaded += _frame_lines(frame, lines, "  ", unloaded_names)
+    if frames and fields["status"] != "completed":
+        where = "where it stopped" if fields["status"] == "failed" else "outermost first"
+        lines.append(f"call stack ({where}; --frame N of edit):")
+        for number, frame in enumerate(frames):
+            unloaded += _frame_lines(frame, lines, "  ", unloaded_names, f"[{number}] ")
         fields["frames"] = [_frame_fields(frame) for frame in frames]
     return unloaded
 
 
-def _frame_lines(frame: Any, lines: list[str], indent: str, unloaded_names: Any) -> list[str]:
+def _frame_lines(
+    frame: Any, lines: list[str], indent: str, unloaded_names: Any, label: str = ""
+) -> list[str]:
     """Append the lines of `frame` (and its branches) to `lines`; the names not loaded."""
     awaiting = f", awaiting {frame.awaiting}" if frame.awaiting else ""
-    lines.append(f"{indent}{_function_name(frame.function)}, line {frame.line}{awaiting}")
+    lines.append(f"{indent}{label}{_function_name(frame.function)}, line {frame.line}{awaiting}")
     unloaded: list[str] = []
     for name, value in frame.live_locals.items():
         lines.append(f"{indent}    {name} = {_short(value)}")
@@ -849,6 +953,167 @@ def _wait_until_due(backend: Any, instance_id: str, poll: float = 0.05) -> None:
         if any(event.name in awaited for event in backend.pending_events(instance_id)):
             return
         time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.time())))
+
+
+# -- history, cancel, retry, fork, edit -----------------------------------------------------
+def _history(args: argparse.Namespace) -> int:
+    from .runtime.history import timeline
+    from .runtime.safe_pickle import safe_loads
+
+    instance_id = _instance_id(args.instance_id)
+    backend = _backend(args.store, "history", create=False)
+    try:
+        try:
+            state = backend.read_state(instance_id, loads=safe_loads)
+        except Exception as error:
+            raise _unreadable(backend, instance_id, error) from None
+        if state is None:
+            raise CommandError(f"no instance {instance_id!r} in {backend.store!r}", EXIT_NOT_FOUND)
+        rows = timeline(state)
+    finally:
+        _close(backend)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=repr))
+        return 0
+    table = []
+    for row in rows:
+        if row["kind"] == "operator":
+            detail = ", ".join(f"{k}={v}" for k, v in (row.get("detail") or {}).items())
+            table.append(
+                ["", "operator", row["function"], "", "", _when(row["started_at"]), "", detail]
+            )
+            continue
+        took = "" if row["duration"] is None else f"{row['duration'] * 1000:.1f} ms"
+        table.append(
+            [
+                str(row["seq"]),
+                row["kind"],
+                str(row["function"]),
+                row["status"].lower(),
+                str(row["attempts"]),
+                _when(row["started_at"]),
+                took,
+                row["error"] or "",
+            ]
+        )
+    header = ["SEQ", "KIND", "FUNCTION", "STATUS", "ATTEMPTS", "STARTED", "TOOK", "ERROR"]
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    for line in [header, *table]:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from .runtime.safe_pickle import safe_loads
+
+    instance_id = _instance_id(args.instance_id)
+    backend = _backend(args.store, "cancel", create=False)
+    try:
+        with _operator_errors():
+            status = backend.cancel_instance(instance_id, args.reason, loads=safe_loads)
+    finally:
+        _close(backend)
+    when = (
+        "at once (a worker wakes it)"
+        if status in ("waiting", "sleeping")
+        else ("at its next checkpoint")
+    )
+    print(f"cancelling instance {instance_id!r} ({status}): Cancelled is raised in it {when}")
+    return 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from .runtime.operate import retry_instance
+
+    instance_id = _instance_id(args.instance_id)
+    backend = _trusted_backend(args, "retry")
+    try:
+        with _operator_errors():
+            again = retry_instance(backend, instance_id)
+    finally:
+        _close(backend)
+    calls = (
+        f"operation(s) {', '.join(map(str, again))} run again"
+        if again
+        else ("no failed call is kept at its snapshot: it resumes from there")
+    )
+    print(f"instance {instance_id!r} is enqueued again; {calls}")
+    return 0
+
+
+def _fork(args: argparse.Namespace) -> int:
+    from .runtime.operate import fork_instance
+
+    instance_id = _instance_id(args.instance_id)
+    new_id = _instance_id(args.new_id)
+    backend = _trusted_backend(args, "fork")
+    try:
+        with _operator_errors():
+            status = fork_instance(backend, instance_id, new_id)
+    finally:
+        _close(backend)
+    print(f"forked instance {instance_id!r} into {new_id!r} ({status})")
+    return 0
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from .runtime.operate import edit_instance
+
+    instance_id = _instance_id(args.instance_id)
+    values = {}
+    for assignment in args.assignments:
+        name, equals, text = assignment.partition("=")
+        if not equals or not name.isidentifier():
+            raise CommandError(
+                f"--set takes NAME=JSON (a variable name, '=', a JSON value), got {assignment!r}"
+            )
+        try:
+            values[name] = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise CommandError(
+                f"--set {name}: {text!r} is not JSON ({error}); quote a string as '\"text\"'"
+            ) from None
+    backend = _trusted_backend(args, "edit")
+    try:
+        with _operator_errors():
+            edit_instance(backend, instance_id, args.frame, values)
+    finally:
+        _close(backend)
+    print(f"edited frame {args.frame} of instance {instance_id!r}: {', '.join(values)}")
+    return 0
+
+
+def _trusted_backend(args: argparse.Namespace, command: str):
+    """The backend of a command that loads the stored state (runs its pickles)."""
+    from .runtime.backend import secret_key_from_environment
+
+    if secret_key_from_environment() is None and not args.unsafe_unpickle:
+        raise CommandError(
+            f"{command} loads the instance's saved state, which runs code from the store, and "
+            "without DURABLE_SECRET_KEY nothing vouches for it: set the key the store is "
+            "signed with, or pass --unsafe-unpickle for a store you trust"
+        )
+    _on_import_path()
+    return _backend(args.store, command, create=False)
+
+
+@contextlib.contextmanager
+def _operator_errors():
+    """An operator's change refused, as one line and its exit code."""
+    from ._errors import DurableError, InstanceBusyError, InstanceEndedError
+
+    try:
+        yield
+    except InstanceBusyError as error:
+        raise CommandError(str(error), EXIT_BUSY) from None
+    except InstanceEndedError as error:
+        raise CommandError(str(error), EXIT_ENDED) from None
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from None
+    except DurableError as error:
+        message = str(error)
+        code = EXIT_NOT_FOUND if message.startswith("no instance") else EXIT_REFUSED
+        raise CommandError(_one_line(error), code) from None
 
 
 # -- delete, prune --------------------------------------------------------------------------

@@ -3,11 +3,27 @@
 import durable
 
 DESIGN_NAMES = {
-    "make_durable", "durable_execute", "durable_execute_async", "wait_for_event", "sleep",
-    "PauseForEventException", "DurableProgram", "DurableRuntime", "CallStack", "FunctionCall",
-    "CodeBlock", "OrchestrationBackend", "DurableBackend", "StateStore", "InMemoryStateStore",
-    "DiskStateStore", "DurableAstTransformer", "transform_to_durable_ast", "CheckpointException",
-    "AlreadyDurableException", "NoSourceCodeException",
+    "make_durable",
+    "durable_execute",
+    "durable_execute_async",
+    "wait_for_event",
+    "sleep",
+    "PauseForEventException",
+    "DurableProgram",
+    "DurableRuntime",
+    "CallStack",
+    "FunctionCall",
+    "CodeBlock",
+    "OrchestrationBackend",
+    "DurableBackend",
+    "StateStore",
+    "InMemoryStateStore",
+    "DiskStateStore",
+    "DurableAstTransformer",
+    "transform_to_durable_ast",
+    "CheckpointException",
+    "AlreadyDurableException",
+    "NoSourceCodeException",
 }
 
 

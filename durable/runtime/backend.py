@@ -26,6 +26,7 @@ from .._errors import DurableError, InstanceBusyError, InstanceEndedError, State
 from .._ids import validate_instance_id
 from ..stores import InMemoryStateStore, StateStore, store_from_url
 from ..stores.base import InstanceSummary
+from .history import History
 from .operations import CANCEL_EVENT, Event
 from .runtime import DurableRuntime, StepWrite
 from .signing import EMPTY_LOG_END, LogEnd, Seals
@@ -293,12 +294,15 @@ class DurableBackend(OrchestrationBackend):
         journal: dict[int, Any] | None = None
         versions: dict[str, Any] | None = None
         consumed: dict[int, str] = {}
+        history = History()
         for data in payloads:
             changes = _decode(instance_id, data, loads)
             if "reset" in changes:
-                state, journal, versions = {}, None, None
+                state, journal, versions, history = {}, None, None, History()
             fields = changes.get("set")
             if fields:
+                if "history" in fields:
+                    history = History(fields["history"])
                 state.update(fields)
                 if "journal" in fields:
                     journal = dict(state.pop("journal"))
@@ -316,6 +320,9 @@ class DurableBackend(OrchestrationBackend):
                 if journal is None:
                     journal = {}
                 journal.update(entries)
+                written_at = fields.get("updated_at") if fields else None
+                for seq, entry in entries.items():
+                    history.add(seq, entry, written_at)
             below = changes.get("prune_below")
             if below is not None:
                 if journal is None:
@@ -326,6 +333,8 @@ class DurableBackend(OrchestrationBackend):
             if more_versions:
                 versions = {**(versions or {}), **more_versions}
             consumed = changes.get("consumed_events", ())
+        if history:
+            state["history"] = history
         if journal is not None:
             state["journal"] = journal
         if versions is not None:
@@ -343,6 +352,8 @@ class DurableBackend(OrchestrationBackend):
 
     def _replace(self, instance_id: str, state: dict[str, Any]) -> Awaitable[None] | None:
         claimed = self._claimed.pop(instance_id, {})
+        if isinstance(state.get("history"), History):  # a state as `load_state` folds it
+            state = {**state, "history": state["history"].rows()}
         record = {"reset": True, "set": state, "consumed_events": sorted(claimed.items())}
         self._summaries.pop(instance_id, None)  # a compaction hands the store the summary
         summary = self._summary(instance_id, state)
@@ -614,18 +625,22 @@ def _decode(
         return record[1]
     if version == STEP_RECORD_FORMAT:
         return StepWrite._make(record[1:]).changes()
+    if version == _STEP_WITHOUT_START_FORMAT:
+        return StepWrite._make((*record[1:], None)).changes()
     if version == _FLAT_FRAME_STEP_FORMAT:
         return _changes_of_flat_frame_step(record)
     raise StateFormatError(
         f"instance {instance_id!r} was stored in record format {version!r}; this version "
-        f"reads formats {RECORD_FORMAT}, {_FLAT_FRAME_STEP_FORMAT} and {STEP_RECORD_FORMAT}"
+        f"reads formats {RECORD_FORMAT} and {_FLAT_FRAME_STEP_FORMAT} to {STEP_RECORD_FORMAT}"
     )
 
 
 #: The record of the most common write (`StepWrite`), its fields laid out flat after the
 #: format number: one small pickle of a tuple costs about half the nested dictionaries of
 #: the same changes.
-STEP_RECORD_FORMAT = 4
+STEP_RECORD_FORMAT = 5
+#: The step record before it held the call's start time, still read.
+_STEP_WITHOUT_START_FORMAT = 4
 #: The step record of earlier versions, still read: one frame of leaf values, laid out flat
 #: inside it, and a scalar value.
 _FLAT_FRAME_STEP_FORMAT = 3

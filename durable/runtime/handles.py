@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import DurableError
 from .._ids import validate_instance_id
 from . import references
+from .frames import FrameView, saved_frames
 from .runtime import COMPLETED, FAILED, STATUSES, WAITING, answered
 
 if TYPE_CHECKING:
@@ -58,6 +59,60 @@ class InstanceHandle:
         """Cancel the instance (`DurableBackend.cancel_instance`): `Cancelled` is raised in
         it at its next checkpoint, at once when it is parked. Returns the status it had."""
         return self._operator("cancel_instance")(self.instance_id, reason)
+
+    def retry(self) -> list[int]:
+        """Run the failed instance again from its last snapshot (`operate.retry_instance`):
+        its failed calls run again, earlier ones are not repeated. A worker (or the next
+        call) runs it; the sequence numbers of the calls run again are returned."""
+        from .operate import retry_instance
+
+        return retry_instance(self._durable_backend("retry"), self.instance_id)
+
+    def fork(self, new_id: str) -> InstanceHandle:
+        """A new instance `new_id` from this one's latest snapshot (`operate.fork_instance`),
+        sharing nothing with it afterwards; its handle."""
+        from .operate import fork_instance
+
+        fork_instance(self._durable_backend("fork"), self.instance_id, new_id)
+        return InstanceHandle(new_id, self.backend)
+
+    def edit(self, frame: int, **values: Any) -> None:
+        """Set live locals of frame `frame` (0 is the outermost) of the paused instance
+        (`operate.edit_instance`): ``handle.edit(0, limit=500)``. Audited in its history."""
+        from .operate import edit_instance
+
+        edit_instance(self._durable_backend("edit"), self.instance_id, frame, values)
+
+    def frames(self, *, loads: Callable[[bytes], Any] | None = None) -> list[FrameView]:
+        """The saved call stack, outermost first: per frame its function, resume line, live
+        locals and what it awaits (empty for a completed instance). `loads` unpickles the
+        stored values (`durable.runtime.safe_pickle.safe_loads` shows an untrusted store
+        without running it)."""
+        state = self._state(loads)
+        return saved_frames(state.get("snapshot"), loads or references.loads)
+
+    def history(self) -> list[dict[str, Any]]:
+        """The timeline (`history.timeline`): a summary per durable operation (sequence
+        number, kind, function, status, attempts, start, end, duration, error) and the
+        operator's changes, oldest first."""
+        from .history import timeline
+
+        return timeline(self._state(None))
+
+    def _state(self, loads: Callable[[bytes], Any] | None) -> dict[str, Any]:
+        options = {} if loads is None else {"loads": loads}
+        state = self._durable_backend("read").read_state(self.instance_id, **options)
+        if state is None:
+            raise DurableError(f"instance {self.instance_id!r} does not exist in {self.backend!r}")
+        return state
+
+    def _durable_backend(self, what: str) -> Any:
+        if not hasattr(self.backend, "store") or getattr(self.backend.store, "whole_state", False):
+            raise TypeError(
+                f"{self.backend!r} cannot {what} instances: that needs a DurableBackend over a "
+                "store of records (memory, disk, SQLite)"
+            )
+        return self.backend
 
     def _operator(self, name: str) -> Callable[..., Any]:
         operation = getattr(self.backend, name, None)

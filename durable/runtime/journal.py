@@ -110,14 +110,19 @@ class JournalPolicy:
     and a resumed instance replays the entries written since the last snapshot.
     ``keep_history``: how many settled entries older than the newest snapshot are kept (they
     are not needed to resume; 0 keeps none, so state stays small however long the history).
+    ``history_limit``: how many operation summaries the instance's history keeps, newest
+    first (each a few dozen bytes, never a result; 0 keeps none).
     """
 
     snapshot_every: int = 1
     keep_history: int = 0
+    history_limit: int = 1000
 
     def __post_init__(self) -> None:
         if not isinstance(self.snapshot_every, int) or self.snapshot_every < 1:
             raise ValueError(f"snapshot_every must be an int >= 1, got {self.snapshot_every!r}")
+        if not isinstance(self.history_limit, int) or self.history_limit < 0:
+            raise ValueError(f"history_limit must be an int >= 0, got {self.history_limit!r}")
         if not isinstance(self.keep_history, int) or self.keep_history < 0:
             raise ValueError(f"keep_history must be an int >= 0, got {self.keep_history!r}")
 

@@ -361,7 +361,9 @@ class WaitForEvent(Operation):
         if self.deadline is not None and time.time() >= self.deadline:
             error = EventTimeoutError(self.event, self.timeout)
             self.place.operation = None
-            await self.record(_event_entry(self.event, FAILED, error=_dump_error(error)))
+            await self.record(
+                _event_entry(self.event, FAILED, error=_dump_error(error), error_summary=str(error))
+            )
             raise error
         slot = current_slot()
         if slot is not None:
@@ -448,7 +450,14 @@ class CancelPoint(Operation):
             take(run.instance_id, take=True)  # consumed with the write below
         error = Cancelled(self.reason)
         self.place.operation = None
-        await self.record({"kind": "cancel", "status": FAILED, "error": _dump_error(error)})
+        await self.record(
+            {
+                "kind": "cancel",
+                "status": FAILED,
+                "error": _dump_error(error),
+                "error_summary": str(error),
+            }
+        )
         raise error
 
     async def outside_durable_run(self) -> Any:
@@ -628,6 +637,7 @@ class Execute(Operation):
             and self.seq not in frame.run.journal
         ):
             # The common step, inline: a new call, no reconciler, no retries.
+            self.started_at = _time()
             try:
                 value = self.func(*self.args, **self.kwargs)
                 if _awaitable(value):
@@ -640,6 +650,7 @@ class Execute(Operation):
             if run.unsettled_writes:  # `Operation.record`, without a coroutine per step
                 await run.settle_writes()
             return value
+        self.started_at = _time()
         entry = self.journaled()
         if entry is None:
             return await self.attempt(0, None)
@@ -689,6 +700,9 @@ class Execute(Operation):
         readers assume, so they are left out)."""
         function, digest = self.identity()
         entry = {"function_id": function, "args_digest": digest, "status": status, **fields}
+        started_at = self.__dict__.get("started_at")
+        if started_at is not None:
+            entry["started_at"] = started_at
         if attempts != 1:
             entry["attempts"] = attempts
         return entry
@@ -697,10 +711,14 @@ class Execute(Operation):
         self, status: str, attempts: int, *, value: Any = None, error: Any = None
     ) -> dict[str, Any]:
         """The entry that settles this call; the call no longer needs saving with the frame.
-        A scalar value is kept as itself, anything else pickled."""
-        self.place.operation = None
+        A scalar value is kept as itself, anything else pickled. A failed call stays with
+        the frame, so that retrying the instance can run it again."""
         if status != SUCCEEDED:
-            return self.entry(status, attempts, error=_dump_error(error))
+            self.failed = True
+            return self.entry(
+                status, attempts, error=_dump_error(error), error_summary=error_summary(error)
+            )
+        self.place.operation = None
         if type(value) in _SCALARS and attempts == 1:
             # The common outcome, built directly: the same dict `entry` makes, without its
             # keyword arguments and cached identity (about 6,000 instructions a step).
@@ -709,6 +727,7 @@ class Execute(Operation):
                 "args_digest": args_digest(self.args, self.kwargs),
                 "status": status,
                 "value": value,
+                "started_at": self.started_at,
             }
         if type(value) in _SCALARS:
             return self.entry(status, attempts, value=value)
@@ -744,6 +763,17 @@ def _dump_value(value: Any) -> bytes | None:
 
 
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+def error_summary(error: BaseException) -> str:
+    """One line naming `error`, for the history (which never holds a pickled exception)."""
+    text = (
+        f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
+    )
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+_time = time.time
 
 
 def _dump_error(error: BaseException) -> bytes:

@@ -34,6 +34,7 @@ from . import references
 from .catalog import program_for_key
 from .context import current_slot, enter_run, leave_run
 from .frames import AtOperation, CallStack, FunctionCall, Gathering
+from .history import History
 from .journal import SUCCEEDED, JournalPolicy
 from .operations import (
     PARK,
@@ -86,6 +87,8 @@ class StepWrite(NamedTuple):
     outcome: str
     payload: Any
     snapshot: tuple | bytes
+    #: When the call started (epoch seconds), for the history; None in older records.
+    started_at: float | None = None
 
     def changes(self) -> dict[str, Any]:
         entry = {
@@ -94,6 +97,8 @@ class StepWrite(NamedTuple):
             "status": SUCCEEDED,
             self.outcome: self.payload,
         }
+        if self.started_at is not None:
+            entry["started_at"] = self.started_at
         return {
             "set": {
                 "updated_at": self.updated_at,
@@ -130,6 +135,8 @@ class InstanceRun:
         self.created_at = created_at
         self.stack = CallStack()
         self.journal: dict[int, dict[str, Any]] = {}
+        #: A summary per durable operation, kept after the journal entry is pruned.
+        self.history = History(limit=self.policy.history_limit)
         self.next_seq = 1
         #: Durable operations since the last snapshot (see `JournalPolicy.snapshot_every`).
         self.operations_since_snapshot = 0
@@ -288,8 +295,14 @@ class InstanceRun:
                 snapshot = count >= self.policy.snapshot_every and (
                     not self.fan_outs or self.stack.resumable()
                 )
+        # In the history before the write, which may compact the log (its time is the
+        # write's: see `full_state`).
+        written = self.history.entries
+        written.append((seq, entry, None))
         if not (snapshot and self._write_step(seq, entry)):
             self._write(RUNNING, snapshot, {"entries": {seq: entry}})
+        if written and written[-1][2] is None:
+            written[-1] = (seq, entry, self.fields["updated_at"])
         look_at = self.look_for_cancel_at
         if look_at is not None and time.monotonic() >= look_at:
             self.look_for_cancel()
@@ -300,8 +313,9 @@ class InstanceRun:
         not such a write, for `_write` to make. The most common write, made directly."""
         fields = self.fields
         if (
-            len(entry) != 4
+            len(entry) != 5
             or entry.get("status") != SUCCEEDED
+            or "started_at" not in entry
             or "function_id" not in entry
             or "args_digest" not in entry
             or fields.get("status") != RUNNING  # running: waiting for nothing
@@ -335,6 +349,7 @@ class InstanceRun:
                     outcome,
                     entry[outcome],
                     snapshot,
+                    entry["started_at"],
                 ),
             )
             unsettled = self.backend.save_step(self.instance_id, step, self.full_state)
@@ -416,7 +431,9 @@ class InstanceRun:
             fields["updated_at"] = time.time()
             if snapshot:
                 self._add_snapshot(fields, changes)
-            elif status == COMPLETED or status == FAILED:
+            elif status == COMPLETED:
+                # A failed instance keeps its last snapshot and the journal it reads: it can
+                # be retried, forked or shown where it stopped.
                 fields["snapshot"] = None
                 keep = self.policy.keep_history
                 kept = sorted(self.journal)[-keep:] if keep else []
@@ -486,7 +503,14 @@ class InstanceRun:
         pruned now: a resume from the snapshot reads nothing older."""
         stack = self.stack
         self.operations_since_snapshot = 0
-        snapshot = stack.snapshot()
+        try:
+            snapshot = stack.snapshot()
+        except CheckpointException:
+            # A failed call is kept in the snapshot so that a retry can run it again; one
+            # that cannot be pickled is left out (the retry then re-raises its failure).
+            if not _forget_failed_calls(stack):
+                raise
+            snapshot = stack.snapshot()
         return snapshot, self._prune(stack.journal_floor(self.next_seq) - self.policy.keep_history)
 
     def _prune(self, below: int) -> int:
@@ -500,7 +524,12 @@ class InstanceRun:
     def full_state(self) -> dict[str, Any]:
         """The whole state as of the last write (what `OrchestrationBackend.save_state` gets)."""
         versions = self.stack.code_versions() if self.fields.get("snapshot") else {}
-        return {**self.fields, "journal": dict(self.journal), "code_versions": versions}
+        return {
+            **self.fields,
+            "journal": dict(self.journal),
+            "code_versions": versions,
+            "history": self.history.rows(self.fields.get("updated_at")),
+        }
 
     def complete(self, value: Any) -> None:
         try:
@@ -735,6 +764,7 @@ class DurableRuntime:
         )
         run.fields = {key: value for key, value in state.items() if key not in _NOT_FIELDS}
         journal = run.journal = dict(state.get("journal") or {})
+        run.history = _history_of(state, run.policy.history_limit)
         run.next_seq = state["next_seq"]
         if journal and max(journal) >= run.next_seq:
             # Written after the snapshot: taken again by the same branches, in order.
@@ -762,7 +792,31 @@ class DurableRuntime:
         return run
 
 
-_NOT_FIELDS = ("journal", "code_versions")
+_NOT_FIELDS = ("journal", "code_versions", "history")
+
+
+def _history_of(state: dict[str, Any], limit: int) -> History:
+    """The history a stored state holds (folded records give a `History`, a whole state
+    its rows)."""
+    history = state.get("history")
+    if isinstance(history, History):
+        history.limit = limit
+        return history
+    return History(history, limit)
+
+
+def _forget_failed_calls(stack: CallStack) -> bool:
+    """Drop the failed calls kept at the frames' places (see `Execute.outcome_entry`);
+    whether there were any."""
+    forgot = False
+    for frame in stack.all_frames():
+        pending = frame.pending
+        places = pending.members if isinstance(pending, Gathering) else [pending]
+        for place in places:
+            if isinstance(place, AtOperation) and getattr(place.operation, "failed", False):
+                place.operation = None
+                forgot = True
+    return forgot
 
 
 def _failed_write(run: InstanceRun) -> BaseException | None:

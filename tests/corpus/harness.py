@@ -65,7 +65,10 @@ def comparable_trace(module: types.ModuleType, trace: list) -> tuple:
 class _StripWaitPoints(cst.CSTTransformer):
     def leave_Raise(self, original: cst.Raise, updated: cst.Raise):
         exc = updated.exc
-        if isinstance(exc, cst.Call) and getattr(exc.func, "value", None) == "PauseForEventException":
+        if (
+            isinstance(exc, cst.Call)
+            and getattr(exc.func, "value", None) == "PauseForEventException"
+        ):
             return cst.Pass()
         return updated
 

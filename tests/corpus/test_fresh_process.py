@@ -55,7 +55,9 @@ class _CountsDurableWrites(CountsWrites):
     when its transaction commits, not when it is handed over."""
 
     def append_record(self, instance_id, record, summary=None):
-        return self._when_durable(super(CountsWrites, self).append_record(instance_id, record, summary))
+        return self._when_durable(
+            super(CountsWrites, self).append_record(instance_id, record, summary)
+        )
 
     def replace_records(self, instance_id, records, summary=None):
         return self._when_durable(

@@ -637,7 +637,6 @@ class ProgramBuilder:
         scope.bound |= normal_bound
         return Piece(lines, budget - remaining)
 
-
     def s_closure(self, scope: Scope, budget: int) -> Piece:
         """A lambda over a live variable, a checkpoint, the variable changed, the lambda
         read: after a resume the frame and the lambda still share the variable."""

@@ -23,4 +23,3 @@ async def refuse(reason: str) -> None:
 def run_in_this_process(store_dir: str, instance_id: str, value: int) -> None:
     backend = DurableBackend(DiskStateStore(store_dir))
     print(asyncio.run(double(value, orchestration_backend=backend, instance_id=instance_id)))
-

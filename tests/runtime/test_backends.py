@@ -444,9 +444,7 @@ def test_a_backend_missing_one_of_the_three_methods_cannot_be_created():
 
 
 # -- store URLs and the default backend -----------------------------------------------------------
-@pytest.mark.parametrize(
-    "url", ["s3://bucket/durable", "redis://localhost:6379", "/just/a/path"]
-)
+@pytest.mark.parametrize("url", ["s3://bucket/durable", "redis://localhost:6379", "/just/a/path"])
 def test_store_url_with_an_unsupported_scheme_is_refused_naming_the_supported_forms(url):
     with pytest.raises(ValueError) as caught:
         store_from_url(url)

@@ -161,19 +161,22 @@ def test_approval_demo_prints_the_request_its_approval_and_its_outcome(tmp_path)
 def test_approval_survives_kill_9_of_the_worker_while_waiting_and_while_sleeping(tmp_path):
     worker = approval_worker(tmp_path)
     try:
-        assert approval(tmp_path, "start", "REQ-7", "120") == "REQ-7: started, waiting for approval\n"
+        assert (
+            approval(tmp_path, "start", "REQ-7", "120") == "REQ-7: started, waiting for approval\n"
+        )
         wait_until(lambda: approval(tmp_path, "status", "REQ-7") == "REQ-7: waiting\n")
         worker.kill()  # SIGKILL while the request waits for its approval
         worker.wait(timeout=30)
         approval(tmp_path, "approve", "REQ-7", "ada")
         # A 3 s cooling-off timer, so the SIGKILL surely lands while the worker sleeps.
         worker = approval_worker(tmp_path, cooling_off=3.0)
-        wait_until(lambda: approval(tmp_path, "status", "REQ-7") == "REQ-7: running\n")
+        # Parked in the store while the timer runs: the worker holds nothing for it.
+        wait_until(lambda: approval(tmp_path, "status", "REQ-7") == "REQ-7: sleeping\n")
         time.sleep(1.5)  # well into the timer
         killed_at = time.monotonic()
         worker.kill()
         worker.wait(timeout=30)
-        assert approval(tmp_path, "status", "REQ-7") == "REQ-7: running\n"
+        assert approval(tmp_path, "status", "REQ-7") == "REQ-7: sleeping\n"
         worker = approval_worker(tmp_path, cooling_off=3.0)
         wait_until(lambda: approval(tmp_path, "status", "REQ-7") == "REQ-7: completed\n")
         # At most 1.5 s of the timer were left; a timer started again would take 3 s.

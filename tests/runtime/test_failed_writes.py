@@ -264,7 +264,9 @@ async def test_a_disk_that_fills_up_mid_run_reaches_the_caller_as_itself(
     ledger = str(tmp_path / "ledger")  # outside the small disk
     last_good = _fills_at(small_disk, store, 30)
     with pytest.raises((OSError, sqlite3.OperationalError)) as raised:
-        await ledger_checkout(ledger, "o1", orchestration_backend=DurableBackend(store), instance_id="c1")
+        await ledger_checkout(
+            ledger, "o1", orchestration_backend=DurableBackend(store), instance_id="c1"
+        )
     assert _is_disk_full(raised.value), raised.value
     assert any("instance 'c1' stays at its last good write" in n for n in raised.value.__notes__)
     store.close()
@@ -283,7 +285,9 @@ async def test_freed_the_small_disk_resumes_the_instance_with_every_effect_once(
     ledger = str(tmp_path / "ledger")
     _fills_at(small_disk, store, 30)
     with pytest.raises((OSError, sqlite3.OperationalError)):
-        await ledger_checkout(ledger, "o1", orchestration_backend=DurableBackend(store), instance_id="c1")
+        await ledger_checkout(
+            ledger, "o1", orchestration_backend=DurableBackend(store), instance_id="c1"
+        )
     store.close()
     small_disk.free()
     store = type(store)(store.path) if small_disk.mounted else small_disk.store(kind)

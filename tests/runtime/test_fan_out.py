@@ -136,7 +136,9 @@ async def test_a_gather_takes_calls_helpers_waits_timers_and_nested_functions_to
         "BEFORE",
         ["CALL", "payload q", "payload go", None, "payload verdict-cy"],
     )
-    assert sorted(DONE) == sorted(["before", "call", "asked q", "heard q", "cy said payload verdict-cy"])
+    assert sorted(DONE) == sorted(
+        ["before", "call", "asked q", "heard q", "cy said payload verdict-cy"]
+    )
 
 
 # -- failures --------------------------------------------------------------------------------

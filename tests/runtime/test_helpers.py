@@ -202,8 +202,10 @@ async def test_a_reconciler_lambda_over_a_live_local_settles_a_call_after_a_cras
 @make_durable
 async def chat():
     messages = []
+
     def say(text):
         messages.append(text)
+
     shout = lambda: say(f"{name}!")  # noqa: E731 - a lambda over a variable bound later
     name = "ada"
     say("hello")
@@ -223,10 +225,12 @@ async def test_closures_and_the_frame_share_variables_after_a_resume(tmp_path):
 @make_durable
 async def nested_async_closure():
     notes = []
+
     async def note(text):
         notes.append(text)
         raise PauseForEventException(f"note-{len(notes)}")
         notes.append(text.upper())
+
     await note("a")
     await note("b")
     return notes
@@ -293,7 +297,7 @@ async def test_an_excluded_helper_runs_plainly(tmp_path):
         await awaits_excluded(orchestration_backend=backend_at(tmp_path), instance_id="x")
 
 
-VENDOR = '''
+VENDOR = """
 from durable import durable_execute, PauseForEventException
 
 async def fetch(n):
@@ -302,7 +306,7 @@ async def fetch(n):
 
 async def effect(n):
     return await durable_execute(str, n)
-'''
+"""
 
 
 @pytest.fixture
@@ -369,9 +373,12 @@ async def calls_uncompilable(effect):
 async def test_a_helper_that_cannot_be_compiled_runs_plainly_and_says_why_when_it_matters(
     tmp_path,
 ):
-    assert await calls_uncompilable(
-        False, orchestration_backend=backend_at(tmp_path), instance_id="g1"
-    ) == COUNTER
+    assert (
+        await calls_uncompilable(
+            False, orchestration_backend=backend_at(tmp_path), instance_id="g1"
+        )
+        == COUNTER
+    )
     with pytest.raises(CheckpointException) as caught:
         await calls_uncompilable(True, orchestration_backend=backend_at(tmp_path), instance_id="g2")
     assert "cannot be compiled as a helper" in str(caught.value)
@@ -379,7 +386,7 @@ async def test_a_helper_that_cannot_be_compiled_runs_plainly_and_says_why_when_i
 
 
 # -- code identity -----------------------------------------------------------------------------
-FLOW = '''
+FLOW = """
 from durable import make_durable, PauseForEventException
 
 async def helper(x):
@@ -389,7 +396,7 @@ async def helper(x):
 @make_durable(on_code_change={policy!r})
 async def flow(x):
     return await helper(x)
-'''
+"""
 
 
 def load_flow(tmp_path, increment, policy="resume_saved_version"):

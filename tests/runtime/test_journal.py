@@ -78,7 +78,9 @@ def ledger_says_charged() -> str:
 
 
 async def run(program, *args, store: CountingStore, instance_id: str = "i1"):
-    return await program(*args, orchestration_backend=DurableBackend(store), instance_id=instance_id)
+    return await program(
+        *args, orchestration_backend=DurableBackend(store), instance_id=instance_id
+    )
 
 
 async def crash_then_resume(program, *args, store: CountingStore, after: int):
@@ -301,7 +303,9 @@ async def test_a_reconciled_value_is_persisted_as_succeeded(store):
     store.counter.crash_after = 2
     with pytest.raises(SimulatedCrash):
         await run(reconciled_charge, "o1", store=store)
-    store.counter.crash_after = store.counter.writes + 1  # die right after the reconciled outcome is written
+    store.counter.crash_after = (
+        store.counter.writes + 1
+    )  # die right after the reconciled outcome is written
     with pytest.raises(SimulatedCrash):
         await run(reconciled_charge, "o1", store=store)
     entries = _entries_written(store, "i1")

@@ -25,9 +25,7 @@ from durable import (
 from durable.stores import store_from_url
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNER = (
-    "import sys; from tests.runtime.lease_flows import main; main(*sys.argv[1:4])"
-)
+RUNNER = "import sys; from tests.runtime.lease_flows import main; main(*sys.argv[1:4])"
 
 
 @make_durable
@@ -92,9 +90,7 @@ async def test_the_lease_ends_when_the_instance_fails(tmp_path, kind):
         await broken(orchestration_backend=DurableBackend(store), instance_id="b")
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "posix_fallocate"), reason="this system has no posix_fallocate"
-)
+@pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="this system has no posix_fallocate")
 async def test_a_disk_log_holds_reserved_space_only_while_its_instance_runs(tmp_path):
     from durable.stores.disk import frame
 

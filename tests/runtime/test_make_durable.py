@@ -141,5 +141,7 @@ def test_durable_call_in_a_position_that_cannot_resume_is_refused_clearly():
     async def parent():
         return await asyncio.wait_for(child(), 5)
 
-    with pytest.raises(CheckpointException, match="task of its own.*asyncio.wait_for.*cannot be resumed"):
+    with pytest.raises(
+        CheckpointException, match="task of its own.*asyncio.wait_for.*cannot be resumed"
+    ):
         asyncio.run(parent(orchestration_backend=DurableBackend()))

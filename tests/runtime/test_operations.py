@@ -115,7 +115,10 @@ async def test_durable_execute_result_is_kept_and_not_recomputed_on_resume(tmp_p
     with pytest.raises(PauseForEventException):
         await checkout(5, orchestration_backend=DurableBackend(store), instance_id="c")
     DurableBackend(store).publish_event("c", "shipped")
-    assert await checkout(5, orchestration_backend=DurableBackend(store), instance_id="c") == "receipt-5"
+    assert (
+        await checkout(5, orchestration_backend=DurableBackend(store), instance_id="c")
+        == "receipt-5"
+    )
     assert CALLS == [("charge", 5)]
 
 

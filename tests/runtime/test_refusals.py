@@ -147,8 +147,11 @@ async def forgets_to_await():
 
 
 async def test_a_step_called_without_await_warns_naming_the_step_and_line():
-    with pytest.warns(RuntimeWarning, match=r"durable_execute\(.*charge\) was never awaited"
-                      r" \(in forgets_to_await\), so it did not run") as caught:
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"durable_execute\(.*charge\) was never awaited"
+        r" \(in forgets_to_await\), so it did not run",
+    ) as caught:
         assert await forgets_to_await(orchestration_backend=durable.DurableBackend()) == "done"
     (warning,) = [w for w in caught if "never awaited" in str(w.message)]
     assert warning.filename == __file__

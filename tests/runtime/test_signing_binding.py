@@ -187,7 +187,9 @@ def first_format(data: bytes, key: bytes = KEY) -> bytes:
 
 async def unsigned_then_first_format(store) -> None:
     with pytest.raises(PauseForEventException):
-        await three_charges_then_go("a", orchestration_backend=DurableBackend(store), instance_id="a")
+        await three_charges_then_go(
+            "a", orchestration_backend=DurableBackend(store), instance_id="a"
+        )
     store.replace_records("a", [first_format(data) for data in store.read_records("a")])
 
 
@@ -196,7 +198,10 @@ async def test_records_of_the_first_format_still_load_and_are_rewritten_chained(
     store = InMemoryStateStore()
     await unsigned_then_first_format(store)
     store.append_event("a", first_format(cloudpickle.dumps(("go", 7))))
-    assert await three_charges_then_go("a", orchestration_backend=backend(store), instance_id="a") == 37
+    assert (
+        await three_charges_then_go("a", orchestration_backend=backend(store), instance_id="a")
+        == 37
+    )
     assert EFFECTS == [("a", 0), ("a", 1), ("a", 2)]
     records = store.read_records("a")
     assert all(data.startswith(signing._CHAINED) for data in records)

@@ -74,12 +74,14 @@ async def test_a_step_is_written_as_one_flat_record_read_back_as_its_changes():
     changes = backend_module._decode("c", step)
     assert changes == StepWrite._make(record[1:]).changes()
     ((seq, entry),) = changes["entries"].items()
+    started_at = entry.pop("started_at")
     assert entry == {
         "function_id": f"{__name__}.add_one",
         "args_digest": args_digest((0,), {}),
         "status": SUCCEEDED,
         "value": 1,
     }
+    assert started_at <= changes["set"]["updated_at"]
     assert changes["set"]["snapshot"][1][0][6] == ("at", seq, None)
     assert changes["prune_below"] == seq
 

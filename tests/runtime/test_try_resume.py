@@ -32,14 +32,18 @@ def clear():
 
 async def test_suspended_and_collected_coroutine_runs_no_handler_or_finally(tmp_path):
     with pytest.raises(PauseForEventException):
-        await guarded(orchestration_backend=DurableBackend(DiskStateStore(tmp_path)), instance_id="g")
+        await guarded(
+            orchestration_backend=DurableBackend(DiskStateStore(tmp_path)), instance_id="g"
+        )
     gc.collect()
     assert EFFECTS == ["body"]
 
 
 async def test_finally_runs_exactly_once_when_the_resumed_code_really_leaves_it(tmp_path):
     with pytest.raises(PauseForEventException):
-        await guarded(orchestration_backend=DurableBackend(DiskStateStore(tmp_path)), instance_id="g")
+        await guarded(
+            orchestration_backend=DurableBackend(DiskStateStore(tmp_path)), instance_id="g"
+        )
     gc.collect()
     backend = DurableBackend(DiskStateStore(tmp_path))
     backend.publish_event("g", "go")
@@ -62,7 +66,9 @@ async def test_return_pending_when_the_finally_paused_completes_after_resume(tmp
     with pytest.raises(PauseForEventException):
         await cleanup_then_return(21, orchestration_backend=DurableBackend(store), instance_id="r")
     DurableBackend(store).publish_event("r", "cleaned")
-    result = await cleanup_then_return(21, orchestration_backend=DurableBackend(store), instance_id="r")
+    result = await cleanup_then_return(
+        21, orchestration_backend=DurableBackend(store), instance_id="r"
+    )
     assert result == 42
     assert EFFECTS == ["cleanup", "cleanup done"]
 

@@ -483,9 +483,7 @@ def test_an_append_after_a_record_cut_short_in_reserved_space_clears_its_bytes(s
 
 
 @needs_allocate
-def test_a_complete_last_record_with_a_bad_checksum_in_reserved_space_is_refused(
-    leased, store_dir
-):
+def test_a_complete_last_record_with_a_bad_checksum_in_reserved_space_is_refused(leased, store_dir):
     leased.append_record("order-7", b"first")
     leased.append_record("order-7", RECORD)
     path = state_file(store_dir, "order-7")
@@ -498,9 +496,7 @@ def test_a_complete_last_record_with_a_bad_checksum_in_reserved_space_is_refused
 
 @needs_allocate
 @pytest.mark.parametrize("upto", [4, 10])
-def test_bytes_written_past_a_damaged_record_in_reserved_space_are_refused(
-    leased, store_dir, upto
-):
+def test_bytes_written_past_a_damaged_record_in_reserved_space_are_refused(leased, store_dir, upto):
     leased.append_record("order-7", b"first")
     path = state_file(store_dir, "order-7")
     data = bytearray(path.read_bytes())

@@ -911,7 +911,13 @@ def test_a_schema_1_store_is_migrated_when_opened_keeping_its_data(db_path):
     store = SQLiteStateStore(db_path)
     assert raw(db_path, "PRAGMA user_version") == [(sqlite_module.SCHEMA_VERSION,)]
     assert columns_of(db_path, "instances") == [
-        "instance_id", "created_at", "updated_at", "status", "waiting_for", "wake_at", "head"
+        "instance_id",
+        "created_at",
+        "updated_at",
+        "status",
+        "waiting_for",
+        "wake_at",
+        "head",
     ]
     indexes = {name for (name,) in raw(db_path, "SELECT name FROM sqlite_master")}
     assert "instances_by_status" in indexes

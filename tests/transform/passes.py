@@ -14,7 +14,10 @@ from durable.transform.normalize import NormalizePass
 
 def context_for(source: str) -> CompileContext:
     return CompileContext(
-        filename="example.py", first_line=1, source=textwrap.dedent(source).lstrip("\n"), qualname=""
+        filename="example.py",
+        first_line=1,
+        source=textwrap.dedent(source).lstrip("\n"),
+        qualname="",
     )
 
 

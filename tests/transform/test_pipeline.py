@@ -14,7 +14,9 @@ SOURCE = "async def f(x):\n    raise PauseForEventException('e')\n    return x\n
 
 
 def test_fingerprint_ignores_formatting_and_comments():
-    reformatted = "async def f(x):  # note\n\n    raise PauseForEventException( 'e' )\n    return x\n"
+    reformatted = (
+        "async def f(x):  # note\n\n    raise PauseForEventException( 'e' )\n    return x\n"
+    )
     assert compile_source(SOURCE).fingerprint == compile_source(reformatted).fingerprint
 
 

@@ -69,7 +69,9 @@ def test_status_names_an_object_of_your_class_instead_of_loading_it(stored, caps
     assert f"note: not loaded: {__name__}.Receipt." in err and "DURABLE_SECRET_KEY" in err
 
 
-def test_status_does_not_import_the_module_of_a_stored_object(stored, capsys, tmp_path, monkeypatch):
+def test_status_does_not_import_the_module_of_a_stored_object(
+    stored, capsys, tmp_path, monkeypatch
+):
     url, backend = stored
     marker = tmp_path / "imported"
     (tmp_path / "trapped_results.py").write_text(
@@ -169,7 +171,11 @@ async def test_status_of_a_waiting_instance_names_the_events_in_its_inbox(stored
     backend.publish_event("ap-1", "other", Receipt(1))  # a payload of a class: not loaded
     code, out, _ = status(capsys, url, "ap-1")
     assert code == 0
-    assert out.splitlines() == ["waiting", "waiting for event: 'approve'", "events in its inbox: 'other'"]
+    assert out.splitlines() == [
+        "waiting",
+        "waiting for event: 'approve'",
+        "events in its inbox: 'other'",
+    ]
 
 
 # -- status with a key: signed state is trusted ----------------------------------------------
@@ -200,9 +206,7 @@ MISSING_STORES = {
 
 @pytest.mark.parametrize("command", ["status", "publish"])
 @pytest.mark.parametrize("url", MISSING_STORES.values(), ids=MISSING_STORES)
-def test_a_store_that_does_not_exist_is_refused_and_not_created(
-    command, url, tmp_path, capsys
-):
+def test_a_store_that_does_not_exist_is_refused_and_not_created(command, url, tmp_path, capsys):
     url = url.format(tmp=tmp_path)
     arguments = ["r-1"] if command == "status" else ["r-1", "go", "--before-start"]
     assert main([command, "--store", url, *arguments]) == EXIT_NOT_FOUND
@@ -278,7 +282,9 @@ def test_publish_to_an_unknown_instance_is_refused(stored, capsys):
 
 async def test_publish_before_start_keeps_the_event_until_the_instance_starts(stored, capsys):
     url, backend = stored
-    code, out, err = publish(capsys, url, "ap-1", "approve", "--json", '{"by": "ops"}', "--before-start")
+    code, out, err = publish(
+        capsys, url, "ap-1", "approve", "--json", '{"by": "ops"}', "--before-start"
+    )
     assert code == 0 and out == "published event 'approve' to instance 'ap-1'\n"
     assert "does not exist yet" in err
     result = await flows.approval("deploy", orchestration_backend=backend, instance_id="ap-1")
@@ -311,7 +317,15 @@ def test_status_in_its_own_process_runs_no_stored_code(tmp_path):
     store_state(backend, "r-1", {"status": "completed", "result": os_system(f"touch {marker}")})
     backend.store.close()
     result = subprocess.run(
-        [sys.executable, "-m", "durable", "status", "--store", f"sqlite:///{tmp_path / 'store.db'}", "r-1"],
+        [
+            sys.executable,
+            "-m",
+            "durable",
+            "status",
+            "--store",
+            f"sqlite:///{tmp_path / 'store.db'}",
+            "r-1",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -321,4 +335,3 @@ def test_status_in_its_own_process_runs_no_stored_code(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "completed\nresult: <os.system object, not loaded>\n"
     assert not marker.exists()
-

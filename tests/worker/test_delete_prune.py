@@ -104,7 +104,9 @@ async def test_prune_dry_run_deletes_nothing(stored, capsys):
 async def test_prune_takes_the_statuses_to_prune(stored, capsys):
     url, backend = stored
     await ended_and_waiting(backend)
-    code, out, _ = command(capsys, "prune", "--store", url, "--older-than", "0s", "--status", "failed")
+    code, out, _ = command(
+        capsys, "prune", "--store", url, "--older-than", "0s", "--status", "failed"
+    )
     assert code == 0 and out == "deleted failed-1\n"
 
 

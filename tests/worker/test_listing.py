@@ -83,9 +83,7 @@ async def test_a_listing_filters_by_several_statuses(store):
     assert {info.instance_id for info in listed} == {"done-1", "new-1"}
 
 
-@pytest.mark.parametrize(
-    "program", ["tests.worker.flows:record", "record", "tests.worker.flows"]
-)
+@pytest.mark.parametrize("program", ["tests.worker.flows:record", "record", "tests.worker.flows"])
 async def test_a_listing_filters_by_program_key_name_or_module(store, program):
     _, backend = store
     await three_instances(backend)

@@ -37,8 +37,18 @@ class WorkerProcess:
         self.output = log.open("ab")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "durable", "worker", "--store", url,
-                "--min-poll", "0.02", "--max-poll", "0.2", *options, "tests.worker.flows",
+                sys.executable,
+                "-m",
+                "durable",
+                "worker",
+                "--store",
+                url,
+                "--min-poll",
+                "0.02",
+                "--max-poll",
+                "0.2",
+                *options,
+                "tests.worker.flows",
             ],
             cwd=ROOT,
             env=environment(),
@@ -181,7 +191,10 @@ async def test_sigterm_abandons_a_long_sleep_after_the_grace_period(tmp_path, st
     backend = DurableBackend(open_store())
     ledger = str(tmp_path / "ledger")
     handle = await flows.nap.start(ledger, 60, instance_id="z-1", orchestration_backend=backend)
-    worker = WorkerProcess(url, tmp_path / "worker.log", "--grace", "0.3")
+    # The nap sleeps in its run (not parked), so the shutdown has a run to abandon.
+    worker = WorkerProcess(
+        url, tmp_path / "worker.log", "--grace", "0.3", "--park-sleeps-after", "3600"
+    )
     try:
         await until(lambda: len(flows.lines(ledger)) == 1, what="the nap to start")
         await asyncio.sleep(0.1)
@@ -204,8 +217,10 @@ async def test_after_kill_9_a_new_worker_finishes_a_sleep_at_its_original_deadli
     backend = DurableBackend(open_store())
     ledger = str(tmp_path / "ledger")
     handle = await flows.nap.start(ledger, 2.0, instance_id="n-1", orchestration_backend=backend)
-    first = WorkerProcess(url, tmp_path / "first.log")
+    # Sleeping in its run (not parked), so the kill lands in the middle of a run.
+    first = WorkerProcess(url, tmp_path / "first.log", "--park-sleeps-after", "3600")
     try:
+
         def timer():
             state = backend.read_state("n-1")
             journal = (state or {}).get("journal") or {}
@@ -244,9 +259,7 @@ async def test_two_workers_sharing_a_store_run_each_instance_once(tmp_path, stor
     workers = [WorkerProcess(url, tmp_path / f"worker{i}.log") for i in range(2)]
     try:
         handles = [
-            await flows.record.start(
-                ledger, name, instance_id=name, orchestration_backend=backend
-            )
+            await flows.record.start(ledger, name, instance_id=name, orchestration_backend=backend)
             for name in names
         ]
         for handle in handles:
@@ -264,14 +277,19 @@ async def test_two_workers_sharing_a_store_run_each_instance_once(tmp_path, stor
 def test_sigterm_while_the_modules_are_imported_stops_the_worker_cleanly(tmp_path):
     marker = tmp_path / "importing"
     (tmp_path / "slow_flows.py").write_text(
-        "import pathlib, time\n"
-        f"pathlib.Path({str(marker)!r}).touch()\n"
-        "time.sleep(0.5)\n"
+        f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(0.5)\n"
     )
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "durable", "worker", "--store", f"file://{tmp_path / 'store'}",
-         "slow_flows"],
+        [
+            sys.executable,
+            "-m",
+            "durable",
+            "worker",
+            "--store",
+            f"file://{tmp_path / 'store'}",
+            "slow_flows",
+        ],
         cwd=tmp_path,
         env=environment(),
         stdout=log,
@@ -340,8 +358,17 @@ async def test_without_a_store_the_worker_runs_durable_db_in_the_current_directo
     log_path = tmp_path / "worker.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "durable", "worker", "--min-poll", "0.02", "--max-poll", "0.2",
-         "tests.worker.flows"],
+        [
+            sys.executable,
+            "-m",
+            "durable",
+            "worker",
+            "--min-poll",
+            "0.02",
+            "--max-poll",
+            "0.2",
+            "tests.worker.flows",
+        ],
         cwd=tmp_path,
         env={**environment(), "PYTHONPATH": str(ROOT)},
         stdout=log,

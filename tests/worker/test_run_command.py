@@ -26,7 +26,9 @@ def run(capsys, tmp_path, *arguments: str) -> tuple[int, str, str]:
 
 def test_run_prints_the_result_as_json(tmp_path, capsys):
     ledger = tmp_path / "ledger"
-    code, out, err = run(capsys, tmp_path, "--id", "r-1", "tests.worker.flows:record", str(ledger), "a")
+    code, out, err = run(
+        capsys, tmp_path, "--id", "r-1", "tests.worker.flows:record", str(ledger), "a"
+    )
     assert (code, out) == (0, '"recorded a"\n')
     assert "instance 'r-1'" in err and ledger.read_text() == "a\n"
     state = DurableBackend(SQLiteStateStore(tmp_path / "store.db")).read_state("r-1")
@@ -70,9 +72,10 @@ def test_run_waits_for_an_event_published_from_another_process(tmp_path):
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 20
-        while not (tmp_path / "store.db").exists() or DurableBackend(
-            SQLiteStateStore(tmp_path / "store.db")
-        ).read_state("a-1") is None:
+        while (
+            not (tmp_path / "store.db").exists()
+            or DurableBackend(SQLiteStateStore(tmp_path / "store.db")).read_state("a-1") is None
+        ):
             assert time.monotonic() < deadline and running.poll() is None
             time.sleep(0.05)
         published = subprocess.run(

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 
-AGENT = '''
+AGENT = """
 import asyncio, sys
 from durable import DurableBackend, SQLiteStateStore, durable_execute, make_durable, wait_for_event
 
@@ -34,7 +34,7 @@ if __name__ == "__main__":
     backend = DurableBackend(SQLiteStateStore("app.db"))
     asyncio.run(agent.start(sys.argv[2], orchestration_backend=backend, instance_id=sys.argv[2]))
     print(agent.key)
-'''
+"""
 
 
 def run(directory: Path, *command: str) -> subprocess.CompletedProcess:
@@ -120,7 +120,7 @@ def test_a_program_saved_under_main_names_what_to_do():
         program_for_key("__main__:agent")
 
 
-CHECKOUT = '''
+CHECKOUT = """
 import asyncio
 from durable import (
     DurableBackend, PauseForEventException, SQLiteStateStore, durable_execute, make_durable,
@@ -155,7 +155,7 @@ if __name__ == "__main__":
                              instance_id="c1"))
     except PauseForEventException:
         print("paused")
-'''
+"""
 
 
 def test_a_script_paused_in_an_undecorated_helper_resumes_on_a_worker(tmp_path):

@@ -64,12 +64,12 @@ async def test_show_prints_the_call_stack_with_live_locals(stored, capsys):
     assert lines[:2] == ["waiting", "waiting for event: 'confirm'"]
     assert "program: tests.worker.test_show:ship" in lines
     assert "arguments: ('ada', ['apple', 'fig'])" in lines
-    stack = lines[lines.index("call stack (outermost first):") + 1 :]
-    assert stack[0].startswith("  tests.worker.test_show:ship, line ")
+    stack = lines[lines.index("call stack (outermost first; --frame N of edit):") + 1 :]
+    assert stack[0].startswith("  [0] tests.worker.test_show:ship, line ")
     assert stack[0].endswith("awaiting the frame below")
     assert "      label = 'to ada'" in stack
     helper = next(line for line in stack if "weigh_all" in line)
-    assert helper.startswith("  tests.worker.test_show:weigh_all, line ")
+    assert helper.startswith("  [1] tests.worker.test_show:weigh_all, line ")
     assert "      weight = 8" in stack
     # The basket is an object of a class of yours: named, not loaded, without a key.
     assert any("basket = <tests.worker.test_show.Basket object, not loaded>" in s for s in stack)

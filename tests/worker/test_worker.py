@@ -67,7 +67,9 @@ async def test_enqueued_instances_run_to_completion(tmp_path, kind):
     backend = DurableBackend(store)
     ledger = str(tmp_path / "ledger")
     handles = [
-        await flows.record.start(ledger, name, instance_id=f"r-{name}", orchestration_backend=backend)
+        await flows.record.start(
+            ledger, name, instance_id=f"r-{name}", orchestration_backend=backend
+        )
         for name in ("a", "b", "c")
     ]
     async with working(Worker(backend)):
@@ -84,9 +86,7 @@ async def test_enqueued_instances_run_to_completion(tmp_path, kind):
 
 
 async def test_a_waiting_instance_runs_when_its_event_is_published(backend):
-    handle = await flows.approval.start(
-        "deploy", instance_id="ap-1", orchestration_backend=backend
-    )
+    handle = await flows.approval.start("deploy", instance_id="ap-1", orchestration_backend=backend)
     async with working(Worker(backend)):
         await until(lambda: handle.status() == "waiting", what="the instance to wait")
         await asyncio.sleep(0.2)  # idle rounds: nothing to do until the event
@@ -255,7 +255,7 @@ def other_handle(handle, backend):
 async def test_a_run_still_going_after_the_grace_period_is_abandoned_resumably(backend, tmp_path):
     ledger = str(tmp_path / "ledger")
     handle = await flows.nap.start(ledger, 30, instance_id="z-1", orchestration_backend=backend)
-    worker = Worker(backend, grace=0.2)
+    worker = Worker(backend, grace=0.2, park_sleeps_after=60)  # the nap sleeps in its run
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     await until(lambda: len(flows.lines(ledger)) == 1, what="the nap to start")
@@ -275,7 +275,7 @@ async def test_a_run_still_going_after_the_grace_period_is_abandoned_resumably(b
 async def test_a_cancelled_worker_abandons_its_runs_resumably(backend, tmp_path):
     ledger = str(tmp_path / "ledger")
     handle = await flows.nap.start(ledger, 30, instance_id="z-2", orchestration_backend=backend)
-    task = asyncio.create_task(Worker(backend).run())
+    task = asyncio.create_task(Worker(backend, park_sleeps_after=60).run())
     await until(lambda: len(flows.lines(ledger)) == 1, what="the nap to start")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -406,7 +406,11 @@ async def test_instances_the_index_does_not_know_are_read_once_then_filled_in(
     # As a file of schema 1 leaves them after its migration: no summary.
     starter.store._write(None, [("UPDATE instances SET status = NULL, wake_at = NULL", ())])
     assert starter.store.due_instances(time.time()) == [
-        "old-1", "old-2", "old-3", "old-ap", "old-new"
+        "old-1",
+        "old-2",
+        "old-3",
+        "old-ap",
+        "old-new",
     ]
     backend = DurableBackend(SQLiteStateStore(sqlite_path))
     reads = counting_reads(backend)
@@ -503,7 +507,9 @@ async def test_a_failed_store_write_is_logged_once_and_retried_later_and_later(
     store = FillsUp()
     backend = DurableBackend(store)
     ledger = str(tmp_path / "ledger")
-    handle = await flows.record.start(ledger, "a", instance_id="full-1", orchestration_backend=backend)
+    handle = await flows.record.start(
+        ledger, "a", instance_id="full-1", orchestration_backend=backend
+    )
     store.full = True
     with caplog.at_level(logging.DEBUG, logger="durable.worker"):
         async with working(Worker(backend, min_poll=0.01, max_poll=0.05)):
@@ -513,7 +519,9 @@ async def test_a_failed_store_write_is_logged_once_and_retried_later_and_later(
             assert await handle.result(timeout=5) == "recorded a"
     # Backing off (0.1, 0.2, 0.4, 0.4 s...): a handful of tries in a second, not hundreds.
     assert 2 <= refused <= 8
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR and "full-1" in r.getMessage()]
+    errors = [
+        r for r in caplog.records if r.levelno == logging.ERROR and "full-1" in r.getMessage()
+    ]
     assert len(errors) == 1 and "No space left on device" in errors[0].getMessage()
     # Without a reconciler a call whose outcome could not be written runs again (at least
     # once): once per try here; tests/runtime/test_failed_writes.py has it exactly once.

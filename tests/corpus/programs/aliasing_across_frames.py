@@ -1,4 +1,5 @@
 """An object passed to a nested durable call stays shared with the caller: the child's mutations after its wait are seen."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Objects shared by two variables stay shared across snapshots: a = []; b = a; wait; a.append(1); b == [1]."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """x += await f(), lst[i] += await f(), obj.attr += await f(): the target is read before the await, as CPython does."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """NS.x += await f() where f rebinds NS.x (a module-level object): NS.x is read before the await and written after."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """and/or with awaits short-circuit: False and await f() never calls f; the right side runs only when needed."""
+
 from durable import PauseForEventException
 
 TRACE = []

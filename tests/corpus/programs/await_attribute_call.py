@@ -1,4 +1,5 @@
 """Regression (COMPILER.md 3.5): `await obj.method(...)` reaching a durable function is a checkpoint."""
+
 from durable import PauseForEventException
 
 TRACE = []

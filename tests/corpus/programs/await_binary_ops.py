@@ -1,4 +1,5 @@
 """Awaits inside binary and unary operators: operands evaluate left to right, before and after the await."""
+
 from durable import PauseForEventException
 
 TRACE = []

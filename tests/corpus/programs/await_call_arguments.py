@@ -1,4 +1,5 @@
 """g(a(), await h(), c()): the callee and a() run before h's wait point, c() after; also keywords and stars."""
+
 from durable import PauseForEventException
 
 TRACE = []

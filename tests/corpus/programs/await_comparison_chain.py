@@ -1,4 +1,5 @@
 """Comparison chains with awaits: each operand evaluates once, in order, and the chain short-circuits."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Conditional expressions with awaits: only the chosen branch is awaited; the test may await too."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Awaits in list, tuple, set and dict displays (with starred parts): elements evaluate left to right."""
+
 from durable import PauseForEventException
 
 TRACE = []

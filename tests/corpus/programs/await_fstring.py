@@ -1,4 +1,5 @@
 """Awaits inside f-strings, one await per f-string, with format specs and conversions; earlier parts are formatted first."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """An f-string with two awaited placeholders: both are hoisted in order, the first formatted before the second await."""
+
 from durable import PauseForEventException
 
 TRACE = []

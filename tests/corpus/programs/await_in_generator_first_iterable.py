@@ -2,6 +2,7 @@
 does), inside a call, with a helper coroutine made before it and awaited after (so an unstarted
 coroutine is live across the checkpoint); and a `with resumable(...)` whose one checkpoint is
 such an await."""
+
 import asyncio
 
 from durable import PauseForEventException, resumable

@@ -1,4 +1,5 @@
 """obj.m(await f()): the method is looked up on a local object before the await and applied after resume."""
+
 from durable import PauseForEventException
 
 TRACE = []

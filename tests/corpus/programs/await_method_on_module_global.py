@@ -1,4 +1,5 @@
 """A method of a module-level object called with an awaited argument: TRACE.append(await f()) records into TRACE."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """X + await f() where f rebinds the module global X: CPython reads X before the await, later reads see the new X."""
+
 from durable import PauseForEventException
 
 TRACE = []

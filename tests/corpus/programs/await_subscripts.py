@@ -1,4 +1,5 @@
 """Awaits in subscripts and slices: container and index evaluate in order around the wait points."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,5 +1,6 @@
 """A bare `except:` whose handler pauses and calls a nested durable function, resumed inside
 the handler: the same clause catches the exception again, bare `raise` re-raises it."""
+
 from durable import PauseForEventException, durable_execute
 
 TRACE = []

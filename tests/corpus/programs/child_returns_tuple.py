@@ -1,4 +1,5 @@
 """Regression: tuple results of nested durable calls are not spread: x = await pair() is (1, 2)."""
+
 from durable import PauseForEventException
 
 TRACE = []

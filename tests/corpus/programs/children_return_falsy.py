@@ -1,4 +1,5 @@
 """Regression: falsy results of nested durable calls (0, "", None, (), False, [], 0.0) come back unchanged."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,6 +1,7 @@
 """A nested async def inside main that calls itself recursively (it captures its own name)
 and appends to main's `seen` list; the recursion pauses at every node, and main reads `seen`
 and a dict the closure fills after resume."""
+
 from durable import PauseForEventException
 
 TRACE = []

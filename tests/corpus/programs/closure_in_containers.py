@@ -1,5 +1,6 @@
 """Closures kept in a dict and a list live across wait points: early-bound (default args)
 and late-bound (cell) captures, including a loop variable, behave as in plain Python."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,5 +1,6 @@
 """Lambdas over locals that main reassigns after a wait point read the new value after a
 resume (and a `del` of the captured variable unbinds it for the lambda); a lambda that mutates a shared list is seen by main, and the reverse."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,6 +1,7 @@
 """An agent loop: an async nested def inside main closes over main's `messages` and `budget`
 and pauses inside; after each resume the closure and main still share the same list, and
 the closure reads `budget` as main last reassigned it."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -2,6 +2,7 @@
 loop, plus a reconciler stored in a variable before a wait point that must read the `order`
 reassigned after it. The first charge of each order 'crashes' after it took effect, so the
 reconciler (not the charge) settles it on resume."""
+
 from durable import NotApplied, PauseForEventException, durable_execute
 
 TRACE = []

@@ -1,5 +1,6 @@
 """One closure over main's `log` is passed to two undecorated helpers that pause; both append
 through it, and after main rebinds `log` to a new list the closure writes there."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """List/set/dict comprehensions with awaits of durable calls: each await is a checkpoint."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """A comprehension with awaits inside a larger expression keeps Python's evaluation order."""
+
 from durable import PauseForEventException
 
 TRACE = []

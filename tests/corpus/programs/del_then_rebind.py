@@ -1,6 +1,7 @@
 """`del` of a local after a checkpoint, then the name bound again after another: the deleted
 name is not live across the second checkpoint, and the new binding is; a `del` right after a
 checkpoint needs its name saved there (it must be bound to be deleted)."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """del of a variable before a wait point: it stays unbound after resume (reading it raises UnboundLocalError)."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,6 +1,7 @@
 """`make_durable` over a functools.wraps decorator: the wrapper is what runs (its effects and
 its return value are kept, never dropped), and the function it wraps runs as a helper frame
 inside it, pausing in its loop."""
+
 import functools
 
 from durable import PauseForEventException

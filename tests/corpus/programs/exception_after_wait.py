@@ -1,4 +1,5 @@
 """main raises ValueError after a wait point; the error text (built from restored locals) is the outcome."""
+
 from durable import PauseForEventException
 
 TRACE = []

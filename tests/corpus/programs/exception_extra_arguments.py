@@ -1,6 +1,7 @@
 """Exceptions whose __init__ takes other arguments than it passes to Exception (a status code
 and a detail, keyword-only), held in a local and in flight through a handler across
 checkpoints, then re-raised out of the instance: all round-trip through the snapshot."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """A nested durable call raises KeyError after its own wait point; it propagates out of main unchanged."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,6 +1,7 @@
 """An approval flow waits for the first of approve or reject, in a loop: a rejection asks for
 a revision and waits again; the first of each round is journaled and its loser cancelled
 (branches act only before they pause: a loser never gets past its wait)."""
+
 import durable
 from durable import PauseForEventException, durable_execute
 

@@ -1,4 +1,5 @@
 """A dict.items() loop sees a value updated mid-loop (dict iterators are live views), across a wait point."""
+
 from durable import PauseForEventException
 
 TRACE = []

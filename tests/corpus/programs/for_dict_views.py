@@ -1,4 +1,5 @@
 """for over a dict, dict.keys(), dict.values() and dict.items(), with a wait point in each body."""
+
 from durable import PauseForEventException
 
 TRACE = []

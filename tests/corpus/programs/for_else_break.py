@@ -1,4 +1,5 @@
 """for-else with a break after a wait point: the else is skipped, also when resumed inside the loop."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """for-else without break: the else runs after the last item, with wait points in the body and in the else."""
+
 from durable import PauseForEventException
 
 TRACE = []

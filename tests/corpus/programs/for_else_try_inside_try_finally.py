@@ -2,6 +2,7 @@
 
 The inner wait point was left unlowered: NameError: name '_durable_pause' is not defined.
 """
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """for over enumerate(...), zip(...) and enumerate(zip(...)) with tuple targets and wait points inside."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Regression (COMPILER.md 3.2): the for iterable is evaluated once, not again on resume."""
+
 from durable import PauseForEventException
 
 TRACE = []

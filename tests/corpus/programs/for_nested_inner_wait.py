@@ -1,4 +1,5 @@
 """Nested for loops with the wait point in the inner loop; both loops resume at the right item."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """return as the statement right after a wait point in a for body: the first item is returned on resume."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """for over a list, a tuple and a stepped range, with a wait point in each body."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Regression: statements after a for loop were skipped (COMPILER.md 3.2)."""
+
 from durable import PauseForEventException
 
 TRACE = []

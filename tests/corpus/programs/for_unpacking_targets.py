@@ -1,4 +1,5 @@
 """for with nested-tuple, starred, subscript and attribute targets, waits inside the body."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """for over picklable user iterators (an iterator class and an iterable returning one), waits inside."""
+
 from durable import PauseForEventException
 
 TRACE = []

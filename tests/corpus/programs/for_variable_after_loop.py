@@ -1,4 +1,5 @@
 """The loop variable keeps its last value after the loop (and its old value after an empty loop)."""
+
 from durable import PauseForEventException
 
 TRACE = []

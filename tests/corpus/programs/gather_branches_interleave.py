@@ -3,6 +3,7 @@ calls (a plain `await asyncio.sleep(0)`, as a client library would), beside a pl
 coroutine: snapshots are skipped while a branch sits in a plain await, so a resume replays
 both branches from an older snapshot, in another interleaving, and each takes back its own
 journal entries."""
+
 import asyncio
 
 from durable import durable_execute

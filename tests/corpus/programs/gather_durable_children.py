@@ -1,5 +1,6 @@
 """Nested durable functions (decorated) fan out beside a helper and a journaled call; each
 child pauses and keeps its own locals across the pause."""
+
 import asyncio
 
 from durable import PauseForEventException, durable_execute
@@ -32,7 +33,9 @@ async def count_words(pages):
 
 async def main(pages):
     ann, bob, words, stamp = await asyncio.gather(
-        review("ann", pages), review("bob", pages - 1), count_words(pages),
+        review("ann", pages),
+        review("bob", pages - 1),
+        count_words(pages),
         durable_execute(note, "stamped"),
     )
     return ann, bob, words, stamp > 0

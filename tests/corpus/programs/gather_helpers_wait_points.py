@@ -1,5 +1,6 @@
 """An agent fans out to three tool helpers at once, each journaling its call and pausing for a
 human answer; results come back in argument order whatever order the answers arrive in."""
+
 import asyncio
 
 from durable import PauseForEventException, durable_execute

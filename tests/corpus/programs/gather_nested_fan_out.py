@@ -1,6 +1,7 @@
 """A saga fans out per region; each region's helper fans out again per item and pauses for a
 confirmation, so the call stack becomes a tree two fan-outs deep; a failed item comes back as
 its exception (return_exceptions=True) and is compensated."""
+
 import asyncio
 
 from durable import PauseForEventException, durable_execute

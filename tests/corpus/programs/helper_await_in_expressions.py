@@ -1,6 +1,7 @@
 """Helpers awaited inside expressions: operands of +, arguments of a helper call, a
 comprehension, a conditional expression, an f-string and a chained comparison; every helper
 pauses, so each partial value must survive the resume."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,5 +1,6 @@
 """Undecorated helpers calling helpers three deep, each pausing before and after the deeper
 await: every level resumes mid-helper with its own locals, and values flow back up."""
+
 from durable import PauseForEventException
 
 TRACE = []

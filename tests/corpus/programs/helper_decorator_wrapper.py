@@ -1,6 +1,7 @@
 """Helpers wrapped by a plain decorator (functools.wraps, async wrapper closing over the
 wrapped function and a per-decoration counter dict), a retry decorator whose wrapper catches
 and pauses, and an async staticmethod; all pause inside the wrapped body."""
+
 import functools
 
 from durable import PauseForEventException

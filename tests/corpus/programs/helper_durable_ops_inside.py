@@ -1,6 +1,7 @@
 """Durable operations inside undecorated helpers and helper methods: durable_execute (with a
 reconciler closure over the helper's local), durable sleep(0) and wait points, in a loop with
 an early return; side effects run once across pauses and crashes."""
+
 from durable import NotApplied, PauseForEventException, durable_execute, sleep
 
 TRACE = []

@@ -1,6 +1,7 @@
 """Exceptions cross helper frames after resumes: a helper raises after a wait point, a middle
 helper's finally pauses while the exception is in flight, and main's handler pauses too and
 then inspects the chained exception."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,5 +1,6 @@
 """Helpers returning falsy values (0, "", None, [], False, (), {}) after a wait point: each
 comes back as itself, not as a missing result, also when unpacked or tested directly."""
+
 from durable import PauseForEventException
 
 TRACE = []

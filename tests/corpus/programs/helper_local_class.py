@@ -1,5 +1,6 @@
 """A class defined inside main with async methods that pause: its instance (state in
 attributes) and a bound method kept in a variable live across wait points."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,6 +1,7 @@
 """Async helper methods of a module-level class keep state in attributes: `self` in the
 helper frame and the object in main stay one object across resumes (also through `await cart(item)`, an async __call__; attribute writes made
 before a pause are seen after it, by both frames)."""
+
 from durable import PauseForEventException
 
 TRACE = []

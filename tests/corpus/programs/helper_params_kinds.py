@@ -1,5 +1,6 @@
 """A helper with defaults, keyword-only, *args and **kwargs parameters: all bindings survive a
 resume mid-helper, including a mutable default shared between calls."""
+
 from durable import PauseForEventException
 
 TRACE = []

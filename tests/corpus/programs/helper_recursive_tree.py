@@ -1,5 +1,6 @@
 """A recursive undecorated helper walks a tree, pausing at each node before and after its
 children; each recursion level is its own frame and returns a tuple."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,6 +1,7 @@
 """A helper builds closures over its own locals (a nested async def it awaits, and a lambda it
 returns); the helper reassigns a captured local after a pause, and main calls the returned
 closure after its own pause."""
+
 from durable import PauseForEventException
 
 TRACE = []

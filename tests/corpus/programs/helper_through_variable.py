@@ -1,5 +1,6 @@
 """Helpers awaited indirectly: through a variable, a dict of handlers, a bound method in a
 variable, getattr, functools.partial and a helper passed as an argument to another helper."""
+
 import functools
 
 from durable import PauseForEventException

@@ -1,5 +1,6 @@
 """A helper with try/except/finally around wait points, called in a loop: some calls succeed,
 some are handled inside the helper, some propagate to main; every finally runs exactly once."""
+
 from durable import PauseForEventException
 
 TRACE = []

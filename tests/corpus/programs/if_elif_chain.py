@@ -1,4 +1,5 @@
 """if/elif/else chain with a wait point in every branch; the tested variable changes first, so a re-decided branch would show."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Nested ifs whose tests await a durable call, with wait points at both levels; no test re-runs on resume."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Regression: the if test was evaluated again on resume (COMPILER.md 3.3)."""
+
 from durable import PauseForEventException
 
 TRACE = []

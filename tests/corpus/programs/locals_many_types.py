@@ -1,4 +1,5 @@
 """Locals of many types (int, float, str, containers, None, bytes, bool, complex, dataclass) survive checkpoints."""
+
 import decimal
 import fractions
 from dataclasses import dataclass

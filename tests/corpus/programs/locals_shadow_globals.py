@@ -1,4 +1,5 @@
 """Regression (COMPILER.md 3.6): locals that shadow module globals, or hold modules, survive resume."""
+
 import json
 
 from durable import PauseForEventException

@@ -1,4 +1,5 @@
 """Regression: a durable main returning "" (and None on another path) after wait points."""
+
 from durable import PauseForEventException
 
 TRACE = []

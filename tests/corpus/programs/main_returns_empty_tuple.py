@@ -1,4 +1,5 @@
 """Regression: a durable main returning () after a nested call and a wait point returns ()."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Regression: a durable main returning the tuple (1, 2) after a wait point returns it unchanged."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Regression: a durable main returning 0 after a wait point returns 0, not None."""
+
 from durable import PauseForEventException
 
 TRACE = []

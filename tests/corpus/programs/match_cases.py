@@ -1,4 +1,5 @@
 """match: wait points in case bodies; the case is not chosen again on resume (all pattern kinds)."""
+
 from dataclasses import dataclass
 
 from durable import PauseForEventException

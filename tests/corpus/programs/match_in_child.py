@@ -1,4 +1,5 @@
 """match in a nested durable call with the subject computed by an await; a break inside a case."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Module globals are read live: a global rebound or mutated by a helper between checkpoints is seen after resume."""
+
 from durable import PauseForEventException
 
 TRACE = []

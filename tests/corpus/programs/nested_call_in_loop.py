@@ -1,4 +1,5 @@
 """Nested durable calls inside for and while loops, mixed with wait points in the loop bodies."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Nested durable calls with keyword, starred and double-starred arguments, some of them awaited."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Regression: the caller stopped after a nested call finished (COMPILER.md 3.11)."""
+
 from durable import PauseForEventException
 
 TRACE = []

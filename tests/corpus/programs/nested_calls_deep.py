@@ -1,4 +1,5 @@
 """Durable calls four levels deep with wait points before and after the nested call at each level."""
+
 from durable import PauseForEventException
 
 TRACE = []

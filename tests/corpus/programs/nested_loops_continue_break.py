@@ -1,4 +1,5 @@
 """continue and break in nested for/while loops, each placed after a wait point in the inner loop."""
+
 from durable import PauseForEventException
 
 TRACE = []

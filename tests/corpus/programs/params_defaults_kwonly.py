@@ -1,4 +1,5 @@
 """Parameters with defaults (including a read-only mutable default) and keyword-only ones, in main and a child."""
+
 from durable import PauseForEventException
 
 TRACE = []

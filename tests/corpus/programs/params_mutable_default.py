@@ -1,4 +1,5 @@
 """A mutable default shared by calls (the classic pitfall): each call sees the items appended by the earlier ones."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Positional-only parameters (with defaults) in main and in a child called positionally and by keyword."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """*args and **kwargs parameters in main and a child, survive wait points; child gets spread arguments."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Variables bound on only some paths before a wait point: bound ones are restored, unbound ones stay unbound."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """A durable function awaiting itself (factorial) with a wait point at every level, before and after the recursion."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """Recursive durable walk of a tree (nested tuples) with a wait point per node inside the loop over children."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """return await f() at several depths, including a tuple of awaits and a conditional return."""
+
 from durable import PauseForEventException
 
 TRACE = []

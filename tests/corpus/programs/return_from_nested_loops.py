@@ -1,4 +1,5 @@
 """return from inside a doubly nested loop, right after a wait point; nothing after the loops runs."""
+
 from durable import PauseForEventException
 
 TRACE = []

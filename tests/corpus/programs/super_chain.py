@@ -1,6 +1,7 @@
 """Zero-argument super() chains through three classes of async methods that pause before
 and after calling the parent's method; each level resumes in its own frame and super()
 still finds the next class in the MRO."""
+
 from durable import PauseForEventException
 
 TRACE = []

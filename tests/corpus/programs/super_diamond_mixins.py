@@ -1,5 +1,6 @@
 """super() through a diamond of mixins follows the MRO (D -> B -> C -> A) with wait points
 at every level, inside try/finally, and through an async classmethod (super() bound to cls); the same method awaited through a bound-method variable."""
+
 from durable import PauseForEventException
 
 TRACE = []

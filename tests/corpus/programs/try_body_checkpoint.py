@@ -1,4 +1,5 @@
 """try/except/else: wait points in the body; the exception after resume reaches the right handler."""
+
 from durable import PauseForEventException
 
 TRACE = []

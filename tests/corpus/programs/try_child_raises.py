@@ -1,4 +1,5 @@
 """A nested durable call raising inside try: the caller's handler catches it, with waits all around."""
+
 from durable import PauseForEventException
 
 TRACE = []

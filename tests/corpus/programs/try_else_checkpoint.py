@@ -1,4 +1,5 @@
 """A wait point in the else clause of a try; the handlers do not catch what the else raises."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """try/except/else/finally and with blocks without checkpoints inside run natively between wait points."""
+
 import contextlib
 
 from durable import PauseForEventException

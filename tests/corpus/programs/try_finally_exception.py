@@ -1,4 +1,5 @@
 """A wait point inside finally while an exception is in flight: it propagates after the finally."""
+
 from durable import PauseForEventException
 
 TRACE = []

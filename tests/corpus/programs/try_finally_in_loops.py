@@ -1,4 +1,5 @@
 """break and continue crossing a finally that holds a wait point, in nested loops."""
+
 from durable import PauseForEventException
 
 TRACE = []

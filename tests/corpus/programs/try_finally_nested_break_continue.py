@@ -2,6 +2,7 @@
 
 Resumed inside the outer finally, the pending continue/break must still happen when it ends.
 """
+
 from durable import PauseForEventException
 
 TRACE = []

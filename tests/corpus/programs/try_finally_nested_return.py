@@ -3,6 +3,7 @@
 The inner finally parks, then the outer one; resumed there, the pending return must still
 happen after the outer finally ends (not fall through to the statement after the try).
 """
+
 from durable import PauseForEventException
 
 TRACE = []

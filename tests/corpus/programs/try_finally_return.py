@@ -1,4 +1,5 @@
 """A wait point inside finally while a return is in flight: the same value is returned after resume."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -4,6 +4,7 @@ Counterpart of try_finally_stale_return: here the handler is inside the inner fi
 the return is not abandoned; and a second return is abandoned by an exception that a
 handler inside the outer body catches, so the outer try then ends normally.
 """
+
 from durable import PauseForEventException
 
 TRACE = []

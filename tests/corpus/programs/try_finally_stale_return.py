@@ -4,6 +4,7 @@ The inner finally raises, so the return never happens; the outer handler catches
 exception and the outer finally parks. Resumed there, the try must end normally (not replay
 the abandoned return).
 """
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """A wait point inside an except handler: the bound exception, bare raise and sys.exception() survive."""
+
 import sys
 
 from durable import PauseForEventException

@@ -1,4 +1,5 @@
 """Walrus with awaits: (y := await f()) binds y, also inside an if test and a while test."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """A while whose test awaits a durable call (with a wait point inside), with continue and an else."""
+
 from durable import PauseForEventException
 
 TRACE = []

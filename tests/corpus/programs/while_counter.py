@@ -1,4 +1,5 @@
 """Regression: the original package ran a while body only once (COMPILER.md 3.1)."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """while-else: the else runs when the test turns false and not after a break, waits in body and else."""
+
 from durable import PauseForEventException
 
 TRACE = []

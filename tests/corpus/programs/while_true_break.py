@@ -1,4 +1,5 @@
 """while True with a wait point in the body and a break decided after it."""
+
 from durable import PauseForEventException
 
 TRACE = []

@@ -1,4 +1,5 @@
 """with/async with resumable(...) around wait points: __exit__ runs once, on the real exit."""
+
 from durable import PauseForEventException, resumable
 
 TRACE = []

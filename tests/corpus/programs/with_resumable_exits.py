@@ -1,5 +1,6 @@
 """Every way out of `with resumable(m)` runs `m.__exit__` once: return, break and continue,
 before and after a pause, in sync and async blocks, nested, and through a helper."""
+
 from durable import PauseForEventException, resumable
 
 TRACE = []

@@ -1,0 +1,127 @@
+"""The history of an instance: one small summary per durable operation (never its result),
+newest `JournalPolicy.history_limit` kept, so ended instances still show what happened.
+
+Summaries are made lazily from the journal entries the writes carry: a step adds a reference
+to its entry, and only reading the history (or a compaction, which stores it) summarizes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .journal import PENDING, entry_status
+
+#: Summaries kept per instance unless its `JournalPolicy` says otherwise.
+DEFAULT_HISTORY_LIMIT = 1000
+
+
+class History:
+    """The summaries of an instance's operations, oldest first, and the entries written since
+    they were last made (`add`), summarized on `rows`."""
+
+    __slots__ = ("_rows", "_index", "entries", "limit")
+
+    def __init__(self, rows: Any = None, limit: int | None = DEFAULT_HISTORY_LIMIT) -> None:
+        if isinstance(rows, History):
+            rows = rows.rows()
+        self._rows: list[dict[str, Any]] = [dict(row) for row in rows or ()]
+        #: seq -> position in `_rows` of its latest summary.
+        self._index = {row.get("seq"): i for i, row in enumerate(self._rows)}
+        #: (seq, entry, written at) of the writes since the rows were last made.
+        self.entries: list[tuple[int, dict[str, Any], float | None]] = []
+        self.limit = limit
+
+    def __bool__(self) -> bool:
+        return bool(self._rows or self.entries)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, History) and self.rows() == other.rows()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def add(self, seq: int, entry: dict[str, Any], written_at: float | None) -> None:
+        self.entries.append((seq, entry, written_at))
+
+    def rows(self, written_now: float | None = None) -> list[dict[str, Any]]:
+        """Every summary kept, oldest first: ``seq``, ``kind``, ``function`` (what was
+        called, waited for or slept), ``status``, ``attempts``, ``started_at``,
+        ``ended_at`` (None while in flight), ``duration``, ``error`` (a one-line summary).
+        An entry added without its write's time (being written now) takes `written_now`."""
+        rows, index = self._rows, self._index
+        for seq, entry, written_at in self.entries:
+            if written_at is None:
+                written_at = written_now
+            at = index.get(seq)
+            previous = rows[at] if at is not None else None
+            if previous is not None and previous["status"] == PENDING:
+                row = _summary(seq, entry, written_at, previous["started_at"])
+                rows[at] = row
+            else:
+                index[seq] = len(rows)
+                rows.append(_summary(seq, entry, written_at, None))
+        self.entries = []
+        if self.limit is not None and len(rows) > self.limit:
+            del rows[: len(rows) - self.limit]
+            self._index = index = {row["seq"]: i for i, row in enumerate(rows)}
+        return [dict(row) for row in rows]
+
+
+def _summary(
+    seq: int, entry: dict[str, Any], written_at: float | None, started_at: float | None
+) -> dict[str, Any]:
+    kind = entry.get("kind", "call")
+    status = entry_status(entry)
+    if kind == "call":
+        function = entry.get("function_id")
+    elif kind == "event":
+        function = f"wait_for_event({entry.get('name')!r})"
+    elif kind == "timer":
+        function = "sleep"
+    else:
+        function = kind
+    started = started_at if started_at is not None else entry.get("started_at")
+    if started is None:
+        started = written_at
+    ended = None if status == PENDING else written_at
+    return {
+        "seq": seq,
+        "kind": kind,
+        "function": function,
+        "status": status,
+        "attempts": entry.get("attempts", 1),
+        "started_at": started,
+        "ended_at": ended,
+        "duration": None if ended is None or started is None else max(0.0, ended - started),
+        "error": entry.get("error_summary"),
+    }
+
+
+def history_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The operation summaries a stored state holds (a `History` when folded from records,
+    a list in a whole state)."""
+    return History(state.get("history"), limit=None).rows()
+
+
+def timeline(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """What happened to an instance, oldest first: its operations' summaries (`History.rows`)
+    and the operator's changes to it (``kind`` "operator", the action as ``function``, its
+    ``detail``), by time."""
+    rows = history_rows(state)
+    for change in state.get("audit") or ():
+        at = change.get("at")
+        rows.append(
+            {
+                "seq": None,
+                "kind": "operator",
+                "function": change.get("action"),
+                "status": "done",
+                "attempts": None,
+                "started_at": at,
+                "ended_at": at,
+                "duration": 0.0,
+                "error": None,
+                "detail": change.get("detail"),
+            }
+        )
+    rows.sort(key=lambda row: row["started_at"] or 0.0)
+    return rows
