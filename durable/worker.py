@@ -12,7 +12,7 @@ import math
 import time
 from typing import Any
 
-from ._errors import InstanceBusyError, InstanceSleeping, PauseForEventException, RunStoppedError
+from ._errors import InstanceBusyError, PauseForEventException, RunStoppedError
 from .runtime.backend import runtime_for
 from .runtime.operations import CANCEL_EVENT
 from .runtime.runtime import COMPLETED, ENQUEUED, FAILED, RUNNING, SLEEPING, WAITING
@@ -429,22 +429,13 @@ class Worker:
                 news = False
                 return
             quiet = instance_id in self._busy
-            logger.log(
-                logging.DEBUG if quiet else logging.INFO,
-                "instance %r %s",
-                instance_id,
-                reason,
-            )
+            # The runtime logs what the run does (started, resumed, paused, completed,
+            # failed) at INFO, one line each; why the worker took it is detail.
+            logger.debug("instance %r taken: %s", instance_id, reason)
             try:
                 await self.runtime.resume_stored(instance_id, state)
-            except InstanceSleeping as sleeping:
-                logger.info(
-                    "instance %r sleeping until %s; it holds no slot meanwhile",
-                    instance_id,
-                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sleeping.wake_at)),
-                )
-            except PauseForEventException as pause:
-                logger.info("instance %r paused, waiting for event %r", instance_id, pause.event)
+            except PauseForEventException:
+                pass  # paused or sleeping: logged by the runtime
             except InstanceBusyError as busy:
                 news = False
                 self._busy.add(instance_id)
@@ -495,8 +486,6 @@ class Worker:
                         error,
                         exc_info=error,
                     )
-            else:
-                logger.info("instance %r completed", instance_id)
             self._busy.discard(instance_id)
             if self._write_retries.pop(instance_id, None) is not None:
                 logger.info("instance %r: the store writes again", instance_id)

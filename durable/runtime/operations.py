@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import os
 import sys
 import time
@@ -42,6 +43,8 @@ from .journal import (
 
 if TYPE_CHECKING:
     from .program import DurableProgram
+
+logger = logging.getLogger("durable.runtime")
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,6 +452,10 @@ class CancelPoint(Operation):
         if take is not None:
             take(run.instance_id, take=True)  # consumed with the write below
         error = Cancelled(self.reason)
+        logger.info(
+            "instance %r cancelled%s: Cancelled raised in %s",
+            run.instance_id, f" ({self.reason})" if self.reason else "", self.frame.code.qualname,
+        )  # fmt: skip
         self.place.operation = None
         await self.record(
             {
@@ -661,15 +668,28 @@ class Execute(Operation):
             return await self.attempt(attempts, entry.get("retry_at"))
         if self.reconciler is None:
             return await self.attempt(attempts - 1, None)
+        instance_id = frame.run.instance_id
         try:
             value = self.reconciler()
             if inspect.isawaitable(value):
                 value = await value
         except NotApplied:
+            logger.info(
+                "instance %r: the reconciler of %s says it did not happen; it runs again",
+                instance_id, self.describe(),
+            )  # fmt: skip
             return await self.attempt(attempts - 1, None)
         except Exception as error:
+            logger.info(
+                "instance %r: the reconciler of %s says it failed: %s",
+                instance_id, self.describe(), error_summary(error),
+            )  # fmt: skip
             await self.finish(FAILED, attempts, error=error)
             raise
+        logger.info(
+            "instance %r: the reconciler of %s settled it with a %s",
+            instance_id, self.describe(), type(value).__name__,
+        )  # fmt: skip
         await self.finish(SUCCEEDED, attempts, value=value)
         return value
 
@@ -685,7 +705,13 @@ class Execute(Operation):
                 value = await self.call()
             except Exception as error:
                 if self.retry is not None and self.retry.retries(error, attempts):
-                    retry_at = time.time() + self.retry.backoff(attempts)
+                    delay = self.retry.backoff(attempts)
+                    retry_at = time.time() + delay
+                    logger.info(
+                        "instance %r: %s failed on attempt %d (%s); attempt %d in %.3g s",
+                        self.frame.run.instance_id, self.describe(), attempts,
+                        error_summary(error), attempts + 1, delay,
+                    )  # fmt: skip
                     await self.record(
                         self.entry(PENDING, attempts, in_flight=False, retry_at=retry_at)
                     )

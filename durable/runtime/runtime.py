@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import logging
 import pickle
 import time
 import uuid
@@ -44,7 +45,11 @@ from .operations import (
     _Park,
     ask_for_event,
     close_awaitable,
+    error_summary,
 )
+from .tracing import operation_span, run_span, tracer
+
+logger = logging.getLogger("durable.runtime")
 
 #: How often a running instance looks for a cancellation sent from elsewhere (seconds).
 CANCEL_CHECK_SECONDS = 1.0
@@ -180,6 +185,8 @@ class InstanceRun:
             else None
         )
         self.stopped = False
+        #: The OpenTelemetry tracer when tracing is on (see `tracing`), else None.
+        self.tracer: Any = None
         #: What made a write fail, for the fan-outs its branches leave to raise.
         self.failed_write: BaseException | None = None
 
@@ -303,6 +310,8 @@ class InstanceRun:
             self._write(RUNNING, snapshot, {"entries": {seq: entry}})
         if written and written[-1][2] is None:
             written[-1] = (seq, entry, self.fields["updated_at"])
+        if self.tracer is not None:
+            operation_span(self.tracer, self.instance_id, seq, entry, self.fields["updated_at"])
         look_at = self.look_for_cancel_at
         if look_at is not None and time.monotonic() >= look_at:
             self.look_for_cancel()
@@ -639,7 +648,11 @@ class DurableRuntime:
             validate_instance_id(instance_id) if instance_id is not None else uuid.uuid4().hex
         )
         with self._sole_runner(instance_id):
-            return await self._run(program, instance_id, args, kwargs, bound)
+            traced = tracer()
+            if traced is None:
+                return await self._run(program, instance_id, args, kwargs, bound)
+            with run_span(traced, instance_id, program.key, None):
+                return await self._run(program, instance_id, args, kwargs, bound, traced)
 
     @contextmanager
     def _sole_runner(self, instance_id: str):
@@ -695,18 +708,27 @@ class DurableRuntime:
             return True
 
     async def _run(
-        self, program, instance_id: str, args: tuple, kwargs: dict, bound: tuple | None = None
+        self,
+        program,
+        instance_id: str,
+        args: tuple,
+        kwargs: dict,
+        bound: tuple | None = None,
+        traced: Any = None,
     ) -> Any:
         arguments = program.code.bind(*args, **kwargs) if bound is None else bound
         arguments_blob = _pickle_arguments(program, arguments)
         state = await answered(self.backend.load_state(instance_id))
         if state is None:
             run = await self._new_run(program, instance_id, arguments, arguments_blob, RUNNING)
+            logger.info("instance %r started (%s)", instance_id, program.key)
         else:
             run = await self._reopen(program, instance_id, state, arguments, arguments_blob)
             if run is None:
                 return _stored_outcome(state)
+            logger.info("instance %r %s", instance_id, _RESUMED.get(state["status"], "resumed"))
         run.park_sleeps_after = self.park_sleeps_after
+        run.tracer = traced
         root = run.stack.frames[0]
         driver = _Driver(root.start(), run)
         token = enter_run(run)
@@ -727,6 +749,7 @@ class DurableRuntime:
                 raise
             run.fail(error)
             await run.settle_writes()
+            logger.info("instance %r failed: %s", instance_id, error_summary(error))
             raise
         finally:
             self._runs.pop(instance_id, None)
@@ -741,7 +764,15 @@ class DurableRuntime:
                     "operation; call it again to resume it from its last write"
                 )
             if run.sleeping_until is not None:
+                logger.info(
+                    "instance %r sleeping until %s, holding nothing meanwhile",
+                    instance_id,
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.sleeping_until)),
+                )
                 raise InstanceSleeping(run.sleeping_until, instance_id=instance_id)
+            logger.info(
+                "instance %r paused, waiting for event %r", instance_id, run.waiting_for.event
+            )
             raise PauseForEventException(run.waiting_for.event, instance_id=instance_id)
         try:
             run.complete(value)
@@ -749,6 +780,7 @@ class DurableRuntime:
         except BaseException:
             _failed_write(run)
             raise
+        logger.info("instance %r completed", instance_id)
         return value
 
     async def _reopen(
@@ -793,6 +825,14 @@ class DurableRuntime:
 
 
 _NOT_FIELDS = ("journal", "code_versions", "history")
+
+#: What resuming an instance of each stored status is, for the log.
+_RESUMED = {
+    ENQUEUED: "started (it was enqueued)",
+    RUNNING: "resumed from its last write (it was running: its runner stopped or died)",
+    WAITING: "resumed (its event arrived, its deadline passed, or it was cancelled)",
+    SLEEPING: "resumed (its sleep is over, or it was cancelled)",
+}
 
 
 def _history_of(state: dict[str, Any], limit: int) -> History:

@@ -4,6 +4,7 @@ the code version saved with the instance, or a clear refusal (never different co
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 #: ``migrate(saved_line, live_locals) -> (new_line, new_live_locals)``.
 Migration = Callable[[int, dict[str, Any]], tuple[int, dict[str, Any]]]
 CodeChangePolicy = Literal["resume_saved_version", "fail"]
+
+logger = logging.getLogger("durable.runtime")
 
 
 def code_for_saved_frame(
@@ -39,12 +42,22 @@ def code_for_saved_frame(
     )
     if migration is not None and current is not None:
         line, live_locals = migration(record.line, dict(record.live_locals))
+        logger.info(
+            "instance %r: %s migrated from code version %s (line %d) to the current code "
+            "(line %d)",
+            run.instance_id, fn.__qualname__, record.fingerprint[:16], record.line, line,
+        )  # fmt: skip
         return current, current.resume_point_at(line), live_locals
     version = code_versions.get(record.fingerprint)
     if version is not None and policy.on_code_change == "resume_saved_version":
         saved = saved_versions.get(record.fingerprint)
         if saved is None:
             saved = saved_versions[record.fingerprint] = compile_version(version, fn)
+        logger.info(
+            "instance %r: %s resumes on its saved code version %s (the function has changed "
+            "since it was suspended at line %d)",
+            run.instance_id, fn.__qualname__, record.fingerprint[:16], record.line,
+        )  # fmt: skip
         return saved, record.resume_point, record.live_locals
     reason = (
         "on_code_change='fail' refuses to resume on the saved version"

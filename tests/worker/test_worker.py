@@ -167,7 +167,7 @@ async def test_no_more_than_concurrency_runs_at_a_time(backend):
 
 
 async def test_a_failing_workflow_is_logged_and_the_worker_goes_on(backend, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="durable.worker")
+    caplog.set_level(logging.INFO, logger="durable")
     failing = await flows.broken.start("no stock", instance_id="b-1", orchestration_backend=backend)
     async with working(Worker(backend)):
         with pytest.raises(LookupError, match="no stock"):
@@ -176,7 +176,9 @@ async def test_a_failing_workflow_is_logged_and_the_worker_goes_on(backend, tmp_
             str(tmp_path / "ledger"), "x", instance_id="r-x", orchestration_backend=backend
         )
         assert await later.result(timeout=5) == "recorded x"
-    failures = [r for r in caplog.records if "failed" in r.getMessage()]
+    failures = [
+        r for r in caplog.records if r.name == "durable.worker" and "failed" in r.getMessage()
+    ]
     assert len(failures) == 1
     assert "'b-1' failed: LookupError: no stock" in failures[0].getMessage()
     assert failures[0].levelno == logging.ERROR
