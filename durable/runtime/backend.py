@@ -353,7 +353,7 @@ class DurableBackend(OrchestrationBackend):
     def _replace(self, instance_id: str, state: dict[str, Any]) -> Awaitable[None] | None:
         claimed = self._claimed.pop(instance_id, {})
         if isinstance(state.get("history"), History):  # a state as `load_state` folds it
-            state = {**state, "history": state["history"].rows()}
+            state = {**state, "history": state["history"].stored()}
         record = {"reset": True, "set": state, "consumed_events": sorted(claimed.items())}
         self._summaries.pop(instance_id, None)  # a compaction hands the store the summary
         summary = self._summary(instance_id, state)

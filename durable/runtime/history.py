@@ -14,19 +14,23 @@ from .journal import PENDING, entry_status
 #: Summaries kept per instance unless its `JournalPolicy` says otherwise.
 DEFAULT_HISTORY_LIMIT = 1000
 
+#: The fields of a stored summary, in the order of its tuple.
+ROW_FIELDS = ("seq", "kind", "function", "status", "attempts", "started_at", "ended_at", "error")
+_STATUS, _STARTED = ROW_FIELDS.index("status"), ROW_FIELDS.index("started_at")
+
 
 class History:
-    """The summaries of an instance's operations, oldest first, and the entries written since
-    they were last made (`add`), summarized on `rows`."""
+    """The summaries of an instance's operations, oldest first (tuples of `ROW_FIELDS`, as
+    stored), and the entries written since they were last made (`add`)."""
 
     __slots__ = ("_rows", "_index", "entries", "limit")
 
     def __init__(self, rows: Any = None, limit: int | None = DEFAULT_HISTORY_LIMIT) -> None:
         if isinstance(rows, History):
-            rows = rows.rows()
-        self._rows: list[dict[str, Any]] = [dict(row) for row in rows or ()]
+            rows = rows.stored()
+        self._rows: list[tuple] = list(rows or ())
         #: seq -> position in `_rows` of its latest summary.
-        self._index = {row.get("seq"): i for i, row in enumerate(self._rows)}
+        self._index = {row[0]: i for i, row in enumerate(self._rows)}
         #: (seq, entry, written at) of the writes since the rows were last made.
         self.entries: list[tuple[int, dict[str, Any], float | None]] = []
         self.limit = limit
@@ -35,40 +39,48 @@ class History:
         return bool(self._rows or self.entries)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, History) and self.rows() == other.rows()
+        return isinstance(other, History) and self.stored() == other.stored()
 
     __hash__ = None  # type: ignore[assignment]
 
     def add(self, seq: int, entry: dict[str, Any], written_at: float | None) -> None:
         self.entries.append((seq, entry, written_at))
 
-    def rows(self, written_now: float | None = None) -> list[dict[str, Any]]:
-        """Every summary kept, oldest first: ``seq``, ``kind``, ``function`` (what was
-        called, waited for or slept), ``status``, ``attempts``, ``started_at``,
-        ``ended_at`` (None while in flight), ``duration``, ``error`` (a one-line summary).
-        An entry added without its write's time (being written now) takes `written_now`."""
+    def stored(self, written_now: float | None = None) -> list[tuple]:
+        """The summaries as stored, with the entries added since summarized; an entry added
+        without its write's time (being written now) takes `written_now`."""
         rows, index = self._rows, self._index
         for seq, entry, written_at in self.entries:
-            if written_at is None:
-                written_at = written_now
             at = index.get(seq)
-            previous = rows[at] if at is not None else None
-            if previous is not None and previous["status"] == PENDING:
-                row = _summary(seq, entry, written_at, previous["started_at"])
-                rows[at] = row
+            if at is not None and rows[at][_STATUS] == PENDING:
+                rows[at] = _summary(seq, entry, written_at or written_now, rows[at][_STARTED])
             else:
                 index[seq] = len(rows)
-                rows.append(_summary(seq, entry, written_at, None))
+                rows.append(_summary(seq, entry, written_at or written_now, None))
         self.entries = []
         if self.limit is not None and len(rows) > self.limit:
             del rows[: len(rows) - self.limit]
-            self._index = index = {row["seq"]: i for i, row in enumerate(rows)}
-        return [dict(row) for row in rows]
+            self._index = {row[0]: i for i, row in enumerate(rows)}
+        return list(rows)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every summary kept, oldest first: ``seq``, ``kind``, ``function`` (what was
+        called, waited for or slept), ``status``, ``attempts``, ``started_at``,
+        ``ended_at`` (None while in flight), ``duration``, ``error`` (a one-line summary)."""
+        shown = []
+        for row in self.stored():
+            fields = dict(zip(ROW_FIELDS, row, strict=True))
+            started, ended = fields["started_at"], fields["ended_at"]
+            fields["duration"] = (
+                None if ended is None or started is None else max(0.0, ended - started)
+            )
+            shown.append(fields)
+        return shown
 
 
 def _summary(
     seq: int, entry: dict[str, Any], written_at: float | None, started_at: float | None
-) -> dict[str, Any]:
+) -> tuple:
     kind = entry.get("kind", "call")
     status = entry_status(entry)
     if kind == "call":
@@ -79,26 +91,22 @@ def _summary(
         function = "sleep"
     else:
         function = kind
-    started = started_at if started_at is not None else entry.get("started_at")
-    if started is None:
-        started = written_at
-    ended = None if status == PENDING else written_at
-    return {
-        "seq": seq,
-        "kind": kind,
-        "function": function,
-        "status": status,
-        "attempts": entry.get("attempts", 1),
-        "started_at": started,
-        "ended_at": ended,
-        "duration": None if ended is None or started is None else max(0.0, ended - started),
-        "error": entry.get("error_summary"),
-    }
+    started = started_at if started_at is not None else entry.get("started_at", written_at)
+    return (
+        seq,
+        kind,
+        function,
+        status,
+        entry.get("attempts", 1),
+        started,
+        None if status == PENDING else written_at,
+        entry.get("error_summary"),
+    )
 
 
 def history_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
     """The operation summaries a stored state holds (a `History` when folded from records,
-    a list in a whole state)."""
+    a list in a whole state), as `History.rows` shows them."""
     return History(state.get("history"), limit=None).rows()
 
 
@@ -118,8 +126,8 @@ def timeline(state: dict[str, Any]) -> list[dict[str, Any]]:
                 "attempts": None,
                 "started_at": at,
                 "ended_at": at,
-                "duration": 0.0,
                 "error": None,
+                "duration": 0.0,
                 "detail": change.get("detail"),
             }
         )

@@ -537,7 +537,7 @@ class InstanceRun:
             **self.fields,
             "journal": dict(self.journal),
             "code_versions": versions,
-            "history": self.history.rows(self.fields.get("updated_at")),
+            "history": self.history.stored(self.fields.get("updated_at")),
         }
 
     def complete(self, value: Any) -> None:

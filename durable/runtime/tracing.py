@@ -47,9 +47,9 @@ def operation_span(
     tracer: Any, instance_id: str, seq: int, entry: dict[str, Any], ended_at: float
 ) -> None:
     """A finished span for the durable operation `seq` whose `entry` was just written."""
-    from .history import _summary
+    from .history import ROW_FIELDS, _summary
 
-    row = _summary(seq, entry, ended_at, None)
+    row = dict(zip(ROW_FIELDS, _summary(seq, entry, ended_at, None), strict=True))
     started = row["started_at"] or ended_at
     span = tracer.start_span(
         f"durable {row['kind']} {row['function']}",
