@@ -1208,6 +1208,15 @@ def _row_of_unreadable(instance_id: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _runner(backend, instance_id: str) -> str | None:
+    """Who holds the lease of a running instance now (None: nobody, its runner is gone),
+    told as the worker tells it: the lease is taken and given back at once when free."""
+    holder = backend.acquire_instance(instance_id)
+    if holder is None:
+        backend.release_instance(instance_id)
+    return holder
+
+
 def _print_table(rows: list[dict[str, Any]]) -> None:
     def waiting(row: dict[str, Any]) -> str:
         shown = " or ".join(map(repr, row["waiting_for"]))
@@ -1255,6 +1264,15 @@ def _described(
         fields["inbox"] = [event.name for event in pending if isinstance(event.name, str)]
         if pending:
             lines.append(f"events in its inbox: {', '.join(repr(e.name) for e in pending)}")
+    elif status == "sleeping":
+        wake_at = state.get("deadline")
+        if isinstance(wake_at, int | float):
+            fields["wake_at"] = wake_at
+            lines.append(f"wakes up: {_when(wake_at)} ({wake_at - time.time():+.1f} s from now)")
+    elif status == "running":
+        runner = _runner(backend, instance_id)
+        fields["runner"] = runner
+        lines.append(f"runner: {runner or 'none (its runner is gone: a worker resumes it)'}")
     elif status in ("completed", "failed"):
         field = "result" if status == "completed" else "error"
         shown, unloaded = _shown(backend, instance_id, state.get(field), field, trusted)

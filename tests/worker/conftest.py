@@ -23,3 +23,18 @@ def stored(request, tmp_path):
         url, store = f"sqlite:///{tmp_path / 'store.db'}", SQLiteStateStore(tmp_path / "store.db")
     yield url, DurableBackend(store)
     store.close()
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    """A ledger file for the functions of `tests.worker.operated`."""
+    return str(tmp_path / "ledger")
+
+
+@pytest.fixture(autouse=True)
+def charges_go_through():
+    from . import operated
+
+    operated.DECLINE["on"] = False
+    yield
+    operated.DECLINE["on"] = False

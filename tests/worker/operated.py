@@ -6,7 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 
-from durable import Cancelled, JournalPolicy, durable_execute, make_durable, sleep, wait_for_event
+import pytest
+
+from durable import (
+    Cancelled,
+    JournalPolicy,
+    PauseForEventException,
+    durable_execute,
+    make_durable,
+    sleep,
+    wait_for_event,
+)
 
 
 def note(ledger: str, what: str) -> str:
@@ -79,3 +89,23 @@ async def order(ledger: str, amount: int) -> tuple:
 async def twenty_steps(ledger: str) -> None:
     for number in range(20):
         await durable_execute(note, ledger, str(number))
+
+
+async def paused_order(backend, ledger: str, instance_id: str = "o"):
+    """An `order` waiting for its payment, and its handle."""
+    with pytest.raises(PauseForEventException):
+        await order(ledger, 5, orchestration_backend=backend, instance_id=instance_id)
+    return order.handle(instance_id, orchestration_backend=backend)
+
+
+async def failed_order(backend, ledger: str, instance_id: str = "o"):
+    """An `order` whose charge was declined, and its handle."""
+    handle = await paused_order(backend, ledger, instance_id)
+    backend.publish_event(instance_id, "pay")
+    DECLINE["on"] = True
+    try:
+        with pytest.raises(RuntimeError, match="card declined"):
+            await order(ledger, 5, orchestration_backend=backend, instance_id=instance_id)
+    finally:
+        DECLINE["on"] = False
+    return handle

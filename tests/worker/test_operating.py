@@ -35,18 +35,6 @@ def backend(request, tmp_path):
     getattr(store, "close", lambda: None)()
 
 
-@pytest.fixture
-def ledger(tmp_path):
-    return str(tmp_path / "ledger")
-
-
-@pytest.fixture(autouse=True)
-def charges_go_through():
-    operated.DECLINE["on"] = False
-    yield
-    operated.DECLINE["on"] = False
-
-
 class working:
     """A worker running over `backend` for the length of an ``async with``."""
 
@@ -250,24 +238,8 @@ async def test_the_cancel_event_name_is_reserved(backend):
 
 
 # -- retry ------------------------------------------------------------------------------------
-async def paused_order(backend, ledger, instance_id="o"):
-    with pytest.raises(PauseForEventException):
-        await operated.order(ledger, 5, orchestration_backend=backend, instance_id=instance_id)
-    return operated.order.handle(instance_id, orchestration_backend=backend)
-
-
-async def failed_order(backend, ledger, instance_id="o"):
-    handle = await paused_order(backend, ledger, instance_id)
-    backend.publish_event(instance_id, "pay")
-    operated.DECLINE["on"] = True
-    with pytest.raises(RuntimeError, match="card declined"):
-        await operated.order(ledger, 5, orchestration_backend=backend, instance_id=instance_id)
-    operated.DECLINE["on"] = False
-    return handle
-
-
 async def test_retry_runs_the_failed_call_again_and_not_the_earlier_ones(backend, ledger):
-    handle = await failed_order(backend, ledger)
+    handle = await operated.failed_order(backend, ledger)
     assert handle.status() == "failed"
     again = handle.retry()
     assert len(again) == 1
@@ -280,20 +252,20 @@ async def test_retry_runs_the_failed_call_again_and_not_the_earlier_ones(backend
 
 
 async def test_a_retried_instance_is_run_by_a_worker(backend, ledger):
-    handle = await failed_order(backend, ledger)
+    handle = await operated.failed_order(backend, ledger)
     handle.retry()
     async with working(quick_worker(backend)):
         assert await handle.result(timeout=5) == ("ship", 6)
 
 
 async def test_retry_of_an_instance_that_has_not_failed_is_refused(backend, ledger):
-    handle = await paused_order(backend, ledger)
+    handle = await operated.paused_order(backend, ledger)
     with pytest.raises(DurableError, match="only a failed instance is retried"):
         handle.retry()
 
 
 async def test_retry_is_recorded_in_the_history(backend, ledger):
-    handle = await failed_order(backend, ledger)
+    handle = await operated.failed_order(backend, ledger)
     handle.retry()
     operators = [row for row in handle.history() if row["kind"] == "operator"]
     assert [row["function"] for row in operators] == ["retry"]
@@ -301,7 +273,7 @@ async def test_retry_is_recorded_in_the_history(backend, ledger):
 
 # -- fork -------------------------------------------------------------------------------------
 async def test_a_fork_resumes_from_the_snapshot_and_shares_nothing_afterwards(backend, ledger):
-    original = await paused_order(backend, ledger)
+    original = await operated.paused_order(backend, ledger)
     fork = original.fork("o-fork")
     assert fork.status() == "waiting"
     backend.publish_event("o-fork", "pay")
@@ -313,8 +285,8 @@ async def test_a_fork_resumes_from_the_snapshot_and_shares_nothing_afterwards(ba
 
 
 async def test_forking_into_an_existing_id_or_from_a_completed_instance_is_refused(backend, ledger):
-    original = await paused_order(backend, ledger)
-    await paused_order(backend, ledger, "taken")
+    original = await operated.paused_order(backend, ledger)
+    await operated.paused_order(backend, ledger, "taken")
     with pytest.raises(DurableError, match="exists already"):
         original.fork("taken")
     await operated.nap(ledger, 0, orchestration_backend=backend, instance_id="done")
@@ -323,7 +295,7 @@ async def test_forking_into_an_existing_id_or_from_a_completed_instance_is_refus
 
 
 async def test_a_fork_of_a_failed_instance_runs_its_failed_call_again(backend, ledger):
-    original = await failed_order(backend, ledger)
+    original = await operated.failed_order(backend, ledger)
     fork = original.fork("o-2")
     assert fork.status() == "enqueued"
     assert await operated.order(ledger, 5, orchestration_backend=backend, instance_id="o-2") == (
@@ -335,7 +307,7 @@ async def test_a_fork_of_a_failed_instance_runs_its_failed_call_again(backend, l
 
 # -- edit, frames -----------------------------------------------------------------------------
 async def test_an_edited_live_local_is_what_the_instance_resumes_with(backend, ledger):
-    handle = await paused_order(backend, ledger)
+    handle = await operated.paused_order(backend, ledger)
     (frame,) = handle.frames()
     assert frame.live_locals["total"] == 6
     handle.edit(0, total=100)
@@ -350,7 +322,7 @@ async def test_an_edited_live_local_is_what_the_instance_resumes_with(backend, l
 
 
 async def test_editing_a_name_that_is_not_live_names_the_live_ones(backend, ledger):
-    handle = await paused_order(backend, ledger)
+    handle = await operated.paused_order(backend, ledger)
     with pytest.raises(ValueError, match=r"'amount_typo' is not live in frame 0 .* total"):
         handle.edit(0, amount_typo=1)
     with pytest.raises(ValueError, match="there is no frame 3"):
@@ -365,7 +337,7 @@ async def test_editing_a_completed_instance_is_refused(backend, ledger):
 
 # -- history ----------------------------------------------------------------------------------
 async def test_history_summarizes_every_operation_of_a_completed_instance(backend, ledger):
-    await paused_order(backend, ledger)
+    await operated.paused_order(backend, ledger)
     backend.publish_event("o", "pay")
     await operated.order(ledger, 5, orchestration_backend=backend, instance_id="o")
     rows = operated.order.handle("o", orchestration_backend=backend).history()
@@ -383,7 +355,7 @@ async def test_history_summarizes_every_operation_of_a_completed_instance(backen
 
 
 async def test_history_keeps_a_failed_call_with_its_error_summary(backend, ledger):
-    handle = await failed_order(backend, ledger)
+    handle = await operated.failed_order(backend, ledger)
     failed = [row for row in handle.history() if row["status"] == "FAILED"]
     assert failed[0]["error"] == "RuntimeError: card declined for 6"
 

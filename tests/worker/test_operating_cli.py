@@ -33,32 +33,6 @@ def durable(*args: str, fault: str | None = None) -> subprocess.CompletedProcess
     )
 
 
-@pytest.fixture
-def ledger(tmp_path):
-    return str(tmp_path / "ledger")
-
-
-@pytest.fixture(autouse=True)
-def charges_go_through():
-    operated.DECLINE["on"] = False
-    yield
-    operated.DECLINE["on"] = False
-
-
-async def paused_order(backend, ledger, instance_id="o"):
-    with pytest.raises(PauseForEventException):
-        await operated.order(ledger, 5, orchestration_backend=backend, instance_id=instance_id)
-
-
-async def failed_order(backend, ledger, instance_id="o"):
-    await paused_order(backend, ledger, instance_id)
-    backend.publish_event(instance_id, "pay")
-    operated.DECLINE["on"] = True
-    with pytest.raises(RuntimeError):
-        await operated.order(ledger, 5, orchestration_backend=backend, instance_id=instance_id)
-    operated.DECLINE["on"] = False
-
-
 async def finish(backend, ledger, instance_id="o"):
     return await operated.order(ledger, 5, orchestration_backend=backend, instance_id=instance_id)
 
@@ -72,7 +46,7 @@ def reopened(stored) -> DurableBackend:
 # -- the commands -----------------------------------------------------------------------------
 async def test_history_prints_every_operation_and_json_holds_the_same(stored, ledger):
     url, backend = stored
-    await paused_order(backend, ledger)
+    await operated.paused_order(backend, ledger)
     backend.publish_event("o", "pay")
     await finish(backend, ledger)
     table = durable("history", "--store", url, "o")
@@ -110,7 +84,7 @@ async def test_cancel_of_a_completed_instance_exits_5(stored, ledger):
 
 async def test_retry_fork_and_edit_need_a_key_or_unsafe_unpickle(stored, ledger):
     url, backend = stored
-    await failed_order(backend, ledger)
+    await operated.failed_order(backend, ledger)
     for command in (["retry", "o"], ["fork", "o", "--new-id", "o2"], ["edit", "o", "--set", "a=1"]):
         done = durable(*command[:1], "--store", url, *command[1:])
         assert done.returncode == 2 and "--unsafe-unpickle" in done.stderr, done.stderr
@@ -119,7 +93,7 @@ async def test_retry_fork_and_edit_need_a_key_or_unsafe_unpickle(stored, ledger)
 
 async def test_retry_then_the_instance_finishes_without_repeating_earlier_calls(stored, ledger):
     url, backend = stored
-    await failed_order(backend, ledger)
+    await operated.failed_order(backend, ledger)
     done = durable("retry", "--store", url, "--unsafe-unpickle", "o")
     assert done.returncode == 0, done.stderr
     assert "enqueued again; operation(s) 3 run again" in done.stdout
@@ -129,14 +103,14 @@ async def test_retry_then_the_instance_finishes_without_repeating_earlier_calls(
 
 async def test_retry_of_a_waiting_instance_exits_7(stored, ledger):
     url, backend = stored
-    await paused_order(backend, ledger)
+    await operated.paused_order(backend, ledger)
     done = durable("retry", "--store", url, "--unsafe-unpickle", "o")
     assert done.returncode == 7 and "only a failed instance is retried" in done.stderr
 
 
 async def test_fork_makes_an_independent_instance(stored, ledger):
     url, backend = stored
-    await paused_order(backend, ledger)
+    await operated.paused_order(backend, ledger)
     done = durable("fork", "--store", url, "--unsafe-unpickle", "o", "--new-id", "o2")
     assert done.returncode == 0, done.stderr
     runner = reopened(stored)
@@ -147,7 +121,7 @@ async def test_fork_makes_an_independent_instance(stored, ledger):
 
 async def test_edit_sets_a_live_local_from_json_and_show_prints_it(stored, ledger):
     url, backend = stored
-    await paused_order(backend, ledger)
+    await operated.paused_order(backend, ledger)
     done = durable("edit", "--store", url, "--unsafe-unpickle", "o", "--frame", "0",
                    "--set", "total=41")  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -160,7 +134,7 @@ async def test_edit_sets_a_live_local_from_json_and_show_prints_it(stored, ledge
 
 async def test_edit_of_a_name_that_is_not_live_exits_2_naming_the_live_ones(stored, ledger):
     url, backend = stored
-    await paused_order(backend, ledger)
+    await operated.paused_order(backend, ledger)
     done = durable("edit", "--store", url, "--unsafe-unpickle", "o", "--set", "nope=1")
     assert done.returncode == 2
     assert "'nope' is not live in frame 0" in done.stderr and "total" in done.stderr
@@ -173,7 +147,7 @@ async def test_edit_of_a_name_that_is_not_live_exits_2_naming_the_live_ones(stor
 @pytest.mark.parametrize("kind", ["before", "after", "torn"])
 async def test_a_kill_9_during_retry_leaves_it_undone_or_done(stored, ledger, kind):
     url, backend = stored
-    await failed_order(backend, ledger)
+    await operated.failed_order(backend, ledger)
     killed = durable("retry", "--store", url, "--unsafe-unpickle", "o", fault=f"{kind}:1")
     assert killed.returncode == -signal.SIGKILL
     status = reopened(stored).read_state("o")["status"]
@@ -187,7 +161,7 @@ async def test_a_kill_9_during_retry_leaves_it_undone_or_done(stored, ledger, ki
 @pytest.mark.parametrize("kind", ["before", "after", "torn"])
 async def test_a_kill_9_during_edit_leaves_the_old_value_or_the_new(stored, ledger, kind):
     url, backend = stored
-    await paused_order(backend, ledger)
+    await operated.paused_order(backend, ledger)
     edit = ("edit", "--store", url, "--unsafe-unpickle", "o", "--set", "total=41")
     assert durable(*edit, fault=f"{kind}:1").returncode == -signal.SIGKILL
     runner = reopened(stored)
@@ -201,7 +175,7 @@ async def test_a_kill_9_during_edit_leaves_the_old_value_or_the_new(stored, ledg
 @pytest.mark.parametrize("kind", ["before", "after", "torn"])
 async def test_a_kill_9_during_fork_leaves_no_fork_or_a_whole_one(stored, ledger, kind):
     url, backend = stored
-    await paused_order(backend, ledger)
+    await operated.paused_order(backend, ledger)
     fork = ("fork", "--store", url, "--unsafe-unpickle", "o", "--new-id", "o2")
     assert durable(*fork, fault=f"{kind}:1").returncode == -signal.SIGKILL
     runner = reopened(stored)
@@ -264,3 +238,33 @@ async def test_a_worker_process_wakes_a_parked_sleeper_after_a_kill_9(stored, le
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
     assert operated.lines(ledger) == ["before", "after"]
+
+
+async def test_status_of_a_sleeping_instance_says_when_it_wakes_up(stored, ledger):
+    from durable.runtime.backend import runtime_for
+
+    url, backend = stored
+    runtime_for(backend).park_sleeps_after = 1.0
+    with pytest.raises(PauseForEventException):
+        await operated.nap(ledger, 600, orchestration_backend=backend, instance_id="n")
+    shown = durable("status", "--store", url, "n")
+    assert shown.returncode == 0, shown.stderr
+    first, second = shown.stdout.splitlines()[:2]
+    assert first == "sleeping" and second.startswith("wakes up: ")
+    listed = json.loads(durable("list", "--store", url, "--json").stdout)
+    assert listed[0]["status"] == "sleeping" and listed[0]["deadline"] > time.time() + 500
+
+
+async def test_status_of_a_running_instance_names_its_runner_or_none(stored, ledger):
+    url, backend = stored
+    task = asyncio.ensure_future(
+        operated.cancellable(ledger, 10_000, orchestration_backend=backend, instance_id="c")
+    )
+    try:
+        while len(operated.lines(ledger)) < 2:
+            await asyncio.sleep(0.02)
+        shown = await asyncio.to_thread(durable, "status", "--store", url, "c")
+        assert shown.stdout.splitlines()[1].startswith("runner: runner ")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
