@@ -53,7 +53,9 @@ class Worker:
     and ``next_wake_at(after)``, such as `SQLiteStateStore`) is asked for the due ones, and
     the worker reads the state of those only, to decide (an instance returned for an event of
     another name, or one that finished meanwhile, is skipped); its next deadline comes from
-    ``next_wake_at``. A round then costs the due instances, not the whole store. Instances
+    ``next_wake_at``. The index lists running instances first, and the worker stops reading
+    once it has an instance for each free slot, so a round costs the free slots (and the
+    running instances ahead of them), not the whole backlog. Instances
     whose summary the store does not know (written before it had one) are read like the due
     ones and, when the worker does not run them, their summary is handed back with
     ``fill_summaries`` so later rounds skip them. Other stores are scanned: every round lists
@@ -250,7 +252,12 @@ class Worker:
         next_deadline: float | None = None
         #: Summaries of instances read and not run, for an index that did not know them.
         learned: dict[str, InstanceSummary] = {}
+        #: An index lists running instances first: once the candidates fill the free slots,
+        #: the rest wait for a later round (reading them now would only be read again).
+        free = self.concurrency - len(self._tasks) if self._index is not None else None
         for instance_id in listed:
+            if free is not None and len(candidates) >= free:
+                break
             if instance_id in self._tasks or instance_id in self._done:
                 continue
             state = self._read(instance_id)

@@ -182,6 +182,15 @@ class DurableBackend(OrchestrationBackend):
 
     def release_instance(self, instance_id: str) -> None:
         self.store.release_lease(instance_id, self._owner)
+        # What a run of it needed (where its log ends, its size, its summary, its claimed
+        # events) is read again by the next run: a worker over many parked or finished
+        # instances keeps nothing per instance.
+        self._forget(instance_id)
+
+    def _forget(self, instance_id: str) -> None:
+        for known in (self._ends, self._log_sizes, self._summaries, self._claimed):
+            known.pop(instance_id, None)
+        self._legacy.discard(instance_id)
 
     def load_state(self, instance_id: str) -> dict[str, Any] | None:
         """The state to run `instance_id` from: events handed to an earlier run of it and
@@ -229,9 +238,7 @@ class DurableBackend(OrchestrationBackend):
             if not self.store.read_records(instance_id) and not self.store.read_events(instance_id):
                 return False
             self.store.delete_instance(instance_id)
-            for known in (self._ends, self._log_sizes, self._summaries, self._claimed):
-                known.pop(instance_id, None)
-            self._legacy.discard(instance_id)
+            self._forget(instance_id)
             return True
 
     @contextlib.contextmanager
@@ -254,10 +261,12 @@ class DurableBackend(OrchestrationBackend):
     ) -> dict[str, Any] | None:
         """The stored state, to look at; `loads` unpickles each record (a restricted one
         shows state that is not trusted without running it)."""
-        records, payloads = self._read_log(instance_id)
+        records, payloads = self._read_log(instance_id, remember=False)
         return self._fold(instance_id, payloads, loads)[0] if records else None
 
-    def _read_log(self, instance_id: str) -> tuple[list[bytes], list[bytes]]:
+    def _read_log(
+        self, instance_id: str, *, remember: bool = True
+    ) -> tuple[list[bytes], list[bytes]]:
         """The records of `instance_id` and their payloads, once their signatures, places and
         the head (read first: it never names more than the records then hold) are checked;
         `CorruptStateError` otherwise, before anything is unpickled."""
@@ -265,6 +274,8 @@ class DurableBackend(OrchestrationBackend):
         records = self.store.read_records(instance_id)
         log = self._seals.open_log(instance_id, records)
         self._seals.check_head(instance_id, head, log)
+        if not remember:  # a look, not a run: nothing to keep for the next write
+            return records, log.payloads
         self._ends[instance_id] = log.end
         if log.legacy:
             self._legacy.add(instance_id)
@@ -708,6 +719,9 @@ class WholeStateBackend(DurableBackend):
 
     def __repr__(self) -> str:
         return f"DurableBackend({self.store!r}, whole-state)"
+
+    def _forget(self, instance_id: str) -> None:
+        self._claimed.pop(instance_id, None)
 
     # Each method is written once, as steps asking for ("load", key) or ("save", key, value),
     # and driven plainly over a plain store or awaited over an async one.

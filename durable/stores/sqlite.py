@@ -145,18 +145,19 @@ _TOUCH_INSTANCE = (
 # name: one extra read per such instance and round, never a missed wake-up. Matching names
 # here needs the backend to pass the name to `append_event` (an `events.name` column).
 _DUE_INSTANCES = """
-    SELECT instance_id, updated_at FROM instances WHERE status IN ('enqueued', 'running')
+    SELECT instance_id, updated_at, status != 'running' FROM instances
+        WHERE status IN ('enqueued', 'running')
     UNION
-    SELECT instance_id, updated_at FROM instances
+    SELECT instance_id, updated_at, 1 FROM instances
         WHERE status IN ('waiting', 'sleeping') AND wake_at <= :now
     UNION
-    SELECT instance_id, updated_at FROM instances WHERE status IS NULL
+    SELECT instance_id, updated_at, 1 FROM instances WHERE status IS NULL
     UNION
-    SELECT i.instance_id, i.updated_at
+    SELECT i.instance_id, i.updated_at, 1
         FROM (SELECT DISTINCT instance_id FROM events) AS e
         CROSS JOIN instances AS i ON i.instance_id = e.instance_id
         WHERE i.status IN ('waiting', 'sleeping')
-    ORDER BY 2, 1
+    ORDER BY 3, 2, 1
     LIMIT :limit
 """
 _RUNNING_INSTANCES = (
@@ -552,7 +553,8 @@ class SQLiteStateStore(StateStore):
     # -- the index of instances: what a worker asks instead of reading them all --------------
     def due_instances(self, now: float, limit: int = 1000) -> list[str]:
         """Ids of the instances that may be able to make progress at `now` (epoch seconds),
-        least recently written first, at most `limit`: enqueued and running ones; waiting ones
+        running ones first (a crashed runner's come before any other work), then least
+        recently written first, at most `limit`: enqueued and running ones; waiting ones
         whose wake-up time has come or that have any pending event (whether it is the awaited
         one is for the caller to check: the store cannot read event names); and those whose
         summary is unknown (rows of a schema 1 file not yet run or filled in). Found through

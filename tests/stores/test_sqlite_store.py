@@ -771,15 +771,19 @@ def test_a_waiting_instance_is_due_while_an_event_is_in_its_inbox(store):
     assert store.due_instances(now=0.0) == []
 
 
-def test_due_instances_come_least_recently_written_first_up_to_the_limit(store):
+def test_due_instances_come_running_first_then_least_recently_written_up_to_the_limit(store):
     for name in ("c", "a", "b"):
         store.append_record(name, b"r", InstanceSummary("enqueued"))
     assert store.due_instances(now=0.0) == ["c", "a", "b"]
-    store.append_record("c", b"again", InstanceSummary("running"))
+    store.append_record("c", b"again", InstanceSummary("enqueued"))
     assert store.due_instances(now=0.0) == ["a", "b", "c"]
     assert store.due_instances(now=0.0, limit=2) == ["a", "b"]
+    # A running instance (a crashed runner's, maybe) comes before any other work.
+    store.append_record("c", b"runs", InstanceSummary("running"))
+    assert store.due_instances(now=0.0) == ["c", "a", "b"]
+    assert store.due_instances(now=0.0, limit=1) == ["c"]
     store.delete_instance("a")
-    assert store.due_instances(now=0.0) == ["b", "c"]
+    assert store.due_instances(now=0.0) == ["c", "b"]
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="limit"):
             store.due_instances(now=0.0, limit=bad)

@@ -242,7 +242,10 @@ async def test_after_kill_9_a_new_worker_finishes_a_sleep_at_its_original_deadli
         assert second.wait() == 0, second.text()
     finally:
         second.stop()
-    assert "'n-1' resumed (it was running: crash recovery" in second.text()
+    assert (
+        "'n-1' resumed from its last write (it was running: its runner stopped or died)"
+        in second.text()
+    )
     stamps = [line.split() for line in flows.lines(ledger)]
     assert [label for label, _ in stamps] == ["start", "end"]  # the first step ran once
     ended = float(stamps[1][1])
@@ -544,6 +547,9 @@ async def test_a_killed_workers_running_instance_is_taken_over_before_the_backlo
         assert second.wait() == 0, second.text()
     finally:
         second.stop()
-    assert "'orphan' resumed (it was running: crash recovery" in second.text()
+    assert (
+        "'orphan' resumed from its last write (it was running: its runner stopped or died)"
+        in second.text()
+    )
     finished_before = flows.lines(ledger).index("held twice")
     assert finished_before < backlog // 20, (finished_before, backlog)
