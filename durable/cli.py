@@ -344,6 +344,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     fork.add_argument("instance_id", metavar="INSTANCE_ID")
     fork.add_argument("--new-id", required=True, help="the id of the new instance")
+    fork.add_argument(
+        "--at",
+        type=_positive,
+        metavar="SEQ",
+        help="fork from the snapshot taken at durable operation SEQ ('durable history' "
+        "numbers them), while the instance's log still holds it (default: the latest)",
+    )
 
     edit = command(
         "edit",
@@ -1049,7 +1056,7 @@ def _fork(args: argparse.Namespace) -> int:
     backend = _trusted_backend(args, "fork")
     try:
         with _operator_errors():
-            status = fork_instance(backend, instance_id, new_id)
+            status = fork_instance(backend, instance_id, new_id, at=args.at)
     finally:
         _close(backend)
     print(f"forked instance {instance_id!r} into {new_id!r} ({status})")

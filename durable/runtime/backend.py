@@ -264,6 +264,33 @@ class DurableBackend(OrchestrationBackend):
         records, payloads = self._read_log(instance_id, remember=False)
         return self._fold(instance_id, payloads, loads)[0] if records else None
 
+    def state_at(self, instance_id: str, seq: int) -> dict[str, Any]:
+        """The state of `instance_id` as the write that journaled its durable operation
+        `seq` with a snapshot left it, from the records its log still holds (those since
+        its last compaction); `ValueError` naming the operations it can give otherwise."""
+        records, payloads = self._read_log(instance_id, remember=False)
+        if not records:
+            raise DurableError(f"no instance {instance_id!r} in {self!r}")
+        available = []
+        for count, data in enumerate(payloads, 1):
+            changes = _decode(instance_id, data)
+            if (changes.get("set") or {}).get("snapshot") is None:
+                continue
+            entries = changes.get("entries") or {}
+            available += entries
+            if seq in entries:
+                return self._fold(instance_id, payloads[:count])[0]
+        kept = (
+            f"holds snapshots at operations {min(available)} to {max(available)}"
+            if available
+            else "holds no snapshot of an operation"
+        )
+        raise ValueError(
+            f"instance {instance_id!r} keeps no snapshot taken at operation {seq}: its log "
+            f"{kept} (older ones are folded into its last compaction; "
+            "DurableBackend(compact_after=...) keeps more)"
+        )
+
     def _read_log(
         self, instance_id: str, *, remember: bool = True
     ) -> tuple[list[bytes], list[bytes]]:

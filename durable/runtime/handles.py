@@ -68,12 +68,13 @@ class InstanceHandle:
 
         return retry_instance(self._durable_backend("retry"), self.instance_id)
 
-    def fork(self, new_id: str) -> InstanceHandle:
-        """A new instance `new_id` from this one's latest snapshot (`operate.fork_instance`),
-        sharing nothing with it afterwards; its handle."""
+    def fork(self, new_id: str, *, at: int | None = None) -> InstanceHandle:
+        """A new instance `new_id` from this one's latest snapshot, or the one taken at its
+        durable operation `at` (`operate.fork_instance`), sharing nothing with it
+        afterwards; its handle."""
         from .operate import fork_instance
 
-        fork_instance(self._durable_backend("fork"), self.instance_id, new_id)
+        fork_instance(self._durable_backend("fork"), self.instance_id, new_id, at=at)
         return InstanceHandle(new_id, self.backend)
 
     def edit(self, frame: int, **values: Any) -> None:

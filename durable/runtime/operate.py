@@ -55,17 +55,27 @@ def retry_instance(backend: DurableBackend, instance_id: str) -> list[int]:
     return _outside_event_loop(change)
 
 
-def fork_instance(backend: DurableBackend, instance_id: str, new_id: str) -> str:
-    """A new instance `new_id` from the latest snapshot of `instance_id`: the same call
-    stack, live locals and journal, sharing nothing with it afterwards (its own events,
-    leases and history). A failed instance's fork runs its failed calls again, as `retry`
-    would; a waiting or sleeping one's waits on. Returns the fork's status."""
+def fork_instance(
+    backend: DurableBackend, instance_id: str, new_id: str, *, at: int | None = None
+) -> str:
+    """A new instance `new_id` from the latest snapshot of `instance_id` (or, with `at`,
+    the one taken when its durable operation `at` was journaled, while its log still holds
+    it: `DurableBackend.state_at`): the same call stack, live locals and journal, sharing
+    nothing with it afterwards (its own events, leases and history). A failed instance's
+    fork runs its failed calls again, as `retry` would; a waiting or sleeping one's waits
+    on; a fork from an earlier snapshot runs the operations after it again. Returns the
+    fork's status."""
     validate_instance_id(new_id)
     if new_id == instance_id:
         raise ValueError("a fork needs a new instance id, not the one it is forked from")
 
+    if at is not None and (not isinstance(at, int) or isinstance(at, bool) or at < 1):
+        raise ValueError(f"at must be a durable operation's sequence number >= 1, got {at!r}")
+
     def change() -> str:
         state = _load(backend, instance_id, "fork")
+        if at is not None:
+            state = backend.state_at(instance_id, at)
         if state["status"] == COMPLETED:
             raise InstanceEndedError(
                 f"instance {instance_id!r} has completed; a completed instance keeps no call "
@@ -86,7 +96,8 @@ def fork_instance(backend: DurableBackend, instance_id: str, new_id: str) -> str
             fork["journal"] = journal
             now = time.time()
             fork.update(instance_id=new_id, created_at=now, updated_at=now)
-            fork["audit"] = [_entry("forked", {"from": instance_id, "at": state.get("next_seq")})]
+            where = at if at is not None else state.get("next_seq")
+            fork["audit"] = [_entry("forked", {"from": instance_id, "at": where})]
             backend.save_state(new_id, fork)
             return fork["status"]
 

@@ -374,3 +374,30 @@ async def test_history_keeps_only_the_newest_rows_of_its_limit(ledger):
     await operated.twenty_steps(ledger, orchestration_backend=backend, instance_id="m")
     rows = operated.twenty_steps.handle("m", orchestration_backend=backend).history()
     assert [row["seq"] for row in rows] == [16, 17, 18, 19, 20]
+
+
+async def test_a_fork_at_an_earlier_operation_runs_what_came_after_it_again(backend, ledger):
+    handle = await operated.paused_order(backend, ledger)
+    backend.publish_event("o", "pay")
+    await operated.order(ledger, 5, orchestration_backend=backend, instance_id="o")
+    fork = handle.fork("o-at-1", at=1)  # just after the shipping, before the payment
+    assert fork.status() == "enqueued"
+    with pytest.raises(PauseForEventException):
+        await operated.order(ledger, 5, orchestration_backend=backend, instance_id="o-at-1")
+    backend.publish_event("o-at-1", "pay")
+    assert await operated.order(ledger, 5, orchestration_backend=backend, instance_id="o-at-1") == (
+        "ship",
+        6,
+    )
+    assert operated.lines(ledger) == ["ship", "charge 6", "charge 6"]  # shipped once
+    assert handle.status() == "completed"
+
+
+async def test_a_fork_at_an_operation_the_log_no_longer_holds_names_the_ones_it_does(ledger):
+    backend = DurableBackend(InMemoryStateStore(), compact_after=2)
+    with pytest.raises(PauseForEventException):
+        await operated.cancellable(ledger, 6, orchestration_backend=backend, instance_id="c")
+    handle = operated.cancellable.handle("c", orchestration_backend=backend)
+    with pytest.raises(ValueError, match=r"no snapshot taken at operation 1: its log holds"):
+        handle.fork("c-2", at=1)
+    assert backend.read_state("c-2") is None

@@ -268,3 +268,18 @@ async def test_status_of_a_running_instance_names_its_runner_or_none(stored, led
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_fork_at_an_earlier_operation_from_the_command_line(stored, ledger):
+    url, backend = stored
+    await operated.paused_order(backend, ledger)
+    backend.publish_event("o", "pay")
+    await finish(backend, ledger)
+    done = durable("fork", "--store", url, "--unsafe-unpickle", "o", "--new-id", "o1", "--at", "1")
+    assert done.returncode == 0, done.stderr
+    runner = reopened(stored)
+    with pytest.raises(PauseForEventException):
+        await finish(runner, ledger, "o1")
+    missing = durable("fork", "--store", url, "--unsafe-unpickle", "o", "--new-id", "o9",
+                      "--at", "99")  # fmt: skip
+    assert missing.returncode == 2 and "no snapshot taken at operation 99" in missing.stderr
