@@ -812,6 +812,15 @@ def _described_whole(
         f"created: {_when(fields['created_at'])}",
         f"updated: {_when(fields['updated_at'])}",
     ]
+    attempts = _attempts(state)
+    fields["attempts"] = attempts
+    if attempts["operation"] is not None:
+        retried = attempts["operator_retries"]
+        lines.append(
+            f"attempts: {attempts['attempts']} of seq {attempts['seq']} "
+            f"({attempts['operation']})"
+            + (f"; retried by an operator {retried} time(s)" if retried else "")
+        )
     unloaded = unloaded_names(arguments)
     frames = saved_frames(state.get("snapshot"), loads)
     if frames and fields["status"] != "completed":
@@ -821,6 +830,22 @@ def _described_whole(
             unloaded += _frame_lines(frame, lines, "  ", unloaded_names, f"[{number}] ")
         fields["frames"] = [_frame_fields(frame) for frame in frames]
     return unloaded
+
+
+def _attempts(state: dict[str, Any]) -> dict[str, Any]:
+    """How often the instance's latest durable operation ran (its retries included) and how
+    often an operator retried the instance."""
+    from .runtime.history import history_rows
+
+    rows = history_rows(state)
+    last = rows[-1] if rows else {}
+    retries = sum(1 for change in state.get("audit") or () if change.get("action") == "retry")
+    return {
+        "seq": last.get("seq"),
+        "operation": last.get("function"),
+        "attempts": last.get("attempts"),
+        "operator_retries": retries,
+    }
 
 
 def _frame_lines(

@@ -10,6 +10,7 @@ import pytest
 
 from durable import (
     PauseForEventException,
+    RetryPolicy,
     durable_execute,
     make_durable,
     wait_for_event,
@@ -91,6 +92,30 @@ async def test_show_of_a_failed_instance_exits_4(stored, capsys):
         await flows.broken("gone", orchestration_backend=backend, instance_id="b-1")
     code, out, _ = show(capsys, url, "b-1")
     assert code == EXIT_FAILED and "LookupError: gone" in out
+
+
+def refuse(order: str) -> None:
+    raise PermissionError(f"card declined for {order}")
+
+
+@make_durable
+async def charge_thrice(order: str) -> None:
+    await durable_execute(refuse, order, retry=RetryPolicy(max_attempts=3, initial_backoff=0))
+
+
+async def test_show_counts_the_attempts_of_the_latest_operation(stored, capsys):
+    url, backend = stored
+    with pytest.raises(PermissionError):
+        await charge_thrice("o-7", orchestration_backend=backend, instance_id="c-1")
+    code, out, _ = show(capsys, url, "c-1")
+    assert code == EXIT_FAILED
+    assert "attempts: 3 of seq 1 (tests.worker.test_show.refuse)" in out.splitlines()
+    main(["show", "--json", "--store", url, "c-1"])
+    attempts = json.loads(capsys.readouterr().out)["attempts"]
+    assert attempts == {
+        "seq": 1, "operation": "tests.worker.test_show.refuse", "attempts": 3,
+        "operator_retries": 0,
+    }
 
 
 def test_show_of_a_missing_instance_exits_not_found(stored, capsys):
