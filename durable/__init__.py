@@ -18,6 +18,7 @@ from ._errors import (
     InstanceBusyError,
     InstanceEndedError,
     InstanceSleeping,
+    LeaseLostError,
     NoSourceCodeException,
     PauseForEventException,
     StateFormatError,
@@ -43,7 +44,13 @@ from .runtime.operations import (
 )
 from .runtime.program import DurableProgram, make_durable
 from .runtime.runtime import DurableRuntime
-from .stores import DiskStateStore, InMemoryStateStore, SQLiteStateStore, StateStore
+from .stores import (
+    DiskStateStore,
+    InMemoryStateStore,
+    PostgresStateStore,
+    SQLiteStateStore,
+    StateStore,
+)
 from .transform import CodeBlock, DurableAstTransformer, transform_to_durable_ast
 
 __all__ = [
@@ -73,10 +80,12 @@ __all__ = [
     "InstanceInfo",
     "InstanceSleeping",
     "JournalPolicy",
+    "LeaseLostError",
     "NoSourceCodeException",
     "NotApplied",
     "OrchestrationBackend",
     "PauseForEventException",
+    "PostgresStateStore",
     "RetryPolicy",
     "SQLiteStateStore",
     "StateFormatError",

@@ -87,6 +87,13 @@ class InstanceBusyError(DurableError):
     """The instance is being run by another runner right now."""
 
 
+class LeaseLostError(InstanceBusyError):
+    """A write of an instance was refused because the lease its runner held was taken over
+    by another runner (it expired while this one was paused or cut off from the store);
+    nothing of the write was stored, and the other runner goes on from the last stored
+    write."""
+
+
 class InstanceEndedError(DurableError):
     """An operator's change (cancel, edit) was asked of an instance that has completed or
     failed already."""

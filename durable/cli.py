@@ -96,9 +96,10 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--store",
             metavar="URL",
-            help="the store: file:///path/to/dir, sqlite:///relative.db or "
-            f"sqlite:////absolute.db (default: $DURABLE_STORE, else {DEFAULT_STORE}, the file "
-            "durable.db in the current directory)",
+            help="the store: file:///path/to/dir, sqlite:///relative.db, "
+            "sqlite:////absolute.db or postgresql://user:password@host:5432/database "
+            f"(default: $DURABLE_STORE, else {DEFAULT_STORE}, the file durable.db in the "
+            "current directory)",
         )
 
     def command(name: str, handler: Any, *, help: str, description: str) -> argparse.ArgumentParser:
@@ -128,8 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--no-group-commit",
         action="store_true",
-        help="with a SQLite store, give every write its own transaction, made on the event "
-        "loop (by default concurrent runs share transactions, made by a committer thread)",
+        help="with a SQLite or PostgreSQL store, give every write its own transaction, made "
+        "on the event loop (by default concurrent runs share transactions, made by a "
+        "committer thread)",
     )
     worker.add_argument(
         "--grace",
@@ -494,8 +496,11 @@ def _backend(url: str | None, command: str, *, create: bool = True):
     except (CorruptStateError, StateFormatError) as error:
         raise CommandError(_one_line(error), EXIT_UNREADABLE) from None
     except Exception as error:
+        from .stores.url import without_password
+
         raise CommandError(
-            f"cannot open the store {url!r}: {type(error).__name__}: {_one_line(error)}"
+            f"cannot open the store {without_password(url)!r}: {type(error).__name__}: "
+            f"{_one_line(error)}"
         ) from None
     return DurableBackend(store, **keys)
 
@@ -503,9 +508,10 @@ def _backend(url: str | None, command: str, *, create: bool = True):
 def _refuse_missing_store(url: str, default: bool) -> None:
     """`CommandError` (not found) when `url` names a disk or SQLite store that does not
     exist (a URL of no supported form is left to `store_from_url`, which says why)."""
-    from .stores.url import missing_store
+    from .stores.url import missing_store, without_password
 
     missing = missing_store(url)
+    url = without_password(url)
     if missing is None:
         return
     if default:

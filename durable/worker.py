@@ -12,7 +12,12 @@ import math
 import time
 from typing import Any
 
-from ._errors import InstanceBusyError, PauseForEventException, RunStoppedError
+from ._errors import (
+    InstanceBusyError,
+    LeaseLostError,
+    PauseForEventException,
+    RunStoppedError,
+)
 from .runtime.backend import runtime_for
 from .runtime.operations import CANCEL_EVENT
 from .runtime.runtime import COMPLETED, ENQUEUED, FAILED, RUNNING, SLEEPING, WAITING
@@ -443,6 +448,15 @@ class Worker:
                 await self.runtime.resume_stored(instance_id, state)
             except PauseForEventException:
                 pass  # paused or sleeping: logged by the runtime
+            except LeaseLostError as lost:
+                # Frozen or cut off past its lease: another runner has the instance now.
+                news = False
+                logger.warning(
+                    "instance %r lost to another runner; its run here is abandoned: %s",
+                    instance_id,
+                    lost,
+                )
+                return
             except InstanceBusyError as busy:
                 news = False
                 self._busy.add(instance_id)

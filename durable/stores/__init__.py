@@ -3,12 +3,14 @@
 from .base import StateStore
 from .disk import DiskStateStore
 from .memory import InMemoryStateStore
+from .postgres import PostgresStateStore
 from .sqlite import SQLiteStateStore
 from .url import store_from_url
 
 __all__ = [
     "DiskStateStore",
     "InMemoryStateStore",
+    "PostgresStateStore",
     "SQLiteStateStore",
     "StateStore",
     "store_from_url",

@@ -1,24 +1,32 @@
-"""Store URLs: ``memory://``, ``file:///path/to/dir`` and ``sqlite:///path.db`` select a store.
+"""Store URLs: ``memory://``, ``file:///path/to/dir``, ``sqlite:///path.db`` and
+``postgresql://user:password@host:5432/database`` select a store.
 
 SQLite URLs follow SQLAlchemy: after ``sqlite://`` comes an empty host and then the path, so
 ``sqlite:///app.db`` is ``app.db`` relative to the working directory and
 ``sqlite:////var/lib/app.db`` is the absolute ``/var/lib/app.db``. Percent-escapes are decoded
 (``%20`` is a space); a host, a query, a fragment or ``:memory:`` is refused.
+
+PostgreSQL URLs are libpq's (``postgres://`` too), handed to psycopg as they are, but for one
+parameters of ours: ``?schema=NAME`` picks the schema the store keeps its tables in (default
+``durable``) and ``lease_seconds=S`` how long a runner's lease outlives its last renewal
+(default 30). Other query parameters are libpq's (``sslmode=require``, ``connect_timeout=5``).
 """
 
 from __future__ import annotations
 
 import os
-from urllib.parse import unquote, urlparse
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
 from .base import StateStore
 from .disk import DiskStateStore
 from .memory import InMemoryStateStore
+from .postgres import DEFAULT_SCHEMA, PostgresStateStore, schema_missing
 from .sqlite import SQLiteStateStore
 
 SUPPORTED = (
     "memory:// or file:///path/to/directory or sqlite:///relative/path.db or "
-    "sqlite:////absolute/path.db"
+    "sqlite:////absolute/path.db or postgresql://user:password@host:5432/database"
 )
 
 
@@ -29,13 +37,64 @@ def store_from_url(url: str) -> StateStore:
         return InMemoryStateStore()
     if scheme == "file":
         return DiskStateStore(path)
+    if scheme == "postgresql":
+        dsn, options = postgres_location(url)
+        return PostgresStateStore(dsn, **options)
     return SQLiteStateStore(path)
 
 
+def postgres_location(url: str) -> tuple[str, dict[str, Any]]:
+    """The libpq URL of a ``postgresql://`` store URL without our own parameters, and those
+    as `PostgresStateStore` keywords: ``schema`` and ``lease_seconds``."""
+    parsed = urlparse(url)
+    query = parse_qsl(parsed.query, keep_blank_values=True)
+    ours: dict[str, Any] = {}
+    for key, value in query:
+        if key not in _POSTGRES_OPTIONS:
+            continue
+        if key in ours:
+            raise ValueError(f"store URL {without_password(url)!r}: {key} is given twice")
+        try:
+            ours[key] = _POSTGRES_OPTIONS[key](value)
+        except ValueError:
+            raise ValueError(
+                f"store URL {without_password(url)!r}: {key}={value!r} is not "
+                f"{'a PostgreSQL name' if key == 'schema' else 'a number of seconds > 0'}"
+            ) from None
+    rest = urlencode([(key, value) for key, value in query if key not in _POSTGRES_OPTIONS])
+    return parsed._replace(query=rest).geturl(), {"schema": DEFAULT_SCHEMA, **ours}
+
+
+def _schema_name(value: str) -> str:
+    if not value or len(value) > 63:
+        raise ValueError(value)
+    return value
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(value)
+    return seconds
+
+
+#: The query parameters of a PostgreSQL store URL that are ours, not libpq's.
+_POSTGRES_OPTIONS = {"schema": _schema_name, "lease_seconds": _seconds}
+
+
+def without_password(url: str) -> str:
+    """`url` with its password, if any, shown as ``***``."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    return parsed._replace(netloc=parsed.netloc.replace(f":{parsed.password}@", ":***@")).geturl()
+
+
 def missing_store(url: str) -> str | None:
-    """What is missing when the disk or SQLite store `url` names does not exist (such as
-    "the file /srv/app.db"), else None: it exists, it is ``memory://``, or the URL is
-    malformed (`store_from_url` says how). Nothing is created."""
+    """What is missing when the disk, SQLite or PostgreSQL store `url` names does not exist
+    (such as "the file /srv/app.db"), else None: it exists, it is ``memory://``, the URL is
+    malformed (`store_from_url` says how) or the server cannot be asked (opening the store
+    says why). Nothing is created."""
     try:
         scheme, path = _location(url)
     except ValueError:
@@ -48,6 +107,9 @@ def missing_store(url: str) -> str | None:
         return f"the directory {where}"
     if scheme == "sqlite" and not os.path.exists(path):
         return f"the file {where}"
+    if scheme == "postgresql":
+        dsn, options = postgres_location(url)
+        return schema_missing(dsn, options["schema"])
     return None
 
 
@@ -64,7 +126,11 @@ def _location(url: str) -> tuple[str, str]:
         return "file", path
     if parsed.scheme == "sqlite":
         return "sqlite", _sqlite_path(url)
-    raise ValueError(f"unsupported store URL {url!r}; this version supports {SUPPORTED}")
+    if parsed.scheme in ("postgresql", "postgres"):
+        return "postgresql", ""
+    raise ValueError(
+        f"unsupported store URL {without_password(url)!r}; this version supports {SUPPORTED}"
+    )
 
 
 def _sqlite_path(url: str) -> str:

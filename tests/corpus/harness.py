@@ -18,13 +18,20 @@ import importlib.util
 import inspect
 import sys
 import types
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import libcst as cst
 
-from durable import DiskStateStore, DurableBackend, PauseForEventException, make_durable
+from durable import (
+    DiskStateStore,
+    DurableBackend,
+    PauseForEventException,
+    PostgresStateStore,
+    make_durable,
+)
 from tests.crashing import CountsWrites, SimulatedCrash, WriteCounter
 
 PROGRAMS = Path(__file__).parent / "programs"
@@ -35,6 +42,15 @@ class CrashingStore(CountsWrites, DiskStateStore):
 
     def __init__(self, path: Path, counter: WriteCounter) -> None:
         super().__init__(path)
+        self.counter = counter
+
+
+class CrashingPostgresStore(CountsWrites, PostgresStateStore):
+    """The same over a schema of a PostgreSQL server (each write committed before it returns,
+    so that a simulated crash leaves no write of the dead run still in flight)."""
+
+    def __init__(self, dsn: str, schema: str, counter: WriteCounter) -> None:
+        super().__init__(dsn, schema=schema, group_commit=False)
         self.counter = counter
 
 
@@ -99,6 +115,12 @@ def compiled_module(name: str, programs: Path = PROGRAMS) -> types.ModuleType:
     return module
 
 
+def _close(store) -> None:
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
+
+
 def run_plain(name: str, programs: Path = PROGRAMS) -> Outcome:
     """Run program `name` (the file `programs/<name>.py`) with its wait points removed."""
     module = plain_module(name, programs)
@@ -106,32 +128,51 @@ def run_plain(name: str, programs: Path = PROGRAMS) -> Outcome:
 
 
 def run_compiled(
-    name: str, directory: Path, crash_after: int | None = None, programs: Path = PROGRAMS
+    name: str,
+    directory: Path,
+    crash_after: int | None = None,
+    programs: Path = PROGRAMS,
+    postgres: str | None = None,
 ) -> tuple[Outcome, int]:
     """Run to the end: publish each awaited event, resume after each crash. Returns writes.
 
-    `directory` holds the run's state; the program is the file `programs/<name>.py`.
+    `directory` holds the run's state (with `postgres`, the conninfo of a server, the
+    schema "corpus" of it does, under an instance id of this run's own); the program is the
+    file `programs/<name>.py`.
     """
     module = compiled_module(name, programs)
     instance = "corpus-" + name
+    if postgres is not None:
+        instance += "-" + uuid.uuid4().hex[:12]
     counter = WriteCounter(crash_after)
     calls = 0
+    schema = "corpus"
+
+    def store(counted: bool):
+        if postgres is not None:
+            if counted:
+                return CrashingPostgresStore(postgres, schema, counter)
+            return PostgresStateStore(postgres, schema=schema, group_commit=False)
+        return CrashingStore(directory, counter) if counted else DiskStateStore(directory)
 
     async def drive() -> Any:
         nonlocal calls
         while True:
             calls += 1
             assert calls < 1000, "the program never finishes"
-            backend = DurableBackend(CrashingStore(directory, counter))
+            backend = DurableBackend(store(counted=True))
             try:
                 return await module.main(
                     *module.ARGS, orchestration_backend=backend, instance_id=instance
                 )
             except PauseForEventException as pause:
-                publisher = DurableBackend(DiskStateStore(directory))
+                publisher = DurableBackend(store(counted=False))
                 publisher.publish_event(instance, pause.event, f"payload of {pause.event}")
+                _close(publisher.store)
             except SimulatedCrash:
                 pass
+            finally:
+                _close(backend.store)
 
     outcome = asyncio.run(Outcome.of(module, drive))
     return outcome, counter.writes

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from durable import DiskStateStore, InMemoryStateStore, SQLiteStateStore
+from durable import DiskStateStore, InMemoryStateStore, PostgresStateStore, SQLiteStateStore
 
 
-@pytest.fixture(params=["memory", "disk", "sqlite"])
+@pytest.fixture(params=["memory", "disk", "sqlite", "postgres"])
 def store(request, tmp_path):
     if request.param == "memory":
         yield InMemoryStateStore()
     elif request.param == "disk":
         yield DiskStateStore(tmp_path / "store")
     else:
-        store = SQLiteStateStore(tmp_path / "store.db")
+        if request.param == "sqlite":
+            store = SQLiteStateStore(tmp_path / "store.db")
+        else:
+            dsn = request.getfixturevalue("postgres_dsn")
+            store = PostgresStateStore(dsn, schema=request.getfixturevalue("postgres_schema"))
         yield store
         store.close()
 

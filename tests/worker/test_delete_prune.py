@@ -9,7 +9,6 @@ import time
 import pytest
 
 from durable import (
-    DurableBackend,
     InstanceBusyError,
     PauseForEventException,
     prune_instances,
@@ -42,7 +41,7 @@ async def test_a_deleted_instance_id_can_start_afresh(stored):
     _, backend = stored
     await flows.record("/dev/null", "a", orchestration_backend=backend, instance_id="r-1")
     assert backend.delete_instance("r-1") is True
-    fresh = DurableBackend(type(backend.store)(backend.store.path))
+    fresh = stored.reopen()
     await flows.record("/dev/null", "b", orchestration_backend=fresh, instance_id="r-1")
     assert fresh.read_state("r-1")["status"] == "completed"
 
@@ -56,7 +55,7 @@ def test_delete_of_a_missing_instance_exits_not_found(stored, capsys):
 async def test_delete_refuses_an_instance_a_runner_holds(stored, capsys):
     url, backend = stored
     await waiting_with_an_event(backend)
-    holder = DurableBackend(type(backend.store)(backend.store.path))
+    holder = stored.reopen()
     assert holder.acquire_instance("w-1") is None
     try:
         code, _, err = command(capsys, "delete", "--store", url, "w-1")
@@ -113,7 +112,7 @@ async def test_prune_takes_the_statuses_to_prune(stored, capsys):
 async def test_prune_leaves_an_instance_a_runner_holds(stored):
     _, backend = stored
     await ended_and_waiting(backend)
-    holder = DurableBackend(type(backend.store)(backend.store.path))
+    holder = stored.reopen()
     assert holder.acquire_instance("done-1") is None
     try:
         assert prune_instances(backend, older_than=0) == ["failed-1"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from durable import DurableBackend, PauseForEventException
+from durable import PauseForEventException
 
 from . import operated
 
@@ -35,12 +35,6 @@ def durable(*args: str, fault: str | None = None) -> subprocess.CompletedProcess
 
 async def finish(backend, ledger, instance_id="o"):
     return await operated.order(ledger, 5, orchestration_backend=backend, instance_id=instance_id)
-
-
-def reopened(stored) -> DurableBackend:
-    """A fresh backend over the store, as the next process would open it."""
-    _, backend = stored
-    return DurableBackend(type(backend.store)(backend.store.path))
 
 
 # -- the commands -----------------------------------------------------------------------------
@@ -68,7 +62,7 @@ async def test_cancel_stores_a_cancellation_the_next_run_delivers(stored, ledger
     done = durable("cancel", "--store", url, "c", "--reason", "by hand")
     assert done.returncode == 0, done.stderr
     assert "cancelling instance 'c' (waiting)" in done.stdout
-    runner = reopened(stored)
+    runner = stored.reopen()
     assert await operated.cancellable(ledger, 1, orchestration_backend=runner, instance_id="c") == (
         "cancelled"
     )
@@ -97,7 +91,7 @@ async def test_retry_then_the_instance_finishes_without_repeating_earlier_calls(
     done = durable("retry", "--store", url, "--unsafe-unpickle", "o")
     assert done.returncode == 0, done.stderr
     assert "enqueued again; operation(s) 3 run again" in done.stdout
-    assert await finish(reopened(stored), ledger) == ("ship", 6)
+    assert await finish(stored.reopen(), ledger) == ("ship", 6)
     assert operated.lines(ledger) == ["ship", "charge 6", "charge 6"]
 
 
@@ -113,7 +107,7 @@ async def test_fork_makes_an_independent_instance(stored, ledger):
     await operated.paused_order(backend, ledger)
     done = durable("fork", "--store", url, "--unsafe-unpickle", "o", "--new-id", "o2")
     assert done.returncode == 0, done.stderr
-    runner = reopened(stored)
+    runner = stored.reopen()
     runner.publish_event("o2", "pay")
     assert await finish(runner, ledger, "o2") == ("ship", 6)
     assert runner.read_state("o")["status"] == "waiting"
@@ -127,7 +121,7 @@ async def test_edit_sets_a_live_local_from_json_and_show_prints_it(stored, ledge
     assert done.returncode == 0, done.stderr
     shown = durable("show", "--store", url, "o").stdout
     assert "      total = 41" in shown.splitlines()
-    runner = reopened(stored)
+    runner = stored.reopen()
     runner.publish_event("o", "pay")
     assert await finish(runner, ledger) == ("ship", 41)
 
@@ -150,11 +144,12 @@ async def test_a_kill_9_during_retry_leaves_it_undone_or_done(stored, ledger, ki
     await operated.failed_order(backend, ledger)
     killed = durable("retry", "--store", url, "--unsafe-unpickle", "o", fault=f"{kind}:1")
     assert killed.returncode == -signal.SIGKILL
-    status = reopened(stored).read_state("o")["status"]
+    stored.outlive_killed_leases()
+    status = stored.reopen().read_state("o")["status"]
     assert status == ("enqueued" if kind == "after" else "failed")
     if status == "failed":
         assert durable("retry", "--store", url, "--unsafe-unpickle", "o").returncode == 0
-    assert await finish(reopened(stored), ledger) == ("ship", 6)
+    assert await finish(stored.reopen(), ledger) == ("ship", 6)
 
 
 @pytest.mark.slow
@@ -164,7 +159,8 @@ async def test_a_kill_9_during_edit_leaves_the_old_value_or_the_new(stored, ledg
     await operated.paused_order(backend, ledger)
     edit = ("edit", "--store", url, "--unsafe-unpickle", "o", "--set", "total=41")
     assert durable(*edit, fault=f"{kind}:1").returncode == -signal.SIGKILL
-    runner = reopened(stored)
+    stored.outlive_killed_leases()
+    runner = stored.reopen()
     (frame,) = operated.order.handle("o", orchestration_backend=runner).frames()
     assert frame.live_locals["total"] == (41 if kind == "after" else 6)
     runner.publish_event("o", "pay")
@@ -178,11 +174,12 @@ async def test_a_kill_9_during_fork_leaves_no_fork_or_a_whole_one(stored, ledger
     await operated.paused_order(backend, ledger)
     fork = ("fork", "--store", url, "--unsafe-unpickle", "o", "--new-id", "o2")
     assert durable(*fork, fault=f"{kind}:1").returncode == -signal.SIGKILL
-    runner = reopened(stored)
+    stored.outlive_killed_leases()
+    runner = stored.reopen()
     if kind != "after":
         assert runner.read_state("o2") is None
         assert durable(*fork).returncode == 0
-        runner = reopened(stored)
+        runner = stored.reopen()
     runner.publish_event("o2", "pay")
     assert await finish(runner, ledger, "o2") == ("ship", 6)
     assert runner.read_state("o")["status"] == "waiting"
@@ -204,7 +201,7 @@ async def test_a_worker_killed_while_delivering_a_cancellation_delivers_it_once(
     env.pop("DURABLE_FAULT")
     finishing = subprocess.Popen(worker, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
-        handle = operated.cancellable.handle("c", orchestration_backend=reopened(stored))
+        handle = operated.cancellable.handle("c", orchestration_backend=stored.reopen())
         assert await handle.result(timeout=30) == "cancelled"
     finally:
         finishing.send_signal(signal.SIGTERM)
@@ -212,9 +209,10 @@ async def test_a_worker_killed_while_delivering_a_cancellation_delivers_it_once(
     rows = handle.history()
     assert [row["kind"] for row in rows].count("cancel") == 1
     assert "cleanup now" in operated.lines(ledger) and "finally" in operated.lines(ledger)
-    assert reopened(stored).pending_events("c") == []
+    assert stored.reopen().pending_events("c") == []
 
 
+@pytest.mark.slow
 async def test_a_worker_process_wakes_a_parked_sleeper_after_a_kill_9(stored, ledger):
     url, backend = stored
     handle = await operated.nap.start(ledger, 2.0, orchestration_backend=backend, instance_id="n")
@@ -226,7 +224,7 @@ async def test_a_worker_process_wakes_a_parked_sleeper_after_a_kill_9(stored, le
         while handle.status() != "sleeping":
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
-        wake_at = reopened(stored).read_state("n")["deadline"]
+        wake_at = stored.reopen().read_state("n")["deadline"]
     finally:
         first.kill()
         first.wait(timeout=30)
@@ -277,7 +275,7 @@ async def test_fork_at_an_earlier_operation_from_the_command_line(stored, ledger
     await finish(backend, ledger)
     done = durable("fork", "--store", url, "--unsafe-unpickle", "o", "--new-id", "o1", "--at", "1")
     assert done.returncode == 0, done.stderr
-    runner = reopened(stored)
+    runner = stored.reopen()
     with pytest.raises(PauseForEventException):
         await finish(runner, ledger, "o1")
     missing = durable("fork", "--store", url, "--unsafe-unpickle", "o", "--new-id", "o9",

@@ -15,6 +15,7 @@ import pytest
 
 from durable import DiskStateStore, DurableBackend, SQLiteStateStore
 from durable.cli import main
+from durable.stores.url import store_from_url
 from tests.worker import flows
 
 #: Processes, crashes at every write, generated programs: left out of the fast subset.
@@ -32,7 +33,9 @@ def environment() -> dict[str, str]:
 class WorkerProcess:
     """`python -m durable worker` in a child process, its output in a file."""
 
-    def __init__(self, url: str, log: Path, *options: str) -> None:
+    def __init__(
+        self, url: str, log: Path, *options: str, module: str = "tests.worker.flows"
+    ) -> None:
         self.log = log
         self.output = log.open("ab")
         self.process = subprocess.Popen(
@@ -48,7 +51,7 @@ class WorkerProcess:
                 "--max-poll",
                 "0.2",
                 *options,
-                "tests.worker.flows",
+                module,
             ],
             cwd=ROOT,
             env=environment(),
@@ -101,10 +104,14 @@ async def until(condition, timeout: float = 10.0, what: str = "the condition") -
         await asyncio.sleep(0.02)
 
 
-@pytest.fixture(params=["file", "sqlite"])
+@pytest.fixture(params=["file", "sqlite", "postgres"])
 def store_url(request, tmp_path):
     if request.param == "file":
         return f"file://{tmp_path / 'store'}", lambda: DiskStateStore(tmp_path / "store")
+    if request.param == "postgres":
+        # A lease of a killed worker lasts its length: a short one, so another takes over.
+        url = request.getfixturevalue("postgres_url") + "&lease_seconds=1"
+        return url, lambda: store_from_url(url)
     return f"sqlite:///{tmp_path / 'store.db'}", lambda: SQLiteStateStore(tmp_path / "store.db")
 
 
@@ -337,9 +344,12 @@ def test_the_worker_names_a_module_it_cannot_import(tmp_path):
 
 
 def test_the_worker_refuses_a_bad_store_url_from_the_option_or_the_environment(tmp_path):
-    bad = cli("worker", "--store", "postgres://nowhere", "tests.worker.flows", check=False)
+    bad = cli("worker", "--store", "s3://nowhere", "tests.worker.flows", check=False)
     assert bad.returncode == 2
-    assert "unsupported store URL 'postgres://nowhere'" in bad.stderr
+    assert "unsupported store URL 's3://nowhere'" in bad.stderr
+    unreachable = cli("worker", "--store", "postgres://nowhere", "tests.worker.flows", check=False)
+    assert unreachable.returncode == 2
+    assert "cannot connect to the PostgreSQL store" in unreachable.stderr
     malformed = cli("worker", "--store", "sqlite:///", "tests.worker.flows", check=False)
     assert malformed.returncode == 2
     assert "store URL 'sqlite:///': it names no database file" in malformed.stderr

@@ -113,7 +113,9 @@ async def test_show_counts_the_attempts_of_the_latest_operation(stored, capsys):
     main(["show", "--json", "--store", url, "c-1"])
     attempts = json.loads(capsys.readouterr().out)["attempts"]
     assert attempts == {
-        "seq": 1, "operation": "tests.worker.test_show.refuse", "attempts": 3,
+        "seq": 1,
+        "operation": "tests.worker.test_show.refuse",
+        "attempts": 3,
         "operator_retries": 0,
     }
 

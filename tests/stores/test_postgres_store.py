@@ -1,0 +1,276 @@
+"""`PostgresStateStore` beyond the common contract: its schema and migrations, leases with
+fencing tokens that fence every write, group commit, damage, URLs and connection errors —
+against the real server the tests start."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import psycopg
+import pytest
+
+from durable import (
+    CorruptStateError,
+    LeaseLostError,
+    PostgresStateStore,
+    StateFormatError,
+)
+from durable.stores import postgres
+from durable.stores.base import InstanceSummary
+from durable.stores.url import store_from_url
+
+
+@pytest.fixture
+def open_store(postgres_dsn, postgres_schema):
+    """Opens stores on the test's schema (short leases) and closes them after the test."""
+    opened: list[PostgresStateStore] = []
+
+    def open_one(**options) -> PostgresStateStore:
+        options.setdefault("lease_seconds", 0.5)
+        store = PostgresStateStore(postgres_dsn, schema=postgres_schema, **options)
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
+def sql(dsn: str, statement: str, parameters=()) -> list:
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        cursor = connection.execute(statement, parameters)
+        return cursor.fetchall() if cursor.description else []
+
+
+# -- the schema --------------------------------------------------------------------------------
+def test_a_new_store_creates_its_schema_at_the_current_migration(open_store, postgres_dsn):
+    store = open_store()
+    rows = sql(postgres_dsn, f'SELECT version FROM "{store.schema}".migrations')
+    assert rows == [(postgres.SCHEMA_VERSION,)]
+
+
+def test_stores_opening_a_new_schema_at_once_migrate_it_once(postgres_dsn, postgres_schema):
+    opened, errors = [], []
+
+    def open_one() -> None:
+        try:
+            opened.append(PostgresStateStore(postgres_dsn, schema=postgres_schema))
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in opened:
+        store.close()
+    assert errors == [] and len(opened) == 6
+    rows = sql(postgres_dsn, f'SELECT version FROM "{postgres_schema}".migrations')
+    assert rows == [(postgres.SCHEMA_VERSION,)]
+
+
+def test_a_schema_migrated_by_a_newer_version_is_refused(open_store, postgres_dsn):
+    store = open_store()
+    sql(postgres_dsn, f'INSERT INTO "{store.schema}".migrations (version) VALUES (99)')
+    with pytest.raises(StateFormatError, match="migration 99.*Upgrade durable"):
+        open_store()
+
+
+def test_a_schema_holding_another_applications_tables_is_refused_untouched(
+    postgres_dsn, postgres_schema
+):
+    sql(postgres_dsn, f'CREATE SCHEMA "{postgres_schema}"')
+    sql(postgres_dsn, f'CREATE TABLE "{postgres_schema}".records (id int)')
+    with pytest.raises(StateFormatError, match="another application.*records"):
+        PostgresStateStore(postgres_dsn, schema=postgres_schema)
+    tables = sql(
+        postgres_dsn,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+        (postgres_schema,),
+    )
+    assert tables == [("records",)]
+
+
+def test_schemas_keep_their_instances_apart(postgres_dsn, postgres_schema):
+    first = PostgresStateStore(postgres_dsn, schema=postgres_schema)
+    second = PostgresStateStore(postgres_dsn, schema=postgres_schema + "_other")
+    try:
+        first.append_record("order-7", b"first")
+        assert second.read_records("order-7") == [] and second.list_instances() == []
+    finally:
+        first.close()
+        second.close()
+
+
+# -- leases and fencing ------------------------------------------------------------------------
+def test_a_held_lease_names_its_holder_and_how_long_it_runs(open_store):
+    runner, other = open_store(lease_seconds=30), open_store(lease_seconds=30)
+    assert runner.acquire_lease("order-7", "runner a") is None
+    holder = other.acquire_lease("order-7", "runner b")
+    assert holder.startswith("runner a, process ") and "lease runs 30 s more" in holder
+
+
+def test_an_expired_lease_is_taken_over_with_the_next_fencing_token(open_store):
+    runner, other = open_store(), open_store()
+    runner.acquire_lease("order-7", "runner a")
+    runner._renewer.stop()  # the runner freezes: nothing renews its lease
+    time.sleep(0.7)
+    assert other.acquire_lease("order-7", "runner b") is None
+    assert (runner.fencing_token("order-7"), other.fencing_token("order-7")) == (1, 2)
+
+
+def test_a_renewed_lease_outlives_its_length(open_store):
+    runner, other = open_store(), open_store()
+    runner.acquire_lease("order-7", "runner a")
+    time.sleep(1.2)  # more than twice the lease: renewed every third of it
+    assert other.acquire_lease("order-7", "runner b") is not None
+
+
+def test_a_write_after_the_lease_was_taken_over_is_refused_and_stores_nothing(open_store):
+    runner, other = open_store(), open_store()
+    runner.acquire_lease("order-7", "runner a")
+    runner.append_record("order-7", b"step 1")
+    runner._renewer.stop()
+    time.sleep(0.7)
+    other.acquire_lease("order-7", "runner b")
+    with pytest.raises(LeaseLostError, match="'order-7'.*fencing token 1.*was taken over"):
+        runner.append_record("order-7", b"stale step 2", InstanceSummary("completed"))
+    with pytest.raises(LeaseLostError):
+        runner.replace_records("order-7", [b"stale compaction"])
+    assert other.read_records("order-7") == [b"step 1"]
+    assert other.summary("order-7") is None  # the stale write's summary was not stored
+
+
+def test_a_stale_runner_stays_fenced_after_the_new_holder_releases(open_store):
+    runner, other = open_store(), open_store()
+    runner.acquire_lease("order-7", "runner a")
+    runner._renewer.stop()
+    time.sleep(0.7)
+    other.acquire_lease("order-7", "runner b")
+    other.append_record("order-7", b"done by b")
+    other.release_lease("order-7", "runner b")
+    with pytest.raises(LeaseLostError):
+        runner.append_record("order-7", b"stale")
+    assert other.read_records("order-7") == [b"done by b"]
+
+
+def test_a_write_without_a_lease_is_refused_while_another_runner_holds_one(open_store):
+    runner, bystander = open_store(lease_seconds=30), open_store()
+    runner.acquire_lease("order-7", "runner a")
+    with pytest.raises(LeaseLostError, match="without its lease"):
+        bystander.append_record("order-7", b"intruder")
+    runner.release_lease("order-7", "runner a")
+    bystander.append_record("order-7", b"after the runner")
+    assert bystander.read_records("order-7") == [b"after the runner"]
+
+
+def test_a_released_lease_is_taken_at_once(open_store):
+    runner, other = open_store(lease_seconds=30), open_store(lease_seconds=30)
+    runner.acquire_lease("order-7", "runner a")
+    runner.release_lease("order-7", "runner a")
+    assert other.acquire_lease("order-7", "runner b") is None
+    assert other.fencing_token("order-7") == 2
+
+
+# -- group commit ------------------------------------------------------------------------------
+async def test_writes_of_many_coroutines_commit_and_keep_each_instances_order(open_store):
+    store = open_store()
+
+    async def instance(number: int) -> None:
+        for step in range(5):
+            await store.append_record(f"order-{number}", f"{number}:{step}".encode())
+
+    await asyncio.gather(*(instance(n) for n in range(20)))
+    for number in range(20):
+        expected = [f"{number}:{step}".encode() for step in range(5)]
+        assert store.read_records(f"order-{number}") == expected
+
+
+async def test_a_fenced_out_write_fails_alone_in_its_group(open_store):
+    runner, other = open_store(), open_store()
+    runner.acquire_lease("stale", "runner a")
+    runner._renewer.stop()
+    await asyncio.sleep(0.7)
+    other.acquire_lease("stale", "runner b")
+    results = await asyncio.gather(
+        runner.append_record("stale", b"refused"),
+        *(runner.append_record(f"fine-{n}", b"kept") for n in range(5)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], LeaseLostError) and results[1:] == [None] * 5
+    assert runner.read_records("stale") == []
+    assert all(runner.read_records(f"fine-{n}") == [b"kept"] for n in range(5))
+
+
+# -- damage ------------------------------------------------------------------------------------
+def test_a_record_that_fails_its_checksum_is_refused(open_store, postgres_dsn):
+    store = open_store()
+    store.append_record("order-7", b"paid 10")
+    sql(
+        postgres_dsn,
+        f"UPDATE \"{store.schema}\".records SET data = 'paid 99' WHERE instance_id = 'order-7'",
+    )
+    with pytest.raises(CorruptStateError, match="'order-7'.*position 0.*checksum"):
+        store.read_records("order-7")
+
+
+def test_a_record_missing_from_the_middle_of_a_log_is_refused(open_store, postgres_dsn):
+    store = open_store()
+    for number in range(3):
+        store.append_record("order-7", f"step {number}".encode())
+    sql(postgres_dsn, f'DELETE FROM "{store.schema}".records WHERE position = 1')
+    with pytest.raises(CorruptStateError, match="record 2 of its log is at position 2"):
+        store.read_records("order-7")
+
+
+def test_an_event_that_fails_its_checksum_is_refused(open_store, postgres_dsn):
+    store = open_store()
+    store.append_event("order-7", b"approve")
+    sql(postgres_dsn, f"UPDATE \"{store.schema}\".events SET data = 'reject'")
+    with pytest.raises(CorruptStateError, match="event 1 failed its checksum"):
+        store.read_events("order-7")
+
+
+# -- URLs and connections ----------------------------------------------------------------------
+def test_a_postgresql_url_opens_the_store_on_its_schema(postgres_url, postgres_schema):
+    store = store_from_url(postgres_url + "&lease_seconds=7")
+    try:
+        assert isinstance(store, PostgresStateStore)
+        assert (store.schema, store.lease_seconds) == (postgres_schema, 7.0)
+        store.append_record("order-7", b"one")
+        assert store.read_records("order-7") == [b"one"]
+    finally:
+        store.close()
+
+
+def test_a_server_that_does_not_answer_is_a_clear_error_without_the_password():
+    with pytest.raises(ConnectionError) as refused:
+        PostgresStateStore("postgresql://ada:s3cret@127.0.0.1:1/app", connect_timeout=2)
+    message = str(refused.value)
+    assert "cannot connect to the PostgreSQL store" in message and "127.0.0.1" in message
+    assert "s3cret" not in message
+
+
+def test_a_malformed_url_is_refused_saying_the_expected_form():
+    with pytest.raises(ValueError, match="postgresql://user:password@host:5432/database"):
+        PostgresStateStore("host=localhost port")
+
+
+def test_a_bad_schema_name_is_refused():
+    with pytest.raises(ValueError, match="schema must be a PostgreSQL name"):
+        PostgresStateStore("postgresql://localhost/app", schema="")
+
+
+def test_a_command_refuses_a_schema_that_holds_no_store_without_creating_it(
+    postgres_url, postgres_dsn, postgres_schema, capsys
+):
+    from durable.cli import EXIT_NOT_FOUND, main
+
+    assert main(["status", "--store", postgres_url, "order-7"]) == EXIT_NOT_FOUND
+    error = capsys.readouterr().err
+    assert f"the schema {postgres_schema!r} of " in error and "does not exist" in error
+    found = sql(postgres_dsn, "SELECT 1 FROM pg_namespace WHERE nspname = %s", (postgres_schema,))
+    assert found == []

@@ -1,0 +1,127 @@
+"""Workers over PostgreSQL, as real processes: three share 200 instances and one is killed
+mid-run; a worker frozen (SIGSTOP) past its lease loses its instance to another worker, and
+once thawed (SIGCONT) can store nothing of it."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+
+import pytest
+
+from durable import DurableBackend
+from durable.stores.url import store_from_url
+from tests.worker import flows, pg_flows
+from tests.worker.test_process import WorkerProcess, until
+
+pytestmark = pytest.mark.slow
+
+INSTANCES, STEPS = 200, 10
+
+
+async def test_three_workers_one_killed_run_every_instance_once_and_each_effect_once(
+    tmp_path, postgres_url, postgres_dsn, postgres_schema
+):
+    url = postgres_url + "&lease_seconds=1"
+    store = store_from_url(url)
+    backend = DurableBackend(store)
+    table = f'"{postgres_schema}".ledger'
+    pg_flows.create_ledger(postgres_dsn, table)
+    ids = [f"i-{number:03d}" for number in range(INSTANCES)]
+    handles = [
+        await pg_flows.reconciled_steps.start(
+            postgres_dsn, table, instance_id, STEPS,
+            instance_id=instance_id, orchestration_backend=backend,
+        )
+        for instance_id in ids
+    ]  # fmt: skip
+    workers = [
+        WorkerProcess(url, tmp_path / f"worker{n}.log", module="tests.worker.pg_flows")
+        for n in range(3)
+    ]
+    ledger = pg_flows._ledger(postgres_dsn)
+
+    def effects() -> int:
+        return ledger.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    try:
+        await until(lambda: effects() >= INSTANCES * STEPS // 4, timeout=60, what="progress")
+        killed = workers[0].process.pid
+        workers[0].process.kill()
+        for handle, instance_id in zip(handles, ids, strict=True):
+            expected = [f"{instance_id}:{step}" for step in range(STEPS)]
+            assert await handle.result(timeout=60) == expected
+        for worker in workers[1:]:
+            worker.process.send_signal(signal.SIGTERM)
+            assert worker.wait() == 0, worker.text()
+    finally:
+        for worker in workers:
+            worker.stop()
+        store.close()
+
+    rows = ledger.execute(
+        f"SELECT instance_id, step, pid, fence FROM {table} ORDER BY instance_id, at"
+    ).fetchall()
+    # Each reconciled effect once: the step in flight at the kill was settled by its
+    # reconciler, not run again.
+    assert sorted((row[0], row[1]) for row in rows) == [
+        (instance_id, step) for instance_id in ids for step in range(STEPS)
+    ]
+    # One runner at a time: along each instance's effects, in the order they happened, the
+    # steps run in order and the fencing token never goes back (no worker acted on an
+    # instance after another had taken it over).
+    by_instance: dict[str, list] = {}
+    for instance_id, step, pid, fence in rows:
+        by_instance.setdefault(instance_id, []).append((step, pid, fence))
+    for instance_id, effects_of in by_instance.items():
+        assert [step for step, _, _ in effects_of] == list(range(STEPS)), instance_id
+        fences = [fence for _, _, fence in effects_of]
+        assert None not in fences and fences == sorted(fences), (instance_id, effects_of)
+        runners = [pid for _, pid, _ in effects_of]
+        changes = sum(1 for a, b in itertools.pairwise(runners) if a != b)
+        assert changes <= 1 and (changes == 0 or runners[0] == killed), (instance_id, runners)
+    taken_over = [i for i, e in by_instance.items() if e[0][1] == killed and e[-1][1] != killed]
+    assert taken_over, "the killed worker left instances for the others to finish"
+
+
+async def test_a_worker_frozen_past_its_lease_is_fenced_out_after_another_takes_over(
+    tmp_path, postgres_url
+):
+    url = postgres_url + "&lease_seconds=1"
+    store = store_from_url(url)
+    backend = DurableBackend(store)
+    ledger, started, release = (str(tmp_path / name) for name in ("ledger", "started", "release"))
+    handle = await flows.two_steps.start(
+        ledger, started, release, instance_id="f-1", orchestration_backend=backend
+    )
+    frozen = WorkerProcess(url, tmp_path / "frozen.log")
+    other = None
+    try:
+        await until(lambda: len(flows.lines(started)) == 1, what="the first worker's step")
+        frozen.process.send_signal(signal.SIGSTOP)
+        time.sleep(1.5)  # past its lease: nothing renews it while the worker is stopped
+
+        other = WorkerProcess(url, tmp_path / "other.log")
+        # The other worker takes the instance over and runs its unfinished step again.
+        await until(lambda: len(flows.lines(started)) == 2, what="the takeover")
+        (tmp_path / "release").touch()
+        assert await handle.result(timeout=10) == "released"
+
+        frozen.process.send_signal(signal.SIGCONT)
+        # Thawed, the first worker finishes its step and tries to store it: refused.
+        await until(lambda: "lost to another runner" in frozen.text(), what="the refused write")
+        time.sleep(0.5)
+        assert flows.lines(ledger) == ["second"]  # the step after it ran once, by the other
+        state = backend.read_state("f-1")
+        assert state["status"] == "completed"
+        for worker in (frozen, other):
+            worker.process.send_signal(signal.SIGTERM)
+            assert worker.wait() == 0, worker.text()
+    finally:
+        frozen.process.send_signal(signal.SIGCONT)
+        frozen.stop()
+        if other is not None:
+            other.stop()
+        store.close()
+    assert "taken over" in frozen.text()
