@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from durable.transform import pipeline  # noqa: E402
 from durable.transform.pipeline import compile_function  # noqa: E402
 
-BLOCK = '''\
+BLOCK = """\
     if total % {i} == 0:
         total += await step(total, {i})
     else:
@@ -43,7 +43,7 @@ BLOCK = '''\
     while total > 10_000 and await step(total, 0) > 0:
         total //= 2
     raise PauseForEventException("tick-{i}")
-'''
+"""
 
 
 def big_function_source(lines: int = 300) -> str:
@@ -88,10 +88,14 @@ def main() -> None:
         compile(source, "big_flow.py", "exec")
         baseline.append(time.perf_counter() - started)
     code = compile_function(function)
-    print(f"function of {lines} lines, {len(code.resume_points)} checkpoints; median of {args.runs}")
+    print(
+        f"function of {lines} lines, {len(code.resume_points)} checkpoints; median of {args.runs}"
+    )
     print(f"  cold compile     {statistics.median(cold) * 1e3:8.2f} ms   (target < 150 ms)")
     print(f"  cached compile   {statistics.median(cached) * 1e3:8.3f} ms   (target < 2 ms)")
-    print(f"  baseline: CPython compile() of the same source {statistics.median(baseline) * 1e3:.2f} ms")
+    print(
+        f"  baseline: CPython compile() of the same source {statistics.median(baseline) * 1e3:.2f} ms"
+    )
     # Linear in the function's size: five times the lines, about five times the time.
     big = load(big_function_source(1500))
     big_cold = []

@@ -126,15 +126,37 @@ async def suspend_resume_cost(rounds: int) -> tuple[float, float]:
         instance = f"frame-{round_number}"
         started = time.perf_counter()
         try:
-            await durable_twenty(1, orchestration_backend=DurableBackend(store), instance_id=instance)
+            await durable_twenty(
+                1, orchestration_backend=DurableBackend(store), instance_id=instance
+            )
         except PauseForEventException:
             pass
         resumed_backend = DurableBackend(store)
         resumed_backend.publish_event(instance, "go")
         await durable_twenty(1, orchestration_backend=resumed_backend, instance_id=instance)
         timings.append(time.perf_counter() - started)
-    values = (1, 2, 3, 4, 5, "x" * 10, "y" * 20, [1, 2, 3], {"k": 1}, (1, 2), 1.5, 2.5, None,
-              True, b"bytes", [1] * 5, {"a": [1]}, {1, 2}, "z", 7)
+    values = (
+        1,
+        2,
+        3,
+        4,
+        5,
+        "x" * 10,
+        "y" * 20,
+        [1, 2, 3],
+        {"k": 1},
+        (1, 2),
+        1.5,
+        2.5,
+        None,
+        True,
+        b"bytes",
+        [1] * 5,
+        {"a": [1]},
+        {1, 2},
+        "z",
+        7,
+    )
     pickle_times = []
     for _ in range(rounds):
         started = time.perf_counter()

@@ -75,7 +75,9 @@ class Worker:
     Polling: after a round that finds nothing the worker sleeps `min_poll` seconds, doubling
     up to `max_poll`; work found, or a run ending, sets it back to `min_poll`. An event
     published (or an instance started) from another process is therefore seen within
-    `max_poll` seconds. Deadlines are kept on time: when the earliest deadline of a waiting
+    `max_poll` seconds, or at once over a store that announces them (one with
+    ``watch(callback)``, such as `PostgresStateStore`, through LISTEN/NOTIFY). Deadlines are
+    kept on time: when the earliest deadline of a waiting
     instance comes before the next poll, the worker sleeps only until it.
 
     Shutdown, when `stop` is set: no new work is taken; every run is asked to stop before its
@@ -189,6 +191,13 @@ class Worker:
             if self._index is not None
             else "reading every instance each round",
         )
+        # A store that announces new work (PostgreSQL's LISTEN/NOTIFY) wakes the next round
+        # at once; polling stays, for what it does not announce and for lost notices.
+        watch = getattr(self.backend.store, "watch", None)
+        stop_watching = None
+        if callable(watch):
+            loop = asyncio.get_running_loop()
+            stop_watching = watch(lambda: loop.call_soon_threadsafe(self._wake.set))
         try:
             await self._poll(stop)
             await self._shut_down()
@@ -198,6 +207,9 @@ class Worker:
             await self._abandon([task for task in self._tasks.values() if not task.done()])
             self._tasks.clear()
             raise
+        finally:
+            if stop_watching is not None:
+                await asyncio.to_thread(stop_watching)
         logger.info("worker stopped")
 
     # -- polling ----------------------------------------------------------------------------

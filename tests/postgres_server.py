@@ -44,9 +44,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server() -> Iterator[str]:
+def running_server(*, flush_commits: bool = False) -> Iterator[str]:
     """The conninfo of a PostgreSQL server for the length of the block (a new one, or the one
-    ``DURABLE_TEST_POSTGRES`` names)."""
+    ``DURABLE_TEST_POSTGRES`` names). A new one skips flushing its commits to disk unless
+    `flush_commits` (benchmarks measure with PostgreSQL's durable defaults)."""
     given = os.environ.get(ENVIRONMENT_VARIABLE)
     if given:
         yield given
@@ -74,12 +75,11 @@ def running_server() -> Iterator[str]:
 
     data, port = directory / "data", _free_port()
     run([initdb, "-D", str(data), "-A", "trust", "-U", USER, "-E", "UTF8", "--no-sync"])
-    options = (
-        f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-        # Durability of the server itself is not under test (its clients are killed, never
-        # it): commits need not wait for a disk flush.
-        "-c shared_buffers=32MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
+    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not flush_commits:
+        # The durability of the server itself is not under test (its clients are killed,
+        # never it): commits need not wait for a disk flush.
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     run([pg_ctl, "-D", str(data), "-o", options, "-l", str(directory / "log"), "-w", "start"])
     try:
         yield f"host=127.0.0.1 port={port} user={USER} dbname=postgres"

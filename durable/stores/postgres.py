@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._errors import CorruptStateError, LeaseLostError, StateFormatError
@@ -116,8 +116,14 @@ _APPEND = """WITH allowed AS ({allowed}),
         SELECT %(instance_id)s, COALESCE((SELECT max(position) + 1 FROM {s}.records
             WHERE instance_id = %(instance_id)s), 0), %(data)s, %(checksum)s FROM allowed
         RETURNING 1),
-    touched AS ({touch})
-    SELECT count(*) FROM allowed"""
+    touched AS ({touch}),
+    notified AS ({notify})
+    SELECT (SELECT count(*) FROM allowed), (SELECT count(*) FROM notified)"""
+
+#: Wakes the workers listening (`watch`) when the write leaves the instance due at once (a
+#: new start: enqueued); the notification is sent when the write commits, never before.
+_NOTIFY = """SELECT pg_notify(%(channel)s, 'due') FROM allowed
+    WHERE %(status)s::text = 'enqueued'"""
 
 #: A compaction: the old log goes (with the fence), then the new one comes with the row.
 _DELETE_LOG = """WITH allowed AS ({allowed}),
@@ -133,8 +139,9 @@ _WRITE_LOG = """WITH allowed AS ({allowed}),
         SELECT %(instance_id)s, r.position, r.data, r.checksum FROM allowed,
             unnest(%(positions)s::integer[], %(datas)s::bytea[], %(checksums)s::bigint[])
             AS r (position, data, checksum)),
-    touched AS ({touch})
-    SELECT count(*) FROM allowed"""
+    touched AS ({touch}),
+    notified AS ({notify})
+    SELECT (SELECT count(*) FROM allowed), (SELECT count(*) FROM notified)"""
 
 _ACQUIRE = """INSERT INTO {s}.leases AS l (instance_id, owner, fence, expires_at)
     VALUES (%(instance_id)s, %(owner)s, 1, now() + %(lease)s * interval '1 second')
@@ -225,6 +232,8 @@ class PostgresStateStore(StateStore):
             name: statement.replace("{s}", quoted) for name, statement in _statements().items()
         }
         self._quoted_schema = quoted
+        #: Where writes that make an instance due (a start, an event) notify (`watch`).
+        self.channel = f"durable:{schema}"[:63]
         self._faults = FaultPlan.from_environment()
         self._lock = threading.Lock()
         self._pool: Any = None
@@ -465,6 +474,16 @@ class PostgresStateStore(StateStore):
             "of the write was stored, and the instance goes on from its last stored write"
         )
 
+    # -- notifications ------------------------------------------------------------------------
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (from a thread of the store) whenever a process commits a write
+        that makes an instance due at once: a start, or an event published. A worker
+        watches so that new work wakes it at once instead of at its next poll; it still
+        polls, so a notification lost while the connection was down costs one poll. Returns
+        the function that stops watching."""
+        listener = _Listener(self, callback)
+        return listener.stop
+
     # -- records --------------------------------------------------------------------------------
     def read_records(self, instance_id: str) -> list[bytes]:
         """The records of `instance_id`, each checked against its checksum and its place."""
@@ -514,7 +533,12 @@ class PostgresStateStore(StateStore):
         validate_instance_id(instance_id)
         kind, parameters = self._fence(instance_id)
         data = bytes(record)
-        parameters.update(_touch(instance_id, summary, head), data=data, checksum=zlib.crc32(data))
+        parameters.update(
+            _touch(instance_id, summary, head),
+            data=data,
+            checksum=zlib.crc32(data),
+            channel=self.channel,
+        )
         write = _Write(instance_id, kind, [(self._sql[f"append_{kind}"], parameters)])
         return self._write_or_queue(write)
 
@@ -532,6 +556,7 @@ class PostgresStateStore(StateStore):
         log = {
             **parameters,
             **_touch(instance_id, summary, head),
+            "channel": self.channel,
             "positions": list(range(len(datas))),
             "datas": datas,
             "checksums": [zlib.crc32(data) for data in datas],
@@ -655,7 +680,7 @@ class PostgresStateStore(StateStore):
         data = bytes(data)
         with self._connection(instance_id) as connection:
             return connection.execute(
-                self._sql["append_event"], (instance_id, data, zlib.crc32(data))
+                self._sql["append_event"], (instance_id, data, zlib.crc32(data), self.channel)
             ).fetchone()[0]
 
     def read_events(self, instance_id: str) -> list[tuple[int, bytes]]:
@@ -710,10 +735,15 @@ def _statements() -> dict[str, str]:
     """Every statement of the store, with ``{s}`` for the quoted schema."""
     statements = {}
     for kind, allowed in (("held", _HELD), ("free", _FREE)):
-        statements[f"append_{kind}"] = _APPEND.format(allowed=allowed, touch=_TOUCH, s="{s}")
+        statements[f"append_{kind}"] = _APPEND.format(
+            allowed=allowed, touch=_TOUCH, notify=_NOTIFY, s="{s}"
+        )
         statements[f"delete_log_{kind}"] = _DELETE_LOG.format(allowed=allowed, s="{s}")
         statements[f"write_log_{kind}"] = _WRITE_LOG.format(
-            allowed=_STILL_HELD if kind == "held" else _FREE, touch=_TOUCH, s="{s}"
+            allowed=_STILL_HELD if kind == "held" else _FREE,
+            touch=_TOUCH,
+            notify=_NOTIFY,
+            s="{s}",
         )
     statements.update(
         acquire=_ACQUIRE,
@@ -742,9 +772,11 @@ def _statements() -> dict[str, str]:
             "%(waiting)s::text[], %(wakes)s::double precision[]) AS f (id, status, waiting, wake) "
             "WHERE i.instance_id = f.id AND i.status IS NULL RETURNING i.instance_id"
         ),
+        # The listening workers are told of the event when it commits.
         append_event=(
-            "INSERT INTO {s}.events (instance_id, data, checksum) VALUES (%s, %s, %s) "
-            "RETURNING event_id"
+            "WITH event AS (INSERT INTO {s}.events (instance_id, data, checksum) "
+            "VALUES (%s, %s, %s) RETURNING event_id) "
+            "SELECT event_id, pg_notify(%s, 'event') FROM event"
         ),
         read_events=(
             "SELECT event_id, data, checksum FROM {s}.events WHERE instance_id = %s "
@@ -793,6 +825,39 @@ def _shown_dsn(dsn: str) -> str:
     if "password" in parts:
         parts["password"] = "***"
     return make_conninfo(**{key: str(value) for key, value in parts.items()})
+
+
+class _Listener:
+    """A thread that LISTENs on the store's channel on a connection of its own and calls
+    back at each notification; it connects again after a lost connection."""
+
+    def __init__(self, store: PostgresStateStore, callback: Callable[[], None]) -> None:
+        self.store, self.callback = store, callback
+        self.stopped = threading.Event()
+        self.listening = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="durable-listener", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from psycopg import sql
+
+        while not self.stopped.is_set():
+            try:
+                with self.store._connect() as connection:
+                    connection.execute(
+                        sql.SQL("LISTEN {}").format(sql.Identifier(self.store.channel))
+                    )
+                    self.listening.set()
+                    while not self.stopped.is_set():
+                        for _ in connection.notifies(timeout=0.5, stop_after=1):
+                            self.callback()
+            except Exception:
+                self.listening.clear()
+                self.stopped.wait(1.0)  # the server away: try again in a moment
 
 
 class _LeaseRenewer:

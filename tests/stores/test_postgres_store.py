@@ -274,3 +274,31 @@ def test_a_command_refuses_a_schema_that_holds_no_store_without_creating_it(
     assert f"the schema {postgres_schema!r} of " in error and "does not exist" in error
     found = sql(postgres_dsn, "SELECT 1 FROM pg_namespace WHERE nspname = %s", (postgres_schema,))
     assert found == []
+
+
+# -- notifications -----------------------------------------------------------------------------
+def test_watchers_hear_of_starts_and_events_once_committed_and_of_nothing_else(open_store):
+    store, writer = open_store(), open_store()
+    heard = threading.Semaphore(0)
+    stop = store.watch(heard.release)
+    try:
+        deadline = time.monotonic() + 5
+        while not store_listening(store) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        writer.append_record("order-7", b"started", InstanceSummary("enqueued"))
+        assert heard.acquire(timeout=2)
+        writer.append_event("order-7", b"approve")
+        assert heard.acquire(timeout=2)
+        writer.append_record("order-7", b"step", InstanceSummary("running"))
+        writer.replace_records("order-7", [b"compacted"], InstanceSummary("waiting", "pay"))
+        assert not heard.acquire(timeout=0.5)
+    finally:
+        stop()
+
+
+def store_listening(store: PostgresStateStore) -> bool:
+    rows = sql(
+        store.dsn,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %%'",
+    )
+    return rows[0][0] > 0

@@ -125,3 +125,33 @@ async def test_a_worker_frozen_past_its_lease_is_fenced_out_after_another_takes_
             other.stop()
         store.close()
     assert "taken over" in frozen.text()
+
+
+async def test_a_start_and_an_event_wake_an_idle_worker_at_once_not_at_its_next_poll(
+    tmp_path, postgres_url
+):
+    store = store_from_url(postgres_url)
+    backend = DurableBackend(store)
+    # Polling every 30 s: only a notification can make it answer within seconds.
+    worker = WorkerProcess(
+        postgres_url, tmp_path / "worker.log", "--min-poll", "30", "--max-poll", "30"
+    )
+    try:
+        worker.signal(0)  # started, and past its first round
+        time.sleep(0.5)
+        ledger = str(tmp_path / "ledger")
+        handle = await flows.record.start(
+            ledger, "a", instance_id="r-1", orchestration_backend=backend
+        )
+        assert await handle.result(timeout=3) == "recorded a"
+        approval = await flows.approval.start(
+            "deploy", instance_id="ap-1", orchestration_backend=backend
+        )
+        await until(lambda: approval.status() == "waiting", timeout=3, what="the wait")
+        backend.publish_event("ap-1", "approve", {"by": "ops"})
+        assert await approval.result(timeout=3) == "deploy approved by ops"
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.wait() == 0, worker.text()
+    finally:
+        worker.stop()
+        store.close()
