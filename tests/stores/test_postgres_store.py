@@ -13,9 +13,12 @@ import pytest
 
 from durable import (
     CorruptStateError,
+    DurableBackend,
     LeaseLostError,
     PostgresStateStore,
     StateFormatError,
+    durable_execute,
+    make_durable,
 )
 from durable.stores import postgres
 from durable.stores.base import InstanceSummary
@@ -302,3 +305,56 @@ def store_listening(store: PostgresStateStore) -> bool:
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %%'",
     )
     return rows[0][0] > 0
+
+
+# -- signed state ------------------------------------------------------------------------------
+def add_one(n: int) -> int:
+    return n + 1
+
+
+@make_durable
+async def three_steps() -> int:
+    total = 0
+    for n in range(3):
+        total += await durable_execute(add_one, n)
+    return total
+
+
+async def signed_instance(store: PostgresStateStore, instance_id: str) -> DurableBackend:
+    backend = DurableBackend(store, secret_key=b"a key", compact_after=100)
+    assert await three_steps(orchestration_backend=backend, instance_id=instance_id) == 6
+    return backend
+
+
+async def test_a_signed_instance_keeps_its_head_with_its_records(open_store):
+    store = open_store()
+    await signed_instance(store, "order-7")
+    assert store.read_head("order-7") is not None
+    again = DurableBackend(open_store(), secret_key=b"a key")
+    assert again.read_state("order-7")["status"] == "completed"
+
+
+async def test_a_signed_log_cut_back_behind_its_head_is_refused(open_store, postgres_dsn):
+    store = open_store()
+    await signed_instance(store, "order-7")
+    sql(
+        postgres_dsn,
+        f'DELETE FROM "{store.schema}".records WHERE position = '
+        f'(SELECT max(position) FROM "{store.schema}".records)',
+    )
+    with pytest.raises(CorruptStateError, match="order-7"):
+        DurableBackend(open_store(), secret_key=b"a key").read_state("order-7")
+
+
+async def test_a_signed_record_moved_to_another_instance_is_refused(open_store, postgres_dsn):
+    store = open_store()
+    await signed_instance(store, "order-7")
+    await signed_instance(store, "order-8")
+    sql(
+        postgres_dsn,
+        f'UPDATE "{store.schema}".records AS r SET data = o.data, checksum = o.checksum FROM "{store.schema}".records'
+        " AS o WHERE r.instance_id = 'order-8' AND o.instance_id = 'order-7' "
+        "AND r.position = o.position",
+    )
+    with pytest.raises(CorruptStateError, match="order-8"):
+        DurableBackend(open_store(), secret_key=b"a key").read_state("order-8")
