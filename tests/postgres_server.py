@@ -15,11 +15,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ENVIRONMENT_VARIABLE = "DURABLE_TEST_POSTGRES"
 USER = "durable"
+
+#: conninfo -> how to restart it, for the servers `running_server` started.
+_restarts: dict[str, Callable[[], None]] = {}
 
 
 def _binary(name: str) -> str:
@@ -41,6 +44,16 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def restart(dsn: str) -> None:
+    """Restart the server `running_server` started at `dsn`: every connection to it ends."""
+    if dsn not in _restarts:
+        raise RuntimeError(
+            f"{dsn} was not started by these tests ({ENVIRONMENT_VARIABLE} names it): it "
+            "cannot be restarted here"
+        )
+    _restarts[dsn]()
 
 
 @contextlib.contextmanager
@@ -81,8 +94,14 @@ def running_server(*, flush_commits: bool = False) -> Iterator[str]:
         # never it): commits need not wait for a disk flush.
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     run([pg_ctl, "-D", str(data), "-o", options, "-l", str(directory / "log"), "-w", "start"])
+    dsn = f"host=127.0.0.1 port={port} user={USER} dbname=postgres"
+    # Fast shutdown ends every connection, as a server restarted by its operator does.
+    _restarts[dsn] = lambda: run(
+        [pg_ctl, "-D", str(data), "-l", str(directory / "log"), "-m", "fast", "-w", "restart"]
+    )
     try:
-        yield f"host=127.0.0.1 port={port} user={USER} dbname=postgres"
+        yield dsn
     finally:
+        _restarts.pop(dsn, None)
         run([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"])
         shutil.rmtree(directory, ignore_errors=True)

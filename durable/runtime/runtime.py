@@ -202,7 +202,13 @@ class InstanceRun:
         self.look_for_cancel_at = time.monotonic() + CANCEL_CHECK_SECONDS
         if self.cancel_pending:
             return
-        found = self.backend.cancel_requested(self.instance_id)
+        try:
+            found = self.backend.cancel_requested(self.instance_id)
+        except Exception as error:
+            # The store cannot be read (its server restarting): the run stops at its last
+            # write, as at a failed write, rather than fail the workflow.
+            self.stop_at_failed_write(error)
+            raise
         if inspect.isawaitable(found):  # a custom backend's async method: not asked
             found.close()
             self.look_for_cancel_at = None

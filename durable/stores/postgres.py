@@ -294,15 +294,36 @@ class PostgresStateStore(StateStore):
     @contextlib.contextmanager
     def _connection(self, instance_id: str | None = None):
         psycopg = self._psycopg
+        pool = self._pooled()
         try:
-            with self._pooled().connection() as connection:
+            with pool.connection() as connection:
                 yield connection
+        except psycopg.OperationalError:
+            # The server restarted, or a connection was cut: the pool drops this connection;
+            # the others idle in it may be dead too, so it tests them now (not at every use).
+            with contextlib.suppress(Exception):
+                pool.check()
+            raise
         except psycopg.errors.DataCorrupted as error:
             instance = f"instance {instance_id!r}: " if instance_id is not None else ""
             raise CorruptStateError(
                 f"{instance}the PostgreSQL store {_shown_dsn(self.dsn)} reports damaged data "
                 f"({error}); restore it from a backup"
             ) from error
+
+    def _query(self, instance_id: str | None, name: str, parameters: Any) -> list[tuple]:
+        """The rows of the read statement `name`. A read that meets a connection the server
+        dropped (a restart, a cut) is made once more on a fresh one: it changes nothing, so
+        running it again is safe (writes are not retried here: the runtime resumes the
+        instance from its last write)."""
+        for attempt in (1, 2):
+            try:
+                with self._connection(instance_id) as connection:
+                    return connection.execute(self._sql[name], parameters).fetchall()
+            except self._psycopg.OperationalError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Give back the leases held, stop the store's threads and close its connections."""
@@ -488,8 +509,7 @@ class PostgresStateStore(StateStore):
     def read_records(self, instance_id: str) -> list[bytes]:
         """The records of `instance_id`, each checked against its checksum and its place."""
         validate_instance_id(instance_id)
-        with self._connection(instance_id) as connection:
-            rows = connection.execute(self._sql["read_records"], (instance_id,)).fetchall()
+        rows = self._query(instance_id, "read_records", (instance_id,))
         records = []
         for expected, (position, data, checksum) in enumerate(rows):
             if position != expected:
@@ -516,9 +536,8 @@ class PostgresStateStore(StateStore):
 
     def read_head(self, instance_id: str) -> bytes | None:
         validate_instance_id(instance_id)
-        with self._connection(instance_id) as connection:
-            row = connection.execute(self._sql["read_head"], (instance_id,)).fetchone()
-        return bytes(row[0]) if row is not None and row[0] is not None else None
+        rows = self._query(instance_id, "read_head", (instance_id,))
+        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def append_record(
         self,
@@ -623,39 +642,30 @@ class PostgresStateStore(StateStore):
                 )
 
     def list_instances(self) -> list[str]:
-        with self._connection() as connection:
-            return [row[0] for row in connection.execute(self._sql["list"])]
+        return [row[0] for row in self._query(None, "list", ())]
 
     # -- the index of instances ---------------------------------------------------------------
     def due_instances(self, now: float, limit: int = 1000) -> list[str]:
         """As `SQLiteStateStore.due_instances`: the instances that may make progress at `now`,
         running ones first, then least recently written, at most `limit`."""
         _check_limit(limit)
-        with self._connection() as connection:
-            rows = connection.execute(
-                self._sql["due"], {"now": float(now), "limit": limit}
-            ).fetchall()
+        rows = self._query(None, "due", {"now": float(now), "limit": limit})
         return [row[0] for row in rows]
 
     def running_instances(self, limit: int = 1000) -> list[str]:
         _check_limit(limit)
-        with self._connection() as connection:
-            return [row[0] for row in connection.execute(self._sql["running"], (limit,))]
+        return [row[0] for row in self._query(None, "running", (limit,))]
 
     def next_wake_at(self, after: float | None = None) -> float | None:
-        with self._connection() as connection:
-            row = connection.execute(
-                self._sql["next_wake"], (float("-inf") if after is None else float(after),)
-            ).fetchone()
-        return row[0] if row else None
+        rows = self._query(None, "next_wake", (float("-inf") if after is None else float(after),))
+        return rows[0][0] if rows else None
 
     def summary(self, instance_id: str) -> InstanceSummary | None:
         validate_instance_id(instance_id)
-        with self._connection(instance_id) as connection:
-            row = connection.execute(self._sql["summary"], (instance_id,)).fetchone()
-        if row is None or row[0] is None:
+        rows = self._query(instance_id, "summary", (instance_id,))
+        if not rows or rows[0][0] is None:
             return None
-        return InstanceSummary(*row)
+        return InstanceSummary(*rows[0])
 
     def fill_summaries(self, summaries: dict[str, InstanceSummary]) -> list[str]:
         """Set the summaries of those of `summaries` whose summary is still unknown (a write
@@ -686,8 +696,7 @@ class PostgresStateStore(StateStore):
     def read_events(self, instance_id: str) -> list[tuple[int, bytes]]:
         """The pending events of `instance_id`, each checked against its checksum."""
         validate_instance_id(instance_id)
-        with self._connection(instance_id) as connection:
-            rows = connection.execute(self._sql["read_events"], (instance_id,)).fetchall()
+        rows = self._query(instance_id, "read_events", (instance_id,))
         events = []
         for event_id, data, checksum in rows:
             if zlib.crc32(data) != checksum:

@@ -5,6 +5,7 @@ once thawed (SIGCONT) can store nothing of it."""
 from __future__ import annotations
 
 import itertools
+import re
 import signal
 import time
 
@@ -12,6 +13,7 @@ import pytest
 
 from durable import DurableBackend
 from durable.stores.url import store_from_url
+from tests import postgres_server
 from tests.worker import flows, pg_flows
 from tests.worker.test_process import WorkerProcess, until
 
@@ -155,3 +157,37 @@ async def test_a_start_and_an_event_wake_an_idle_worker_at_once_not_at_its_next_
     finally:
         worker.stop()
         store.close()
+
+
+async def test_runs_cut_by_a_server_restart_resume_and_complete_with_nothing_failed(
+    tmp_path, postgres_url, postgres_dsn
+):
+    store = store_from_url(postgres_url)
+    backend = DurableBackend(store)
+    ledger, release = str(tmp_path / "ledger"), str(tmp_path / "release")
+    worker = WorkerProcess(postgres_url, tmp_path / "worker.log")
+    try:
+        handles = [
+            await flows.two_steps.start(
+                ledger, str(tmp_path / f"started-{n}"), release,
+                instance_id=f"t-{n}", orchestration_backend=backend,
+            )
+            for n in range(4)
+        ]  # fmt: skip
+        await until(
+            lambda: all((tmp_path / f"started-{n}").exists() for n in range(4)),
+            what="every run in its first step",
+        )
+        postgres_server.restart(postgres_dsn)  # every connection of the worker ends
+        (tmp_path / "release").touch()
+        for handle in handles:
+            assert await handle.result(timeout=30) == "released"
+        # Each first step finished, and was run again where its write was cut: the second
+        # steps ran once each.
+        assert flows.lines(ledger) == ["second"] * 4
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.wait() == 0, worker.text()
+    finally:
+        worker.stop()
+        store.close()
+    assert not re.search(r"instance 't-\d' failed", worker.text()), worker.text()
