@@ -13,8 +13,9 @@ with a record that is durably in the log, or with an earlier one. Read it before
 from __future__ import annotations
 
 import threading
+import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -142,6 +143,27 @@ class StateStore(ABC):
 
 
 _lease_lock = threading.Lock()
+
+
+def checked_log(rows: Iterable[tuple], refuse: Callable[[str], None]) -> list[bytes]:
+    """The records of one log from its stored `rows` (position, data, CRC-32 of the data or
+    None for a row written without one), oldest first: each must sit at its place (0, 1,
+    2, ...) and match its checksum, or `refuse` is called with the problem (and raises)."""
+    records = []
+    for expected, (position, data, checksum) in enumerate(rows):
+        if position != expected:
+            refuse(
+                f"record {expected + 1} of its log is at position {position}, where "
+                f"{expected} was expected (a record is missing or out of place)"
+            )
+        if checksum is not None and zlib.crc32(data) != checksum:
+            refuse(
+                f"the record at position {position} (record {expected + 1} of its log) "
+                "failed its checksum"
+            )
+        records.append(bytes(data))
+    return records
+
 
 _RECORD_METHODS = (
     "read_records", "append_record", "replace_records", "delete_instance", "list_instances",

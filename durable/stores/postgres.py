@@ -32,7 +32,7 @@ from typing import Any
 
 from .._errors import CorruptStateError, LeaseLostError, StateFormatError
 from .._ids import validate_instance_id
-from .base import InstanceSummary, StateStore
+from .base import InstanceSummary, StateStore, checked_log
 from .faults import FaultPlan, die
 
 #: The schema (of PostgreSQL: a namespace of tables) a store uses unless told another.
@@ -510,22 +510,7 @@ class PostgresStateStore(StateStore):
         """The records of `instance_id`, each checked against its checksum and its place."""
         validate_instance_id(instance_id)
         rows = self._query(instance_id, "read_records", (instance_id,))
-        records = []
-        for expected, (position, data, checksum) in enumerate(rows):
-            if position != expected:
-                self._refuse_row(
-                    instance_id,
-                    f"record {expected + 1} of its log is at position {position}, where "
-                    f"{expected} was expected (a record is missing or out of place)",
-                )
-            if zlib.crc32(data) != checksum:
-                self._refuse_row(
-                    instance_id,
-                    f"the record at position {position} (record {expected + 1} of its log) "
-                    "failed its checksum",
-                )
-            records.append(bytes(data))
-        return records
+        return checked_log(rows, lambda problem: self._refuse_row(instance_id, problem))
 
     def _refuse_row(self, instance_id: str, problem: str) -> None:
         raise CorruptStateError(

@@ -34,7 +34,7 @@ from typing import Any
 
 from .._errors import CorruptStateError, StateFormatError
 from .._ids import validate_instance_id
-from .base import InstanceSummary, StateStore
+from .base import InstanceSummary, StateStore, checked_log
 from .faults import FaultPlan, die
 from .locks import FileLeases
 
@@ -440,22 +440,7 @@ class SQLiteStateStore(StateStore):
             "SELECT position, data, checksum FROM records WHERE instance_id = ? ORDER BY position",
             (instance_id,),
         )
-        records = []
-        for expected, (position, data, checksum) in enumerate(rows):
-            if position != expected:
-                self._refuse_row(
-                    instance_id,
-                    f"record {expected + 1} of its log is at position {position}, where "
-                    f"{expected} was expected (a record is missing or out of place)",
-                )
-            if checksum is not None and zlib.crc32(data) != checksum:
-                self._refuse_row(
-                    instance_id,
-                    f"the record at position {position} (record {expected + 1} of its log) "
-                    "failed its checksum",
-                )
-            records.append(bytes(data))
-        return records
+        return checked_log(rows, lambda problem: self._refuse_row(instance_id, problem))
 
     def _refuse_row(self, instance_id: str, problem: str) -> None:
         raise CorruptStateError(
