@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import queue
 import threading
 import time
 import zlib
@@ -33,6 +32,7 @@ from typing import Any
 from .._errors import CorruptStateError, LeaseLostError, StateFormatError
 from .._ids import validate_instance_id
 from .base import InstanceSummary, StateStore, checked_log
+from .committer import GroupCommitter
 from .faults import FaultPlan, die
 
 #: The schema (of PostgreSQL: a namespace of tables) a store uses unless told another.
@@ -879,85 +879,25 @@ class _LeaseRenewer:
                 self.store._renew()
 
 
-class _GroupCommitter:
-    """A thread committing the record writes of many coroutines in shared transactions (as
-    the SQLite store's): a write's future completes only after the COMMIT holding it."""
+class _GroupCommitter(GroupCommitter):
+    """Commits the record writes of many coroutines in shared transactions, pipelined (one
+    round trip for all of them); a write the fence refused fails alone."""
+
+    name = "durable-pg-commit"
 
     def __init__(self, store: PostgresStateStore) -> None:
         self.store = store
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._run, name="durable-pg-commit", daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def alive(self) -> bool:
-        return self.thread.is_alive()
-
-    def submit(self, loop, write: _Write):
-        future = loop.create_future()
-        self.queue.put((loop, future, write))
-        return future
-
-    def stop(self) -> None:
-        self.queue.put(None)
-        self.thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while True:
-            first = self.queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < _BATCH:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self.queue.put(None)
-                    break
-                batch.append(item)
-            self._commit(batch)
-
-    def _commit(self, batch: list) -> None:
-        try:
-            refused = self.store._commit([item[2] for item in batch])
-        except Exception as error:
-            if len(batch) > 1:  # one bad write fails alone
-                for item in batch:
-                    self._commit([item])
-                return
-            _settle(batch, lambda write, failure=error: failure)
-            return
-        refused_ids = {id(write) for write in refused}
-        errors: dict[int, BaseException] = {}
-        for write in refused:
-            try:
-                errors[id(write)] = self.store._lost(write.instance_id, write.kind)
-            except Exception as error:
-                errors[id(write)] = error
-        _settle(batch, lambda write: errors.get(id(write)) if id(write) in refused_ids else None)
-
-
-def _settle(batch: list, outcome) -> None:
-    """Complete the futures of `batch` in their loops: `outcome(write)` is None or the
-    exception of that write."""
-    by_loop: dict = {}
-    for loop, future, write in batch:
-        by_loop.setdefault(loop, []).append((future, outcome(write)))
-
-    def complete(settled: list) -> None:
-        for future, error in settled:
-            if future.done():
+    def commit(self, writes: list[_Write]) -> list[BaseException | None]:
+        refused = {id(write) for write in self.store._commit(writes)}
+        outcomes: list[BaseException | None] = []
+        for write in writes:
+            if id(write) not in refused:
+                outcomes.append(None)
                 continue
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
-
-    for loop, settled in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(complete, settled)
-
-
-#: Writes one group-commit transaction takes at most.
-_BATCH = 256
+            try:
+                outcomes.append(self.store._lost(write.instance_id, write.kind))
+            except Exception as error:  # the server gone while asked who holds it now
+                outcomes.append(error)
+        return outcomes

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import sqlite3
-import sys
 import threading
 import time
 import zlib
@@ -35,6 +33,7 @@ from typing import Any
 from .._errors import CorruptStateError, StateFormatError
 from .._ids import validate_instance_id
 from .base import InstanceSummary, StateStore, checked_log
+from .committer import GroupCommitter
 from .faults import FaultPlan, die
 from .locks import FileLeases
 
@@ -493,7 +492,7 @@ class SQLiteStateStore(StateStore):
                     if self._committer is None or not self._committer.alive():
                         self._committer = _GroupCommitter(self)
                     committer = self._committer
-                return committer.submit(loop, instance_id, statements, fault)
+                return committer.submit(loop, (instance_id, statements, fault))
         self._write(instance_id, statements, fault)
         return None
 
@@ -712,113 +711,27 @@ def _touch(
     return parameters
 
 
-class _GroupCommitter:
-    """A thread that commits the record writes of many coroutines in shared transactions.
-
-    A write waits in the queue until the thread takes it, with every other write queued by
-    then (up to `_BATCH`), into one ``BEGIN IMMEDIATE`` … ``COMMIT``; only after that COMMIT
-    is its future completed, so no write is acknowledged before it is durable. A batch that
-    fails is retried one write per transaction, so one bad write fails alone.
-    """
+class _GroupCommitter(GroupCommitter):
+    """Commits the record writes of many coroutines in shared ``BEGIN IMMEDIATE`` …
+    ``COMMIT`` transactions. A write is (instance id, statements, fault point)."""
 
     def __init__(self, store: SQLiteStateStore) -> None:
         self.store = store
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        #: How many writes the batch being gathered waits for, and the signal that they came
-        #: (one wake-up of this thread per batch, not one per write).
-        self.expected = 1
-        self.gathered = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="durable-group-commit", daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def alive(self) -> bool:
-        return self.thread.is_alive()
-
-    def submit(self, loop, instance_id: str, statements: list, fault: str | None):
-        future = loop.create_future()
-        self.queue.put((loop, future, instance_id, statements, fault))
-        if self.queue.qsize() + 1 >= self.expected:
-            self.gathered.set()
-        return future
-
-    def stop(self) -> None:
-        self.queue.put(None)
-        self.thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while True:
-            first = self.queue.get()
-            if first is None:
-                return
-            # The writers of the last batch were released together and usually write again
-            # soon: wait (a moment at most) until as many have, then commit them together.
-            # After a lone write, no wait.
-            if self.expected > 1 and self.queue.qsize() + 1 < self.expected:
-                self.gathered.wait(_WINDOW)
-            self.gathered.clear()
-            batch = [first]
-            while len(batch) < _BATCH:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self.queue.put(None)
-                    break
-                batch.append(item)
-            self.expected = max(1, len(batch) // 2)
-            self._commit(batch)
-
-    def _commit(self, batch: list) -> None:
-        faults = [item[4] for item in batch]
-        if all(item[3][0][0] is _APPEND_RECORD for item in batch):
+    def commit(self, writes: list) -> list[BaseException | None]:
+        faults = [fault for _, _, fault in writes]
+        if all(statements[0][0] is _APPEND_RECORD for _, statements, _ in writes):
             # Appends only: all records in one executemany, then all instance rows (the rows
             # are not read by the inserts, and each instance's records keep their order).
             statements = [
-                (_APPEND_RECORD, [item[3][0][1] for item in batch]),
-                (_TOUCH_INSTANCE, [item[3][1][1] for item in batch]),
+                (_APPEND_RECORD, [write[1][0][1] for write in writes]),
+                (_TOUCH_INSTANCE, [write[1][1][1] for write in writes]),
             ]
         else:
-            statements = [statement for item in batch for statement in item[3]]
+            statements = [statement for _, each, _ in writes for statement in each]
         fault = next((f for f in faults if f in ("before", "torn")), None) or (
             "after" if "after" in faults else None
         )
-        try:
-            self.store._write(batch[0][2], statements, fault)
-        except Exception:
-            if len(batch) > 1:
-                for item in batch:
-                    self._commit([item])
-                return
-            _settle(batch, sys.exc_info()[1])
-            return
-        _settle(batch, None)
-
-
-def _settle(batch: list, error: BaseException | None) -> None:
-    """Complete the futures of `batch` in their loops: one callback per loop, so a batch
-    wakes each loop once."""
-    by_loop: dict = {}
-    for item in batch:
-        by_loop.setdefault(item[0], []).append(item[1])
-
-    def complete(futures: list) -> None:
-        for future in futures:
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
-
-    for loop, futures in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(complete, futures)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits any more
-
-
-#: Writes one group-commit transaction takes at most, and how long the first of them waits
-#: for others (only while writes arrive together).
-_BATCH = 256
-_WINDOW = 0.002
+        self.store._write(writes[0][0], statements, fault)
+        return [None] * len(writes)

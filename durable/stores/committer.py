@@ -1,0 +1,115 @@
+"""Group commit: a thread that commits the writes coroutines hand it in shared transactions,
+completing each write's future only after the COMMIT that holds it.
+
+A store subclasses `GroupCommitter` with `commit(writes)`, which makes one transaction of
+`writes` and says, per write, whether it failed (the SQLite and PostgreSQL stores do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from typing import Any
+
+#: Writes one transaction takes at most, and how long the first of them waits for others
+#: (only while writes arrive together).
+BATCH = 256
+WINDOW = 0.002
+
+
+class GroupCommitter:
+    """A thread committing the writes `submit` hands it.
+
+    A write waits in the queue until the thread takes it, with every other write queued by
+    then (up to `BATCH`), into one transaction; only after its COMMIT is each write's future
+    completed, so no write is acknowledged before it is durable. A batch whose transaction
+    fails is tried again one write per transaction, so that one bad write fails alone.
+    """
+
+    name = "durable-group-commit"
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        #: How many writes the batch being gathered waits for, and the signal that they came
+        #: (one wake-up of this thread per batch, not one per write).
+        self.expected = 1
+        self.gathered = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self.thread.start()
+
+    def commit(self, writes: list[Any]) -> list[BaseException | None]:
+        """Commit `writes` in one transaction; per write, its failure or None. Raising
+        fails the transaction as a whole (each write is then tried alone)."""
+        raise NotImplementedError
+
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def submit(self, loop, write: Any):
+        """A future, of `loop`, that completes once `write` is committed (or fails)."""
+        future = loop.create_future()
+        self.queue.put((loop, future, write))
+        if self.queue.qsize() + 1 >= self.expected:
+            self.gathered.set()
+        return future
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            # The writers of the last batch were released together and usually write again
+            # soon: wait (a moment at most) until as many have, then commit them together.
+            # After a lone write, no wait.
+            if self.expected > 1 and self.queue.qsize() + 1 < self.expected:
+                self.gathered.wait(WINDOW)
+            self.gathered.clear()
+            batch = [first]
+            while len(batch) < BATCH:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self.queue.put(None)
+                    break
+                batch.append(item)
+            self.expected = max(1, len(batch) // 2)
+            self._commit(batch)
+
+    def _commit(self, batch: list) -> None:
+        try:
+            outcomes = self.commit([write for _, _, write in batch])
+        except Exception as error:
+            if len(batch) > 1:
+                for item in batch:
+                    self._commit([item])
+                return
+            outcomes = [error]
+        _settle(batch, outcomes)
+
+
+def _settle(batch: list, outcomes: list[BaseException | None]) -> None:
+    """Complete the futures of `batch` in their loops with `outcomes`: one callback per
+    loop, so that a batch wakes each loop once."""
+    by_loop: dict = {}
+    for (loop, future, _), outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((future, outcome))
+
+    def complete(settled: list) -> None:
+        for future, error in settled:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(complete, settled)
