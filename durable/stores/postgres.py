@@ -618,13 +618,20 @@ class PostgresStateStore(StateStore):
         return [write for write, cursors in answers if not cursors[0].fetchone()[0]]
 
     def delete_instance(self, instance_id: str) -> None:
+        """Forget `instance_id` — records, events, its row and its lease — fenced as a write
+        is: under this store's lease, or while no runner holds a live one."""
         validate_instance_id(instance_id)
+        kind, parameters = self._fence(instance_id)
+        s = self._quoted_schema
         with self._connection(instance_id) as connection, connection.transaction():
-            for table in ("records", "events", "instances"):
-                connection.execute(
-                    f"DELETE FROM {self._quoted_schema}.{table} WHERE instance_id = %s",
-                    (instance_id,),
-                )
+            allowed = connection.execute(self._sql[f"may_delete_{kind}"], parameters).fetchone()
+            if allowed is not None:
+                for table in ("records", "events", "instances", "leases"):
+                    connection.execute(
+                        f"DELETE FROM {s}.{table} WHERE instance_id = %s", (instance_id,)
+                    )
+        if allowed is None:
+            raise self._lost(instance_id, kind)
 
     def list_instances(self) -> list[str]:
         return [row[0] for row in self._query(None, "list", ())]
@@ -740,6 +747,9 @@ def _statements() -> dict[str, str]:
             s="{s}",
         )
     statements.update(
+        # The lease row locked until the deletion commits: no one takes it over meanwhile.
+        may_delete_held=_STILL_HELD + " FOR UPDATE",
+        may_delete_free=_FREE,
         acquire=_ACQUIRE,
         holder=_HOLDER,
         release=_RELEASE,

@@ -358,3 +358,22 @@ async def test_a_signed_record_moved_to_another_instance_is_refused(open_store, 
     )
     with pytest.raises(CorruptStateError, match="order-8"):
         DurableBackend(open_store(), secret_key=b"a key").read_state("order-8")
+
+
+def test_deleting_an_instance_under_its_lease_forgets_the_lease_too(open_store, postgres_dsn):
+    store = open_store(lease_seconds=30)
+    store.acquire_lease("order-7", "runner a")
+    store.append_record("order-7", b"one")
+    store.delete_instance("order-7")
+    store.release_lease("order-7", "runner a")
+    assert sql(postgres_dsn, f'SELECT * FROM "{store.schema}".leases') == []
+    assert store.read_records("order-7") == [] and store.list_instances() == []
+
+
+def test_an_instance_a_runner_holds_cannot_be_deleted_from_outside_its_lease(open_store):
+    runner, bystander = open_store(lease_seconds=30), open_store()
+    runner.acquire_lease("order-7", "runner a")
+    runner.append_record("order-7", b"one")
+    with pytest.raises(LeaseLostError, match="without its lease"):
+        bystander.delete_instance("order-7")
+    assert runner.read_records("order-7") == [b"one"]
