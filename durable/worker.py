@@ -530,14 +530,14 @@ class Worker:
                 self._wake.set()
 
     def _back_off(self, instance_id: str, error: Exception) -> None:
-        """A store write of the instance failed: say so once, and try again later, each
+        """A store write or read of the instance failed: say so once, and try again later, each
         time twice as late (the instance stays at its last good write meanwhile)."""
         retry = self._write_retries.get(instance_id)
         wait = _WRITE_RETRY_FIRST if retry is None else min(retry[1] * 2, _WRITE_RETRY_MAX)
         self._write_retries[instance_id] = (time.time() + wait, wait)
         logger.log(
             logging.ERROR if retry is None else logging.DEBUG,
-            "instance %r: a store write failed (%s: %s); it stays at its last good write, "
+            "instance %r: the store failed (%s: %s); it stays at its last good write, "
             "tried again in %g s, then less and less often (at most every %g s)",
             instance_id,
             type(error).__name__,

@@ -354,7 +354,12 @@ class WaitForEvent(Operation):
             self.deadline = time.time() + self.timeout
         delivered, self.delivered = self.delivered, None
         if delivered is None:
-            delivered = await ask_for_event(run.backend, run.instance_id, self.event)
+            try:
+                delivered = await ask_for_event(run.backend, run.instance_id, self.event)
+            except Exception as error:
+                # The store's failure, not the workflow's: the run stops at its last write.
+                run.stop_at_failed_write(error)
+                raise
         if delivered is not None:
             self.place.operation = None
             await self.record(

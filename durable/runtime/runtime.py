@@ -202,13 +202,8 @@ class InstanceRun:
         self.look_for_cancel_at = time.monotonic() + CANCEL_CHECK_SECONDS
         if self.cancel_pending:
             return
-        try:
+        with _from_store(self.instance_id, self):
             found = self.backend.cancel_requested(self.instance_id)
-        except Exception as error:
-            # The store cannot be read (its server restarting): the run stops at its last
-            # write, as at a failed write, rather than fail the workflow.
-            self.stop_at_failed_write(error)
-            raise
         if inspect.isawaitable(found):  # a custom backend's async method: not asked
             found.close()
             self.look_for_cancel_at = None
@@ -724,7 +719,8 @@ class DurableRuntime:
     ) -> Any:
         arguments = program.code.bind(*args, **kwargs) if bound is None else bound
         arguments_blob = _pickle_arguments(program, arguments)
-        state = await answered(self.backend.load_state(instance_id))
+        with _from_store(instance_id):
+            state = await answered(self.backend.load_state(instance_id))
         if state is None:
             run = await self._new_run(program, instance_id, arguments, arguments_blob, RUNNING)
             logger.info("instance %r started (%s)", instance_id, program.key)
@@ -820,7 +816,8 @@ class DurableRuntime:
             if waits:
                 delivered = False
                 for waiting in waits:
-                    event = await ask_for_event(self.backend, instance_id, waiting.event)
+                    with _from_store(instance_id):
+                        event = await ask_for_event(self.backend, instance_id, waiting.event)
                     if event is not None:
                         waiting.delivered, delivered = event, True
                 deadline = state.get("deadline")
@@ -870,14 +867,34 @@ def _failed_write(run: InstanceRun) -> BaseException | None:
     means for the instance."""
     failed = run.failed_write
     if isinstance(failed, Exception):
-        failed.durable_write_failed = True  # a worker retries it later, with backoff
-        note = (
-            f"durable: instance {run.instance_id!r} stays at its last good write; call it "
-            "again once the store can write"
-        )
-        if note not in getattr(failed, "__notes__", ()):
-            failed.add_note(note)
+        _note_store_failure(failed, run.instance_id)
     return failed
+
+
+def _note_store_failure(error: Exception, instance_id: str) -> None:
+    """Mark `error`, raised by the store, as the store's failure, not the workflow's."""
+    error.durable_write_failed = True  # a worker retries it later, with backoff
+    note = (
+        f"durable: instance {instance_id!r} stays at its last good write; call it again "
+        "once the store can be read and written"
+    )
+    if note not in getattr(error, "__notes__", ()):
+        error.add_note(note)
+
+
+@contextmanager
+def _from_store(instance_id: str, run: InstanceRun | None = None):
+    """A read of the store by the runtime (not by the workflow): its failure — the store
+    unreachable, its server restarting — is the store's, as a failed write is. A run in
+    progress stops at its last write; the error is marked so that a worker tries again
+    later rather than take the instance for one it cannot run."""
+    try:
+        yield
+    except Exception as error:
+        if run is not None:
+            run.stop_at_failed_write(error)
+        _note_store_failure(error, instance_id)
+        raise
 
 
 async def answered(value: Any) -> Any:

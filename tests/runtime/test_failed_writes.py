@@ -19,9 +19,11 @@ from durable import (
     DurableBackend,
     InMemoryStateStore,
     NotApplied,
+    PauseForEventException,
     SQLiteStateStore,
     make_durable,
     step,
+    wait_for_event,
 )
 from durable.stores import disk
 
@@ -297,3 +299,88 @@ async def test_freed_the_small_disk_resumes_the_instance_with_every_effect_once(
     ]
     assert _ledger_lines(ledger) == [f"o1 {amount}" for amount in (10, 20, 30, 40, 50)]
     store.close()
+
+
+# -- reads the runtime makes: the store's failure, never the workflow's ------------------------
+class FlakyReads(InMemoryStateStore):
+    """Its reads of records or events fail while `down` (a server restarting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: set[str] = set()
+
+    def read_records(self, instance_id):
+        if "records" in self.down:
+            raise ConnectionError("the server is restarting")
+        return super().read_records(instance_id)
+
+    def read_events(self, instance_id):
+        if "events" in self.down:
+            raise ConnectionError("the server is restarting")
+        return super().read_events(instance_id)
+
+
+@make_durable
+async def approve_then_charge(order: str) -> list:
+    receipts = [await charge(order, 10)]
+    approver = await wait_for_event("approve")
+    receipts.append(await charge(order, 20))
+    return [*receipts, approver]
+
+
+@pytest.mark.parametrize("down", ["records", "events"])
+async def test_a_failed_read_when_a_run_starts_leaves_the_instance_as_it_was(down):
+    CHARGES.clear()
+    store = FlakyReads()
+    backend = DurableBackend(store)
+    with pytest.raises(PauseForEventException):
+        await approve_then_charge("o1", orchestration_backend=backend, instance_id="a1")
+    backend.publish_event("a1", "approve", "ada")
+    store.down.add(down)
+    with pytest.raises(ConnectionError) as raised:
+        await approve_then_charge("o1", orchestration_backend=backend, instance_id="a1")
+    assert getattr(raised.value, "durable_write_failed", False)  # a worker retries later
+    store.down.clear()
+    assert backend.read_state("a1")["status"] == "waiting"
+    result = await approve_then_charge("o1", orchestration_backend=backend, instance_id="a1")
+    assert result == ["receipt o1 10", "receipt o1 20", "ada"]
+    assert CHARGES == [("o1", 10), ("o1", 20)]
+
+
+class FailingEventReads(InMemoryStateStore):
+    """Its reads of events fail from the `fail_from`-th one on, while `down`."""
+
+    def __init__(self, fail_from: int) -> None:
+        super().__init__()
+        self.reads, self.fail_from, self.down = 0, fail_from, True
+
+    def read_events(self, instance_id):
+        self.reads += 1
+        if self.down and self.reads >= self.fail_from:
+            raise ConnectionError("the server is restarting")
+        return super().read_events(instance_id)
+
+
+@make_durable
+async def charge_then_wait(order: str) -> list:
+    first = await charge(order, 10)
+    try:
+        approver = await wait_for_event("approve")
+    except ConnectionError:
+        return ["the workflow caught the store's failure"]
+    return [first, approver]
+
+
+async def test_a_failed_read_at_a_wait_inside_a_run_stops_the_run_and_fails_nothing():
+    CHARGES.clear()
+    store = FailingEventReads(fail_from=1)
+    backend = DurableBackend(store)
+    with pytest.raises(ConnectionError) as raised:
+        await charge_then_wait("o1", orchestration_backend=backend, instance_id="w1")
+    assert getattr(raised.value, "durable_write_failed", False)
+    assert backend.read_state("w1")["status"] == "running"  # at its last good write
+    store.down = False
+    backend.publish_event("w1", "approve", "ada")
+    result = await charge_then_wait("o1", orchestration_backend=backend, instance_id="w1")
+    assert result == ["receipt o1 10", "ada"]
+    assert CHARGES == [("o1", 10)]
