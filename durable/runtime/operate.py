@@ -73,9 +73,10 @@ def fork_instance(
         raise ValueError(f"at must be a durable operation's sequence number >= 1, got {at!r}")
 
     def change() -> str:
-        state = _load(backend, instance_id, "fork")
-        if at is not None:
-            state = backend.state_at(instance_id, at)
+        if at is None:
+            state = _load(backend, instance_id, "fork")
+        else:
+            state = backend.state_at(validate_instance_id(instance_id), at)
         if state["status"] == COMPLETED:
             raise InstanceEndedError(
                 f"instance {instance_id!r} has completed; a completed instance keeps no call "

@@ -7,9 +7,11 @@ A store subclasses `GroupCommitter` with `commit(writes)`, which makes one trans
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import queue
 import threading
+from abc import ABC, abstractmethod
 from typing import Any
 
 #: Writes one transaction takes at most, and how long the first of them waits for others
@@ -18,7 +20,15 @@ BATCH = 256
 WINDOW = 0.002
 
 
-class GroupCommitter:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread: a write made from it goes to the committer."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class GroupCommitter(ABC):
     """A thread committing the writes `submit` hands it.
 
     A write waits in the queue until the thread takes it, with every other write queued by
@@ -38,10 +48,10 @@ class GroupCommitter:
         self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self.thread.start()
 
+    @abstractmethod
     def commit(self, writes: list[Any]) -> list[BaseException | None]:
         """Commit `writes` in one transaction; per write, its failure or None. Raising
         fails the transaction as a whole (each write is then tried alone)."""
-        raise NotImplementedError
 
     def alive(self) -> bool:
         return self.thread.is_alive()

@@ -20,7 +20,6 @@ positions run 0, 1, 2, ... without a gap, as in the SQLite store.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import threading
@@ -32,7 +31,7 @@ from typing import Any
 from .._errors import CorruptStateError, LeaseLostError, StateFormatError
 from .._ids import validate_instance_id
 from .base import InstanceSummary, StateStore, checked_log
-from .committer import GroupCommitter
+from .committer import GroupCommitter, running_loop
 from .faults import FaultPlan, die
 
 #: The schema (of PostgreSQL: a namespace of tables) a store uses unless told another.
@@ -436,10 +435,6 @@ class PostgresStateStore(StateStore):
         with self._connection(instance_id) as connection:
             connection.execute(self._sql["release"], parameters)
 
-    def holds(self, instance_id: str) -> bool:
-        """Whether this store object holds the lease of `instance_id`."""
-        return instance_id in self._held
-
     def fencing_token(self, instance_id: str) -> int | None:
         """The fencing token of the lease this store object holds on `instance_id`."""
         held = self._held.get(instance_id)
@@ -575,12 +570,9 @@ class PostgresStateStore(StateStore):
     def _write_or_queue(self, write: _Write) -> Awaitable[None] | None:
         write.fault = self._faults.next_write()
         if self.group_commit:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
+            loop = running_loop()
             if loop is not None:
-                self._pooled()
+                self._pooled()  # after a fork, a committer of this process's own
                 with self._lock:
                     if self._committer is None or not self._committer.alive():
                         self._committer = _GroupCommitter(self)

@@ -20,7 +20,6 @@ second store object on the same file in one process would break the first one's 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import threading
@@ -33,7 +32,7 @@ from typing import Any
 from .._errors import CorruptStateError, StateFormatError
 from .._ids import validate_instance_id
 from .base import InstanceSummary, StateStore, checked_log
-from .committer import GroupCommitter
+from .committer import GroupCommitter, running_loop
 from .faults import FaultPlan, die
 from .locks import FileLeases
 
@@ -481,10 +480,7 @@ class SQLiteStateStore(StateStore):
         self, instance_id: str, statements: list, fault: str | None
     ) -> Awaitable[None] | None:
         if self.group_commit:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
+            loop = running_loop()
             if loop is not None:
                 # Not the connection's lock: the committer holds that through each COMMIT,
                 # and the event loop must go on meanwhile.

@@ -6,7 +6,7 @@ SQLite URLs follow SQLAlchemy: after ``sqlite://`` comes an empty host and then 
 ``sqlite:////var/lib/app.db`` is the absolute ``/var/lib/app.db``. Percent-escapes are decoded
 (``%20`` is a space); a host, a query, a fragment or ``:memory:`` is refused.
 
-PostgreSQL URLs are libpq's (``postgres://`` too), handed to psycopg as they are, but for one
+PostgreSQL URLs are libpq's (``postgres://`` too), handed to psycopg as they are, but for two
 parameters of ours: ``?schema=NAME`` picks the schema the store keeps its tables in (default
 ``durable``) and ``lease_seconds=S`` how long a runner's lease outlives its last renewal
 (default 30). Other query parameters are libpq's (``sslmode=require``, ``connect_timeout=5``).
@@ -58,17 +58,11 @@ def postgres_location(url: str) -> tuple[str, dict[str, Any]]:
             ours[key] = _POSTGRES_OPTIONS[key](value)
         except ValueError:
             raise ValueError(
-                f"store URL {without_password(url)!r}: {key}={value!r} is not "
-                f"{'a PostgreSQL name' if key == 'schema' else 'a number of seconds > 0'}"
+                f"store URL {without_password(url)!r}: {key}={value!r} is not a number of "
+                "seconds > 0"
             ) from None
     rest = urlencode([(key, value) for key, value in query if key not in _POSTGRES_OPTIONS])
     return parsed._replace(query=rest).geturl(), {"schema": DEFAULT_SCHEMA, **ours}
-
-
-def _schema_name(value: str) -> str:
-    if not value or len(value) > 63:
-        raise ValueError(value)
-    return value
 
 
 def _seconds(value: str) -> float:
@@ -79,7 +73,7 @@ def _seconds(value: str) -> float:
 
 
 #: The query parameters of a PostgreSQL store URL that are ours, not libpq's.
-_POSTGRES_OPTIONS = {"schema": _schema_name, "lease_seconds": _seconds}
+_POSTGRES_OPTIONS = {"schema": str, "lease_seconds": _seconds}
 
 
 def without_password(url: str) -> str:
