@@ -32,7 +32,7 @@ from durable import (
     PostgresStateStore,
     make_durable,
 )
-from tests.crashing import CountsWrites, SimulatedCrash, WriteCounter
+from tests.crashing import CountsWrites, SimulatedCrash, StoreUnreachable, WriteCounter
 
 PROGRAMS = Path(__file__).parent / "programs"
 
@@ -133,8 +133,15 @@ def run_compiled(
     crash_after: int | None = None,
     programs: Path = PROGRAMS,
     postgres: str | None = None,
+    fail_read: int | None = None,
+    counter: WriteCounter | None = None,
 ) -> tuple[Outcome, int]:
     """Run to the end: publish each awaited event, resume after each crash. Returns writes.
+
+    With `fail_read`, the store's read number `fail_read` (of records or events) fails once,
+    as when its server restarts; the run must stop at its last write, marked as the store's
+    failure, and the next call go on. `counter`, when given, counts the run's writes and
+    reads (and takes `crash_after` and `fail_read` from the caller).
 
     `directory` holds the run's state (with `postgres`, the conninfo of a server, the
     schema "corpus" of it does, under an instance id of this run's own); the program is the
@@ -144,7 +151,8 @@ def run_compiled(
     instance = "corpus-" + name
     if postgres is not None:
         instance += "-" + uuid.uuid4().hex[:12]
-    counter = WriteCounter(crash_after)
+    if counter is None:
+        counter = WriteCounter(crash_after, fail_read=fail_read)
     calls = 0
     schema = "corpus"
 
@@ -171,6 +179,9 @@ def run_compiled(
                 _close(publisher.store)
             except SimulatedCrash:
                 pass
+            except StoreUnreachable as unreachable:
+                if not getattr(unreachable, "durable_write_failed", False):
+                    raise  # the store's failure taken for the program's
             finally:
                 _close(backend.store)
 
