@@ -7,6 +7,7 @@ whose runner died, a limit on concurrent runs, and a shutdown that leaves every 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -21,7 +22,7 @@ from ._errors import (
 from .runtime.backend import runtime_for
 from .runtime.operations import CANCEL_EVENT
 from .runtime.runtime import COMPLETED, ENQUEUED, FAILED, RUNNING, SLEEPING, WAITING
-from .stores.base import InstanceSummary
+from .stores.base import Claim, InstanceSummary
 
 logger = logging.getLogger("durable.worker")
 
@@ -32,6 +33,8 @@ _WRITE_RETRY_MAX = 60.0
 _DEADLINE_SLACK = 0.005
 #: The most instances one round asks an indexed store for (`due_instances`).
 DUE_LIMIT = 1000
+#: The most claimed-and-not-run instances a worker remembers to leave out of its claims.
+_SKIPPED_MAX = 100_000
 
 
 class Worker:
@@ -65,6 +68,14 @@ class Worker:
     ones and, when the worker does not run them, their summary is handed back with
     ``fill_summaries`` so later rounds skip them. Other stores are scanned: every round lists
     their instances and reads each one not seen completed or failed.
+
+    A store that claims (one with ``claim_due``, such as `PostgresStateStore`) is asked
+    instead to claim as many due instances as there are free slots, in one statement that
+    takes their leases, running ones first; workers claiming at once get different ones
+    (``FOR UPDATE SKIP LOCKED``), and those a live runner holds are never returned, so no
+    lease is tried in vain. Each claim's lease becomes the lease of its run; a claimed
+    instance the worker does not run after all (an event of another name in its inbox) is
+    given back and left out of later claims until its store row changes.
 
     An index answers at most `DUE_LIMIT` instances, least recently written first, so a
     running instance of a crashed worker may lie past a long backlog of enqueued ones. When
@@ -158,6 +169,13 @@ class Worker:
         self._index_problems: dict[str, str] = {}
         #: Running instances past the index's limit (tried first by the round that found them).
         self._running_past_limit: list[str] = []
+        #: Whether the store claims due instances itself (`claim_due`: leases taken for a
+        #: batch in one statement), instead of being asked for them and each lease tried.
+        self._claims = self._index is not None and callable(getattr(store, "claim_due", None))
+        #: instance id -> the mark of its last claim, for claimed instances that were not
+        #: run (waiting for another event, refused by the runtime...): left out of the next
+        #: claims until the store sees them change (`_SKIPPED_MAX` at most).
+        self._skipped: dict[str, tuple] = {}
 
     def __repr__(self) -> str:
         return f"<Worker over {self.backend!r}: {len(self._tasks)}/{self.concurrency} running>"
@@ -236,7 +254,15 @@ class Worker:
         if self._slots.locked():
             return False, None  # every slot is taken: a run ending wakes the next round
         now = time.time()
-        if self._index is not None:
+        #: id -> its claim's mark, for the instances claimed this round (`_claims`).
+        claimed: dict[str, tuple] = {}
+        if self._claims:
+            claims = self._claim(now)
+            if claims is None:
+                return False, None
+            claimed = {claim.instance_id: claim.mark for claim in claims}
+            listed, present, complete = list(claimed), set(claimed), False
+        elif self._index is not None:
             found = self._due(now)
             if found is None:
                 return False, None
@@ -301,7 +327,7 @@ class Worker:
             if status == ENQUEUED:
                 reason = "started (enqueued)"
             elif status == RUNNING:
-                if self._held_elsewhere(instance_id):
+                if instance_id not in claimed and self._held_elsewhere(instance_id):
                     continue
                 rank, reason = 0, "resumed (it was running: crash recovery, its runner is gone)"
             elif status == WAITING:
@@ -340,9 +366,13 @@ class Worker:
                 break
             await self._slots.acquire()  # a free slot: returns at once
             self._tasks[instance_id] = asyncio.create_task(
-                self._run_one(instance_id, reason, state), name=f"durable instance {instance_id}"
+                self._run_one(instance_id, reason, state, claimed=instance_id in claimed),
+                name=f"durable instance {instance_id}",
             )
             found = found or instance_id not in self._busy
+        for instance_id, mark in claimed.items():
+            if instance_id not in self._tasks:
+                self._give_back(instance_id, mark)
         return found, next_deadline
 
     def _held_elsewhere(self, instance_id: str) -> bool:
@@ -366,6 +396,45 @@ class Worker:
         )
         self._busy.add(instance_id)
         return True
+
+    # -- a store that claims -----------------------------------------------------------------
+    def _claim(self, now: float) -> list[Claim] | None:
+        """Claim as many due instances as there are free slots (None when the store fails),
+        leaving out those claimed before and not run, until they change, and those waiting
+        to try a failed write again."""
+        skip: dict[str, tuple | None] = dict(self._skipped)
+        for instance_id, (when, _) in self._write_retries.items():
+            if when > now:
+                skip[instance_id] = None
+        free = self.concurrency - len(self._tasks)
+        claims = self._ask_index(
+            "cannot claim due instances of %r", self.backend.claim_due, now, free, skip
+        )
+        if claims is None:
+            return None
+        for claim in claims:
+            self._skipped.pop(claim.instance_id, None)
+        return claims
+
+    def _give_back(self, instance_id: str, mark: tuple) -> None:
+        """Release the claim of `instance_id`, which this round did not run, and leave it out
+        of later claims until it changes (a write, a newer event): an instance waiting for
+        another event than the ones in its inbox is not claimed round after round."""
+        try:
+            self.backend.release_instance(instance_id)
+        except Exception as error:
+            logger.error(
+                "cannot give back the claim of instance %r (its lease ends in %g s): %s",
+                instance_id,
+                getattr(self.backend.store, "lease_seconds", 0),
+                error,
+            )
+        if instance_id in self._write_retries:
+            return  # left out until its retry is due, then claimed again
+        if len(self._skipped) >= _SKIPPED_MAX:
+            # Deleted instances are never claimed again to drop out: start afresh.
+            self._skipped.clear()
+        self._skipped[instance_id] = mark
 
     # -- an indexed store -------------------------------------------------------------------
     def _due(self, now: float) -> tuple[list[str], bool] | None:
@@ -446,7 +515,9 @@ class Worker:
         return next((event for event in events if event in pending), None)
 
     # -- one run ----------------------------------------------------------------------------
-    async def _run_one(self, instance_id: str, reason: str, state: dict[str, Any]) -> None:
+    async def _run_one(
+        self, instance_id: str, reason: str, state: dict[str, Any], *, claimed: bool = False
+    ) -> None:
         news = True  # whether the next round should come at once
         try:
             if self._stopping:
@@ -523,6 +594,11 @@ class Worker:
             if self._write_retries.pop(instance_id, None) is not None:
                 logger.info("instance %r: the store writes again", instance_id)
         finally:
+            if claimed:
+                # A claim no run took over (stopping, or refused before its run began) ends
+                # here, not when its lease expires; after a run it is gone already.
+                with contextlib.suppress(Exception):
+                    self.backend.release_instance(instance_id)
             self._tasks.pop(instance_id, None)
             self._slots.release()
             if news and not self._stopping:

@@ -25,7 +25,7 @@ import cloudpickle
 from .._errors import DurableError, InstanceBusyError, InstanceEndedError, StateFormatError
 from .._ids import validate_instance_id
 from ..stores import InMemoryStateStore, StateStore, store_from_url
-from ..stores.base import InstanceSummary
+from ..stores.base import Claim, InstanceSummary
 from .history import History
 from .operations import CANCEL_EVENT, Event
 from .runtime import DurableRuntime, StepWrite
@@ -179,6 +179,14 @@ class DurableBackend(OrchestrationBackend):
     def acquire_instance(self, instance_id: str) -> str | None:
         """The store's lease of `instance_id` for this backend object."""
         return self.store.acquire_lease(instance_id, self._owner)
+
+    def claim_due(
+        self, now: float, limit: int, skip: dict[str, tuple | None] | None = None
+    ) -> list[Claim]:
+        """Claim due instances for runs through this backend, from a store that claims
+        (``PostgresStateStore.claim_due``): the lease of each claim becomes the lease of
+        the run that `acquire_instance` starts next, or goes with `release_instance`."""
+        return self.store.claim_due(now, limit, self._owner, skip=skip)
 
     def release_instance(self, instance_id: str) -> None:
         self.store.release_lease(instance_id, self._owner)

@@ -31,6 +31,17 @@ class InstanceSummary:
     wake_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A due instance whose lease a store's ``claim_due`` took for a runner."""
+
+    instance_id: str
+    #: The instance's version in the store when claimed (its last write and newest event),
+    #: opaque: hand it back in ``claim_due(skip=...)`` to leave the instance out until it
+    #: changes.
+    mark: tuple
+
+
 class StateStore(ABC):
     """Where `DurableBackend` keeps instance records and events.
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from .._errors import CorruptStateError, LeaseLostError, StateFormatError
 from .._ids import validate_instance_id
-from .base import InstanceSummary, StateStore, checked_log
+from .base import Claim, InstanceSummary, StateStore, checked_log
 from .committer import GroupCommitter, running_loop
 from .faults import FaultPlan, die
 
@@ -40,7 +40,7 @@ DEFAULT_SCHEMA = "durable"
 #: instances to another worker (and its writes are refused from then on).
 DEFAULT_LEASE_SECONDS = 30.0
 #: The migrations this version knows; a schema migrated further is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _INSTALL = "pip install 'durable[postgres]'"
 
@@ -85,6 +85,13 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             expires_at timestamptz NOT NULL
         )""",
     ),
+    # Every instance has a lease row (at first an expired one, token 0): claims lock lease
+    # rows only (see `_CLAIM_DUE`).
+    2: (
+        """INSERT INTO {s}.leases (instance_id, owner, fence, expires_at)
+            SELECT instance_id, '', 0, '-infinity' FROM {s}.instances
+            ON CONFLICT (instance_id) DO NOTHING""",
+    ),
 }
 
 #: Which writes are let through: `_HELD` renews the lease this store holds (its row locked
@@ -115,7 +122,7 @@ _APPEND = """WITH allowed AS ({allowed}),
         SELECT %(instance_id)s, COALESCE((SELECT max(position) + 1 FROM {s}.records
             WHERE instance_id = %(instance_id)s), 0), %(data)s, %(checksum)s FROM allowed
         RETURNING 1),
-    touched AS ({touch}),
+    touched AS ({touch}),{lease_row}
     notified AS ({notify})
     SELECT (SELECT count(*) FROM allowed), (SELECT count(*) FROM notified)"""
 
@@ -125,6 +132,13 @@ _NOTIFY = """SELECT pg_notify(%(channel)s, 'due') FROM allowed
     WHERE %(status)s::text = 'enqueued'"""
 
 #: A compaction: the old log goes (with the fence), then the new one comes with the row.
+#: A write without a lease gives a new instance its lease row (no runner holds a live one,
+#: or the write is refused); a write under the lease has one already.
+_LEASE_ROW = """
+    lease_row AS (INSERT INTO {s}.leases (instance_id, owner, fence, expires_at)
+        SELECT instance_id, '', 0, '-infinity' FROM allowed
+        ON CONFLICT (instance_id) DO NOTHING),"""
+
 _DELETE_LOG = """WITH allowed AS ({allowed}),
     gone AS (DELETE FROM {s}.records WHERE instance_id IN (SELECT instance_id FROM allowed))
     SELECT count(*) FROM allowed"""
@@ -138,7 +152,7 @@ _WRITE_LOG = """WITH allowed AS ({allowed}),
         SELECT %(instance_id)s, r.position, r.data, r.checksum FROM allowed,
             unnest(%(positions)s::integer[], %(datas)s::bytea[], %(checksums)s::bigint[])
             AS r (position, data, checksum)),
-    touched AS ({touch}),
+    touched AS ({touch}),{lease_row}
     notified AS ({notify})
     SELECT (SELECT count(*) FROM allowed), (SELECT count(*) FROM notified)"""
 
@@ -150,12 +164,73 @@ _ACQUIRE = """INSERT INTO {s}.leases AS l (instance_id, owner, fence, expires_at
     RETURNING fence"""
 _HOLDER = """SELECT owner, extract(epoch FROM expires_at - now()) FROM {s}.leases
     WHERE instance_id = %(instance_id)s AND expires_at > now()"""
-_RELEASE = """UPDATE {s}.leases SET expires_at = '-infinity'
-    WHERE instance_id = %(instance_id)s AND owner = %(owner)s AND fence = %(fence)s"""
+#: Giving a lease back wakes the listening workers when the instance is due without it: one
+#: just started (its starter held the lease while its notification went out), a run that
+#: stopped midway, or an event that came while the lease was held.
+_RELEASE = """WITH released AS (UPDATE {s}.leases SET expires_at = '-infinity'
+        WHERE instance_id = %(instance_id)s AND owner = %(owner)s AND fence = %(fence)s
+        RETURNING instance_id)
+    SELECT pg_notify(%(channel)s, 'released') FROM released
+        JOIN {s}.instances AS i ON i.instance_id = released.instance_id
+    WHERE i.status IN ('enqueued', 'running') OR (i.status IN ('waiting', 'sleeping')
+        AND (i.wake_at <= extract(epoch FROM now())
+            OR EXISTS (SELECT 1 FROM {s}.events AS e WHERE e.instance_id = i.instance_id)))"""
+#: Renewing never waits on a lock: a lease row locked is being renewed by a write of its own
+#: holder (or looked at by a claim, which leaves it), and is renewed next time otherwise.
+#: Waiting could deadlock with this process's group commit, which locks the same rows in
+#: another order.
 _RENEW = """UPDATE {s}.leases AS l SET expires_at = now() + %(lease)s * interval '1 second'
-    FROM unnest(%(ids)s::text[], %(owners)s::text[], %(fences)s::bigint[]) AS h (id, owner, fence)
-    WHERE l.instance_id = h.id AND l.owner = h.owner AND l.fence = h.fence
+    FROM (SELECT r.instance_id FROM {s}.leases AS r
+            JOIN unnest(%(ids)s::text[], %(owners)s::text[], %(fences)s::bigint[])
+                AS h (id, owner, fence)
+            ON r.instance_id = h.id AND r.owner = h.owner AND r.fence = h.fence
+        FOR UPDATE OF r SKIP LOCKED) AS held
+    WHERE l.instance_id = held.instance_id
     RETURNING l.instance_id"""
+
+#: Claiming a batch of due instances, in one statement. Each kind of due instance is found by
+#: its own index scan, which locks the lease rows it returns with ``FOR UPDATE SKIP LOCKED``:
+#: workers claiming at the same moment take different instances, and a claim never waits on
+#: a lock (it locks lease rows only, which every write locks first, so it cannot deadlock
+#: with one). A row locked after another claim took it is checked again (``expires_at``) and
+#: dropped. An instance given in ``skip`` with its mark is left out until it is written again
+#: or has a newer event; with a NULL mark, left out whatever happens.
+_CLAIMABLE = """l.expires_at <= now()
+        AND NOT EXISTS (SELECT 1 FROM unnest(%(skip_ids)s::text[],
+                %(skip_updated)s::double precision[], %(skip_events)s::bigint[])
+                AS k (id, updated, event)
+            WHERE k.id = i.instance_id AND (k.updated IS NULL OR (k.updated = i.updated_at
+                AND NOT EXISTS (SELECT 1 FROM {s}.events AS e
+                    WHERE e.instance_id = i.instance_id AND e.event_id > k.event))))"""
+_CLAIM_DUE = """WITH
+    started AS (SELECT i.instance_id, i.updated_at, i.status <> 'running' AS later
+        FROM {s}.instances AS i JOIN {s}.leases AS l ON l.instance_id = i.instance_id
+        WHERE i.status IN ('enqueued', 'running') AND {claimable}
+        ORDER BY 3, 2, 1 LIMIT %(limit)s FOR UPDATE OF l SKIP LOCKED),
+    timed_out AS (SELECT i.instance_id, i.updated_at, true AS later
+        FROM {s}.instances AS i JOIN {s}.leases AS l ON l.instance_id = i.instance_id
+        WHERE i.status IN ('waiting', 'sleeping') AND i.wake_at <= %(now)s AND {claimable}
+        ORDER BY 2, 1 LIMIT %(limit)s FOR UPDATE OF l SKIP LOCKED),
+    unknown AS (SELECT i.instance_id, i.updated_at, true AS later
+        FROM {s}.instances AS i JOIN {s}.leases AS l ON l.instance_id = i.instance_id
+        WHERE i.status IS NULL AND {claimable}
+        ORDER BY 2, 1 LIMIT %(limit)s FOR UPDATE OF l SKIP LOCKED),
+    with_events AS (SELECT i.instance_id, i.updated_at, true AS later
+        FROM {s}.instances AS i JOIN {s}.leases AS l ON l.instance_id = i.instance_id
+        WHERE i.status IN ('waiting', 'sleeping')
+            AND i.instance_id IN (SELECT instance_id FROM {s}.events) AND {claimable}
+        ORDER BY 2, 1 LIMIT %(limit)s FOR UPDATE OF l SKIP LOCKED),
+    due AS (SELECT * FROM started UNION SELECT * FROM timed_out UNION SELECT * FROM unknown
+        UNION SELECT * FROM with_events ORDER BY 3, 2, 1 LIMIT %(limit)s),
+    taken AS (UPDATE {s}.leases AS l SET owner = %(owner)s, fence = l.fence + 1,
+            expires_at = now() + %(lease)s * interval '1 second'
+        FROM due WHERE l.instance_id = due.instance_id
+        RETURNING l.instance_id, l.fence)
+    SELECT t.instance_id, t.fence, d.updated_at,
+        (SELECT COALESCE(max(e.event_id), 0) FROM {s}.events AS e
+            WHERE e.instance_id = t.instance_id)
+    FROM taken AS t JOIN due AS d ON d.instance_id = t.instance_id
+    ORDER BY d.later, d.updated_at, d.instance_id""".replace("{claimable}", _CLAIMABLE)
 
 # The instances that can make progress: as the SQLite store's `_DUE_INSTANCES`.
 _DUE_INSTANCES = """
@@ -241,6 +316,8 @@ class PostgresStateStore(StateStore):
         self._inherited: list[Any] = []
         #: instance id -> (owner, fencing token) of the leases this store object holds.
         self._held: dict[str, tuple[str, int]] = {}
+        #: Leases of `_held` taken by `claim_due` that no run has taken over yet.
+        self._claimed: set[str] = set()
         self._renewer: _LeaseRenewer | None = None
         self._committer: _GroupCommitter | None = None
         self._migrate()
@@ -275,6 +352,7 @@ class PostgresStateStore(StateStore):
             if self._pool is not None:
                 self._inherited.append(self._pool)
                 self._held.clear()  # the parent's leases are the parent's
+                self._claimed.clear()
                 self._renewer = self._committer = None
             from psycopg_pool import ConnectionPool
 
@@ -410,9 +488,14 @@ class PostgresStateStore(StateStore):
         """Take the lease of `instance_id` when no live one is held (a fencing token one
         more than the last); None when taken, else who holds it and for how long."""
         validate_instance_id(instance_id)
+        holder = f"{owner}, process {os.getpid()}"
+        if instance_id in self._claimed:
+            if self._held[instance_id][0] == holder:
+                self._claimed.discard(instance_id)  # the claim becomes the run's lease
+                return None
+            return "a claim of another owner through the same store object"
         if instance_id in self._held:
             return "another run through the same store object"
-        holder = f"{owner}, process {os.getpid()}"
         parameters = {"instance_id": instance_id, "owner": holder, "lease": self.lease_seconds}
         for _ in range(3):  # a lease released between the two statements: try again
             with self._connection(instance_id) as connection:
@@ -426,12 +509,58 @@ class PostgresStateStore(StateStore):
                 return f"{row[0]}, whose lease runs {float(row[1]):.0f} s more unless renewed"
         return "another runner (its lease changed hands while being asked)"
 
+    def claim_due(
+        self,
+        now: float,
+        limit: int,
+        owner: str,
+        *,
+        skip: dict[str, tuple | None] | None = None,
+    ) -> list[Claim]:
+        """Take, in one statement, the leases of at most `limit` instances that can make
+        progress at `now` (those `due_instances` lists, but for those a live lease holds),
+        running ones first, then the least recently written; workers claiming at once take
+        different ones (``FOR UPDATE SKIP LOCKED``). Each lease is held by `owner` as if
+        `acquire_lease` had taken it — the run's own ``acquire_lease`` takes it over — and is
+        given back with `release_lease` when the instance is not run after all. `skip` maps
+        ids to leave out to the mark a claim of theirs returned (left out until written
+        again or sent a newer event), or to None (left out whatever happens)."""
+        _check_limit(limit)
+        skip = skip or {}
+        holder = f"{owner}, process {os.getpid()}"
+        marks = list(skip.items())
+        parameters = {
+            "now": float(now),
+            "limit": limit,
+            "owner": holder,
+            "lease": self.lease_seconds,
+            "skip_ids": [instance_id for instance_id, _ in marks],
+            "skip_updated": [None if mark is None else mark[0] for _, mark in marks],
+            "skip_events": [None if mark is None else mark[1] for _, mark in marks],
+        }
+        with self._connection() as connection:
+            rows = connection.execute(self._sql["claim_due"], parameters).fetchall()
+        claims = []
+        for instance_id, fence, updated_at, newest_event in rows:
+            self._held[instance_id] = (holder, fence)
+            self._claimed.add(instance_id)
+            claims.append(Claim(instance_id, (updated_at, newest_event)))
+        if claims:
+            self._renewing()
+        return claims
+
     def release_lease(self, instance_id: str, owner: str) -> None:
+        self._claimed.discard(instance_id)
         held = self._held.pop(instance_id, None)
         if held is None:
             return
         holder, fence = held
-        parameters = {"instance_id": instance_id, "owner": holder, "fence": fence}
+        parameters = {
+            "instance_id": instance_id,
+            "owner": holder,
+            "fence": fence,
+            "channel": self.channel,
+        }
         with self._connection(instance_id) as connection:
             connection.execute(self._sql["release"], parameters)
 
@@ -728,13 +857,15 @@ def _statements() -> dict[str, str]:
     """Every statement of the store, with ``{s}`` for the quoted schema."""
     statements = {}
     for kind, allowed in (("held", _HELD), ("free", _FREE)):
+        lease_row = _LEASE_ROW if kind == "free" else ""
         statements[f"append_{kind}"] = _APPEND.format(
-            allowed=allowed, touch=_TOUCH, notify=_NOTIFY, s="{s}"
+            allowed=allowed, touch=_TOUCH, lease_row=lease_row, notify=_NOTIFY, s="{s}"
         )
         statements[f"delete_log_{kind}"] = _DELETE_LOG.format(allowed=allowed, s="{s}")
         statements[f"write_log_{kind}"] = _WRITE_LOG.format(
             allowed=_STILL_HELD if kind == "held" else _FREE,
             touch=_TOUCH,
+            lease_row=lease_row,
             notify=_NOTIFY,
             s="{s}",
         )
@@ -743,6 +874,7 @@ def _statements() -> dict[str, str]:
         may_delete_held=_STILL_HELD + " FOR UPDATE",
         may_delete_free=_FREE,
         acquire=_ACQUIRE,
+        claim_due=_CLAIM_DUE,
         holder=_HOLDER,
         release=_RELEASE,
         renew=_RENEW,

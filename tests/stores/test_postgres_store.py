@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import zlib
 
 import psycopg
 import pytest
@@ -50,8 +51,32 @@ def sql(dsn: str, statement: str, parameters=()) -> list:
 # -- the schema --------------------------------------------------------------------------------
 def test_a_new_store_creates_its_schema_at_the_current_migration(open_store, postgres_dsn):
     store = open_store()
-    rows = sql(postgres_dsn, f'SELECT version FROM "{store.schema}".migrations')
-    assert rows == [(postgres.SCHEMA_VERSION,)]
+    rows = sql(postgres_dsn, f'SELECT version FROM "{store.schema}".migrations ORDER BY 1')
+    assert rows == [(version,) for version in range(1, postgres.SCHEMA_VERSION + 1)]
+
+
+def test_a_schema_of_the_first_migration_is_brought_up_to_date_keeping_its_instances(
+    postgres_dsn, postgres_schema
+):
+    """A schema made by the first release (its instances without lease rows) gains them, so
+    its instances can be claimed."""
+    s = f'"{postgres_schema}"'
+    sql(postgres_dsn, f"CREATE SCHEMA {s}")
+    sql(postgres_dsn, f"CREATE TABLE {s}.migrations (version integer PRIMARY KEY, "
+        "applied_at timestamptz NOT NULL DEFAULT now())")  # fmt: skip
+    for statement in postgres._MIGRATIONS[1]:
+        sql(postgres_dsn, statement.replace("{s}", s))
+    sql(postgres_dsn, f"INSERT INTO {s}.migrations (version) VALUES (1)")
+    sql(postgres_dsn, f"INSERT INTO {s}.instances VALUES ('order-7', 1, 1, 'enqueued', NULL, "
+        "NULL, NULL)")  # fmt: skip
+    sql(postgres_dsn, f"INSERT INTO {s}.records VALUES ('order-7', 0, 'state', "
+        f"{zlib.crc32(b'state')})")  # fmt: skip
+    store = PostgresStateStore(postgres_dsn, schema=postgres_schema)
+    try:
+        assert store.read_records("order-7") == [b"state"]
+        assert [claim.instance_id for claim in store.claim_due(time.time(), 10, "a")] == ["order-7"]
+    finally:
+        store.close()
 
 
 def test_stores_opening_a_new_schema_at_once_migrate_it_once(postgres_dsn, postgres_schema):
@@ -71,8 +96,8 @@ def test_stores_opening_a_new_schema_at_once_migrate_it_once(postgres_dsn, postg
     for store in opened:
         store.close()
     assert errors == [] and len(opened) == 6
-    rows = sql(postgres_dsn, f'SELECT version FROM "{postgres_schema}".migrations')
-    assert rows == [(postgres.SCHEMA_VERSION,)]
+    rows = sql(postgres_dsn, f'SELECT version FROM "{postgres_schema}".migrations ORDER BY 1')
+    assert rows == [(version,) for version in range(1, postgres.SCHEMA_VERSION + 1)]
 
 
 def test_a_schema_migrated_by_a_newer_version_is_refused(open_store, postgres_dsn):
@@ -176,6 +201,160 @@ def test_a_released_lease_is_taken_at_once(open_store):
     runner.release_lease("order-7", "runner a")
     assert other.acquire_lease("order-7", "runner b") is None
     assert other.fencing_token("order-7") == 2
+
+
+# -- claiming due instances -------------------------------------------------------------------
+def saved(store: PostgresStateStore, instance_id: str, status: str, **summary) -> None:
+    store.append_record(instance_id, b"state", InstanceSummary(status, **summary))
+
+
+def test_a_claim_takes_the_due_instances_running_ones_first_and_leaves_the_others(open_store):
+    store = open_store(lease_seconds=30)
+    saved(store, "enqueued-1", "enqueued")
+    saved(store, "orphan", "running")  # its runner died: no live lease
+    saved(store, "idle", "waiting", waiting_for="approval")
+    saved(store, "timed-out", "waiting", waiting_for="approval", wake_at=time.time() - 1)
+    saved(store, "sleeper", "sleeping", wake_at=time.time() + 3600)
+    saved(store, "done", "completed")
+    saved(store, "with-event", "waiting", waiting_for="approval")
+    store.append_event("with-event", b"approval")
+    claims = store.claim_due(time.time(), 10, "worker a")
+    assert [claim.instance_id for claim in claims] == [
+        "orphan",
+        "enqueued-1",
+        "timed-out",
+        "with-event",
+    ]
+    assert store.claim_due(time.time(), 10, "worker a") == []  # each is held now
+
+
+def test_a_claim_takes_no_more_than_its_limit(open_store):
+    store = open_store(lease_seconds=30)
+    for number in range(5):
+        saved(store, f"order-{number}", "enqueued")
+    assert [c.instance_id for c in store.claim_due(time.time(), 2, "worker a")] == [
+        "order-0",
+        "order-1",
+    ]
+
+
+def test_a_claim_leaves_out_an_instance_another_runner_holds(open_store):
+    worker, runner = open_store(lease_seconds=30), open_store(lease_seconds=30)
+    saved(worker, "order-7", "running")
+    runner.acquire_lease("order-7", "runner b")
+    assert worker.claim_due(time.time(), 10, "worker a") == []
+    runner.release_lease("order-7", "runner b")
+    assert [c.instance_id for c in worker.claim_due(time.time(), 10, "worker a")] == ["order-7"]
+
+
+def test_workers_claiming_at_once_never_take_the_same_instance(open_store):
+    stores = [open_store(lease_seconds=30) for _ in range(4)]
+    for number in range(120):
+        saved(stores[0], f"order-{number:03}", "enqueued")
+    taken: list[list[str]] = [[] for _ in stores]
+    barrier = threading.Barrier(len(stores))
+
+    def claim_all(index: int) -> None:
+        barrier.wait()
+        while claims := stores[index].claim_due(time.time(), 7, f"worker {index}"):
+            taken[index].extend(claim.instance_id for claim in claims)
+
+    threads = [threading.Thread(target=claim_all, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [instance_id for ids in taken for instance_id in ids]
+    assert sorted(every) == [f"order-{number:03}" for number in range(120)]
+    assert sum(1 for ids in taken if ids) >= 2  # shared out, not taken by one in turn
+
+
+def test_a_claimed_lease_becomes_the_lease_of_its_owners_run(open_store):
+    worker, other = open_store(), open_store()
+    saved(worker, "order-7", "enqueued")
+    [claim] = worker.claim_due(time.time(), 10, "worker a")
+    assert other.acquire_lease("order-7", "worker b") is not None
+    assert worker.acquire_lease("order-7", "worker b") is not None  # not its owner's
+    assert worker.acquire_lease("order-7", "worker a") is None  # the run takes the claim over
+    assert worker.acquire_lease("order-7", "worker a") is not None  # once
+    time.sleep(1.2)  # more than twice the lease: the claim was renewed
+    worker.append_record("order-7", b"step 1", InstanceSummary("running"))
+    assert worker.fencing_token("order-7") == 1
+
+
+def test_a_claim_given_back_is_claimed_again_by_the_next_worker(open_store):
+    worker, other = open_store(lease_seconds=30), open_store(lease_seconds=30)
+    saved(worker, "order-7", "enqueued")
+    worker.claim_due(time.time(), 10, "worker a")
+    worker.release_lease("order-7", "worker a")
+    [claim] = other.claim_due(time.time(), 10, "worker b")
+    assert claim.instance_id == "order-7" and other.fencing_token("order-7") == 2
+
+
+def test_a_skipped_instance_is_left_out_until_it_is_written_or_sent_a_newer_event(open_store):
+    store = open_store(lease_seconds=30)
+    saved(store, "order-7", "waiting", waiting_for="approval")
+    store.append_event("order-7", b"another event")
+    [claim] = store.claim_due(time.time(), 10, "worker a")
+    store.release_lease("order-7", "worker a")
+    skip = {"order-7": claim.mark}
+    assert store.claim_due(time.time(), 10, "worker a", skip=skip) == []
+    store.append_event("order-7", b"approval")
+    [claim] = store.claim_due(time.time(), 10, "worker a", skip=skip)
+    store.release_lease("order-7", "worker a")
+    skip = {"order-7": claim.mark}
+    assert store.claim_due(time.time(), 10, "worker a", skip=skip) == []
+    saved(store, "order-7", "enqueued")
+    assert len(store.claim_due(time.time(), 10, "worker a", skip=skip)) == 1
+
+
+def test_an_instance_skipped_without_a_mark_is_left_out_whatever_happens(open_store):
+    store = open_store(lease_seconds=30)
+    saved(store, "order-7", "enqueued")
+    assert store.claim_due(time.time(), 10, "worker a", skip={"order-7": None}) == []
+    saved(store, "order-7", "enqueued")
+    assert store.claim_due(time.time(), 10, "worker a", skip={"order-7": None}) == []
+
+
+def returns_while_a_lease_row_is_locked(dsn: str, schema: str, instance_id: str, call):
+    """What `call()` returns while another transaction holds the lease row of `instance_id`
+    locked (as a group commit writing it does); AssertionError if it waits for the lock."""
+    with psycopg.connect(dsn) as blocker:
+        blocker.execute(
+            f'SELECT 1 FROM "{schema}".leases WHERE instance_id = %s FOR UPDATE', (instance_id,)
+        )
+        answer: list = []
+        thread = threading.Thread(target=lambda: answer.append(call()), daemon=True)
+        thread.start()
+        thread.join(timeout=10)
+        waited = thread.is_alive()
+        blocker.rollback()
+        thread.join()
+    assert not waited, "it waited for the locked lease row"
+    return answer[0]
+
+
+def test_a_claim_passes_over_a_lease_row_another_transaction_holds_without_waiting(
+    open_store, postgres_dsn
+):
+    store = open_store(lease_seconds=30)
+    saved(store, "order-1", "enqueued")
+    saved(store, "order-2", "enqueued")
+    claims = returns_while_a_lease_row_is_locked(
+        postgres_dsn, store.schema, "order-1", lambda: store.claim_due(time.time(), 10, "a")
+    )
+    assert [claim.instance_id for claim in claims] == ["order-2"]
+
+
+def test_renewing_leases_passes_over_a_row_being_written_without_waiting(open_store, postgres_dsn):
+    """The renewer waiting on a row its own group commit holds deadlocked with it (the two
+    lock the same rows in different orders)."""
+    store = open_store(lease_seconds=30)
+    for instance_id in ("order-1", "order-2"):
+        store.acquire_lease(instance_id, "runner a")
+    returns_while_a_lease_row_is_locked(postgres_dsn, store.schema, "order-1", store._renew)
+    holder = open_store().acquire_lease("order-2", "runner b")
+    assert holder is not None and "runner a" in holder
 
 
 # -- group commit ------------------------------------------------------------------------------
@@ -294,6 +473,33 @@ def test_watchers_hear_of_starts_and_events_once_committed_and_of_nothing_else(o
         assert heard.acquire(timeout=2)
         writer.append_record("order-7", b"step", InstanceSummary("running"))
         writer.replace_records("order-7", [b"compacted"], InstanceSummary("waiting", "pay"))
+        assert not heard.acquire(timeout=0.5)
+    finally:
+        stop()
+
+
+def test_watchers_hear_of_a_lease_given_back_on_an_instance_due_without_it(open_store):
+    """A start's notification goes out while its starter still holds the lease (a worker
+    woken by it finds nothing to claim): giving the lease back announces the instance again;
+    a lease given back on a finished or idle instance announces nothing."""
+    store, starter = open_store(), open_store(lease_seconds=30)
+    heard = threading.Semaphore(0)
+    stop = store.watch(heard.release)
+    try:
+        deadline = time.monotonic() + 5
+        while not store_listening(store) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        starter.acquire_lease("order-7", "starter")
+        starter.append_record("order-7", b"started", InstanceSummary("enqueued"))
+        assert heard.acquire(timeout=2)
+        starter.release_lease("order-7", "starter")
+        assert heard.acquire(timeout=2)
+        starter.acquire_lease("order-7", "runner")
+        starter.append_record("order-7", b"waits", InstanceSummary("waiting", "approval"))
+        starter.release_lease("order-7", "runner")
+        starter.acquire_lease("order-8", "runner")
+        starter.append_record("order-8", b"done", InstanceSummary("completed"))
+        starter.release_lease("order-8", "runner")
         assert not heard.acquire(timeout=0.5)
     finally:
         stop()
