@@ -22,6 +22,7 @@ from ._errors import (
     NoSourceCodeException,
     PauseForEventException,
     StateFormatError,
+    StateTooLargeError,
 )
 from .runtime.backend import (
     DurableBackend,
@@ -90,6 +91,7 @@ __all__ = [
     "SQLiteStateStore",
     "StateFormatError",
     "StateStore",
+    "StateTooLargeError",
     "default_backend",
     "durable_execute",
     "durable_execute_async",

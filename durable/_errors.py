@@ -83,6 +83,15 @@ class CheckpointException(DurableError):
     """A checkpoint could not be taken, e.g. a live local variable cannot be pickled."""
 
 
+class StateTooLargeError(CheckpointException):
+    """A checkpoint's state is larger than the backend's ``max_state_bytes`` (or than the
+    store can hold); nothing of it was written. The message names the largest live values."""
+
+    def __init__(self, message: str, *, instance_id: str, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.instance_id, self.size, self.limit = instance_id, size, limit
+
+
 class InstanceBusyError(DurableError):
     """The instance is being run by another runner right now."""
 

@@ -22,13 +22,19 @@ from typing import Any
 
 import cloudpickle
 
-from .._errors import DurableError, InstanceBusyError, InstanceEndedError, StateFormatError
+from .._errors import (
+    DurableError,
+    InstanceBusyError,
+    InstanceEndedError,
+    StateFormatError,
+    StateTooLargeError,
+)
 from .._ids import validate_instance_id
 from ..stores import InMemoryStateStore, StateStore, store_from_url
 from ..stores.base import Claim, InstanceSummary
 from .history import History
 from .operations import CANCEL_EVENT, Event
-from .runtime import DurableRuntime, StepWrite
+from .runtime import DurableRuntime, StepWrite, readable_size
 from .signing import EMPTY_LOG_END, LogEnd, Seals
 
 #: Version of the bytes `DurableBackend` hands its store.
@@ -99,6 +105,12 @@ class OrchestrationBackend(ABC):
         return self.save_changes(instance_id, step.changes(), full_state)
 
 
+#: The largest state a checkpoint saves unless `DurableBackend(max_state_bytes=...)` says
+#: otherwise: a state this large is rewritten at every step, and a store row holds at most
+#: about a GB.
+DEFAULT_MAX_STATE_BYTES = 256 << 20
+
+
 class DurableBackend(OrchestrationBackend):
     """The standard backend over a `StateStore` (in memory unless you pass one).
 
@@ -106,7 +118,9 @@ class DurableBackend(OrchestrationBackend):
     state is the log folded in order. When the log holds `compact_after` records, or
     `compact_after_bytes` bytes of records, the next write rewrites it as one record (the
     whole state): a compaction costs a few writes where an append costs one, so the bounds
-    trade the step's cost against the most a load reads.
+    trade the step's cost against the most a load reads. A write larger than
+    `max_state_bytes` (256 MiB unless given) is refused with `StateTooLargeError`, which
+    names the largest live values; nothing of it is written.
 
     With a `secret_key`, every record and event is signed with HMAC-SHA256 under it, and
     nothing is unpickled that does not carry a valid signature: pickled state is code, and
@@ -137,10 +151,12 @@ class DurableBackend(OrchestrationBackend):
         compact_after_bytes: int = 4 << 20,
         secret_key: bytes | str | None = None,
         verify_keys: Sequence[bytes | str] = (),
+        max_state_bytes: int = DEFAULT_MAX_STATE_BYTES,
     ) -> None:
         for name, bound in (
             ("compact_after", compact_after),
             ("compact_after_bytes", compact_after_bytes),
+            ("max_state_bytes", max_state_bytes),
         ):
             if not isinstance(bound, int) or bound < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {bound!r}")
@@ -162,6 +178,12 @@ class DurableBackend(OrchestrationBackend):
         self.compact_after = compact_after
         #: Bytes of records an instance's log may hold before a write compacts it.
         self.compact_after_bytes = compact_after_bytes
+        #: The largest record a write may make (a checkpoint's state, or the whole state
+        #: when the log is compacted): beyond it, `StateTooLargeError`. Never more than the
+        #: store can hold in one record (its ``max_record_bytes``).
+        self.max_state_bytes = min(
+            max_state_bytes, getattr(self.store, "max_record_bytes", None) or max_state_bytes
+        )
         #: instance id -> (records, bytes of records) in its log, as read or written here.
         self._log_sizes: dict[str, tuple[int, int]] = {}
         #: instance id -> the summary its last write handed the store.
@@ -418,6 +440,15 @@ class DurableBackend(OrchestrationBackend):
         """Append `payload` as a record (the whole log, with `whole`), signed in its place in
         the chain with a key (and the head naming it, for a store that keeps heads); the
         write's awaitable, and the record's size."""
+        if len(payload) > self.max_state_bytes:
+            raise StateTooLargeError(
+                f"instance {instance_id!r}: the state to save is {readable_size(len(payload))}, "
+                f"more than max_state_bytes ({readable_size(self.max_state_bytes)}); nothing "
+                "was written and the instance stays at its last write",
+                instance_id=instance_id,
+                size=len(payload),
+                limit=self.max_state_bytes,
+            )
         if self._key is None:
             if whole:
                 return self.store.replace_records(instance_id, [payload], summary), len(payload)

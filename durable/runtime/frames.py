@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import itertools
+import pickle
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -593,17 +595,54 @@ class CallStack:
         return {frame.code.fingerprint: frame.code.version for frame in self.all_frames()}
 
 
+def _live_values(frame: FunctionCall) -> tuple[FrameRecord, dict[str, Any]]:
+    """The frame's record, and the values it saves: live locals, arguments, cells."""
+    record = frame.record()
+    values = dict(record.live_locals)
+    if record.arguments is not None:
+        values.update({f"argument {i}": v for i, v in enumerate(record.arguments)})
+    for name, cell in zip(frame.code.cell_names, record.cells or (), strict=False):
+        with contextlib.suppress(ValueError):  # an empty cell: an unbound variable
+            values[name] = cell.cell_contents
+    return record, values
+
+
+def largest_live_values(frames: list[FunctionCall], count: int = 3) -> list[tuple[str, int]]:
+    """The `count` values of `frames` that weigh the most pickled, largest first: where
+    each is live (function, variable, type, line), and its size in bytes. Values are
+    pickled in turn by one pickler, named variables before the compiler's temporaries, so
+    an object two of them share is counted once, for the first (a temporary holding
+    ``conversation.append`` weighs only the method, not the list again)."""
+    buffer = io.BytesIO()
+    pickler = cloudpickle.CloudPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    named, temporaries = [], []
+    for frame in frames:
+        code = frame.code
+        record, values = _live_values(frame)
+        for name, value in values.items():
+            description = code.temp_descriptions.get(name)
+            place = (
+                f"{code.module}.{code.qualname}: {description or f'local variable {name!r}'} "
+                f"({type(value).__name__}), line {record.line}"
+            )
+            (named if description is None else temporaries).append((place, value))
+    sized = []
+    for place, value in named + temporaries:
+        before = buffer.tell()
+        try:
+            pickler.dump(value)
+        except Exception:
+            continue
+        sized.append((buffer.tell() - before, place))
+    sized.sort(key=lambda item: -item[0])
+    return [(place, size) for size, place in sized[:count]]
+
+
 def _explain_unpicklable(frames: list[FunctionCall], error: Exception) -> CheckpointException:
     """Find the variable that could not be pickled and say where it is live."""
     for frame in frames:
         code = frame.code
-        record = frame.record()
-        values = dict(record.live_locals)
-        if record.arguments is not None:
-            values.update({f"argument {i}": v for i, v in enumerate(record.arguments)})
-        for name, cell in zip(code.cell_names, record.cells or (), strict=False):
-            with contextlib.suppress(ValueError):  # an empty cell: an unbound variable
-                values[name] = cell.cell_contents
+        record, values = _live_values(frame)
         for name, value in values.items():
             try:
                 cloudpickle.dumps(value)

@@ -29,12 +29,13 @@ from .._errors import (
     PauseForEventException,
     RunStoppedError,
     StateFormatError,
+    StateTooLargeError,
 )
 from .._ids import validate_instance_id
 from . import references
 from .catalog import program_for_key
 from .context import current_slot, enter_run, leave_run
-from .frames import AtOperation, CallStack, FunctionCall, Gathering
+from .frames import AtOperation, CallStack, FunctionCall, Gathering, largest_live_values
 from .history import History
 from .journal import SUCCEEDED, JournalPolicy
 from .operations import (
@@ -365,6 +366,10 @@ class InstanceRun:
             unsettled = self.backend.save_step(self.instance_id, step, self.full_state)
             if unsettled is not None:
                 self._hand_over(unsettled)
+        except StateTooLargeError as too_large:
+            explained = self._explain_too_large(too_large)
+            self.stop_at_failed_write(explained)
+            raise explained from None
         except BaseException as error:
             self.stop_at_failed_write(error)  # as in `_write`
             raise
@@ -452,9 +457,36 @@ class InstanceRun:
             unsettled = self.backend.save_changes(self.instance_id, changes, self.full_state)
             if unsettled is not None:
                 self._hand_over(unsettled)
+        except StateTooLargeError as too_large:
+            explained = self._explain_too_large(too_large)
+            self.stop_at_failed_write(explained)
+            raise explained from None
         except BaseException as error:
             self.stop_at_failed_write(error)
             raise
+
+    def _explain_too_large(self, error: StateTooLargeError) -> StateTooLargeError:
+        """`error` with the checkpoint it was at, the largest live values, and what to do."""
+        frames = self.stack.all_frames()
+        values = largest_live_values(frames)
+        # Values of a few hundred bytes beside the ones that matter are noise.
+        values = values[:1] + [(place, size) for place, size in values[1:] if size >= 1024]
+        largest = "; ".join(f"{place}: {readable_size(size)}" for place, size in values)
+        at = ""
+        if frames:
+            innermost = frames[-1]
+            at = f" at {innermost.code.module}.{innermost.code.qualname} line {innermost.record().line}"
+        return StateTooLargeError(
+            f"instance {error.instance_id!r}: the state to save{at} is {readable_size(error.size)}, "
+            f"more than max_state_bytes ({readable_size(error.limit)}); nothing was written and the "
+            f"instance stays at its last write. Largest live values: {largest or 'none'}. "
+            "Keep a large value out of the state: store it with a step (a file, an object "
+            "store, a table) and keep only its key, or `del` it once used, before the "
+            "checkpoint; or give DurableBackend(max_state_bytes=...) a larger limit",
+            instance_id=error.instance_id,
+            size=error.size,
+            limit=error.limit,
+        )
 
     def _add_snapshot(self, fields: dict[str, Any], changes: dict[str, Any]) -> None:
         """Put a snapshot of the call stack in the write, and prune the journal to what a
@@ -862,11 +894,17 @@ def _forget_failed_calls(stack: CallStack) -> bool:
     return forgot
 
 
+def readable_size(size: int) -> str:
+    """`size` bytes, for a message."""
+    return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size:,} bytes"
+
+
 def _failed_write(run: InstanceRun) -> BaseException | None:
     """The failure of a store write that stopped `run`, if one did, noted with what it
-    means for the instance."""
+    means for the instance (a checkpoint refused, too large, is the program's, not the
+    store's)."""
     failed = run.failed_write
-    if isinstance(failed, Exception):
+    if isinstance(failed, Exception) and not isinstance(failed, CheckpointException):
         _note_store_failure(failed, run.instance_id)
     return failed
 

@@ -262,6 +262,9 @@ class PostgresStateStore(StateStore):
     """
 
     keeps_heads = True
+    #: The largest record a row holds: PostgreSQL's limit on a bytea value (1 GB), less room
+    #: for the statement around it.
+    max_record_bytes = (1 << 30) - (1 << 20)
 
     def __init__(
         self,

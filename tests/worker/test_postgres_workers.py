@@ -4,6 +4,7 @@ once thawed (SIGCONT) can store nothing of it."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import signal
@@ -13,9 +14,11 @@ import pytest
 
 from durable import DurableBackend
 from durable.stores.url import store_from_url
+from durable.worker import Worker
 from tests import postgres_server
 from tests.worker import flows, pg_flows
 from tests.worker.test_process import WorkerProcess, until
+from tests.worker.test_worker import working
 
 pytestmark = pytest.mark.slow
 
@@ -198,3 +201,28 @@ async def test_runs_cut_by_a_server_restart_resume_and_complete_with_nothing_fai
         worker.stop()
         store.close()
     assert not re.search(r"instance 't-\d' failed", worker.text()), worker.text()
+
+
+async def test_an_instance_whose_inbox_holds_only_other_events_does_not_starve_a_worker(
+    tmp_path, postgres_url
+):
+    """A one-slot worker claims the waiting instance (it has an event), finds the event is
+    not the one awaited and gives it back; it is left out of the next claims, so the
+    instance started after it runs."""
+    store = store_from_url(postgres_url)
+    backend = DurableBackend(store)
+    try:
+        waiting = await flows.approval.start("deploy", instance_id="ap-1",
+                                             orchestration_backend=backend)  # fmt: skip
+        async with working(Worker(backend, concurrency=1, min_poll=0.01, max_poll=0.05)):
+            await until(lambda: waiting.status() == "waiting", what="the wait")
+            backend.publish_event("ap-1", "unrelated", None)
+            await asyncio.sleep(0.2)  # rounds that claim ap-1 and give it back
+            late = await flows.record.start(
+                str(tmp_path / "ledger"), "b", instance_id="r-1", orchestration_backend=backend
+            )
+            assert await late.result(timeout=5) == "recorded b"
+            backend.publish_event("ap-1", "approve", {"by": "ops"})
+            assert await waiting.result(timeout=5) == "deploy approved by ops"
+    finally:
+        store.close()
