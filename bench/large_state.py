@@ -1,6 +1,6 @@
 """Large live state: an agent loop whose conversation grows to ~5 MB, step by step, per store.
 
-Run: python bench/large_state.py [--modes full] [--stores memory disk sqlite] [--steps N]
+Run: python bench/large_state.py [--modes full incremental] [--stores memory disk sqlite] [--steps N]
      [--runs N] [--resumes N] [--quick] [--dir PATH]
 
 A durable function keeps a `conversation` list live across 100 steps; each step is
@@ -32,9 +32,10 @@ of the records the backend hands its `append_record` / `replace_records`), it pr
 
 Once, for reference: the bare pickle round trip (dumps + loads) of the final conversation.
 
-`--modes` names the snapshot modes to measure, each on its own backends: today only `full`
-(every checkpoint pickles and writes every live local again). The coming incremental
-snapshots add a mode to `MODES`; each mode's ratios are against baselines of the same mode.
+`--modes` names the snapshot modes to measure, each on its own backends: `full` (every
+checkpoint pickles and writes every live local again: ``DURABLE_OUT_OF_LINE=off``) and
+`incremental` (the default: once a state is large, its large strings are written once and
+referred to by key); each mode's ratios are against baselines of the same mode.
 --quick: one run and 9 resumes (under a minute); the default is 5 runs and 25 resumes. Resume
 and `pickle.loads` times of a 5 MB state are noisy (page faults: whether the allocator has
 the memory at hand), hence medians of many, 3 loads per resume.
@@ -69,6 +70,7 @@ from durable import (  # noqa: E402
     durable_execute,
     make_durable,
 )
+from durable.runtime import out_of_line  # noqa: E402
 
 STEPS = 100
 MESSAGE_CHARS = 50_000
@@ -77,9 +79,10 @@ SMALL_MESSAGE_CHARS = 2
 #: Steps at the end of a run whose mean is "the step at the end".
 TAIL = 10
 INSTANCE = "agent"
-#: Snapshot mode -> keyword arguments of `DurableBackend` selecting it.
-MODES: dict[str, dict[str, Any]] = {
-    "full": {},  # today's behaviour: every checkpoint writes every live local again
+#: Snapshot mode -> whether large values go out of line (`durable.runtime.out_of_line`).
+MODES: dict[str, bool] = {
+    "full": False,  # every checkpoint writes every live local again
+    "incremental": True,  # large strings written once, referenced by later snapshots
 }
 #: Bare `pickle.loads` measured per resume measured (they are cheap, and as noisy).
 LOADS_PER_RESUME = 3
@@ -270,7 +273,8 @@ async def run_loop(kind: StoreKind, mode: str, where: Path, steps: int, chars: i
     for step in range(steps):
         tool_content(step, chars)
     store = kind.open(where)
-    backend = DurableBackend(store, **MODES[mode])
+    out_of_line.ENABLED = MODES[mode]
+    backend = DurableBackend(store)
     _probe = probe = Probe(store)
     process_before = written_by_process()
     try:
@@ -308,7 +312,8 @@ async def run_loop(kind: StoreKind, mode: str, where: Path, steps: int, chars: i
 async def resume_seconds(kind: StoreKind, where: Path, mode: str, steps: int, chars: int) -> float:
     """One resume of the paused instance by a new backend over a new store object."""
     store = kind.open(where)
-    backend = DurableBackend(store, **MODES[mode])
+    out_of_line.ENABLED = MODES[mode]
+    backend = DurableBackend(store)
     started = time.perf_counter()
     try:
         await durable_agent_loop(steps, chars, orchestration_backend=backend, instance_id=INSTANCE)
@@ -552,8 +557,8 @@ def main() -> None:
         "--modes",
         nargs="+",
         choices=sorted(MODES),
-        default=["full"],
-        help="snapshot modes to measure (today only full)",
+        default=sorted(MODES),
+        help="snapshot modes to measure: full (every snapshot whole) and incremental",
     )
     parser.add_argument(
         "--stores", nargs="+", choices=list(STORES), default=list(STORES), help="stores to measure"

@@ -828,7 +828,7 @@ def _described_whole(
             + (f"; retried by an operator {retried} time(s)" if retried else "")
         )
     unloaded = unloaded_names(arguments)
-    frames = saved_frames(state.get("snapshot"), loads)
+    frames = saved_frames(state.get("snapshot"), loads, state.get("blobs"))
     if frames and fields["status"] != "completed":
         where = "where it stopped" if fields["status"] == "failed" else "outermost first"
         lines.append(f"call stack ({where}; --frame N of edit):")

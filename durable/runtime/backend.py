@@ -23,6 +23,7 @@ from typing import Any
 import cloudpickle
 
 from .._errors import (
+    CorruptStateError,
     DurableError,
     InstanceBusyError,
     InstanceEndedError,
@@ -228,10 +229,14 @@ class DurableBackend(OrchestrationBackend):
         self._claimed[instance_id] = {}
         self._summaries.pop(instance_id, None)
         records, payloads = self._read_log(instance_id)
-        self._log_sizes[instance_id] = (len(records), sum(map(len, records)))
         if not records:
+            self._log_sizes[instance_id] = _EMPTY_LOG
             return None
         state, consumed = self._fold(instance_id, payloads)
+        self._log_sizes[instance_id] = (
+            len(records),
+            sum(map(len, records)) - _blob_bytes(state.get("blobs")),
+        )
         if consumed:
             # The write that recorded these may have stopped before deleting them.
             leftovers = [
@@ -363,15 +368,22 @@ class DurableBackend(OrchestrationBackend):
         versions: dict[str, Any] | None = None
         consumed: dict[int, str] = {}
         history = History()
+        #: The large values of the snapshots (see `out_of_line`), by key.
+        blobs: dict[int, Any] = {}
         for data in payloads:
             changes = _decode(instance_id, data, loads)
             if "reset" in changes:
-                state, journal, versions, history = {}, None, None, History()
+                state, journal, versions, history, blobs = {}, None, None, History(), {}
             fields = changes.get("set")
             if fields:
                 if "history" in fields:
                     history = History(fields["history"])
                 state.update(fields)
+                if "blobs" in fields:
+                    blobs.update(state.pop("blobs"))
+            more_blobs = changes.get("blobs")
+            if more_blobs:
+                blobs.update(more_blobs)
                 if "journal" in fields:
                     journal = dict(state.pop("journal"))
                 if "code_versions" in fields:
@@ -407,6 +419,16 @@ class DurableBackend(OrchestrationBackend):
             state["journal"] = journal
         if versions is not None:
             state["code_versions"] = versions
+        keys = state.get("blob_keys")
+        if keys:
+            missing = [key for key in keys if key not in blobs]
+            if missing:
+                raise CorruptStateError(
+                    f"instance {instance_id!r}: its saved call stack refers to large values "
+                    f"{missing[:5]} that its log does not hold; it was not loaded. Restore "
+                    "the store from a backup, or delete the instance"
+                )
+            state["blobs"] = {key: blobs[key] for key in keys}
         return state, dict(consumed)
 
     def save_state(self, instance_id: str, state: dict[str, Any]) -> None:
@@ -426,7 +448,7 @@ class DurableBackend(OrchestrationBackend):
         self._summaries.pop(instance_id, None)  # a compaction hands the store the summary
         summary = self._summary(instance_id, state)
         unsettled, written = self._write(instance_id, _encode(record), summary, whole=True)
-        self._log_sizes[instance_id] = (1, written)
+        self._log_sizes[instance_id] = (1, written - _blob_bytes(state.get("blobs")))
         return self._after_write(instance_id, claimed, unsettled)
 
     def _write(
@@ -493,11 +515,15 @@ class DurableBackend(OrchestrationBackend):
         changes: dict[str, Any],
         full_state: Callable[[], dict[str, Any]],
     ) -> Awaitable[None] | None:
-        """Append `changes` as one record; once the log has reached its bound, write the
-        whole state as one record instead, so a log never grows far past it."""
+        """Append `changes` as one record; once the log has reached its bound (or the
+        runtime asks, with ``"compact"``: blobs no snapshot refers to outweigh the others),
+        write the whole state as one record instead, so a log never grows far past it. The
+        blobs of a large state (``"blobs"``) do not count towards the bound in bytes: they
+        are written once and kept, not rewritten at every compaction of a log of steps."""
         count, size = self._log_sizes.get(instance_id, _EMPTY_LOG)
         if (
-            count >= self.compact_after
+            changes.pop("compact", False)
+            or count >= self.compact_after
             or size >= self.compact_after_bytes
             or instance_id in self._legacy
         ):
@@ -508,6 +534,7 @@ class DurableBackend(OrchestrationBackend):
             changes["consumed_events"] = sorted(claimed.items())
         summary = self._summary(instance_id, changes.get("set"))
         unsettled, written = self._write(instance_id, _encode(changes), summary)
+        written -= _blob_bytes(changes.get("blobs"))
         self._log_sizes[instance_id] = (count + 1, size + written)
         if claimed or unsettled is not None:
             return self._after_write(instance_id, claimed, unsettled)
@@ -683,6 +710,11 @@ def keys_from_environment() -> dict[str, Any]:
             "verify state next to the current key that signs it; set both"
         )
     return {"secret_key": secret_key, "verify_keys": verify}
+
+
+def _blob_bytes(blobs: dict | None) -> int:
+    """Bytes of the blobs of a large state (see `out_of_line`)."""
+    return sum(len(data) for _, data in blobs.values()) if blobs else 0
 
 
 def _event_digest(data: bytes) -> str:

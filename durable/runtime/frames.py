@@ -23,6 +23,7 @@ import cloudpickle
 from .._errors import CheckpointException, IncompatibleStateError
 from . import contexts, references
 from .helpers import program_for_saved
+from .out_of_line import OutOfLine
 
 if TYPE_CHECKING:
     from .program import DurableProgram
@@ -537,12 +538,21 @@ class CallStack:
                 return False
         return True
 
-    def snapshot(self) -> tuple | bytes:
+    def snapshot(self, out_of_line: OutOfLine | None = None) -> tuple | bytes:
         """The frames as saved. Frames that hold only leaf values (numbers, strings, bytes,
         None) are saved as their plain records, ``(STACK_FORMAT, records)``, which the write
         pickles with the rest of it; other frames are pickled here, all in one pickle so that
-        objects shared between frames stay shared."""
+        objects shared between frames stay shared. With `out_of_line` (a large state), they
+        are always pickled here, their large strings and bytes as references to its blobs."""
         frames = self.frames
+        if out_of_line is not None:
+            records = tuple(frame.plain_record()[0] for frame in frames)
+            try:
+                data = references.dumps((STACK_FORMAT, records), self.all_frames(), out_of_line)
+            except Exception as error:
+                raise _explain_unpicklable(self.all_frames(), error) from error
+            out_of_line.end()
+            return data
         try:
             if len(frames) == 1:
                 record, leaves_only = frames[0].plain_record()
@@ -561,9 +571,19 @@ class CallStack:
         return data
 
     @classmethod
-    def from_snapshot(cls, data: tuple | bytes, run: InstanceRun, code_versions: dict) -> CallStack:
-        """The call stack `snapshot` saved (as its tuple or its pickle)."""
-        stack_format, frames = data if type(data) is tuple else references.loads(data)
+    def from_snapshot(
+        cls,
+        data: tuple | bytes,
+        run: InstanceRun,
+        code_versions: dict,
+        blobs: dict | None = None,
+    ) -> CallStack:
+        """The call stack `snapshot` saved (as its tuple or its pickle), its large values
+        found in `blobs` (and made the objects of the run's `out_of_line`)."""
+        if type(data) is tuple:
+            stack_format, frames = data
+        else:
+            stack_format, frames = references.loads(data, blobs, run.out_of_line)
         if stack_format not in _READABLE_FORMATS:
             raise IncompatibleStateError(
                 f"instance {run.instance_id!r}: its call stack was saved in format "
@@ -671,12 +691,22 @@ class FrameView:
     branches: tuple[tuple[FrameView, ...], ...] = ()
 
 
-def saved_frames(snapshot: tuple | bytes | None, loads: Any) -> list[FrameView]:
-    """The frames a state's snapshot holds, outermost first, read with `loads` (a pickled
-    snapshot; a restricted one shows an untrusted store without running it)."""
+def saved_stack(snapshot: tuple | bytes, loads: Any, blobs: dict | None = None) -> tuple:
+    """(stack format, frame records) of a state's snapshot, read with `loads` (a pickled
+    snapshot; a restricted one shows an untrusted store without running it), its large
+    values found in `blobs` (the state's ``"blobs"``)."""
+    if type(snapshot) is tuple:
+        return snapshot
+    return loads(snapshot, blobs) if blobs else loads(snapshot)
+
+
+def saved_frames(
+    snapshot: tuple | bytes | None, loads: Any, blobs: dict | None = None
+) -> list[FrameView]:
+    """The frames a state's snapshot holds, outermost first (see `saved_stack`)."""
     if snapshot is None:
         return []
-    stack_format, records = snapshot if type(snapshot) is tuple else loads(snapshot)
+    stack_format, records = saved_stack(snapshot, loads, blobs)
     if stack_format not in _READABLE_FORMATS:
         raise IncompatibleStateError(
             f"the call stack was saved in format {stack_format}, this version reads format "

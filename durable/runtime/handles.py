@@ -90,7 +90,7 @@ class InstanceHandle:
         stored values (`durable.runtime.safe_pickle.safe_loads` shows an untrusted store
         without running it)."""
         state = self._state(loads)
-        return saved_frames(state.get("snapshot"), loads or references.loads)
+        return saved_frames(state.get("snapshot"), loads or references.loads, state.get("blobs"))
 
     def history(self) -> list[dict[str, Any]]:
         """The timeline (`history.timeline`): a summary per durable operation (sequence

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import DurableError, InstanceEndedError
 from .._ids import validate_instance_id
 from . import references
-from .frames import AtOperation, Branch, FrameRecord, Gathering
+from .frames import AtOperation, Branch, FrameRecord, Gathering, saved_stack
 from .journal import FAILED, entry_status
 from .runtime import COMPLETED, ENQUEUED, RUNNING, SLEEPING, WAITING
 from .runtime import FAILED as FAILED_STATUS
@@ -126,9 +126,8 @@ def edit_instance(
                     "has not ended is edited"
                 )
             _needs_snapshot(instance_id, state, "edited")
-            snapshot = state["snapshot"]
-            stack_format, records = (
-                snapshot if type(snapshot) is tuple else references.loads(snapshot)
+            stack_format, records = saved_stack(
+                state["snapshot"], references.loads, state.get("blobs")
             )
             records = list(records)
             if frame >= len(records):
@@ -150,9 +149,12 @@ def edit_instance(
             if plain[7]:
                 plain[7] = {n: r for n, r in plain[7].items() if n not in values} or None
             records[frame] = tuple(plain)
+            # Pickled whole, its large values inline: the next run takes them out again.
             edited = references.dumps((stack_format, tuple(records)))
             detail = {"frame": frame, "set": {name: repr(v)[:200] for name, v in values.items()}}
-            changes = {"set": {"snapshot": edited, **_audited(state, "edited", detail)}}
+            changes = {
+                "set": {"snapshot": edited, "blob_keys": (), **_audited(state, "edited", detail)}
+            }
             _save(backend, instance_id, state, changes)
 
     _outside_event_loop(change)
@@ -183,8 +185,7 @@ def _needs_snapshot(instance_id: str, state: dict[str, Any], what: str) -> None:
 def _failed_calls(state: dict[str, Any]) -> list[int]:
     """Sequence numbers of the failed durable calls the saved call stack is stopped at
     (their call kept in the snapshot), which a retry runs again."""
-    snapshot = state["snapshot"]
-    _, records = snapshot if type(snapshot) is tuple else references.loads(snapshot)
+    _, records = saved_stack(state["snapshot"], references.loads, state.get("blobs"))
     journal = state.get("journal") or {}
     return sorted(
         seq

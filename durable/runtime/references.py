@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from .._errors import DurableError, IncompatibleStateError
+from .._errors import CorruptStateError, DurableError, IncompatibleStateError
 from .catalog import importable_name, program_for_key
+from .out_of_line import OutOfLine, goes_out_of_line, object_of
 
 if TYPE_CHECKING:
     from .frames import FunctionCall
@@ -281,12 +282,18 @@ def _unwrap(module: str, qualname: str) -> Any:
 
 
 class _ReferencingPickler(_Pickler):
-    def __init__(self, file: io.BytesIO, table: dict[int, tuple]) -> None:
+    def __init__(
+        self, file: io.BytesIO, table: dict[int, tuple], out_of_line: OutOfLine | None = None
+    ) -> None:
         super().__init__(file)
         self._table = table
+        self._out_of_line = out_of_line
 
     def persistent_id(self, obj: Any) -> tuple | None:
-        return self._table.get(id(obj))
+        reference = self._table.get(id(obj))
+        if reference is None and self._out_of_line is not None and goes_out_of_line(obj):
+            return ("blob", self._out_of_line.key_of(obj))
+        return reference
 
 
 def _reduce_exception(error: BaseException) -> tuple:
@@ -325,7 +332,19 @@ def _rebuild_exception(reduced: tuple, history: tuple) -> BaseException:
 
 
 class _Unpickler(pickle.Unpickler):
+    def __init__(
+        self,
+        file: io.BytesIO,
+        blobs: dict[int, tuple[str, bytes]] | None = None,
+        out_of_line: OutOfLine | None = None,
+    ) -> None:
+        super().__init__(file)
+        self._blobs = blobs
+        self._out_of_line = out_of_line
+
     def persistent_load(self, reference: tuple) -> Any:
+        if reference[0] == "blob":
+            return blob_object(reference[1], self._blobs, self._out_of_line)
         kind, owner, name = reference
         if kind in ("global", "function"):
             try:
@@ -425,12 +444,31 @@ class _FastPickler(pickle.Pickler):
 
 
 class _FastReferencingPickler(_FastPickler):
-    def __init__(self, file: io.BytesIO, table: dict[int, tuple]) -> None:
+    def __init__(
+        self, file: io.BytesIO, table: dict[int, tuple], out_of_line: OutOfLine | None = None
+    ) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._table = table
+        self._out_of_line = out_of_line
 
     def persistent_id(self, obj: Any) -> tuple | None:
-        return self._table.get(id(obj))
+        reference = self._table.get(id(obj))
+        if reference is None and self._out_of_line is not None and goes_out_of_line(obj):
+            return ("blob", self._out_of_line.key_of(obj))
+        return reference
+
+
+def blob_object(
+    key: Any, blobs: dict[int, tuple[str, bytes]] | None, out_of_line: OutOfLine | None
+) -> str | bytes:
+    """The string or bytes a snapshot's reference to blob `key` stands for."""
+    blob = (blobs or {}).get(key)
+    if blob is None:
+        raise CorruptStateError(
+            f"the saved call stack refers to the large value {key!r}, which the state does not "
+            "hold; restore the store from a backup, or delete the instance"
+        )
+    return out_of_line.object_of(key, blob) if out_of_line is not None else object_of(blob)
 
 
 _reusable = threading.local()
@@ -453,28 +491,42 @@ def _fast_dumps(value: Any) -> bytes:
     return buffer.getvalue()
 
 
-def dumps(value: Any, frames: list[FunctionCall] = ()) -> bytes:
-    """Pickle `value` (in one pass, so shared objects stay shared) for durable state.
+def dumps(
+    value: Any, frames: list[FunctionCall] = (), out_of_line: OutOfLine | None = None
+) -> bytes:
+    """Pickle `value` (in one pass, so shared objects stay shared) for durable state; with
+    `out_of_line`, large strings and bytes as references to its blobs.
 
     The C pickler goes first; what it cannot pickle by reference (lambdas, local functions
     and classes, functions a decorator wraps) makes the whole value go through cloudpickle.
     """
     table = reference_table(list(frames)) if frames else {}
+    referencing = bool(table) or out_of_line is not None
     try:
-        if table:
+        if out_of_line is not None:
+            out_of_line.begin()
+        if referencing:
             buffer = io.BytesIO()
-            _FastReferencingPickler(buffer, table).dump(value)
+            _FastReferencingPickler(buffer, table, out_of_line).dump(value)
             return buffer.getvalue()
         return _fast_dumps(value)
     except Exception:
         buffer = io.BytesIO()
-    pickler = _ReferencingPickler(buffer, table) if table else _Pickler(buffer)
+    if out_of_line is not None:
+        out_of_line.begin()
+    pickler = _ReferencingPickler(buffer, table, out_of_line) if referencing else _Pickler(buffer)
     pickler.dump(value)
     return buffer.getvalue()
 
 
-def loads(data: bytes) -> Any:
-    return _Unpickler(io.BytesIO(data)).load()
+def loads(
+    data: bytes,
+    blobs: dict[int, tuple[str, bytes]] | None = None,
+    out_of_line: OutOfLine | None = None,
+) -> Any:
+    """The value `dumps` pickled; its references to large values are found in `blobs` (and
+    made the objects of `out_of_line`, so that they are not written again)."""
+    return _Unpickler(io.BytesIO(data), blobs, out_of_line).load()
 
 
 def pickle_error(error: BaseException) -> bytes:

@@ -32,6 +32,7 @@ from .._errors import (
     StateTooLargeError,
 )
 from .._ids import validate_instance_id
+from . import out_of_line as out_of_line_settings
 from . import references
 from .catalog import program_for_key
 from .context import current_slot, enter_run, leave_run
@@ -48,6 +49,7 @@ from .operations import (
     close_awaitable,
     error_summary,
 )
+from .out_of_line import OutOfLine
 from .tracing import operation_span, run_span, tracer
 
 logger = logging.getLogger("durable.runtime")
@@ -190,6 +192,14 @@ class InstanceRun:
         self.tracer: Any = None
         #: What made a write fail, for the fan-outs its branches leave to raise.
         self.failed_write: BaseException | None = None
+        #: The blobs of a large state (`out_of_line`): None while its snapshots are small.
+        self.out_of_line: OutOfLine | None = (
+            OutOfLine()
+            if out_of_line_settings.ENABLED and out_of_line_settings.LARGE_STATE == 0
+            else None
+        )
+        #: Set when the backend asked for the whole state (it rewrites the log with it).
+        self.compacting = False
 
     def request_cancel(self, reason: str | None) -> None:
         """Raise `Cancelled` at the next checkpoint (a cancel event is in the inbox)."""
@@ -331,6 +341,7 @@ class InstanceRun:
             or "args_digest" not in entry
             or fields.get("status") != RUNNING  # running: waiting for nothing
             or self.closing
+            or self.out_of_line is not None  # its blobs go in the general record
         ):
             return False
         outcome = "value" if "value" in entry else "result"
@@ -450,11 +461,23 @@ class InstanceRun:
                 # A failed instance keeps its last snapshot and the journal it reads: it can
                 # be retried, forked or shown where it stopped.
                 fields["snapshot"] = None
+                if self.out_of_line is not None:
+                    # Its blobs are garbage now: the log is rewritten without them.
+                    fields["blob_keys"] = ()
+                    self.out_of_line.begin()
+                    changes["compact"] = True
                 keep = self.policy.keep_history
                 kept = sorted(self.journal)[-keep:] if keep else []
                 changes["prune_below"] = self._prune(kept[0] if kept else self.next_seq)
             saved.update(fields)
+            self.compacting = False
             unsettled = self.backend.save_changes(self.instance_id, changes, self.full_state)
+            out_of_line = self.out_of_line
+            if out_of_line is not None:
+                if self.compacting:
+                    out_of_line.compacted(unsettled)
+                elif "blobs" in changes:
+                    out_of_line.written(changes["blobs"], unsettled)
             if unsettled is not None:
                 self._hand_over(unsettled)
         except StateTooLargeError as too_large:
@@ -490,9 +513,29 @@ class InstanceRun:
 
     def _add_snapshot(self, fields: dict[str, Any], changes: dict[str, Any]) -> None:
         """Put a snapshot of the call stack in the write, and prune the journal to what a
-        resume from it reads."""
+        resume from it reads. Out of line, the write holds the blobs the snapshot added and
+        the keys it refers to, and asks for a compaction once the blobs no snapshot refers
+        to any more outweigh those it does."""
         fields["snapshot"], changes["prune_below"] = self._take_snapshot()
         fields["next_seq"] = self.next_seq
+        out_of_line = self.out_of_line
+        if out_of_line is not None:
+            # Written in pieces, the state is still one whole when the log is compacted.
+            whole = len(fields["snapshot"]) + out_of_line.referenced_bytes()
+            limit = getattr(self.backend, "max_state_bytes", None)
+            if limit is not None and whole > limit:
+                raise StateTooLargeError(
+                    f"instance {self.instance_id!r}: the state is {readable_size(whole)}",
+                    instance_id=self.instance_id,
+                    size=whole,
+                    limit=limit,
+                )
+            fields["blob_keys"] = tuple(sorted(out_of_line.referenced))
+            if out_of_line.new:
+                changes["blobs"] = out_of_line.new
+            live, stored = out_of_line.sizes()
+            if stored - live > max(live, _BLOB_GARBAGE_BYTES):
+                changes["compact"] = True
         stack = self.stack
         written = self.written_versions
         for frame in stack.all_frames():
@@ -520,6 +563,8 @@ class InstanceRun:
                 # Shielded: a fan-out branch cancelled while it waits must not cancel its
                 # write, which commits anyway (`drain_writes` waits for it at the end).
                 await (asyncio.shield(unsettled) if is_future else unsettled)
+                if self.out_of_line is not None:
+                    self.out_of_line.settled(unsettled)
             except asyncio.CancelledError:
                 if not (is_future and not unsettled.done()):
                     self.stop_at_failed_write(asyncio.CancelledError())
@@ -545,14 +590,23 @@ class InstanceRun:
         pruned now: a resume from the snapshot reads nothing older."""
         stack = self.stack
         self.operations_since_snapshot = 0
+        out_of_line = self.out_of_line
         try:
-            snapshot = stack.snapshot()
+            snapshot = stack.snapshot(out_of_line)
         except CheckpointException:
             # A failed call is kept in the snapshot so that a retry can run it again; one
             # that cannot be pickled is left out (the retry then re-raises its failure).
             if not _forget_failed_calls(stack):
                 raise
-            snapshot = stack.snapshot()
+            snapshot = stack.snapshot(out_of_line)
+        if (
+            out_of_line is None
+            and type(snapshot) is bytes
+            and len(snapshot) >= out_of_line_settings.LARGE_STATE
+            and out_of_line_settings.ENABLED
+        ):
+            # A large state: from the next snapshot on, its large values go out of line.
+            self.out_of_line = OutOfLine()
         return snapshot, self._prune(stack.journal_floor(self.next_seq) - self.policy.keep_history)
 
     def _prune(self, below: int) -> int:
@@ -564,14 +618,19 @@ class InstanceRun:
         return below
 
     def full_state(self) -> dict[str, Any]:
-        """The whole state as of the last write (what `OrchestrationBackend.save_state` gets)."""
+        """The whole state as of the last write (what `OrchestrationBackend.save_state` gets),
+        with the blobs its snapshot refers to."""
         versions = self.stack.code_versions() if self.fields.get("snapshot") else {}
-        return {
+        state = {
             **self.fields,
             "journal": dict(self.journal),
             "code_versions": versions,
             "history": self.history.stored(self.fields.get("updated_at")),
         }
+        if self.out_of_line is not None:
+            state["blobs"] = self.out_of_line.live_blobs()
+            self.compacting = True
+        return state
 
     def complete(self, value: Any) -> None:
         try:
@@ -840,7 +899,10 @@ class DurableRuntime:
             run.next_seq = max(journal) + 1
         versions = state.get("code_versions") or {}
         run.written_versions = set(versions)
-        run.stack = CallStack.from_snapshot(state["snapshot"], run, versions)
+        blobs = state.get("blobs")
+        if blobs:
+            run.out_of_line = OutOfLine(blobs)
+        run.stack = CallStack.from_snapshot(state["snapshot"], run, versions, blobs)
         if run.look_for_cancel_at is not None:
             run.look_for_cancel()
         if status == WAITING and not run.cancel_pending:
@@ -859,7 +921,10 @@ class DurableRuntime:
         return run
 
 
-_NOT_FIELDS = ("journal", "code_versions", "history")
+_NOT_FIELDS = ("journal", "code_versions", "history", "blobs")
+#: Bytes of blobs no snapshot refers to that a log may hold (beyond as many as it refers
+#: to) before a write rewrites it without them.
+_BLOB_GARBAGE_BYTES = 1 << 20
 
 #: What resuming an instance of each stored status is, for the log.
 _RESUMED = {

@@ -12,6 +12,8 @@ import pickle
 import pickletools
 from typing import Any
 
+from .out_of_line import object_of
+
 __all__ = ["ALLOWED", "UnloadedClass", "is_unloaded", "safe_loads", "unloaded_names"]
 
 
@@ -201,8 +203,9 @@ _EXTENSION_OPCODES = frozenset({"EXT1", "EXT2", "EXT4"})
 
 
 class _SafeUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, blobs: dict | None = None) -> None:
         super().__init__(io.BytesIO(data))
+        self._blobs = blobs
         #: One placeholder class per name, so two objects of a class share their class.
         self._placeholders: dict[str, UnloadedClass] = {}
 
@@ -223,10 +226,14 @@ class _SafeUnpickler(pickle.Unpickler):
         return placeholder
 
     def persistent_load(self, reference: Any) -> Any:
+        if type(reference) is tuple and len(reference) == 2 and reference[0] == "blob":
+            blob = (self._blobs or {}).get(reference[1])
+            if type(blob) is tuple and len(blob) == 2 and type(blob[1]) is bytes:
+                return object_of(blob)  # a string or bytes: plain data
         return _placeholder("a persistent reference", True, (reference,))
 
 
-def safe_loads(data: bytes) -> Any:
+def safe_loads(data: bytes, blobs: dict | None = None) -> Any:
     """The value `data` pickles, with plain data rebuilt and every other object a
     placeholder (`UnloadedClass`): nothing is imported and no stored callable runs.
 
@@ -251,4 +258,4 @@ def safe_loads(data: bytes) -> Any:
                 )
     except ValueError as error:  # what pickletools raises for bytes that are not a pickle
         raise pickle.UnpicklingError(f"not a pickle: {error}") from None
-    return _SafeUnpickler(data).load()
+    return _SafeUnpickler(data, blobs).load()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from durable.runtime import out_of_line
 from tests.crashing import WriteCounter
 
 from .harness import PROGRAMS, run_compiled, run_plain
@@ -21,6 +22,50 @@ def test_compiled_run_with_pauses_matches_plain_run(name, tmp_path):
     outcome, writes = run_compiled(name, tmp_path)
     assert outcome == expected
     assert writes >= 1
+
+
+@pytest.fixture
+def every_value_out_of_line(monkeypatch):
+    """Strings and bytes of 16 or more go out of line from an instance's first snapshot
+    (by default only those of a large state do): the corpus run the other way."""
+    monkeypatch.setattr(out_of_line, "MIN_SIZE", 16)
+    monkeypatch.setattr(out_of_line, "LARGE_STATE", 0)
+    monkeypatch.setattr(out_of_line, "ENABLED", True)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compiled_run_with_pauses_and_values_out_of_line_matches_plain_run(
+    name, tmp_path, every_value_out_of_line
+):
+    expected = run_plain(name)
+    outcome, _ = run_compiled(name, tmp_path)
+    assert outcome == expected
+
+
+#: Programs crashed at every write with their values out of line (the whole corpus runs so
+#: with DURABLE_OUT_OF_LINE=always).
+CRASHED_OUT_OF_LINE = [
+    "closure_reconciler_lambda",
+    "exception_after_wait",
+    "gather_nested_fan_out",
+    "helper_durable_ops_inside",
+    "locals_many_types",
+    "recursion_tree_walk",
+    "try_finally_return",
+    "with_resumable",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CRASHED_OUT_OF_LINE)
+def test_resume_after_a_crash_at_every_write_with_values_out_of_line_matches_plain_run(
+    name, tmp_path, every_value_out_of_line
+):
+    expected = run_plain(name)
+    _, total_writes = run_compiled(name, tmp_path / "uninterrupted")
+    for crash_after in range(1, total_writes + 1):
+        outcome, _ = run_compiled(name, tmp_path / f"crash-{crash_after}", crash_after)
+        assert outcome == expected, f"{name}: resumed after a crash at write {crash_after}"
 
 
 @pytest.mark.slow

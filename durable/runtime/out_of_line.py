@@ -1,0 +1,169 @@
+"""Large strings and bytes of an instance's state, stored once and referenced by key.
+
+A snapshot of a large state (an agent's conversation) pickles each string or bytes object of
+at least `MIN_SIZE` as a reference to a *blob*; a blob is written with the first snapshot
+that holds its object and never again while the object stays in the state, so a step writes
+what it added, not the whole conversation. Strings and bytes cannot change, so the same
+object is the same blob; identity and sharing are kept as the pickle keeps them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+#: Strings and bytes this long (characters or bytes) or longer go out of line.
+MIN_SIZE = 4096
+#: A run keeps its snapshots inline until one weighs this much; then it goes out of line.
+LARGE_STATE = 64 << 10
+
+#: ``DURABLE_OUT_OF_LINE=off`` keeps every snapshot whole (inline); ``always`` takes strings
+#: and bytes of 16 or more out of line from an instance's first snapshot on (the tests run
+#: the corpora both ways).
+MODE = os.environ.get("DURABLE_OUT_OF_LINE", "").strip().lower()
+if MODE == "always":
+    MIN_SIZE, LARGE_STATE = 16, 0
+elif MODE not in ("", "off", "on"):
+    raise ValueError(f"DURABLE_OUT_OF_LINE must be on, off or always, not {MODE!r}")
+#: Whether large states go out of line at all.
+ENABLED = MODE != "off"
+
+#: How a blob holds its object: a str as its UTF-8 (lone surrogates kept), bytes as they are.
+_TEXT, _BYTES = "s", "b"
+
+
+class OutOfLine:
+    """The blobs of one instance as one run knows them: which object each key holds, which
+    keys the store has, and what the snapshot being taken adds."""
+
+    __slots__ = (
+        "_keys",
+        "_objects",
+        "_stored",
+        "_pending",
+        "_sizes",
+        "_next_key",
+        "new",
+        "referenced",
+    )
+
+    def __init__(self, stored: dict[int, tuple[str, bytes]] | None = None) -> None:
+        #: id(object) -> (object, key): the object is held, so its id is not reused.
+        self._keys: dict[int, tuple[Any, int]] = {}
+        #: key -> object, for the blobs of objects this run has seen.
+        self._objects: dict[int, Any] = {}
+        #: key -> size in bytes of the blobs the store holds (as far as this run knows).
+        self._stored: dict[int, int] = {key: len(data) for key, (_, data) in (stored or {}).items()}
+        #: id(write) -> (the write, key -> size of the blobs it holds), for the writes
+        #: that have not committed yet.
+        self._pending: dict[int, tuple[Any, dict[int, int]]] = {}
+        #: key -> size in bytes of every blob this run knows.
+        self._sizes: dict[int, int] = dict(self._stored)
+        self._next_key = max(self._stored, default=0) + 1
+        #: key -> blob, made by the snapshot being taken (not stored yet).
+        self.new: dict[int, tuple[str, bytes]] = {}
+        #: Keys the snapshot being taken refers to.
+        self.referenced: set[int] = set()
+
+    def begin(self) -> None:
+        """A snapshot starts: it will say which keys it refers to and which blobs are new."""
+        self.new = {}
+        self.referenced = set()
+
+    def key_of(self, value: str | bytes) -> int:
+        """The key of the blob holding `value`, made (and added to `new`) the first time."""
+        known = self._keys.get(id(value))
+        if known is not None and known[0] is value:
+            key = known[1]
+        else:
+            key = self._next_key
+            self._next_key += 1
+            self._keys[id(value)] = (value, key)
+            self._objects[key] = value
+        if key not in self._stored and key not in self.new:
+            blob = self.new[key] = _blob_of(value)
+            self._sizes[key] = len(blob[1])
+        self.referenced.add(key)
+        return key
+
+    def end(self) -> None:
+        """The snapshot is taken: forget the objects it no longer refers to (their blobs
+        become garbage in the store, dropped at its next compaction)."""
+        gone = [key for key in self._objects if key not in self.referenced]
+        for key in gone:
+            del self._keys[id(self._objects.pop(key))]
+            self._sizes.pop(key, None)
+
+    def referenced_bytes(self) -> int:
+        """Bytes of the blobs the last snapshot refers to: what a whole state holds."""
+        sizes = self._sizes
+        return sum(sizes.get(key, 0) for key in self.referenced)
+
+    def written(self, new: dict[int, tuple[str, bytes]], write: Any = None) -> None:
+        """`new` blobs went with a write: stored now, or, when the write is still to commit
+        (`write`, an awaitable), once it has (`settled`) — until then every snapshot writes
+        them again, so that no write refers to a blob that only a write that may yet fail
+        holds."""
+        sizes = {key: len(data) for key, (_, data) in new.items()}
+        if write is None:
+            self._stored.update(sizes)
+        else:
+            self._pending[id(write)] = (write, sizes)
+
+    def compacted(self, write: Any = None) -> None:
+        """The store's log was rewritten holding the blobs the last snapshot refers to and
+        no others (by `write`, when it is still to commit)."""
+        sizes = dict(self._stored)
+        for _, pending in self._pending.values():
+            sizes.update(pending)
+        live = {key: sizes.get(key, 0) for key in self.referenced}
+        self._pending.clear()
+        if write is None:
+            self._stored = live
+        else:
+            self._stored = {}
+            self._pending[id(write)] = (write, live)
+
+    def settled(self, write: Any) -> None:
+        """`write` has committed: the blobs it held are stored."""
+        pending = self._pending.pop(id(write), None)
+        if pending is not None:
+            self._stored.update(pending[1])
+
+    def object_of(self, key: int, blob: tuple[str, bytes]) -> str | bytes:
+        """The object `blob` holds, the same one for every reference to `key`."""
+        value = self._objects.get(key)
+        if value is None:
+            value = object_of(blob)
+            self._objects[key] = value
+            self._keys[id(value)] = (value, key)
+        return value
+
+    def live_blobs(self) -> dict[int, tuple[str, bytes]]:
+        """The blobs the last snapshot refers to, to write with the whole state."""
+        return {key: _blob_of(self._objects[key]) for key in sorted(self.referenced)}
+
+    def sizes(self) -> tuple[int, int]:
+        """(bytes of the blobs the last snapshot refers to, bytes of all known stored)."""
+        stored = self._stored
+        live = sum(stored.get(key, 0) for key in self.referenced)
+        return live, sum(stored.values())
+
+
+def _blob_of(value: str | bytes) -> tuple[str, bytes]:
+    if type(value) is str:
+        return _TEXT, value.encode("utf-8", "surrogatepass")
+    return _BYTES, bytes(value)
+
+
+def object_of(blob: tuple[str, bytes]) -> str | bytes:
+    """The string or bytes `blob` holds."""
+    kind, data = blob
+    if kind == _TEXT:
+        return bytes(data).decode("utf-8", "surrogatepass")
+    return bytes(data)
+
+
+def goes_out_of_line(value: Any) -> bool:
+    kind = type(value)
+    return (kind is str or kind is bytes) and len(value) >= MIN_SIZE

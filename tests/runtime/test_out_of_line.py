@@ -1,0 +1,264 @@
+"""Large values out of line: a snapshot of a large state writes the strings and bytes it
+added, not the whole state again, and every resume restores what a whole snapshot would —
+equal values, and the same sharing of objects between variables and frames. Generated
+sequences of mutations (append, in-place edit, replace, alias, delete, shared sub-objects)
+are paused at every step and resumed by a new backend, over every kind of store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from durable import (
+    DiskStateStore,
+    DurableBackend,
+    InMemoryStateStore,
+    PauseForEventException,
+    SQLiteStateStore,
+    durable_execute,
+    make_durable,
+    wait_for_event,
+)
+from durable.runtime import out_of_line as settings_of_blobs
+
+
+def text(size: int, seed: int) -> str:
+    return (f"{seed}:" + "é" * size)[:size]
+
+
+def apply(operation: tuple, messages: list, table: dict, alias: object) -> object:
+    """One mutation of the state; returns the new `alias`."""
+    kind, size, seed = operation
+    if kind == "append":
+        messages.append({"role": "tool", "content": text(size, seed)})
+    elif kind == "edit" and messages:
+        messages[seed % len(messages)]["content"] = text(size, seed)
+    elif kind == "replace":
+        messages[:] = [{"role": "user", "content": text(size, seed)}]
+    elif kind == "alias" and messages:
+        return messages[seed % len(messages)]
+    elif kind == "unalias":
+        return None
+    elif kind == "share" and messages:
+        table[f"shared-{seed % 3}"] = messages[seed % len(messages)]
+    elif kind == "delete" and messages:
+        del messages[seed % len(messages)]
+    elif kind == "bytes":
+        table["raw"] = text(size, seed).encode()
+    elif kind == "same_text" and messages:
+        # One string object in two places: still one object after a resume.
+        table["quoted"] = messages[seed % len(messages)].get("content")
+    return alias
+
+
+def observed(messages: list, table: dict, alias: object) -> tuple:
+    """The state's values and which of its objects are the same object."""
+    objects = [messages, *messages, *table.values(), alias]
+    contents = [m.get("content") for m in messages]
+    sharing = [[j for j, other in enumerate(objects) if other is one] for one in objects]
+    text_sharing = [
+        [j for j, other in enumerate(contents) if other is one] for one in table.values()
+    ]
+    return (messages, table, alias), sharing, text_sharing
+
+
+def tick(step: int) -> int:
+    return step
+
+
+@make_durable
+async def mutated(operations: list) -> tuple:
+    messages: list = []
+    table: dict = {}
+    alias: object = None
+    for step, operation in enumerate(operations):
+        await durable_execute(tick, step)
+        alias = apply(operation, messages, table, alias)
+        await wait_for_event("next")
+        await helper_keeps_a_frame(messages, step)
+    return observed(messages, table, alias)
+
+
+async def helper_keeps_a_frame(messages: list, step: int) -> None:
+    """A second frame holding the same list while it checkpoints."""
+    await durable_execute(tick, step)
+    messages.append(messages[-1] if messages and step % 4 == 0 else {"role": "note"})
+
+
+def plain(operations: list) -> tuple:
+    messages: list = []
+    table: dict = {}
+    alias: object = None
+    for step, operation in enumerate(operations):
+        alias = apply(operation, messages, table, alias)
+        messages.append(messages[-1] if messages and step % 4 == 0 else {"role": "note"})
+    return observed(messages, table, alias)
+
+
+OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "append",
+                "edit",
+                "replace",
+                "alias",
+                "unalias",
+                "share",
+                "delete",
+                "bytes",
+                "same_text",
+            ]
+        ),
+        st.integers(0, 60),
+        st.integers(0, 50),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def make_store(kind: str, directory):
+    if kind == "memory":
+        return InMemoryStateStore()
+    if kind == "disk":
+        return DiskStateStore(directory / "store")
+    return SQLiteStateStore(directory / "store.db")
+
+
+@pytest.fixture
+def out_of_line_from_the_first_snapshot(monkeypatch):
+    """Strings and bytes of 16 or more go out of line from an instance's first snapshot."""
+    monkeypatch.setattr(settings_of_blobs, "MIN_SIZE", 16)
+    monkeypatch.setattr(settings_of_blobs, "LARGE_STATE", 0)
+    monkeypatch.setattr(settings_of_blobs, "ENABLED", True)
+
+
+async def run_resuming_at_every_step(operations: list, kind: str, directory) -> tuple:
+    store = make_store(kind, directory)
+    try:
+        while True:
+            backend = DurableBackend(store, compact_after=5)  # a resume after each pause
+            try:
+                return await mutated(operations, orchestration_backend=backend, instance_id="m")
+            except PauseForEventException:
+                DurableBackend(store).publish_event("m", "next")
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["memory", "disk", "sqlite"])
+def test_generated_mutations_resume_to_what_a_whole_snapshot_restores(
+    kind, tmp_path_factory, out_of_line_from_the_first_snapshot
+):
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(operations=OPERATIONS)
+    def check(operations):
+        directory = tmp_path_factory.mktemp("m")
+        resumed = asyncio.run(run_resuming_at_every_step(operations, kind, directory))
+        assert resumed == plain(operations)
+
+    check()
+
+
+async def test_a_step_of_a_large_state_writes_what_it_added_not_the_whole_state(tmp_path):
+    written: list[int] = []
+
+    class Counting(DiskStateStore):
+        def append_record(self, instance_id, record, summary=None, **kwargs):
+            written.append(len(record))
+            return super().append_record(instance_id, record, summary, **kwargs)
+
+    @make_durable
+    async def conversation_grows(steps: int) -> int:
+        conversation = []
+        for step in range(steps):
+            conversation.append(await durable_execute(text, 20_000, step))
+        return sum(map(len, conversation))
+
+    backend = DurableBackend(Counting(tmp_path / "store"))
+    assert await conversation_grows(40, orchestration_backend=backend, instance_id="a") == 800_000
+    # The state ends at 800 kB; each late step adds one 20 kB string (its journal entry and
+    # its blob) and writes far less than the whole state.
+    assert max(written[-10:]) < 100_000
+
+
+async def test_a_large_state_resumes_in_a_new_process_state_from_its_blobs(tmp_path):
+    @make_durable
+    async def waits_with_a_large_state() -> int:
+        pages = [await durable_execute(text, 30_000, n) for n in range(8)]
+        same = pages[3]
+        await wait_for_event("go")
+        return sum(map(len, pages)) + (same is pages[3])
+
+    store = SQLiteStateStore(tmp_path / "store.db")
+    try:
+        backend = DurableBackend(store)
+        with pytest.raises(PauseForEventException):
+            await waits_with_a_large_state(orchestration_backend=backend, instance_id="w")
+        state = backend.read_state("w")
+        assert state["blobs"] and len(state["snapshot"]) < 20_000  # the pages are out of line
+        backend.publish_event("w", "go")
+        fresh = DurableBackend(SQLiteStateStore(tmp_path / "store.db"))
+        assert await waits_with_a_large_state(orchestration_backend=fresh, instance_id="w") == (
+            240_001
+        )
+    finally:
+        store.close()
+
+
+def test_out_of_line_can_be_turned_off_or_forced_by_the_environment():
+    import subprocess
+    import sys
+
+    for mode, expected in (("off", "False 4096"), ("always", "True 16")):
+        done = subprocess.run(
+            [sys.executable, "-c", "from durable.runtime import out_of_line as o; "
+             "print(o.ENABLED, o.MIN_SIZE)"],
+            env={"DURABLE_OUT_OF_LINE": mode, "PATH": ""},
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert done.stdout.strip() == expected
+
+
+@make_durable
+async def paused_with_pages() -> int:
+    pages = [await durable_execute(text, 30_000, n) for n in range(8)]
+    await wait_for_event("go")
+    return len(pages)
+
+
+async def test_a_large_state_is_shown_edited_and_forked_with_its_values_out_of_line(tmp_path):
+    from durable.runtime.operate import fork_instance
+    from durable.runtime.safe_pickle import safe_loads
+
+    store = SQLiteStateStore(tmp_path / "store.db")
+    try:
+        backend = DurableBackend(store)
+        with pytest.raises(PauseForEventException):
+            await paused_with_pages(orchestration_backend=backend, instance_id="p")
+        assert backend.read_state("p")["blobs"]
+        handle = paused_with_pages.handle("p", orchestration_backend=backend)
+        for loads in (None, safe_loads):  # shown trusted, and without running anything
+            [frame] = handle.frames(loads=loads)
+            assert frame.live_locals["pages"] == [text(30_000, n) for n in range(8)]
+        await asyncio.to_thread(fork_instance, backend, "p", "p-fork")
+        await asyncio.to_thread(handle.edit, 0, pages=["short"])
+        backend.publish_event("p", "go")
+        backend.publish_event("p-fork", "go")
+        assert await paused_with_pages(orchestration_backend=backend, instance_id="p") == 1
+        assert await paused_with_pages(orchestration_backend=backend, instance_id="p-fork") == 8
+    finally:
+        store.close()
