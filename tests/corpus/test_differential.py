@@ -16,6 +16,16 @@ def test_corpus_is_large_enough():
     assert len(NAMES) >= 40
 
 
+def resumes_after_a_crash_at_every_write(name: str, tmp_path) -> None:
+    """Crash the program at each of its store writes in turn; each resume must end as the
+    plain run does."""
+    expected = run_plain(name)
+    _, total_writes = run_compiled(name, tmp_path / "uninterrupted")
+    for crash_after in range(1, total_writes + 1):
+        outcome, _ = run_compiled(name, tmp_path / f"crash-{crash_after}", crash_after)
+        assert outcome == expected, f"{name}: resumed after a crash at write {crash_after}"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_compiled_run_with_pauses_matches_plain_run(name, tmp_path):
     expected = run_plain(name)
@@ -61,21 +71,13 @@ CRASHED_OUT_OF_LINE = [
 def test_resume_after_a_crash_at_every_write_with_values_out_of_line_matches_plain_run(
     name, tmp_path, every_value_out_of_line
 ):
-    expected = run_plain(name)
-    _, total_writes = run_compiled(name, tmp_path / "uninterrupted")
-    for crash_after in range(1, total_writes + 1):
-        outcome, _ = run_compiled(name, tmp_path / f"crash-{crash_after}", crash_after)
-        assert outcome == expected, f"{name}: resumed after a crash at write {crash_after}"
+    resumes_after_a_crash_at_every_write(name, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_resume_after_a_crash_at_every_store_write_matches_plain_run(name, tmp_path):
-    expected = run_plain(name)
-    _, total_writes = run_compiled(name, tmp_path / "uninterrupted")
-    for crash_after in range(1, total_writes + 1):
-        outcome, _ = run_compiled(name, tmp_path / f"crash-{crash_after}", crash_after)
-        assert outcome == expected, f"{name}: resumed after a crash at write {crash_after}"
+    resumes_after_a_crash_at_every_write(name, tmp_path)
 
 
 @pytest.mark.slow

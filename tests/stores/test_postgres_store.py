@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 import zlib
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -461,12 +462,8 @@ def test_a_command_refuses_a_schema_that_holds_no_store_without_creating_it(
 # -- notifications -----------------------------------------------------------------------------
 def test_watchers_hear_of_starts_and_events_once_committed_and_of_nothing_else(open_store):
     store, writer = open_store(), open_store()
-    heard = threading.Semaphore(0)
-    stop = store.watch(heard.release)
+    heard, stop = watching(store)
     try:
-        deadline = time.monotonic() + 5
-        while not store_listening(store) and time.monotonic() < deadline:
-            time.sleep(0.01)
         writer.append_record("order-7", b"started", InstanceSummary("enqueued"))
         assert heard.acquire(timeout=2)
         writer.append_event("order-7", b"approve")
@@ -483,12 +480,8 @@ def test_watchers_hear_of_a_lease_given_back_on_an_instance_due_without_it(open_
     woken by it finds nothing to claim): giving the lease back announces the instance again;
     a lease given back on a finished or idle instance announces nothing."""
     store, starter = open_store(), open_store(lease_seconds=30)
-    heard = threading.Semaphore(0)
-    stop = store.watch(heard.release)
+    heard, stop = watching(store)
     try:
-        deadline = time.monotonic() + 5
-        while not store_listening(store) and time.monotonic() < deadline:
-            time.sleep(0.01)
         starter.acquire_lease("order-7", "starter")
         starter.append_record("order-7", b"started", InstanceSummary("enqueued"))
         assert heard.acquire(timeout=2)
@@ -503,6 +496,17 @@ def test_watchers_hear_of_a_lease_given_back_on_an_instance_due_without_it(open_
         assert not heard.acquire(timeout=0.5)
     finally:
         stop()
+
+
+def watching(store: PostgresStateStore) -> tuple[threading.Semaphore, Callable[[], None]]:
+    """A semaphore released at each notification `store` hears, once it listens, and the
+    function that stops watching."""
+    heard = threading.Semaphore(0)
+    stop = store.watch(heard.release)
+    deadline = time.monotonic() + 5
+    while not store_listening(store) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return heard, stop
 
 
 def store_listening(store: PostgresStateStore) -> bool:
