@@ -551,7 +551,6 @@ class CallStack:
                 data = references.dumps((STACK_FORMAT, records), self.all_frames(), out_of_line)
             except Exception as error:
                 raise _explain_unpicklable(self.all_frames(), error) from error
-            out_of_line.end()
             return data
         try:
             if len(frames) == 1:

@@ -40,6 +40,7 @@ from .journal import (
     entry_status,
     function_id,
 )
+from .out_of_line import goes_out_of_line
 
 if TYPE_CHECKING:
     from .program import DurableProgram
@@ -171,7 +172,7 @@ class Operation(ABC):
     def settled_from(self, entry: dict[str, Any]) -> Any:
         """The outcome an entry holds: its value, or its exception raised."""
         self.place.operation = None
-        return outcome_of(entry)
+        return outcome_of(entry, self.frame.run)
 
     def suspended_here(self) -> bool:
         """Whether the frame still waits on this operation (a snapshot is valid now)."""
@@ -186,15 +187,19 @@ class Operation(ABC):
 Coroutine.register(Operation)
 
 
-def outcome_of(entry: dict[str, Any]) -> Any:
-    """The value of a settled entry (a scalar is kept as itself, anything else pickled), or
-    its exception raised."""
+def outcome_of(entry: dict[str, Any], run: Any = None) -> Any:
+    """The value of a settled entry (a scalar is kept as itself, anything else pickled, its
+    large strings in the blobs of `run`'s state), or its exception raised."""
     if entry_status(entry) == FAILED:
         raise references.loads(entry["error"])
     if "value" in entry:
         return entry["value"]
     result = entry.get("result")
-    return None if result is None else references.loads(result)
+    if result is None:
+        return None
+    if entry.get("blob_keys"):
+        return references.loads(result, None, run.out_of_line if run is not None else None)
+    return references.loads(result)
 
 
 def _not_a_frame_message(operation: Operation, run) -> str:
@@ -750,6 +755,14 @@ class Execute(Operation):
                 status, attempts, error=_dump_error(error), error_summary=error_summary(error)
             )
         self.place.operation = None
+        run = self.frame.run
+        if run.out_of_line is not None and (type(value) not in _SCALARS or goes_out_of_line(value)):
+            # A large state: the value's large strings go to blobs the snapshot shares.
+            result, keys = self._pickled(run.dump_value, value)
+            entry = self.entry(status, attempts, result=result)
+            if keys:
+                entry["blob_keys"] = keys
+            return entry
         if type(value) in _SCALARS and attempts == 1:
             # The common outcome, built directly: the same dict `entry` makes, without its
             # keyword arguments and cached identity (about 6,000 instructions a step).
@@ -770,8 +783,12 @@ class Execute(Operation):
         await self.record(self.outcome_entry(status, attempts, value=value, error=error))
 
     def dump_result(self, value: Any) -> bytes | None:
+        return self._pickled(_dump_value, value)
+
+    def _pickled(self, dump: Callable[[Any], Any], value: Any) -> Any:
+        """`dump(value)`, or the `CheckpointException` saying the value cannot be pickled."""
         try:
-            return _dump_value(value)
+            return dump(value)
         except Exception as error:
             raise CheckpointException(
                 f"{self.describe()} in instance {self.frame.run.instance_id!r} returned "
@@ -905,7 +922,7 @@ async def _resume_operation(frame: FunctionCall, place: AtOperation) -> Any:
         # Resumed in a durable sleep: only the time left until its journaled deadline.
         await sleep_until(entry["deadline"])
         return None
-    return outcome_of(entry)
+    return outcome_of(entry, frame.run)
 
 
 def _cancellable_here(run: Any, place: AtOperation) -> bool:

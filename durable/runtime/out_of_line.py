@@ -34,7 +34,7 @@ _TEXT, _BYTES = "s", "b"
 
 class OutOfLine:
     """The blobs of one instance as one run knows them: which object each key holds, which
-    keys the store has, and what the snapshot being taken adds."""
+    keys the store has, which the state refers to now, and which are still to be written."""
 
     __slots__ = (
         "_keys",
@@ -43,8 +43,10 @@ class OutOfLine:
         "_pending",
         "_sizes",
         "_next_key",
+        "_unloaded",
         "new",
         "referenced",
+        "live",
     )
 
     def __init__(self, stored: dict[int, tuple[str, bytes]] | None = None) -> None:
@@ -59,15 +61,18 @@ class OutOfLine:
         self._pending: dict[int, tuple[Any, dict[int, int]]] = {}
         #: key -> size in bytes of every blob this run knows.
         self._sizes: dict[int, int] = dict(self._stored)
+        #: key -> blob, for the stored blobs whose object this run has not made yet.
+        self._unloaded: dict[int, tuple[str, bytes]] = dict(stored or {})
         self._next_key = max(self._stored, default=0) + 1
-        #: key -> blob, made by the snapshot being taken (not stored yet).
+        #: key -> blob, made by the pickles of the run and not written yet (`take_new`).
         self.new: dict[int, tuple[str, bytes]] = {}
-        #: Keys the snapshot being taken refers to.
+        #: Keys the pickle being made refers to (since `begin`).
         self.referenced: set[int] = set()
+        #: Keys the state refers to as of the last write (`retain`).
+        self.live: set[int] = set(self._stored)
 
     def begin(self) -> None:
-        """A snapshot starts: it will say which keys it refers to and which blobs are new."""
-        self.new = {}
+        """A pickle starts: `referenced` will hold the keys it refers to."""
         self.referenced = set()
 
     def key_of(self, value: str | bytes) -> int:
@@ -86,22 +91,30 @@ class OutOfLine:
         self.referenced.add(key)
         return key
 
-    def end(self) -> None:
-        """The snapshot is taken: forget the objects it no longer refers to (their blobs
-        become garbage in the store, dropped at its next compaction)."""
-        gone = [key for key in self._objects if key not in self.referenced]
-        for key in gone:
+    def take_new(self) -> dict[int, tuple[str, bytes]]:
+        """The blobs made since the last write, for the write being made."""
+        new, self.new = self.new, {}
+        return new
+
+    def retain(self, live: set[int]) -> None:
+        """The state refers to `live` now (its snapshot and its journal entries): forget the
+        objects of other keys (their blobs are garbage in the store, dropped at its next
+        compaction)."""
+        self.live = live
+        for key in [key for key in self._objects if key not in live]:
             del self._keys[id(self._objects.pop(key))]
             self._sizes.pop(key, None)
+        for key in [key for key in self._unloaded if key not in live]:
+            del self._unloaded[key]
 
-    def referenced_bytes(self) -> int:
-        """Bytes of the blobs the last snapshot refers to: what a whole state holds."""
+    def live_bytes(self) -> int:
+        """Bytes of the blobs the state refers to: what a whole state holds of them."""
         sizes = self._sizes
-        return sum(sizes.get(key, 0) for key in self.referenced)
+        return sum(sizes.get(key, 0) for key in self.live)
 
     def written(self, new: dict[int, tuple[str, bytes]], write: Any = None) -> None:
         """`new` blobs went with a write: stored now, or, when the write is still to commit
-        (`write`, an awaitable), once it has (`settled`) — until then every snapshot writes
+        (`write`, an awaitable), once it has (`settled`) — until then every pickle writes
         them again, so that no write refers to a blob that only a write that may yet fail
         holds."""
         sizes = {key: len(data) for key, (_, data) in new.items()}
@@ -111,12 +124,12 @@ class OutOfLine:
             self._pending[id(write)] = (write, sizes)
 
     def compacted(self, write: Any = None) -> None:
-        """The store's log was rewritten holding the blobs the last snapshot refers to and
-        no others (by `write`, when it is still to commit)."""
+        """The store's log was rewritten holding the blobs the state refers to and no others
+        (by `write`, when it is still to commit)."""
         sizes = dict(self._stored)
         for _, pending in self._pending.values():
             sizes.update(pending)
-        live = {key: sizes.get(key, 0) for key in self.referenced}
+        live = {key: sizes.get(key, 0) for key in self.live}
         self._pending.clear()
         if write is None:
             self._stored = live
@@ -130,24 +143,32 @@ class OutOfLine:
         if pending is not None:
             self._stored.update(pending[1])
 
-    def object_of(self, key: int, blob: tuple[str, bytes]) -> str | bytes:
-        """The object `blob` holds, the same one for every reference to `key`."""
+    def object_of(self, key: int) -> str | bytes | None:
+        """The object of blob `key`, the same one for every reference to it (the key is
+        `referenced`); None for a key this run does not know."""
+        self.referenced.add(key)
         value = self._objects.get(key)
         if value is None:
+            blob = self._unloaded.pop(key, None)
+            if blob is None:
+                return None
             value = object_of(blob)
             self._objects[key] = value
             self._keys[id(value)] = (value, key)
         return value
 
     def live_blobs(self) -> dict[int, tuple[str, bytes]]:
-        """The blobs the last snapshot refers to, to write with the whole state."""
-        return {key: _blob_of(self._objects[key]) for key in sorted(self.referenced)}
+        """The blobs the state refers to, to write with the whole state."""
+        blobs = {}
+        for key in sorted(self.live):
+            value = self._objects.get(key)
+            blobs[key] = _blob_of(value) if value is not None else self._unloaded[key]
+        return blobs
 
-    def sizes(self) -> tuple[int, int]:
-        """(bytes of the blobs the last snapshot refers to, bytes of all known stored)."""
-        stored = self._stored
-        live = sum(stored.get(key, 0) for key in self.referenced)
-        return live, sum(stored.values())
+    def garbage_bytes(self) -> int:
+        """Bytes of the stored blobs the state no longer refers to."""
+        live = self.live
+        return sum(size for key, size in self._stored.items() if key not in live)
 
 
 def _blob_of(value: str | bytes) -> tuple[str, bytes]:

@@ -461,14 +461,18 @@ class _FastReferencingPickler(_FastPickler):
 def blob_object(
     key: Any, blobs: dict[int, tuple[str, bytes]] | None, out_of_line: OutOfLine | None
 ) -> str | bytes:
-    """The string or bytes a snapshot's reference to blob `key` stands for."""
+    """The string or bytes a snapshot's reference to blob `key` stands for: the object of
+    `out_of_line` (made from its stored blob once), or made from `blobs`."""
+    value = out_of_line.object_of(key) if out_of_line is not None else None
+    if value is not None:
+        return value
     blob = (blobs or {}).get(key)
     if blob is None:
         raise CorruptStateError(
-            f"the saved call stack refers to the large value {key!r}, which the state does not "
+            f"the saved state refers to the large value {key!r}, which the state does not "
             "hold; restore the store from a backup, or delete the instance"
         )
-    return out_of_line.object_of(key, blob) if out_of_line is not None else object_of(blob)
+    return object_of(blob)
 
 
 _reusable = threading.local()

@@ -200,6 +200,8 @@ class InstanceRun:
         )
         #: Set when the backend asked for the whole state (it rewrites the log with it).
         self.compacting = False
+        #: Keys of the blobs the last snapshot refers to (`out_of_line`).
+        self.snapshot_blob_keys: set[int] = set()
 
     def request_cancel(self, reason: str | None) -> None:
         """Raise `Cancelled` at the next checkpoint (a cancel event is in the inbox)."""
@@ -461,14 +463,12 @@ class InstanceRun:
                 # A failed instance keeps its last snapshot and the journal it reads: it can
                 # be retried, forked or shown where it stopped.
                 fields["snapshot"] = None
-                if self.out_of_line is not None:
-                    # Its blobs are garbage now: the log is rewritten without them.
-                    fields["blob_keys"] = ()
-                    self.out_of_line.begin()
-                    changes["compact"] = True
+                self.snapshot_blob_keys = set()
                 keep = self.policy.keep_history
                 kept = sorted(self.journal)[-keep:] if keep else []
                 changes["prune_below"] = self._prune(kept[0] if kept else self.next_seq)
+            if self.out_of_line is not None:
+                self._add_blobs(fields, changes)
             saved.update(fields)
             self.compacting = False
             unsettled = self.backend.save_changes(self.instance_id, changes, self.full_state)
@@ -487,6 +487,45 @@ class InstanceRun:
         except BaseException as error:
             self.stop_at_failed_write(error)
             raise
+
+    def _add_blobs(self, fields: dict[str, Any], changes: dict[str, Any]) -> None:
+        """Out of line, a write holds the blobs made since the last one, and the keys the
+        state refers to when they changed (its snapshot's and its journal entries'); it asks
+        for a compaction once the blobs the state no longer refers to outweigh the others."""
+        out_of_line = self.out_of_line
+        live = set(self.snapshot_blob_keys)
+        for entry in self.journal.values():
+            keys = entry.get("blob_keys")
+            if keys:
+                live.update(keys)
+        out_of_line.retain(live)
+        snapshot = fields.get("snapshot", self.fields.get("snapshot"))
+        # Written in pieces, the state is still one whole when the log is compacted.
+        whole = len(snapshot or b"") + out_of_line.live_bytes()
+        limit = getattr(self.backend, "max_state_bytes", None)
+        if limit is not None and whole > limit:
+            raise StateTooLargeError(
+                f"instance {self.instance_id!r}: the state is {readable_size(whole)}",
+                instance_id=self.instance_id,
+                size=whole,
+                limit=limit,
+            )
+        keys = tuple(sorted(live))
+        if keys != self.fields.get("blob_keys"):
+            fields["blob_keys"] = keys
+        new = out_of_line.take_new()
+        if new:
+            changes["blobs"] = new
+        if out_of_line.garbage_bytes() > max(out_of_line.live_bytes(), _BLOB_GARBAGE_BYTES):
+            changes["compact"] = True
+
+    def dump_value(self, value: Any) -> tuple[bytes, tuple[int, ...]]:
+        """`value` pickled for a journal entry, and the keys of the blobs it refers to: out
+        of line, a large string a call returns is written once for its entry and for the
+        snapshot that keeps it."""
+        out_of_line = self.out_of_line
+        data = references.dumps(value, out_of_line=out_of_line)
+        return data, tuple(sorted(out_of_line.referenced)) if out_of_line is not None else ()
 
     def _explain_too_large(self, error: StateTooLargeError) -> StateTooLargeError:
         """`error` with the checkpoint it was at, the largest live values, and what to do."""
@@ -518,24 +557,6 @@ class InstanceRun:
         to any more outweigh those it does."""
         fields["snapshot"], changes["prune_below"] = self._take_snapshot()
         fields["next_seq"] = self.next_seq
-        out_of_line = self.out_of_line
-        if out_of_line is not None:
-            # Written in pieces, the state is still one whole when the log is compacted.
-            whole = len(fields["snapshot"]) + out_of_line.referenced_bytes()
-            limit = getattr(self.backend, "max_state_bytes", None)
-            if limit is not None and whole > limit:
-                raise StateTooLargeError(
-                    f"instance {self.instance_id!r}: the state is {readable_size(whole)}",
-                    instance_id=self.instance_id,
-                    size=whole,
-                    limit=limit,
-                )
-            fields["blob_keys"] = tuple(sorted(out_of_line.referenced))
-            if out_of_line.new:
-                changes["blobs"] = out_of_line.new
-            live, stored = out_of_line.sizes()
-            if stored - live > max(live, _BLOB_GARBAGE_BYTES):
-                changes["compact"] = True
         stack = self.stack
         written = self.written_versions
         for frame in stack.all_frames():
@@ -599,6 +620,8 @@ class InstanceRun:
             if not _forget_failed_calls(stack):
                 raise
             snapshot = stack.snapshot(out_of_line)
+        if out_of_line is not None:
+            self.snapshot_blob_keys = set(out_of_line.referenced)
         if (
             out_of_line is None
             and type(snapshot) is bytes
@@ -902,7 +925,11 @@ class DurableRuntime:
         blobs = state.get("blobs")
         if blobs:
             run.out_of_line = OutOfLine(blobs)
+        if run.out_of_line is not None:
+            run.out_of_line.begin()  # to learn the keys the snapshot refers to
         run.stack = CallStack.from_snapshot(state["snapshot"], run, versions, blobs)
+        if run.out_of_line is not None:
+            run.snapshot_blob_keys = set(run.out_of_line.referenced)
         if run.look_for_cancel_at is not None:
             run.look_for_cancel()
         if status == WAITING and not run.cancel_pending:
