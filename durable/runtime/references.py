@@ -466,7 +466,13 @@ def blob_object(
     value = out_of_line.object_of(key) if out_of_line is not None else None
     if value is not None:
         return value
-    blob = (blobs or {}).get(key)
+    if blobs is None:
+        raise DurableError(
+            "the saved state refers to large values kept beside its snapshot, in the "
+            "state's 'blobs': read it with them (saved_frames(state['snapshot'], loads, "
+            "state['blobs']), or handle.frames())"
+        )
+    blob = blobs.get(key)
     if blob is None:
         raise CorruptStateError(
             f"the saved state refers to the large value {key!r}, which the state does not "

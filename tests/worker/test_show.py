@@ -129,7 +129,8 @@ def test_show_of_a_missing_instance_exits_not_found(stored, capsys):
 async def test_saved_frames_loads_live_values_for_the_python_api(stored):
     _, backend = stored
     await paused_ship(backend)
-    frames = saved_frames(backend.read_state("s-1")["snapshot"], loads)
+    state = backend.read_state("s-1")
+    frames = saved_frames(state["snapshot"], loads, state.get("blobs"))
     assert [frame.awaiting for frame in frames][0] == "the frame below"
     basket = frames[1].live_locals["basket"]
     assert isinstance(basket, Basket) and basket.items == ["apple", "fig"]
