@@ -30,6 +30,10 @@ of the records the backend hands its `append_record` / `replace_records`), it pr
    the run of the log's record bytes to the state of the moment (what a resume then reads),
    and the store's files, paused and once the store is closed.
 
+5. for the stores on disk, a resume in a fresh Python process (which imports this module,
+   then times opening the store, loading and resuming the paused instance), median of 5.
+   Goal: well under 100 ms.
+
 Once, for reference: the bare pickle round trip (dumps + loads) of the final conversation.
 
 `--modes` names the snapshot modes to measure, each on its own backends: `full` (every
@@ -49,6 +53,7 @@ import pickle
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -326,6 +331,41 @@ async def resume_seconds(kind: StoreKind, where: Path, mode: str, steps: int, ch
     return elapsed
 
 
+#: Fresh processes each resuming the paused instance, for measure 5.
+FRESH_RESUMES = 5
+
+
+def fresh_resume_seconds(kind_name: str, where: Path, mode: str, steps: int) -> float:
+    """One resume of the paused instance in a new Python process, which has imported this
+    module (its durable function) before the timing starts: the store's opening, the load
+    and the resume to the instance's wait."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--fresh-resume", kind_name, str(where), mode, str(steps)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.strip())
+
+
+def resume_here(kind_name: str, where: str, mode: str, steps: str) -> None:
+    """The child of `fresh_resume_seconds`: prints the seconds its resume took."""
+    started = time.perf_counter()
+    store = STORES[kind_name].open(Path(where))
+    out_of_line.ENABLED = MODES[mode]
+    backend = DurableBackend(store)
+    try:
+        asyncio.run(
+            durable_agent_loop(
+                int(steps), MESSAGE_CHARS, orchestration_backend=backend, instance_id=INSTANCE
+            )
+        )
+    except PauseForEventException:
+        print(time.perf_counter() - started)
+    else:
+        raise AssertionError("the instance resumed without its event")
+
+
 def loads_seconds(data: bytes) -> float:
     started = time.perf_counter()
     pickle.loads(data)
@@ -340,6 +380,8 @@ class Result:
     small_step_end: float
     resume: float
     loads: float
+    #: Median seconds of a resume in a fresh process (stores on disk only).
+    fresh: float | None
 
 
 def tail_mean(values: list[float]) -> float:
@@ -370,7 +412,14 @@ async def measure(
         if repeat % 2 == 1:
             resume_times.append(await resume_seconds(kind, where, mode, steps, MESSAGE_CHARS))
     _memory_stores.clear()
+    fresh = None
+    if kind.on_disk:
+        name = next(name for name, known in STORES.items() if known is kind)
+        fresh = statistics.median(
+            fresh_resume_seconds(name, where, mode, steps) for _ in range(FRESH_RESUMES)
+        )
     return Result(
+        fresh=fresh,
         large=large_runs[0],
         step_end=statistics.median(large_ends),
         small_step_end=statistics.median(small_ends),
@@ -480,6 +529,11 @@ def report(kind: StoreKind, mode: str, result: Result, scenario: Scenario) -> No
             GOALS["size"],
         )
     )
+    if result.fresh is not None:
+        print(
+            f"  5. resume in a fresh process (median of {FRESH_RESUMES}){'':<6}"
+            f"{time_text(result.fresh):>12}   goal: well under 100 ms"
+        )
     # At call k the log holds what steps 0..k-1 wrote: the state of k messages.
     peak = max(
         range(1, len(large.log_bytes)),
@@ -552,6 +606,9 @@ async def main_async(args: argparse.Namespace, root: Path) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--fresh-resume"]:
+        resume_here(*sys.argv[2:6])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--modes",
