@@ -468,7 +468,7 @@ class InstanceRun:
                 kept = sorted(self.journal)[-keep:] if keep else []
                 changes["prune_below"] = self._prune(kept[0] if kept else self.next_seq)
             if self.out_of_line is not None:
-                self._add_blobs(fields, changes)
+                self._add_blobs(fields, changes, completed=status == COMPLETED)
             saved.update(fields)
             self.compacting = False
             unsettled = self.backend.save_changes(self.instance_id, changes, self.full_state)
@@ -488,10 +488,13 @@ class InstanceRun:
             self.stop_at_failed_write(error)
             raise
 
-    def _add_blobs(self, fields: dict[str, Any], changes: dict[str, Any]) -> None:
+    def _add_blobs(
+        self, fields: dict[str, Any], changes: dict[str, Any], *, completed: bool = False
+    ) -> None:
         """Out of line, a write holds the blobs made since the last one, and the keys the
         state refers to when they changed (its snapshot's and its journal entries'); it asks
-        for a compaction once the blobs the state no longer refers to outweigh the others."""
+        for a compaction once the blobs the state no longer refers to outweigh the others,
+        and when the instance completes with any (nothing rewrites its log after that)."""
         out_of_line = self.out_of_line
         live = set(self.snapshot_blob_keys)
         for entry in self.journal.values():
@@ -516,7 +519,8 @@ class InstanceRun:
         new = out_of_line.take_new()
         if new:
             changes["blobs"] = new
-        if out_of_line.garbage_bytes() > max(out_of_line.live_bytes(), _BLOB_GARBAGE_BYTES):
+        garbage = out_of_line.garbage_bytes()
+        if garbage > max(out_of_line.live_bytes(), _BLOB_GARBAGE_BYTES) or (completed and garbage):
             changes["compact"] = True
 
     def dump_value(self, value: Any) -> tuple[bytes, tuple[int, ...]]:

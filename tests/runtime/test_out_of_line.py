@@ -17,6 +17,7 @@ from durable import (
     DurableBackend,
     InMemoryStateStore,
     PauseForEventException,
+    PostgresStateStore,
     SQLiteStateStore,
     durable_execute,
     make_durable,
@@ -195,15 +196,27 @@ async def test_a_step_of_a_large_state_writes_what_it_added_not_the_whole_state(
     assert max(written[-10:]) < 100_000
 
 
-async def test_a_large_state_resumes_in_a_new_process_state_from_its_blobs(tmp_path):
-    @make_durable
-    async def waits_with_a_large_state() -> int:
-        pages = [await durable_execute(text, 30_000, n) for n in range(8)]
-        same = pages[3]
-        await wait_for_event("go")
-        return sum(map(len, pages)) + (same is pages[3])
+@make_durable
+async def waits_with_a_large_state() -> int:
+    pages = [await durable_execute(text, 30_000, n) for n in range(8)]
+    same = pages[3]
+    await wait_for_event("go")
+    return sum(map(len, pages)) + (same is pages[3])
 
-    store = SQLiteStateStore(tmp_path / "store.db")
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_large_state_resumes_through_a_new_store_object_from_its_blobs(
+    kind, tmp_path, request
+):
+    def opened():
+        if kind == "sqlite":
+            return SQLiteStateStore(tmp_path / "store.db")
+        return PostgresStateStore(
+            request.getfixturevalue("postgres_dsn"),
+            schema=request.getfixturevalue("postgres_schema"),
+        )
+
+    store, fresh_store = opened(), None
     try:
         backend = DurableBackend(store)
         with pytest.raises(PauseForEventException):
@@ -211,12 +224,17 @@ async def test_a_large_state_resumes_in_a_new_process_state_from_its_blobs(tmp_p
         state = backend.read_state("w")
         assert state["blobs"] and len(state["snapshot"]) < 20_000  # the pages are out of line
         backend.publish_event("w", "go")
-        fresh = DurableBackend(SQLiteStateStore(tmp_path / "store.db"))
+        fresh_store = opened()
+        fresh = DurableBackend(fresh_store)
         assert await waits_with_a_large_state(orchestration_backend=fresh, instance_id="w") == (
             240_001
         )
+        # Completed: the blobs are garbage, and the log is rewritten without them.
+        assert b"\xc3\xa9" * 1000 not in b"".join(fresh_store.read_records("w"))
     finally:
-        store.close()
+        for opened_store in (store, fresh_store):
+            if opened_store is not None:
+                opened_store.close()
 
 
 def test_out_of_line_can_be_turned_off_or_forced_by_the_environment():
