@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from .._errors import CorruptStateError, DurableError, IncompatibleStateError
+from . import out_of_line as out_of_line_settings
 from .catalog import importable_name, program_for_key
 from .out_of_line import OutOfLine, goes_out_of_line, object_of
 
@@ -444,18 +445,31 @@ class _FastPickler(pickle.Pickler):
 
 
 class _FastReferencingPickler(_FastPickler):
-    def __init__(
-        self, file: io.BytesIO, table: dict[int, tuple], out_of_line: OutOfLine | None = None
-    ) -> None:
+    def __init__(self, file: io.BytesIO, table: dict[int, tuple]) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._table = table
-        self._out_of_line = out_of_line
 
     def persistent_id(self, obj: Any) -> tuple | None:
-        reference = self._table.get(id(obj))
-        if reference is None and self._out_of_line is not None and goes_out_of_line(obj):
-            return ("blob", self._out_of_line.key_of(obj))
-        return reference
+        return self._table.get(id(obj))
+
+
+class _FastOutOfLinePickler(_FastPickler):
+    """Large strings and bytes as references to blobs of `out_of_line`. Called for every
+    object the state holds, so kept short: strings and bytes are never in the reference
+    table (`_BY_VALUE_TYPES`)."""
+
+    def __init__(self, file: io.BytesIO, table: dict[int, tuple], out_of_line: OutOfLine) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._table = table
+        self._key_of = out_of_line.key_of
+        self._min_size = out_of_line_settings.MIN_SIZE
+
+    def persistent_id(self, obj: Any) -> tuple | None:
+        kind = type(obj)
+        if kind is str or kind is bytes:
+            return ("blob", self._key_of(obj)) if len(obj) >= self._min_size else None
+        table = self._table
+        return table.get(id(obj)) if table else None
 
 
 def blob_object(
@@ -515,9 +529,13 @@ def dumps(
     try:
         if out_of_line is not None:
             out_of_line.begin()
-        if referencing:
+        if out_of_line is not None:
             buffer = io.BytesIO()
-            _FastReferencingPickler(buffer, table, out_of_line).dump(value)
+            _FastOutOfLinePickler(buffer, table, out_of_line).dump(value)
+            return buffer.getvalue()
+        if table:
+            buffer = io.BytesIO()
+            _FastReferencingPickler(buffer, table).dump(value)
             return buffer.getvalue()
         return _fast_dumps(value)
     except Exception:
