@@ -43,6 +43,7 @@ from .runtime.operations import (
     step,
     wait_for_event,
 )
+from .runtime.out_of_line import Stored
 from .runtime.program import DurableProgram, make_durable
 from .runtime.runtime import DurableRuntime
 from .stores import (
@@ -91,6 +92,7 @@ __all__ = [
     "SQLiteStateStore",
     "StateFormatError",
     "StateStore",
+    "Stored",
     "StateTooLargeError",
     "default_backend",
     "durable_execute",

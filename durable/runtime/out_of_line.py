@@ -188,3 +188,37 @@ def object_of(blob: tuple[str, bytes]) -> str | bytes:
 def goes_out_of_line(value: Any) -> bool:
     kind = type(value)
     return (kind is str or kind is bytes) and len(value) >= MIN_SIZE
+
+
+class Stored:
+    """A value kept out of the snapshot on purpose: the snapshot saves how to load it again
+    — `load` (a function found by its module and name) and `arguments` — never the value.
+
+    ``doc = Stored(read_document, key)`` after a step stored the document under `key`; use
+    ``doc.value``, loaded at first use, again after a resume. Give it what stays the same
+    to load again (a path, an object-store key, a row id), not the data itself.
+    """
+
+    __slots__ = ("load", "arguments", "_value", "_loaded")
+
+    def __init__(self, load: Any, *arguments: Any) -> None:
+        if not callable(load):
+            raise TypeError(f"Stored needs the function that loads the value, got {load!r}")
+        self.load, self.arguments = load, arguments
+        self._value: Any = None
+        self._loaded = False
+
+    @property
+    def value(self) -> Any:
+        """The value, loaded with ``load(*arguments)`` at first use in this run."""
+        if not self._loaded:
+            self._value, self._loaded = self.load(*self.arguments), True
+        return self._value
+
+    def __reduce__(self) -> tuple:
+        return (Stored, (self.load, *self.arguments))
+
+    def __repr__(self) -> str:
+        name = getattr(self.load, "__qualname__", repr(self.load))
+        shown = ", ".join(map(repr, self.arguments))
+        return f"Stored({name}, {shown})" + ("" if self._loaded else " (not loaded)")

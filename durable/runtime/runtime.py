@@ -547,8 +547,9 @@ class InstanceRun:
             f"more than max_state_bytes ({readable_size(error.limit)}); nothing was written and the "
             f"instance stays at its last write. Largest live values: {largest or 'none'}. "
             "Keep a large value out of the state: store it with a step (a file, an object "
-            "store, a table) and keep only its key, or `del` it once used, before the "
-            "checkpoint; or give DurableBackend(max_state_bytes=...) a larger limit",
+            "store, a table) and keep only its key — durable.Stored(load, key) loads it "
+            "again when used — or `del` it once used, before the checkpoint; or give "
+            "DurableBackend(max_state_bytes=...) a larger limit",
             instance_id=error.instance_id,
             size=error.size,
             limit=error.limit,

@@ -19,6 +19,7 @@ from durable import (
     PauseForEventException,
     PostgresStateStore,
     SQLiteStateStore,
+    Stored,
     durable_execute,
     make_durable,
     wait_for_event,
@@ -280,3 +281,47 @@ async def test_a_large_state_is_shown_edited_and_forked_with_its_values_out_of_l
         assert await paused_with_pages(orchestration_backend=backend, instance_id="p-fork") == 8
     finally:
         store.close()
+
+
+DOCUMENTS: dict[str, str] = {}
+LOADS: list[str] = []
+
+
+def store_document(key: str) -> str:
+    DOCUMENTS[key] = text(2_000_000, 7)
+    return key
+
+
+def read_document(key: str) -> str:
+    LOADS.append(key)
+    return DOCUMENTS[key]
+
+
+@make_durable
+async def summarize(key: str) -> int:
+    document = Stored(read_document, await durable_execute(store_document, key))
+    first_half = len(document.value) // 2
+    await wait_for_event("go")
+    return first_half + len(document.value)
+
+
+async def test_a_value_kept_out_of_the_snapshot_on_purpose_is_loaded_again_after_a_resume(
+    tmp_path,
+):
+    LOADS.clear()
+    store = DiskStateStore(tmp_path / "store")
+    backend = DurableBackend(store)
+    with pytest.raises(PauseForEventException):
+        await summarize("doc-1", orchestration_backend=backend, instance_id="s")
+    assert sum(map(len, store.read_records("s"))) < 20_000  # how to load it, not 2 MB
+    [frame] = summarize.handle("s", orchestration_backend=backend).frames()
+    assert repr(frame.live_locals["document"]).startswith("Stored(read_document, 'doc-1')")
+    backend.publish_event("s", "go")
+    fresh = DurableBackend(DiskStateStore(tmp_path / "store"))
+    assert await summarize("doc-1", orchestration_backend=fresh, instance_id="s") == 3_000_000
+    assert LOADS == ["doc-1", "doc-1"]  # once per run, at first use
+
+
+def test_stored_needs_a_function_that_loads_the_value():
+    with pytest.raises(TypeError, match="the function that loads the value"):
+        Stored("doc-1")
