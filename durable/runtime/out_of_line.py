@@ -28,8 +28,9 @@ elif MODE not in ("", "off", "on"):
 #: Whether large states go out of line at all.
 ENABLED = MODE != "off"
 
-#: How a blob holds its object: a str as its UTF-8 (lone surrogates kept), bytes as they are.
+#: A blob is (kind, the object): a str, or bytes.
 _TEXT, _BYTES = "s", "b"
+Blob = tuple[str, str | bytes]
 
 
 class OutOfLine:
@@ -49,23 +50,24 @@ class OutOfLine:
         "live",
     )
 
-    def __init__(self, stored: dict[int, tuple[str, bytes]] | None = None) -> None:
+    def __init__(self, stored: dict[int, Blob] | None = None) -> None:
         #: id(object) -> (object, key): the object is held, so its id is not reused.
         self._keys: dict[int, tuple[Any, int]] = {}
         #: key -> object, for the blobs of objects this run has seen.
         self._objects: dict[int, Any] = {}
-        #: key -> size in bytes of the blobs the store holds (as far as this run knows).
+        #: key -> size of the blobs the store holds, as far as this run knows (characters of
+        #: a text, bytes of bytes: what a record holds of it, near enough).
         self._stored: dict[int, int] = {key: len(data) for key, (_, data) in (stored or {}).items()}
         #: id(write) -> (the write, key -> size of the blobs it holds), for the writes
         #: that have not committed yet.
         self._pending: dict[int, tuple[Any, dict[int, int]]] = {}
-        #: key -> size in bytes of every blob this run knows.
+        #: key -> size of every blob this run knows.
         self._sizes: dict[int, int] = dict(self._stored)
         #: key -> blob, for the stored blobs whose object this run has not made yet.
-        self._unloaded: dict[int, tuple[str, bytes]] = dict(stored or {})
+        self._unloaded: dict[int, Blob] = dict(stored or {})
         self._next_key = max(self._stored, default=0) + 1
         #: key -> blob, made by the pickles of the run and not written yet (`take_new`).
-        self.new: dict[int, tuple[str, bytes]] = {}
+        self.new: dict[int, Blob] = {}
         #: Keys the pickle being made refers to (since `begin`).
         self.referenced: set[int] = set()
         #: Keys the state refers to as of the last write (`retain`).
@@ -91,7 +93,7 @@ class OutOfLine:
         self.referenced.add(key)
         return key
 
-    def take_new(self) -> dict[int, tuple[str, bytes]]:
+    def take_new(self) -> dict[int, Blob]:
         """The blobs made since the last write, for the write being made."""
         new, self.new = self.new, {}
         return new
@@ -112,7 +114,7 @@ class OutOfLine:
         sizes = self._sizes
         return sum(sizes.get(key, 0) for key in self.live)
 
-    def written(self, new: dict[int, tuple[str, bytes]], write: Any = None) -> None:
+    def written(self, new: dict[int, Blob], write: Any = None) -> None:
         """`new` blobs went with a write: stored now, or, when the write is still to commit
         (`write`, an awaitable), once it has (`settled`) — until then every pickle writes
         them again, so that no write refers to a blob that only a write that may yet fail
@@ -157,7 +159,7 @@ class OutOfLine:
             self._keys[id(value)] = (value, key)
         return value
 
-    def live_blobs(self) -> dict[int, tuple[str, bytes]]:
+    def live_blobs(self) -> dict[int, Blob]:
         """The blobs the state refers to, to write with the whole state."""
         blobs = {}
         for key in sorted(self.live):
@@ -171,18 +173,18 @@ class OutOfLine:
         return sum(size for key, size in self._stored.items() if key not in live)
 
 
-def _blob_of(value: str | bytes) -> tuple[str, bytes]:
-    if type(value) is str:
-        return _TEXT, value.encode("utf-8", "surrogatepass")
-    return _BYTES, bytes(value)
+def _blob_of(value: str | bytes) -> Blob:
+    # The object itself: the record's pickle writes it once (a str as UTF-8, in C), and
+    # unpickling the record makes the object again, with no copy of ours either way.
+    return (_TEXT if type(value) is str else _BYTES), value
 
 
-def object_of(blob: tuple[str, bytes]) -> str | bytes:
-    """The string or bytes `blob` holds."""
+def object_of(blob: Blob) -> str | bytes:
+    """The string or bytes `blob` holds (a text blob may hold its UTF-8 instead)."""
     kind, data = blob
     if kind == _TEXT:
-        return bytes(data).decode("utf-8", "surrogatepass")
-    return bytes(data)
+        return data if type(data) is str else bytes(data).decode("utf-8", "surrogatepass")
+    return data if type(data) is bytes else bytes(data)
 
 
 def goes_out_of_line(value: Any) -> bool:

@@ -29,7 +29,7 @@ import cloudpickle
 from .._errors import CorruptStateError, DurableError, IncompatibleStateError
 from . import out_of_line as out_of_line_settings
 from .catalog import importable_name, program_for_key
-from .out_of_line import OutOfLine, goes_out_of_line, object_of
+from .out_of_line import Blob, OutOfLine, goes_out_of_line, object_of
 
 if TYPE_CHECKING:
     from .frames import FunctionCall
@@ -336,7 +336,7 @@ class _Unpickler(pickle.Unpickler):
     def __init__(
         self,
         file: io.BytesIO,
-        blobs: dict[int, tuple[str, bytes]] | None = None,
+        blobs: dict[int, Blob] | None = None,
         out_of_line: OutOfLine | None = None,
     ) -> None:
         super().__init__(file)
@@ -473,7 +473,7 @@ class _FastOutOfLinePickler(_FastPickler):
 
 
 def blob_object(
-    key: Any, blobs: dict[int, tuple[str, bytes]] | None, out_of_line: OutOfLine | None
+    key: Any, blobs: dict[int, Blob] | None, out_of_line: OutOfLine | None
 ) -> str | bytes:
     """The string or bytes a snapshot's reference to blob `key` stands for: the object of
     `out_of_line` (made from its stored blob once), or made from `blobs`."""
@@ -549,7 +549,7 @@ def dumps(
 
 def loads(
     data: bytes,
-    blobs: dict[int, tuple[str, bytes]] | None = None,
+    blobs: dict[int, Blob] | None = None,
     out_of_line: OutOfLine | None = None,
 ) -> Any:
     """The value `dumps` pickled; its references to large values are found in `blobs` (and

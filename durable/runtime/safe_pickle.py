@@ -228,7 +228,7 @@ class _SafeUnpickler(pickle.Unpickler):
     def persistent_load(self, reference: Any) -> Any:
         if type(reference) is tuple and len(reference) == 2 and reference[0] == "blob":
             blob = (self._blobs or {}).get(reference[1])
-            if type(blob) is tuple and len(blob) == 2 and type(blob[1]) is bytes:
+            if type(blob) is tuple and len(blob) == 2 and type(blob[1]) in (str, bytes):
                 return object_of(blob)  # a string or bytes: plain data
         return _placeholder("a persistent reference", True, (reference,))
 
