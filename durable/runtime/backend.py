@@ -379,15 +379,15 @@ class DurableBackend(OrchestrationBackend):
                 if "history" in fields:
                     history = History(fields["history"])
                 state.update(fields)
+                if "journal" in fields:
+                    journal = dict(state.pop("journal"))
+                if "code_versions" in fields:
+                    versions = dict(state.pop("code_versions"))
                 if "blobs" in fields:
                     blobs.update(state.pop("blobs"))
             more_blobs = changes.get("blobs")
             if more_blobs:
                 blobs.update(more_blobs)
-                if "journal" in fields:
-                    journal = dict(state.pop("journal"))
-                if "code_versions" in fields:
-                    versions = dict(state.pop("code_versions"))
             truncate_from = changes.get("truncate_from")
             if truncate_from is not None and journal:
                 journal = {seq: entry for seq, entry in journal.items() if seq < truncate_from}

@@ -135,13 +135,15 @@ def run_compiled(
     postgres: str | None = None,
     fail_read: int | None = None,
     counter: WriteCounter | None = None,
+    compact_after: int = 256,
 ) -> tuple[Outcome, int]:
     """Run to the end: publish each awaited event, resume after each crash. Returns writes.
 
     With `fail_read`, the store's read number `fail_read` (of records or events) fails once,
     as when its server restarts; the run must stop at its last write, marked as the store's
     failure, and the next call go on. `counter`, when given, counts the run's writes and
-    reads (and takes `crash_after` and `fail_read` from the caller).
+    reads (and takes `crash_after` and `fail_read` from the caller). `compact_after` is the
+    backend's: 2 rewrites the log as one record at every other write.
 
     `directory` holds the run's state (with `postgres`, the conninfo of a server, the
     schema "corpus" of it does, under an instance id of this run's own); the program is the
@@ -168,7 +170,7 @@ def run_compiled(
         while True:
             calls += 1
             assert calls < 1000, "the program never finishes"
-            backend = DurableBackend(store(counted=True))
+            backend = DurableBackend(store(counted=True), compact_after=compact_after)
             try:
                 return await module.main(
                     *module.ARGS, orchestration_backend=backend, instance_id=instance

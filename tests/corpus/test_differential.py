@@ -16,14 +16,24 @@ def test_corpus_is_large_enough():
     assert len(NAMES) >= 40
 
 
-def resumes_after_a_crash_at_every_write(name: str, tmp_path) -> None:
+def resumes_after_a_crash_at_every_write(name: str, tmp_path, compact_after: int = 256) -> None:
     """Crash the program at each of its store writes in turn; each resume must end as the
     plain run does."""
     expected = run_plain(name)
-    _, total_writes = run_compiled(name, tmp_path / "uninterrupted")
+    _, total_writes = run_compiled(name, tmp_path / "uninterrupted", compact_after=compact_after)
     for crash_after in range(1, total_writes + 1):
-        outcome, _ = run_compiled(name, tmp_path / f"crash-{crash_after}", crash_after)
+        outcome, _ = run_compiled(
+            name, tmp_path / f"crash-{crash_after}", crash_after, compact_after=compact_after
+        )
         assert outcome == expected, f"{name}: resumed after a crash at write {crash_after}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_resume_after_a_crash_at_every_write_of_a_log_compacted_every_other_write(name, tmp_path):
+    """Compactions fold every record into one; the records after one must add to it, never
+    replace what it holds (the journal entries a snapshot still reads, the code versions)."""
+    resumes_after_a_crash_at_every_write(name, tmp_path, compact_after=2)
 
 
 @pytest.mark.parametrize("name", NAMES)

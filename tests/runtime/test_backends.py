@@ -599,3 +599,21 @@ async def test_an_event_reusing_the_id_of_a_consumed_one_is_not_deleted_on_load(
     backend.publish_event("reuse", "go", "second")  # gets id 1 again
     backend.load_state("reuse")  # finishing the recorded deletion must spare it
     assert backend.pending_events("reuse") == [Event("go", "second")]
+
+
+def test_records_after_a_compaction_add_to_its_journal_and_code_versions():
+    backend = DurableBackend(InMemoryStateStore())
+    backend.save_state(
+        "i",
+        {
+            "status": "running",
+            "journal": {1: {"status": "succeeded", "value": 1}},
+            "code_versions": {"fingerprint": "version"},
+            "history": [],
+        },
+    )
+    step = {"set": {"updated_at": 1.0}, "entries": {2: {"status": "succeeded", "value": 2}}}
+    backend.save_changes("i", step, lambda: {})
+    state = backend.load_state("i")
+    assert sorted(state["journal"]) == [1, 2]
+    assert state["code_versions"] == {"fingerprint": "version"}
