@@ -570,19 +570,13 @@ class CallStack:
         return data
 
     @classmethod
-    def from_snapshot(
-        cls,
-        data: tuple | bytes,
-        run: InstanceRun,
-        code_versions: dict,
-        blobs: dict | None = None,
-    ) -> CallStack:
+    def from_snapshot(cls, data: tuple | bytes, run: InstanceRun, code_versions: dict) -> CallStack:
         """The call stack `snapshot` saved (as its tuple or its pickle), its large values
-        found in `blobs` (and made the objects of the run's `out_of_line`)."""
+        the objects of the run's `out_of_line`."""
         if type(data) is tuple:
             stack_format, frames = data
         else:
-            stack_format, frames = references.loads(data, blobs, run.out_of_line)
+            stack_format, frames = references.loads(data, None, run.out_of_line)
         if stack_format not in _READABLE_FORMATS:
             raise IncompatibleStateError(
                 f"instance {run.instance_id!r}: its call stack was saved in format "

@@ -529,7 +529,6 @@ def dumps(
     try:
         if out_of_line is not None:
             out_of_line.begin()
-        if out_of_line is not None:
             buffer = io.BytesIO()
             _FastOutOfLinePickler(buffer, table, out_of_line).dump(value)
             return buffer.getvalue()

@@ -379,13 +379,11 @@ class InstanceRun:
             unsettled = self.backend.save_step(self.instance_id, step, self.full_state)
             if unsettled is not None:
                 self._hand_over(unsettled)
-        except StateTooLargeError as too_large:
-            explained = self._explain_too_large(too_large)
-            self.stop_at_failed_write(explained)
-            raise explained from None
         except BaseException as error:
-            self.stop_at_failed_write(error)  # as in `_write`
-            raise
+            stopped = self._stop_at_write(error)  # as in `_write`
+            if stopped is error:
+                raise
+            raise stopped from None
         return True
 
     def clear_journal_from(self, seq: int, branch: str | None = None) -> None:
@@ -480,13 +478,19 @@ class InstanceRun:
                     out_of_line.written(changes["blobs"], unsettled)
             if unsettled is not None:
                 self._hand_over(unsettled)
-        except StateTooLargeError as too_large:
-            explained = self._explain_too_large(too_large)
-            self.stop_at_failed_write(explained)
-            raise explained from None
         except BaseException as error:
-            self.stop_at_failed_write(error)
-            raise
+            stopped = self._stop_at_write(error)
+            if stopped is error:
+                raise
+            raise stopped from None
+
+    def _stop_at_write(self, error: BaseException) -> BaseException:
+        """A write failed with `error`: the run stops at its last write; what to raise (a
+        state too large, explained with the values that make it so)."""
+        if isinstance(error, StateTooLargeError):
+            error = self._explain_too_large(error)
+        self.stop_at_failed_write(error)
+        return error
 
     def _add_blobs(
         self, fields: dict[str, Any], changes: dict[str, Any], *, completed: bool = False
@@ -503,8 +507,9 @@ class InstanceRun:
                 live.update(keys)
         out_of_line.retain(live)
         snapshot = fields.get("snapshot", self.fields.get("snapshot"))
+        live_bytes = out_of_line.live_bytes()
         # Written in pieces, the state is still one whole when the log is compacted.
-        whole = len(snapshot or b"") + out_of_line.live_bytes()
+        whole = len(snapshot or b"") + live_bytes
         limit = getattr(self.backend, "max_state_bytes", None)
         if limit is not None and whole > limit:
             raise StateTooLargeError(
@@ -520,7 +525,7 @@ class InstanceRun:
         if new:
             changes["blobs"] = new
         garbage = out_of_line.garbage_bytes()
-        if garbage > max(out_of_line.live_bytes(), _BLOB_GARBAGE_BYTES) or (completed and garbage):
+        if garbage > max(live_bytes, _BLOB_GARBAGE_BYTES) or (completed and garbage):
             changes["compact"] = True
 
     def dump_value(self, value: Any) -> tuple[bytes, tuple[int, ...]]:
@@ -557,9 +562,7 @@ class InstanceRun:
 
     def _add_snapshot(self, fields: dict[str, Any], changes: dict[str, Any]) -> None:
         """Put a snapshot of the call stack in the write, and prune the journal to what a
-        resume from it reads. Out of line, the write holds the blobs the snapshot added and
-        the keys it refers to, and asks for a compaction once the blobs no snapshot refers
-        to any more outweigh those it does."""
+        resume from it reads."""
         fields["snapshot"], changes["prune_below"] = self._take_snapshot()
         fields["next_seq"] = self.next_seq
         stack = self.stack
@@ -932,7 +935,7 @@ class DurableRuntime:
             run.out_of_line = OutOfLine(blobs)
         if run.out_of_line is not None:
             run.out_of_line.begin()  # to learn the keys the snapshot refers to
-        run.stack = CallStack.from_snapshot(state["snapshot"], run, versions, blobs)
+        run.stack = CallStack.from_snapshot(state["snapshot"], run, versions)
         if run.out_of_line is not None:
             run.snapshot_blob_keys = set(run.out_of_line.referenced)
         if run.look_for_cancel_at is not None:

@@ -184,9 +184,6 @@ class SQLiteStateStore(StateStore):
     """
 
     keeps_heads = True
-    #: The largest record a row holds: SQLite's limit on a value (``SQLITE_LIMIT_LENGTH``,
-    #: a billion bytes unless the library was built with another), less room for the row.
-    max_record_bytes = 1_000_000_000 - (1 << 16)
 
     def __init__(self, path: str | os.PathLike[str], *, group_commit: bool = True) -> None:
         if os.fspath(path) in ("", ":memory:"):
@@ -243,6 +240,8 @@ class SQLiteStateStore(StateStore):
             isolation_level=None,  # autocommit: every transaction here is explicit
             check_same_thread=False,
         )
+        #: The largest record a row holds: SQLite's limit on a value (a billion bytes unless
+        #: the library was built with another), less room for the row.
         self.max_record_bytes = connection.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) - (1 << 16)
         try:
             self._open_schema(connection)

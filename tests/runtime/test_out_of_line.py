@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from durable import (
     DiskStateStore,
     DurableBackend,
-    InMemoryStateStore,
     PauseForEventException,
     PostgresStateStore,
     SQLiteStateStore,
@@ -25,6 +24,7 @@ from durable import (
     wait_for_event,
 )
 from durable.runtime import out_of_line as settings_of_blobs
+from tests.worker.test_worker import STORES, make_store
 
 
 def text(size: int, seed: int) -> str:
@@ -123,14 +123,6 @@ OPERATIONS = st.lists(
 )
 
 
-def make_store(kind: str, directory):
-    if kind == "memory":
-        return InMemoryStateStore()
-    if kind == "disk":
-        return DiskStateStore(directory / "store")
-    return SQLiteStateStore(directory / "store.db")
-
-
 @pytest.fixture
 def out_of_line_from_the_first_snapshot(monkeypatch):
     """Strings and bytes of 16 or more go out of line from an instance's first snapshot."""
@@ -155,7 +147,7 @@ async def run_resuming_at_every_step(operations: list, kind: str, directory) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["memory", "disk", "sqlite"])
+@pytest.mark.parametrize("kind", STORES)
 def test_generated_mutations_resume_to_what_a_whole_snapshot_restores(
     kind, tmp_path_factory, out_of_line_from_the_first_snapshot
 ):
