@@ -45,8 +45,12 @@ NAMES = sorted(
 )
 
 _STORES = {
-    "disk": (DiskStateStore, lambda directory: directory / "state"),
-    "sqlite": (SQLiteStateStore, lambda directory: directory / "state.db"),
+    "disk": (DiskStateStore, lambda directory: directory / "state", {}),
+    # One transaction per write: a child dies right after a write is durable, and the trace
+    # must then hold each effect once. With group commit, a fan-out's other branches run
+    # their steps while that write's transaction commits, and a step whose write was still
+    # queued runs again after the crash, as a step may (at least once).
+    "sqlite": (SQLiteStateStore, lambda directory: directory / "state.db", {"group_commit": False}),
 }
 
 
@@ -77,11 +81,11 @@ class _CountsDurableWrites(CountsWrites):
 
 
 def _store(kind: str, directory: Path, counter: WriteCounter | None = None):
-    base, where = _STORES[kind]
+    base, where, options = _STORES[kind]
     if counter is None:
-        return base(where(directory))
+        return base(where(directory), **options)
     crashing = type(f"Crashing{base.__name__}", (_CountsDurableWrites, base), {})
-    store = crashing(where(directory))
+    store = crashing(where(directory), **options)
     store.counter = counter
     return store
 
