@@ -535,6 +535,7 @@ def test_durable_store_variable_keeps_a_paused_instance_for_the_next_process(flo
     assert DiskStateStore(store_dir).list_instances() == ["greet-1"]
 
 
+@pytest.mark.slow
 def test_durable_store_variable_lets_another_process_publish_and_resume(flow_dir, store_dir):
     run_python(flow_dir, PAUSE_SCRIPT, store_dir.as_uri()).check_returncode()
     resumed = run_python(flow_dir, RESUME_SCRIPT, store_dir.as_uri())
@@ -543,6 +544,7 @@ def test_durable_store_variable_lets_another_process_publish_and_resume(flow_dir
     assert DiskStateStore(store_dir).read_events("greet-1") == []
 
 
+@pytest.mark.slow
 def test_default_backend_without_durable_store_keeps_nothing_between_processes(flow_dir, store_dir):
     run_python(flow_dir, PAUSE_SCRIPT, None).check_returncode()
     resumed = run_python(flow_dir, RESUME_SCRIPT, None)
@@ -556,6 +558,7 @@ def test_default_backend_without_durable_store_keeps_nothing_between_processes(f
     ("store_url", "store_type"),
     [(None, "InMemoryStateStore"), ("memory://", "InMemoryStateStore"), ("file", "DiskStateStore")],
 )
+@pytest.mark.slow
 def test_default_backend_uses_the_store_named_by_durable_store(
     store_url, store_type, tmp_path, store_dir
 ):

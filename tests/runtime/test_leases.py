@@ -142,6 +142,7 @@ def wait_for(path: Path, process: subprocess.Popen) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["disk", "sqlite"])
 def test_a_second_process_is_refused_while_the_first_runs_and_takes_over_after_a_kill(
     tmp_path, kind

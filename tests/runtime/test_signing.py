@@ -127,6 +127,7 @@ def test_a_text_key_signs_as_its_utf8_bytes():
     assert DurableBackend(secret_key="clé")._key == "clé".encode()
 
 
+@pytest.mark.slow
 async def test_the_command_line_takes_the_key_from_the_environment(tmp_path):
     store = DiskStateStore(tmp_path / "store")
     await paused(store)

@@ -129,6 +129,7 @@ def damage() -> st.SearchStrategy:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["memory", "disk", "sqlite"])
 @damage_settings
 @given(how=damage())
@@ -145,6 +146,7 @@ def test_damaged_signed_records_are_refused(kind, how):
         assert resumed(store, KEY) == "refused"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["memory", "disk", "sqlite"])
 @damage_settings
 @given(how=damage())
@@ -191,6 +193,7 @@ def damaged_bytes(data: bytes, how: tuple) -> bytes:
     return rest[:at] + data[start:end] + rest[at:]
 
 
+@pytest.mark.slow
 @damage_settings
 @given(how=damage())
 def test_raw_damage_to_an_unsigned_disk_log_is_refused_or_a_torn_tail(how):
@@ -221,6 +224,7 @@ def test_raw_damage_to_an_unsigned_disk_log_is_refused_or_a_torn_tail(how):
         st.booleans(),
     )
 )
+@pytest.mark.slow
 def test_raw_damage_to_unsigned_sqlite_rows_is_refused(how):
     """Damaged bytes of a record or event row, and a row taken out of the middle of a log, are
     refused (without a key, a row cut off the end is a valid earlier log: docs/security.md)."""

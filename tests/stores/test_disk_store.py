@@ -568,6 +568,7 @@ def run_with_fault(store_dir: Path, fault: str, *options: str) -> subprocess.Com
         ("torn:3", 2),
     ],
 )
+@pytest.mark.slow
 @pytest.mark.parametrize("lease", [[], ["leased"]], ids=["unleased", "leased"])
 def test_a_fault_point_kills_the_process_at_that_write(store_dir, fault, kept, lease):
     finished = run_with_fault(store_dir, fault, *lease)

@@ -381,6 +381,7 @@ print(" ".join(map(str, ids)))
 """
 
 
+@pytest.mark.slow
 def test_concurrent_appends_from_several_processes_all_land_in_order(tmp_path, db_path):
     go = tmp_path / "go"
     count, names = 40, ["writer-a", "writer-b", "writer-c"]
@@ -660,6 +661,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_a_paused_instance_resumes_in_another_process_through_durable_store(tmp_path, db_path):
     (tmp_path / "ship_flow.py").write_text(FLOW_MODULE)
     ledger = str(tmp_path / "ledger.txt")
@@ -974,6 +976,7 @@ print(store.read_records("order-7"))
 """
 
 
+@pytest.mark.slow
 def test_several_processes_opening_a_schema_1_store_at_once_migrate_it_once(tmp_path, db_path):
     make_schema_1_store(db_path)
     go = tmp_path / "go"

@@ -63,6 +63,7 @@ def quick_worker(backend, **options) -> Worker:
 
 
 # -- sleeping instances cost nothing while they sleep ----------------------------------------
+@pytest.mark.slow
 async def test_a_long_sleep_parks_the_instance_as_sleeping_and_holds_no_slot(backend, ledger):
     handle = await operated.nap.start(ledger, 1.5, orchestration_backend=backend, instance_id="n")
     async with working(quick_worker(backend)) as worker:
@@ -74,6 +75,7 @@ async def test_a_long_sleep_parks_the_instance_as_sleeping_and_holds_no_slot(bac
     assert operated.lines(ledger) == ["before", "after"]
 
 
+@pytest.mark.slow
 async def test_a_parked_sleep_wakes_at_its_deadline_not_at_the_next_poll(backend, ledger):
     handle = await operated.nap.start(ledger, 1.2, orchestration_backend=backend, instance_id="n")
     async with working(Worker(backend, min_poll=0.01, max_poll=30)):
@@ -92,6 +94,7 @@ async def test_a_sleep_shorter_than_park_sleeps_after_sleeps_in_its_run(backend,
         assert await handle.result(timeout=5) == "after"
 
 
+@pytest.mark.slow
 async def test_many_sleepers_leave_every_slot_free_for_a_short_timer(backend, ledger):
     for number in range(12):
         await operated.nap.start(
@@ -116,6 +119,7 @@ async def test_many_sleepers_leave_every_slot_free_for_a_short_timer(backend, le
         assert time.monotonic() - began < 2.5
 
 
+@pytest.mark.slow
 async def test_a_direct_call_of_a_sleeping_instance_sleeps_what_is_left_and_returns(
     backend, ledger
 ):
@@ -190,6 +194,7 @@ async def test_a_running_instance_is_cancelled_at_its_next_checkpoint(backend, l
     assert len(done) < 1000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [DiskStateStore, SQLiteStateStore])
 async def test_a_cancellation_stored_by_another_backend_reaches_a_running_instance(
     kind, tmp_path, ledger

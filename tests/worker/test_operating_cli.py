@@ -18,6 +18,9 @@ from durable import PauseForEventException
 
 from . import operated
 
+#: Every test runs the command line as processes: left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 DURABLE = str(Path(sys.executable).parent / "durable")
 
@@ -137,7 +140,6 @@ async def test_edit_of_a_name_that_is_not_live_exits_2_naming_the_live_ones(stor
 
 
 # -- kill -9 at the write of each change --------------------------------------------------------
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["before", "after", "torn"])
 async def test_a_kill_9_during_retry_leaves_it_undone_or_done(stored, ledger, kind):
     url, backend = stored
@@ -152,7 +154,6 @@ async def test_a_kill_9_during_retry_leaves_it_undone_or_done(stored, ledger, ki
     assert await finish(stored.reopen(), ledger) == ("ship", 6)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["before", "after", "torn"])
 async def test_a_kill_9_during_edit_leaves_the_old_value_or_the_new(stored, ledger, kind):
     url, backend = stored
@@ -167,7 +168,6 @@ async def test_a_kill_9_during_edit_leaves_the_old_value_or_the_new(stored, ledg
     assert await finish(runner, ledger) == ("ship", frame.live_locals["total"])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["before", "after", "torn"])
 async def test_a_kill_9_during_fork_leaves_no_fork_or_a_whole_one(stored, ledger, kind):
     url, backend = stored
@@ -185,7 +185,6 @@ async def test_a_kill_9_during_fork_leaves_no_fork_or_a_whole_one(stored, ledger
     assert runner.read_state("o")["status"] == "waiting"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("write", [1, 2, 3, 4])
 async def test_a_worker_killed_while_delivering_a_cancellation_delivers_it_once(
     stored, ledger, tmp_path, write
@@ -212,7 +211,6 @@ async def test_a_worker_killed_while_delivering_a_cancellation_delivers_it_once(
     assert stored.reopen().pending_events("c") == []
 
 
-@pytest.mark.slow
 async def test_a_worker_process_wakes_a_parked_sleeper_after_a_kill_9(stored, ledger):
     url, backend = stored
     handle = await operated.nap.start(ledger, 2.0, orchestration_backend=backend, instance_id="n")
