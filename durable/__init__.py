@@ -4,6 +4,10 @@
 one instance, which checkpoints its call stack and resumes mid-function from the last one.
 """
 
+# The installed ``durable-frames`` distribution's version (pyproject's, in a source tree).
+from ._version import __version__ as __version__
+
+# isort: split
 from ._errors import (
     AlreadyDurableException,
     ArgumentsMismatchError,

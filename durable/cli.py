@@ -657,14 +657,21 @@ async def _serve(worker, early: list[int]) -> None:
             logger.info("%s: shutting down (send it again to abandon runs at once)", name)
             stop.set()
 
+    in_loop = []
     for signum in _SIGNALS:
-        loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+            in_loop.append(signum)
+        except NotImplementedError:
+            # Windows' event loops take no signal handlers: a plain one passes it to the loop
+            # (`_worker` puts the previous handler back).
+            signal.signal(signum, lambda signum, _: loop.call_soon_threadsafe(on_signal, signum))
     for signum in early:
         on_signal(signum)
     try:
         await worker.run(stop)
     finally:
-        for signum in _SIGNALS:
+        for signum in in_loop:
             loop.remove_signal_handler(signum)
 
 

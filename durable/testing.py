@@ -1,6 +1,7 @@
 """Crash testing for durable functions: run one in a child process, kill it at a store write.
 
 Owns `run_workflow_process`, `crash_test` and the child entry ``python -m durable.testing``.
+Both need POSIX (`DiskStateStore`, SIGKILL) and are refused elsewhere (`_require_posix`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .runtime.backend import DurableBackend
 from .stores.base import InstanceSummary
 from .stores.disk import DiskStateStore
 from .stores.faults import ENVIRONMENT_VARIABLE, KINDS, FaultPlan
+from .stores.locks import require_file_locks
 
 __all__ = [
     "UNINTERRUPTED",
@@ -237,6 +239,7 @@ def run_workflow_process(
     Returns how the process ended; raises `HarnessError` when it could not make the call
     (the target does not import, no outcome reported, `timeout` seconds passed).
     """
+    _require_posix("run_workflow_process")
     validate_target(target)
     _validate_fault(fault)
     _validate_compact_after(compact_after)
@@ -452,6 +455,13 @@ def _runners(target: str, count: int, fork_server: bool) -> Iterator[Callable[..
             server.close()
 
 
+def _require_posix(name: str) -> None:
+    require_file_locks(
+        f"durable.testing.{name} (its runs are killed with SIGKILL over a DiskStateStore)",
+        "run crash tests on Linux or macOS (on Windows, under WSL)",
+    )
+
+
 # -- the crash test -------------------------------------------------------------------------
 def crash_test(
     target: str,
@@ -510,6 +520,7 @@ def crash_test(
     failed, `HarnessError` when the uninterrupted run cannot be made; returns a
     `CrashReport` when every crash point passes.
     """
+    _require_posix("crash_test")
     started = time.monotonic()
     validate_target(target)
     kinds = tuple(kinds)

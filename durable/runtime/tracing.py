@@ -1,5 +1,5 @@
 """OpenTelemetry spans, when the optional ``opentelemetry-api`` is installed: one span per
-instance run and one per durable operation inside it (``pip install durable[otel]``).
+instance run and one per durable operation inside it (``pip install 'durable-frames[otel]'``).
 
 Without the package nothing is traced and nothing costs: the runtime asks `tracer()` once
 per run. Operation spans are made when the operation's journal entry is written, from the

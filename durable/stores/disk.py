@@ -21,6 +21,9 @@ compaction) and when the lease is released or the store closed (then the head gi
 last append, whose record was synced before). So an append stays one data sync, and the head
 on disk may lag the log by the appends since its last whole write or release: rollback
 detection here covers a log cut back to before that point, not a cut of those last appends.
+
+It needs POSIX (file locks, positioned writes): elsewhere (Windows) it is refused when made,
+pointing to `SQLiteStateStore`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from .._errors import CorruptStateError
 from .._ids import validate_instance_id
 from .base import InstanceSummary, StateStore
 from .faults import FaultPlan, die
-from .locks import FileLeases
+from .locks import FileLeases, require_file_locks
 
 _MAGIC = b"DURABLE\x00"
 #: Record formats by number: their header (magic, format, payload length, checksum of the
@@ -250,6 +253,10 @@ class DiskStateStore(StateStore):
     keeps_heads = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        require_file_locks(
+            "DiskStateStore",
+            "use SQLiteStateStore('durable.db') here (or PostgresStateStore)",
+        )
         self.path = Path(path)
         self._states = self.path / "state"
         self._inboxes = self.path / "events"

@@ -1,5 +1,5 @@
 """`PostgresStateStore`: every instance's record log, inbox, index and lease in one PostgreSQL
-schema, shared by workers on many machines (psycopg 3, the ``durable[postgres]`` extra).
+schema, shared by workers on many machines (psycopg 3, the ``durable-frames[postgres]`` extra).
 
 The schema is made and migrated by numbered migrations (`_MIGRATIONS`), each applied once, in
 a transaction that holds an advisory lock on the schema's name: workers starting at once wait
@@ -42,7 +42,7 @@ DEFAULT_LEASE_SECONDS = 30.0
 #: The migrations this version knows; a schema migrated further is refused.
 SCHEMA_VERSION = 2
 
-_INSTALL = "pip install 'durable[postgres]'"
+_INSTALL = "pip install 'durable-frames[postgres]'"
 
 
 #: version -> the statements that bring a schema from the version before it to this one

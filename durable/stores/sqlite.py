@@ -34,7 +34,7 @@ from .._ids import validate_instance_id
 from .base import InstanceSummary, StateStore, checked_log
 from .committer import GroupCommitter, running_loop
 from .faults import FaultPlan, die
-from .locks import FileLeases
+from .locks import machine_leases
 
 #: `PRAGMA application_id` of a durable store ("DURA"): tells our files from other SQLite files.
 APPLICATION_ID = 0x44555241
@@ -206,8 +206,8 @@ class SQLiteStateStore(StateStore):
         self._inherited: list[sqlite3.Connection] = []
         self._faults = FaultPlan.from_environment()
         # Leases as file locks beside the database: they end with their process, like the
-        # disk store's (see `durable.stores.locks`).
-        self._leases = FileLeases(self.path.with_name(self.path.name + ".leases"))
+        # disk store's (see `durable.stores.locks`; through SQLite where there is no flock).
+        self._leases = machine_leases(self.path.with_name(self.path.name + ".leases"))
         #: Record writes made from a coroutine share transactions made by a committer thread.
         self.group_commit = group_commit
         self._committer: _GroupCommitter | None = None
@@ -363,8 +363,8 @@ class SQLiteStateStore(StateStore):
                 self._inherited.append(connection)
 
     def acquire_lease(self, instance_id: str, owner: str) -> str | None:
-        """An exclusive lock on ``<database>.leases/<instance id>.lock``, held until released
-        or until this process ends."""
+        """An exclusive lock on ``<database>.leases/<instance id>.lock`` (``.lockdb`` where
+        there is no flock), held until released or until this process ends."""
         return self._leases.acquire(instance_id, owner)
 
     def release_lease(self, instance_id: str, owner: str) -> None:
@@ -682,7 +682,7 @@ def _has_sqlite_header(path: Path) -> bool:
     except FileNotFoundError:
         return False
     try:
-        return os.pread(descriptor, len(_SQLITE_HEADER), 0) == _SQLITE_HEADER
+        return os.read(descriptor, len(_SQLITE_HEADER)) == _SQLITE_HEADER
     finally:
         os.close(descriptor)
 
