@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from .._errors import Cancelled, CheckpointException, EventTimeoutError
 from ..transform._records import FRAME
@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from .program import DurableProgram
 
 logger = logging.getLogger("durable.runtime")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,7 +425,17 @@ def _event_entry(name: str, status: str, **outcome: Any) -> dict[str, Any]:
     return {"kind": "event", "name": name, "status": status, **outcome}
 
 
-def wait_for_event(event: str, timeout: float | None = None) -> Awaitable[Any]:
+@overload
+def wait_for_event(event: str, timeout: float | None = None) -> Awaitable[Any]: ...
+
+
+@overload
+def wait_for_event(event: str, timeout: float | None = None, *, type: type[T]) -> Awaitable[T]: ...
+
+
+def wait_for_event(
+    event: str, timeout: float | None = None, *, type: type[Any] | None = None
+) -> Awaitable[Any]:
     """Wait durably for `event` sent to this instance; returns the event's payload.
 
     Awaited directly in a durable function. If the event is already in the inbox it is
@@ -430,6 +444,10 @@ def wait_for_event(event: str, timeout: float | None = None) -> Awaitable[Any]:
     resumes here. With `timeout` (seconds), a call made after the deadline without the event
     raises `EventTimeoutError` at this point. Consuming the event (or timing out) is
     journaled, so a restart neither loses nor repeats it.
+
+    `type` tells a type checker what the payload is (``await wait_for_event("approve",
+    type=Approval)`` is an ``Approval``); it is not checked at run time, where the payload
+    is whatever was published. Without it the payload is ``Any``.
     """
     return WaitForEvent(event, timeout)
 
@@ -828,6 +846,26 @@ def _dump_error(error: BaseException) -> bytes:
     return references.pickle_error(error)
 
 
+@overload
+def durable_execute(  # type: ignore[overload-overlap]  # an awaitable result is awaited
+    func: Callable[..., Awaitable[R]],
+    *args: Any,
+    reconciler: Callable[[], Any] | None = None,
+    retry: RetryPolicy | None = None,
+    **kwargs: Any,
+) -> Awaitable[R]: ...
+
+
+@overload
+def durable_execute(
+    func: Callable[..., R],
+    *args: Any,
+    reconciler: Callable[[], Any] | None = None,
+    retry: RetryPolicy | None = None,
+    **kwargs: Any,
+) -> Awaitable[R]: ...
+
+
 def durable_execute(
     func: Callable[..., Any],
     *args: Any,
@@ -848,6 +886,26 @@ def durable_execute(
     return Execute(func, args, kwargs, reconciler, in_thread=False, retry=retry)
 
 
+@overload
+def durable_execute_async(  # type: ignore[overload-overlap]  # as durable_execute
+    func: Callable[..., Awaitable[R]],
+    *args: Any,
+    reconciler: Callable[[], Any] | None = None,
+    retry: RetryPolicy | None = None,
+    **kwargs: Any,
+) -> Awaitable[R]: ...
+
+
+@overload
+def durable_execute_async(
+    func: Callable[..., R],
+    *args: Any,
+    reconciler: Callable[[], Any] | None = None,
+    retry: RetryPolicy | None = None,
+    **kwargs: Any,
+) -> Awaitable[R]: ...
+
+
 def durable_execute_async(
     func: Callable[..., Any],
     *args: Any,
@@ -858,6 +916,51 @@ def durable_execute_async(
     """As `durable_execute`, but a sync `func` runs in a worker thread. Nothing runs and
     nothing is journaled until the returned awaitable is awaited."""
     return Execute(func, args, kwargs, reconciler, in_thread=True, retry=retry)
+
+
+class StepDecorator(Protocol):
+    """What ``step(reconciler=..., retry=..., in_thread=...)`` returns: it makes a step."""
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]  # an awaitable result is awaited
+        self, func: Callable[P, Awaitable[R]], /
+    ) -> Callable[P, Awaitable[R]]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, Awaitable[R]]: ...
+
+
+@overload
+def step(  # type: ignore[overload-overlap]  # an awaitable result is awaited
+    func: Callable[P, Awaitable[R]],
+    /,
+    *,
+    reconciler: Callable[..., Any] | None = None,
+    retry: RetryPolicy | None = None,
+    in_thread: bool = False,
+) -> Callable[P, Awaitable[R]]: ...
+
+
+@overload
+def step(
+    func: Callable[P, R],
+    /,
+    *,
+    reconciler: Callable[..., Any] | None = None,
+    retry: RetryPolicy | None = None,
+    in_thread: bool = False,
+) -> Callable[P, Awaitable[R]]: ...
+
+
+@overload
+def step(
+    func: None = None,
+    /,
+    *,
+    reconciler: Callable[..., Any] | None = None,
+    retry: RetryPolicy | None = None,
+    in_thread: bool = False,
+) -> StepDecorator: ...
 
 
 def step(
