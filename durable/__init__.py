@@ -52,8 +52,10 @@ from .stores import (
     PostgresStateStore,
     SQLiteStateStore,
     StateStore,
+    store_from_url,
 )
 from .transform import CodeBlock, DurableAstTransformer, transform_to_durable_ast
+from .worker import Worker
 
 __all__ = [
     "AlreadyDurableException",
@@ -94,6 +96,7 @@ __all__ = [
     "StateStore",
     "StateTooLargeError",
     "Stored",
+    "Worker",
     "default_backend",
     "durable_execute",
     "durable_execute_async",
@@ -106,6 +109,7 @@ __all__ = [
     "resumable",
     "sleep",
     "step",
+    "store_from_url",
     "transform_to_durable_ast",
     "wait_for_event",
 ]
