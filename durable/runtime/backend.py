@@ -188,7 +188,7 @@ class DurableBackend(OrchestrationBackend):
         #: instance id -> (records, bytes of records) in its log, as read or written here.
         self._log_sizes: dict[str, tuple[int, int]] = {}
         #: instance id -> the summary its last write handed the store.
-        self._summaries: dict[str, tuple] = {}
+        self._summaries: dict[str, tuple[Any, ...]] = {}
         #: instance id -> {event id: digest of its bytes} handed to the running instance and
         #: not yet saved as consumed. The digest guards the deletion after a restart: a store
         #: may reuse the id of a deleted event (disk ids come from the clock).
@@ -204,7 +204,7 @@ class DurableBackend(OrchestrationBackend):
         return self.store.acquire_lease(instance_id, self._owner)
 
     def claim_due(
-        self, now: float, limit: int, skip: dict[str, tuple | None] | None = None
+        self, now: float, limit: int, skip: dict[str, tuple[Any, ...] | None] | None = None
     ) -> list[Claim]:
         """Claim due instances for runs through this backend, from a store that claims
         (``PostgresStateStore.claim_due``): the lease of each claim becomes the lease of
@@ -361,7 +361,7 @@ class DurableBackend(OrchestrationBackend):
         instance_id: str,
         payloads: list[bytes],
         loads: Callable[[bytes], Any] = pickle.loads,
-    ) -> tuple[dict[str, Any], dict]:
+    ) -> tuple[dict[str, Any], dict[Any, Any]]:
         """The state the record payloads add up to, and the events the last one consumed."""
         state: dict[str, Any] = {}
         journal: dict[int, Any] | None = None
@@ -494,7 +494,7 @@ class DurableBackend(OrchestrationBackend):
         return unsettled, len(data)
 
     def _after_write(
-        self, instance_id: str, claimed: dict | None, unsettled: Awaitable[None] | None
+        self, instance_id: str, claimed: dict[Any, Any] | None, unsettled: Awaitable[None] | None
     ) -> Awaitable[None] | None:
         """Delete the events a write consumed, once that write is durable."""
         if not claimed:
@@ -712,7 +712,7 @@ def keys_from_environment() -> dict[str, Any]:
     return {"secret_key": secret_key, "verify_keys": verify}
 
 
-def _blob_bytes(blobs: dict | None) -> int:
+def _blob_bytes(blobs: dict[Any, Any] | None) -> int:
     """Bytes of the blobs of a large state (see `out_of_line`)."""
     return sum(len(data) for _, data in blobs.values()) if blobs else 0
 
@@ -757,7 +757,7 @@ _dumps = pickle.dumps
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
-def _changes_of_flat_frame_step(record: tuple) -> dict[str, Any]:
+def _changes_of_flat_frame_step(record: tuple[Any, ...]) -> dict[str, Any]:
     """The changes a format-3 step record holds."""
     (
         _,
@@ -846,7 +846,7 @@ class WholeStateBackend(DurableBackend):
         except StopIteration as done:
             return done.value
 
-    def _ask(self, request: tuple) -> Any:
+    def _ask(self, request: tuple[Any, ...]) -> Any:
         kind, key, *value = request
         return self.store.load(key) if kind == "load" else self.store.save(key, *value)
 

@@ -21,7 +21,7 @@ from .catalog import program_for_key
 from .references import findable, function_of
 from .saved_code import code_for_saved_frame
 
-logger = logging.getLogger("durable.runtime")
+logger: logging.Logger = logging.getLogger("durable.runtime")
 
 
 class ByCode(dict):
@@ -240,7 +240,9 @@ def helper_for_saved(function: types.FunctionType) -> Helper:
     return Helper(function, compiled)
 
 
-def helper_of(awaiting_module: str, coroutine: types.CoroutineType) -> tuple[Helper, tuple] | None:
+def helper_of(
+    awaiting_module: str, coroutine: types.CoroutineType[Any, Any, Any]
+) -> tuple[Helper, tuple[Any, ...]] | None:
     """(the helper, its arguments) when `coroutine` is a not yet started coroutine of a
     helper, else None. The coroutine is closed unstarted: a nested frame runs the compiled
     code with the arguments it was created with (`operations.HelperCall`)."""

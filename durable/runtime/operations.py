@@ -45,7 +45,7 @@ from .out_of_line import goes_out_of_line
 if TYPE_CHECKING:
     from .program import DurableProgram
 
-logger = logging.getLogger("durable.runtime")
+logger: logging.Logger = logging.getLogger("durable.runtime")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -277,7 +277,9 @@ class ChildCall(Operation):
     """`await child(...)` of a durable function inside another durable run. Not journaled:
     the child's frame joins the instance's call stack and its own operations are."""
 
-    def __init__(self, program: DurableProgram, args: tuple, kwargs: dict) -> None:
+    def __init__(
+        self, program: DurableProgram, args: tuple[Any, ...], kwargs: dict[Any, Any]
+    ) -> None:
         self.program = program
         self.args = args
         self.kwargs = kwargs
@@ -312,7 +314,7 @@ class HelperCall(ChildCall):
     durable run: a nested frame like a durable function's, its arguments already bound
     (taken from the coroutine the call created)."""
 
-    def __init__(self, helper: Any, arguments: tuple) -> None:
+    def __init__(self, helper: Any, arguments: tuple[Any, ...]) -> None:
         self.program = helper
         self.arguments = arguments
 
@@ -592,8 +594,8 @@ class Execute(Operation):
     def __init__(
         self,
         func: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[Any, Any],
         reconciler: Callable[[], Any] | None,
         in_thread: bool,
         retry: RetryPolicy | None = None,

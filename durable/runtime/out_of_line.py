@@ -217,7 +217,7 @@ class Stored:
             self._value, self._loaded = self.load(*self.arguments), True
         return self._value
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (Stored, (self.load, *self.arguments))
 
     def __repr__(self) -> str:

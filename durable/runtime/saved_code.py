@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 Migration = Callable[[int, dict[str, Any]], tuple[int, dict[str, Any]]]
 CodeChangePolicy = Literal["resume_saved_version", "fail"]
 
-logger = logging.getLogger("durable.runtime")
+logger: logging.Logger = logging.getLogger("durable.runtime")
 
 
 def code_for_saved_frame(

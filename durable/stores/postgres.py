@@ -391,7 +391,7 @@ class PostgresStateStore(StateStore):
                 f"({error}); restore it from a backup"
             ) from error
 
-    def _query(self, instance_id: str | None, name: str, parameters: Any) -> list[tuple]:
+    def _query(self, instance_id: str | None, name: str, parameters: Any) -> list[tuple[Any, ...]]:
         """The rows of the read statement `name`. A read that meets a connection the server
         dropped (a restart, a cut) is made once more on a fresh one: it changes nothing, so
         running it again is safe (writes are not retried here: the runtime resumes the
@@ -518,7 +518,7 @@ class PostgresStateStore(StateStore):
         limit: int,
         owner: str,
         *,
-        skip: dict[str, tuple | None] | None = None,
+        skip: dict[str, tuple[Any, ...] | None] | None = None,
     ) -> list[Claim]:
         """Take, in one statement, the leases of at most `limit` instances that can make
         progress at `now` (those `due_instances` lists, but for those a live lease holds),
@@ -851,7 +851,7 @@ class _Write:
 
     __slots__ = ("instance_id", "kind", "statements", "fault")
 
-    def __init__(self, instance_id: str, kind: str, statements: list) -> None:
+    def __init__(self, instance_id: str, kind: str, statements: list[Any]) -> None:
         self.instance_id, self.kind, self.statements = instance_id, kind, statements
         self.fault: str | None = None
 

@@ -413,8 +413,8 @@ class SQLiteStateStore(StateStore):
             return cursor.lastrowid if cursor is not None else None
 
     def _read(
-        self, instance_id: str | None, sql: str, parameters: tuple | dict[str, Any] = ()
-    ) -> list:
+        self, instance_id: str | None, sql: str, parameters: tuple[Any, ...] | dict[str, Any] = ()
+    ) -> list[Any]:
         with self._lock:
             try:
                 return self._db().execute(sql, parameters).fetchall()
@@ -480,7 +480,7 @@ class SQLiteStateStore(StateStore):
         return self._write_or_queue(instance_id, statements, fault)
 
     def _write_or_queue(
-        self, instance_id: str, statements: list, fault: str | None
+        self, instance_id: str, statements: list[Any], fault: str | None
     ) -> Awaitable[None] | None:
         if self.group_commit:
             loop = running_loop()
@@ -718,7 +718,7 @@ class _GroupCommitter(GroupCommitter):
         self.store = store
         super().__init__()
 
-    def commit(self, writes: list) -> list[BaseException | None]:
+    def commit(self, writes: list[Any]) -> list[BaseException | None]:
         faults = [fault for _, _, fault in writes]
         if all(statements[0][0] is _APPEND_RECORD for _, statements, _ in writes):
             # Appends only: all records in one executemany, then all instance rows (the rows
