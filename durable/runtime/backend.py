@@ -161,7 +161,7 @@ class DurableBackend(OrchestrationBackend):
         ):
             if not isinstance(bound, int) or bound < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {bound!r}")
-        self.store = store if store is not None else InMemoryStateStore()
+        self.store: StateStore = store if store is not None else InMemoryStateStore()
         self._key = _secret_key(secret_key)
         if isinstance(verify_keys, (bytes, str)):
             raise TypeError("verify_keys must be a sequence of keys, not one key")
@@ -182,7 +182,7 @@ class DurableBackend(OrchestrationBackend):
         #: The largest record a write may make (a checkpoint's state, or the whole state
         #: when the log is compacted): beyond it, `StateTooLargeError`. Never more than the
         #: store can hold in one record (its ``max_record_bytes``).
-        self.max_state_bytes = min(
+        self.max_state_bytes: int = min(
             max_state_bytes, getattr(self.store, "max_record_bytes", None) or max_state_bytes
         )
         #: instance id -> (records, bytes of records) in its log, as read or written here.
@@ -802,7 +802,9 @@ class WholeStateBackend(DurableBackend):
     #: asks a custom backend's async one as if it might wait for the event).
     answers_at_once = True
 
-    def __init__(self, store: StateStore, *, secret_key: bytes | str | None = None, **_) -> None:
+    def __init__(
+        self, store: StateStore, *, secret_key: bytes | str | None = None, **_: Any
+    ) -> None:
         if secret_key is not None:
             raise ValueError(
                 f"{type(store).__name__} is a whole-state store: it saves state dicts as it is "
@@ -871,10 +873,14 @@ class WholeStateBackend(DurableBackend):
     def save_state(self, instance_id: str, state: dict[str, Any]) -> Any:
         return self._drive(self._saving(instance_id, state))
 
-    def save_changes(self, instance_id: str, changes: dict[str, Any], full_state) -> Any:
+    def save_changes(
+        self, instance_id: str, changes: dict[str, Any], full_state: Callable[[], dict[str, Any]]
+    ) -> Any:
         return self.save_state(instance_id, full_state())
 
-    def save_step(self, instance_id: str, step: StepWrite, full_state) -> Any:
+    def save_step(
+        self, instance_id: str, step: StepWrite, full_state: Callable[[], dict[str, Any]]
+    ) -> Any:
         return self.save_state(instance_id, full_state())
 
     def _saving(self, instance_id: str, state: dict[str, Any]):

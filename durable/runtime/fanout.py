@@ -85,10 +85,10 @@ class Slot:
 
     def __init__(self, changed: asyncio.Event) -> None:
         #: Set when this member (or any member of its fan-out) changes what it waits for.
-        self.changed = changed
+        self.changed: asyncio.Event = changed
         self.waits: list[Any] = []
         self.deadline: float | None = None
-        self.quiet = False
+        self.quiet: bool = False
 
     def settle_quietly(self, waits: list[Any], deadline: float | None) -> None:
         self.waits, self.deadline, self.quiet = waits, deadline, True

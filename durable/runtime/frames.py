@@ -26,6 +26,7 @@ from .helpers import program_for_saved
 from .out_of_line import OutOfLine
 
 if TYPE_CHECKING:
+    from ..transform import CodeBlock
     from .program import DurableProgram
     from .runtime import InstanceRun
 
@@ -204,11 +205,11 @@ class DictWalk:
     __slots__ = ("mapping", "kind", "keys", "position", "size")
 
     def __init__(self, mapping: dict[Any, Any], kind: str) -> None:
-        self.mapping = mapping
-        self.kind = kind
-        self.keys = list(mapping)
-        self.position = 0
-        self.size = len(mapping)
+        self.mapping: dict[Any, Any] = mapping
+        self.kind: str = kind
+        self.keys: list[Any] = list(mapping)
+        self.position: int = 0
+        self.size: int = len(mapping)
 
     def __iter__(self) -> DictWalk:
         return self
@@ -272,7 +273,7 @@ class FunctionCall:
 
     def __init__(
         self,
-        program: DurableProgram,
+        program: DurableProgram[..., Any],
         run: InstanceRun,
         *,
         arguments: tuple[Any, ...] | None = None,
@@ -281,16 +282,16 @@ class FunctionCall:
         pending: Pending | None = None,
         cells: tuple[Any, ...] | None = None,
     ) -> None:
-        self.program = program
+        self.program: DurableProgram[..., Any] = program
         #: The frame's own cells (see `CodeBlock.cell_names`); made when it first runs.
-        self.cells = cells
+        self.cells: tuple[Any, ...] | None = cells
         #: The compiled code this frame runs: the program's, or a saved older version.
-        self.code = program.code
-        self.run = run
-        self.arguments = arguments
-        self.resume_point = resume_point
-        self.saved_locals = saved_locals
-        self.pending = pending
+        self.code: CodeBlock = program.code
+        self.run: InstanceRun = run
+        self.arguments: tuple[Any, ...] | None = arguments
+        self.resume_point: int = resume_point
+        self.saved_locals: dict[str, Any] | None = saved_locals
+        self.pending: Pending | None = pending
         self.python_frame: FrameType | None = None
         #: The `CallStack` the frame is on (the instance's, or a fan-out branch's).
         self.stack: CallStack | None = None

@@ -33,7 +33,7 @@ class History:
         self._index = {row[0]: i for i, row in enumerate(self._rows)}
         #: (seq, entry, written at) of the writes since the rows were last made.
         self.entries: list[tuple[int, dict[str, Any], float | None]] = []
-        self.limit = limit
+        self.limit: int | None = limit
 
     def __bool__(self) -> bool:
         return bool(self._rows or self.entries)

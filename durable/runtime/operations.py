@@ -19,7 +19,7 @@ import sys
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
@@ -44,6 +44,7 @@ from .out_of_line import goes_out_of_line
 
 if TYPE_CHECKING:
     from .program import DurableProgram
+    from .runtime import InstanceRun
 
 logger: logging.Logger = logging.getLogger("durable.runtime")
 
@@ -112,7 +113,7 @@ class Operation(ABC):
         self.place = frame.pending = AtOperation(seq, self)
         return self.settle()
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, Any, Any]:
         self.caller = None
         if self.frame is not None:
             return self.settle().__await__()
@@ -278,11 +279,11 @@ class ChildCall(Operation):
     the child's frame joins the instance's call stack and its own operations are."""
 
     def __init__(
-        self, program: DurableProgram, args: tuple[Any, ...], kwargs: dict[Any, Any]
+        self, program: DurableProgram[..., Any], args: tuple[Any, ...], kwargs: dict[Any, Any]
     ) -> None:
-        self.program = program
-        self.args = args
-        self.kwargs = kwargs
+        self.program: DurableProgram[..., Any] = program
+        self.args: tuple[Any, ...] = args
+        self.kwargs: dict[Any, Any] = kwargs
 
     def _durable_link(self, frame: FunctionCall, resume_point: int) -> Awaitable[Any]:
         self.frame = frame
@@ -296,7 +297,7 @@ class ChildCall(Operation):
             f"{self.describe()} was created inside a durable run and awaited after it ended"
         )
 
-    def callee(self, run) -> FunctionCall:
+    def callee(self, run: InstanceRun) -> FunctionCall:
         """The frame the call runs in (not on any stack yet)."""
         arguments = self.program.code.bind(*self.args, **self.kwargs)
         return FunctionCall(self.program, run, arguments=arguments)
@@ -316,12 +317,12 @@ class HelperCall(ChildCall):
 
     def __init__(self, helper: Any, arguments: tuple[Any, ...]) -> None:
         self.program = helper
-        self.arguments = arguments
+        self.arguments: tuple[Any, ...] = arguments
 
     def describe(self) -> str:
         return f"the helper {self.program.code.qualname}()"
 
-    def callee(self, run) -> FunctionCall:
+    def callee(self, run: InstanceRun) -> FunctionCall:
         return FunctionCall(self.program, run, arguments=self.arguments)
 
 
@@ -348,7 +349,7 @@ class WaitForEvent(Operation):
         self.timeout = timeout
         self.deadline: float | None = None
         #: An event taken from the inbox before the run resumed (see `DurableRuntime`).
-        self.delivered = None
+        self.delivered: Event | None = None
 
     def describe(self) -> str:
         return f"wait_for_event({self.event!r})"

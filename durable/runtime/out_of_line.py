@@ -206,7 +206,8 @@ class Stored:
     def __init__(self, load: Any, *arguments: Any) -> None:
         if not callable(load):
             raise TypeError(f"Stored needs the function that loads the value, got {load!r}")
-        self.load, self.arguments = load, arguments
+        self.load: Any = load
+        self.arguments: tuple[Any, ...] = arguments
         self._value: Any = None
         self._loaded = False
 

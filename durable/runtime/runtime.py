@@ -131,7 +131,7 @@ class InstanceRun:
         self,
         backend: OrchestrationBackend,
         instance_id: str,
-        program: DurableProgram,
+        program: DurableProgram[..., Any],
         arguments_blob: bytes,
         created_at: float,
     ) -> None:
@@ -760,7 +760,7 @@ class DurableRuntime:
 
     async def run(
         self,
-        program: DurableProgram,
+        program: DurableProgram[..., Any],
         instance_id: str | None,
         args: tuple[Any, ...],
         kwargs: dict[Any, Any],
@@ -811,7 +811,7 @@ class DurableRuntime:
 
     async def start(
         self,
-        program: DurableProgram,
+        program: DurableProgram[..., Any],
         instance_id: str,
         args: tuple[Any, ...],
         kwargs: dict[Any, Any],

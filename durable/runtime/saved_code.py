@@ -26,7 +26,7 @@ def code_for_saved_frame(
     current: CodeBlock | None,
     fn: Callable[..., Any],
     saved_versions: dict[str, CodeBlock],
-    policy: DurableProgram,
+    policy: DurableProgram[..., Any],
     record,
     run,
     code_versions: Mapping[str, CodeVersion],
