@@ -11,7 +11,7 @@ import contextlib
 import logging
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     InstanceBusyError,
@@ -23,6 +23,9 @@ from .runtime.backend import runtime_for
 from .runtime.operations import CANCEL_EVENT
 from .runtime.runtime import COMPLETED, ENQUEUED, FAILED, RUNNING, SLEEPING, WAITING
 from .stores.base import Claim, InstanceSummary
+
+if TYPE_CHECKING:
+    from .runtime.runtime import DurableRuntime
 
 logger: logging.Logger = logging.getLogger("durable.worker")
 
@@ -131,13 +134,13 @@ class Worker:
                 f"park_sleeps_after must be a number of seconds >= 0, got {park_sleeps_after!r}"
             )
         self.backend = backend
-        self.runtime = runtime_for(backend)
+        self.runtime: DurableRuntime = runtime_for(backend)
         #: Sleeps with more than this left park their instance (status ``sleeping``).
         self.runtime.park_sleeps_after = float(park_sleeps_after)
         self.concurrency = concurrency
-        self.min_poll = float(min_poll)
-        self.max_poll = float(max_poll)
-        self.grace = float(grace)
+        self.min_poll: float = float(min_poll)
+        self.max_poll: float = float(max_poll)
+        self.grace: float = float(grace)
         #: instance id -> the task running it.
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._slots = asyncio.Semaphore(concurrency)

@@ -675,7 +675,7 @@ class Execute(Operation):
             and self.seq not in frame.run.journal
         ):
             # The common step, inline: a new call, no reconciler, no retries.
-            self.started_at = _time()
+            self.started_at: float = _time()
             try:
                 value = self.func(*self.args, **self.kwargs)
                 if _awaitable(value):

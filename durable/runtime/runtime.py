@@ -141,13 +141,13 @@ class InstanceRun:
         self.policy: JournalPolicy = program.journal_policy
         self.arguments_blob = arguments_blob
         self.created_at = created_at
-        self.stack = CallStack()
+        self.stack: CallStack = CallStack()
         self.journal: dict[int, dict[str, Any]] = {}
         #: A summary per durable operation, kept after the journal entry is pruned.
-        self.history = History(limit=self.policy.history_limit)
-        self.next_seq = 1
+        self.history: History = History(limit=self.policy.history_limit)
+        self.next_seq: int = 1
         #: Durable operations since the last snapshot (see `JournalPolicy.snapshot_every`).
-        self.operations_since_snapshot = 0
+        self.operations_since_snapshot: int = 0
         #: Tasks of fan-out members; cancelled if the run stops before they finish.
         self.gathered_tasks: list[Any] = []
         #: Fan-outs running now: while any is, a snapshot is taken only where it resumes.
@@ -171,14 +171,14 @@ class InstanceRun:
         self.sleeping_until: float | None = None
         #: Set when the run stops without finishing (parked, or its state could not be
         #: saved): unwinding its coroutines must not run the user's handlers or finally.
-        self.closing = False
+        self.closing: bool = False
         #: Set when the run must do something else than start its next operation: stop
         #: there (`shutting_down`) or raise `Cancelled` there (`cancel_reason`).
-        self.stop_requested = False
+        self.stop_requested: bool = False
         #: Set by `DurableRuntime.request_stop`: the run stops before its next operation.
         self.shutting_down = False
         #: Set by `request_cancel`: `Cancelled` is raised at the next checkpoint.
-        self.cancel_pending = False
+        self.cancel_pending: bool = False
         self.cancel_reason: str | None = None
         #: When the run next looks in its inbox for a cancellation (monotonic seconds), or
         #: None: its backend cannot be asked without waiting.
@@ -187,7 +187,7 @@ class InstanceRun:
             if getattr(backend, "cancel_requested", None) is not None
             else None
         )
-        self.stopped = False
+        self.stopped: bool = False
         #: The OpenTelemetry tracer when tracing is on (see `tracing`), else None.
         self.tracer: Any = None
         #: What made a write fail, for the fan-outs its branches leave to raise.
@@ -199,7 +199,7 @@ class InstanceRun:
             else None
         )
         #: Set when the backend asked for the whole state (it rewrites the log with it).
-        self.compacting = False
+        self.compacting: bool = False
         #: Keys of the blobs the last snapshot refers to (`out_of_line`).
         self.snapshot_blob_keys: set[int] = set()
 

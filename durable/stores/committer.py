@@ -43,9 +43,11 @@ class GroupCommitter(ABC):
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         #: How many writes the batch being gathered waits for, and the signal that they came
         #: (one wake-up of this thread per batch, not one per write).
-        self.expected = 1
-        self.gathered = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self.expected: int = 1
+        self.gathered: threading.Event = threading.Event()
+        self.thread: threading.Thread = threading.Thread(
+            target=self._run, name=self.name, daemon=True
+        )
         self.thread.start()
 
     @abstractmethod

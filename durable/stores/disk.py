@@ -250,7 +250,7 @@ class DiskStateStore(StateStore):
     keeps_heads = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self.path: Path = Path(path)
         self._states = self.path / "state"
         self._inboxes = self.path / "events"
         self._states.mkdir(parents=True, exist_ok=True)

@@ -299,9 +299,11 @@ class PostgresStateStore(StateStore):
                 f"{_shown_dsn(dsn)} is not a PostgreSQL URL or conninfo string "
                 f"({str(error).strip()}); write postgresql://user:password@host:5432/database"
             ) from None
-        self.dsn, self.schema = dsn, schema
-        self.lease_seconds = float(lease_seconds)
-        self.pool_size, self.connect_timeout = pool_size, connect_timeout
+        self.dsn: str = dsn
+        self.schema: str = schema
+        self.lease_seconds: float = float(lease_seconds)
+        self.pool_size: int = pool_size
+        self.connect_timeout: float = connect_timeout
         self.group_commit = group_commit
         self._psycopg = psycopg
         quoted = sql.Identifier(schema).as_string(None)
@@ -310,7 +312,7 @@ class PostgresStateStore(StateStore):
         }
         self._quoted_schema = quoted
         #: Where writes that make an instance due (a start, an event) notify (`watch`).
-        self.channel = f"durable:{schema}"[:63]
+        self.channel: str = f"durable:{schema}"[:63]
         self._faults = FaultPlan.from_environment()
         self._lock = threading.Lock()
         self._pool: Any = None

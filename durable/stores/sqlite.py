@@ -191,7 +191,7 @@ class SQLiteStateStore(StateStore):
                 f"SQLiteStateStore takes the path of a database file, not {os.fspath(path)!r}; "
                 "use InMemoryStateStore() for a store that lives in memory"
             )
-        self.path = Path(path)
+        self.path: Path = Path(path)
         # One connection behind a lock, shared by every thread (check_same_thread=False):
         # SQLite lets one writer at a time into a database anyway, and each call here is one
         # short statement or transaction, so per-thread connections would buy only parallel
@@ -242,7 +242,7 @@ class SQLiteStateStore(StateStore):
         )
         #: The largest record a row holds: SQLite's limit on a value (a billion bytes unless
         #: the library was built with another), less room for the row.
-        self.max_record_bytes = connection.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) - (1 << 16)
+        self.max_record_bytes: int = connection.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) - (1 << 16)
         try:
             self._open_schema(connection)
         except sqlite3.DatabaseError as error:
