@@ -13,7 +13,7 @@ import io
 import itertools
 import pickle
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from types import CellType, CoroutineType, FrameType
 from typing import TYPE_CHECKING, Any
@@ -361,12 +361,20 @@ class FunctionCall:
         run then (the instance has not really left them)."""
         return self.run.closing
 
-    enter_context = staticmethod(contexts.enter_context)
-    exit_context = staticmethod(contexts.exit_context)
-    reenter_context = staticmethod(contexts.reenter_context)
-    enter_context_async = staticmethod(contexts.enter_context_async)
-    exit_context_async = staticmethod(contexts.exit_context_async)
-    reenter_context_async = staticmethod(contexts.reenter_context_async)
+    enter_context: staticmethod[[Any], Any] = staticmethod(contexts.enter_context)
+    exit_context: staticmethod[[Any, BaseException | None], Any] = staticmethod(
+        contexts.exit_context
+    )
+    reenter_context: staticmethod[[Any], Any] = staticmethod(contexts.reenter_context)
+    enter_context_async: staticmethod[[Any], Coroutine[Any, Any, Any]] = staticmethod(
+        contexts.enter_context_async
+    )
+    exit_context_async: staticmethod[[Any, BaseException | None], Coroutine[Any, Any, Any]] = (
+        staticmethod(contexts.exit_context_async)
+    )
+    reenter_context_async: staticmethod[[Any], Coroutine[Any, Any, Any]] = staticmethod(
+        contexts.reenter_context_async
+    )
 
     @staticmethod
     def iterate(iterable: Iterable[Any]) -> Iterator[Any]:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 logger: logging.Logger = logging.getLogger("durable.runtime")
 
 
-class ByCode(dict):
+class ByCode(dict[Any, Any]):
     """A dict keyed by code objects by identity: equal code objects (the same function in
     two modules, or a module imported twice) are still different functions."""
 

@@ -7,7 +7,7 @@ to its entry, and only reading the history (or a compaction, which stores it) su
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from .journal import PENDING, entry_status
 
@@ -41,7 +41,7 @@ class History:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, History) and self.stored() == other.stored()
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
     def add(self, seq: int, entry: dict[str, Any], written_at: float | None) -> None:
         self.entries.append((seq, entry, written_at))

@@ -77,7 +77,7 @@ class Operation(ABC):
 
     frame: FunctionCall | None = None
     #: Where the frame records this operation, and its journal sequence number.
-    place: AtOperation | None = None
+    place: AtOperation | Gathering | None = None
     seq: int = 0
     #: Whether the operation has written once (a snapshot goes only with the first write).
     counted: bool = False

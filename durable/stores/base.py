@@ -56,13 +56,13 @@ class StateStore(ABC):
     """
 
     #: True for a subclass that implements `load`/`save` rather than the record methods.
-    whole_state = False
+    whole_state: bool = False
     #: True for a store that keeps the head given with record writes (`read_head`). The
     #: backend passes ``head=`` only to such stores, so a subclass written before heads
     #: existed, whose write methods take no `head`, keeps working.
-    keeps_heads = False
+    keeps_heads: bool = False
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not (callable(getattr(cls, "load", None)) and callable(getattr(cls, "save", None))):
             return

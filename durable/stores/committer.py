@@ -58,7 +58,7 @@ class GroupCommitter(ABC):
     def alive(self) -> bool:
         return self.thread.is_alive()
 
-    def submit(self, loop, write: Any):
+    def submit(self, loop: asyncio.AbstractEventLoop, write: Any) -> asyncio.Future[Any]:
         """A future, of `loop`, that completes once `write` is committed (or fails)."""
         future = loop.create_future()
         self.queue.put((loop, future, write))
