@@ -127,14 +127,14 @@ class FanOut(Operation):
         return entry.get("kind") == "fan-out" and entry.get("members") == len(self.awaitables)
 
     def _durable_link(self, frame: FunctionCall, resume_point: int) -> Awaitable[Any]:
-        self.frame = frame
+        self.frame: FunctionCall | None = frame
         run = frame.run
         branch = frame.stack.branch
         members: list[Any] = []
         awaitables = [_durable_form(frame, awaitable) for awaitable in self.awaitables]
         if self.first or any(not _is_leaf(awaitable) for awaitable in awaitables):
             # Members with frames of their own are named after the fan-out's entry.
-            self.seq = run.take_seq(branch)
+            self.seq: int = run.take_seq(branch)
         self.branch = branch
         for index, awaitable in enumerate(awaitables):
             if isinstance(awaitable, ChildCall):
@@ -150,9 +150,9 @@ class FanOut(Operation):
                 members.append(awaitable.place)
             else:
                 members.append(Branch(task=asyncio.ensure_future(awaitable)))
-        self.place = frame.pending = Gathering(
-            members, self.return_exceptions, self.first, self.seq
-        )
+        gathering = Gathering(members, self.return_exceptions, self.first, self.seq)
+        self.place: AtOperation | Gathering | None = gathering
+        frame.pending = gathering
         return self.settle()
 
     async def settle(self) -> Any:

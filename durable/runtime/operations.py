@@ -286,7 +286,7 @@ class ChildCall(Operation):
         self.kwargs: dict[Any, Any] = kwargs
 
     def _durable_link(self, frame: FunctionCall, resume_point: int) -> Awaitable[Any]:
-        self.frame = frame
+        self.frame: FunctionCall | None = frame
         return self.settle()
 
     def describe(self) -> str:

@@ -13,7 +13,9 @@ from ..transform import CodeBlock
 from ..transform.pipeline import CodeVersion, compile_version
 
 if TYPE_CHECKING:
+    from .frames import FrameRecord
     from .program import DurableProgram
+    from .runtime import InstanceRun
 
 #: ``migrate(saved_line, live_locals) -> (new_line, new_live_locals)``.
 Migration = Callable[[int, dict[str, Any]], tuple[int, dict[str, Any]]]
@@ -27,10 +29,10 @@ def code_for_saved_frame(
     fn: Callable[..., Any],
     saved_versions: dict[str, CodeBlock],
     policy: DurableProgram[..., Any],
-    record,
-    run,
+    record: FrameRecord,
+    run: InstanceRun,
     code_versions: Mapping[str, CodeVersion],
-):
+) -> tuple[CodeBlock, int, dict[str, Any]]:
     """(code, resume point, live locals) to resume a frame saved by `fn`, whose code now
     compiles to `current` (None: it no longer compiles). `policy` is the program whose
     ``migrations`` and ``on_code_change`` apply: the function's own, or for a helper the
