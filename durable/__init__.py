@@ -56,8 +56,10 @@ from .stores import (
     PostgresStateStore,
     SQLiteStateStore,
     StateStore,
+    store_from_url,
 )
 from .transform import CodeBlock, DurableAstTransformer, transform_to_durable_ast
+from .worker import Worker
 
 __all__ = [
     "AlreadyDurableException",
@@ -98,6 +100,7 @@ __all__ = [
     "StateStore",
     "StateTooLargeError",
     "Stored",
+    "Worker",
     "default_backend",
     "durable_execute",
     "durable_execute_async",
@@ -110,6 +113,7 @@ __all__ = [
     "resumable",
     "sleep",
     "step",
+    "store_from_url",
     "transform_to_durable_ast",
     "wait_for_event",
 ]

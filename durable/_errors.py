@@ -7,6 +7,7 @@ compiler, DUR2xx for the runtime, DUR3xx for stores) make them searchable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class DurableError(Exception):
@@ -26,7 +27,7 @@ class PauseForEventException(Exception):
         self.event = event
         self.instance_id = instance_id
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[str, str | None]]:
         return (_rebuild_pause, (self.event, self.instance_id))
 
 
@@ -41,11 +42,11 @@ class InstanceSleeping(PauseForEventException):
 
     def __init__(self, wake_at: float, *, instance_id: str | None = None) -> None:
         Exception.__init__(self, f"sleeping until {wake_at}")
-        self.event = None  # type: ignore[assignment]
+        self.event: str = None  # type: ignore[assignment]
         self.wake_at = wake_at
         self.instance_id = instance_id
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[float, str | None]]:
         return (_rebuild_sleeping, (self.wake_at, self.instance_id))
 
 
@@ -67,7 +68,7 @@ class Cancelled(DurableError):
         super().__init__("the instance was cancelled" + (f": {reason}" if reason else ""))
         self.reason = reason
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[str | None]]:
         return (Cancelled, (self.reason,))
 
 
@@ -89,7 +90,9 @@ class StateTooLargeError(CheckpointException):
 
     def __init__(self, message: str, *, instance_id: str, size: int, limit: int) -> None:
         super().__init__(message)
-        self.instance_id, self.size, self.limit = instance_id, size, limit
+        self.instance_id: str = instance_id
+        self.size: int = size
+        self.limit: int = limit
 
 
 class InstanceBusyError(DurableError):
@@ -137,7 +140,7 @@ class EventTimeoutError(DurableError, TimeoutError):
         self.event = event
         self.timeout = timeout
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[str, float]]:
         return (EventTimeoutError, (self.event, self.timeout))
 
 
@@ -168,17 +171,17 @@ class DurableCompileError(DurableError, SyntaxError):
 
     def __init__(self, function: str, diagnostics: list[Diagnostic]) -> None:
         self.function = function
-        self.diagnostics = list(diagnostics)
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
         count = len(self.diagnostics)
         header = f"cannot make {function!r} durable ({count} error{'s' if count != 1 else ''}):"
         body = "\n".join(d.render() for d in self.diagnostics)
         first = self.diagnostics[0]
         super().__init__(f"{header}\n{body}")
         # SyntaxError fields, so tools that understand them point at the first problem.
-        self.filename = first.filename
-        self.lineno = first.line
-        self.offset = first.column + 1
-        self.text = first.source_line
+        self.filename: str | None = first.filename
+        self.lineno: int | None = first.line
+        self.offset: int | None = first.column + 1
+        self.text: str | None = first.source_line
 
     def __str__(self) -> str:
         return self.args[0]

@@ -29,7 +29,7 @@ from typing import Any
 from ._errors import CorruptStateError, StateFormatError
 from .runtime.runtime import STATUSES
 
-logger = logging.getLogger("durable.cli")
+logger: logging.Logger = logging.getLogger("durable.cli")
 
 #: The store when neither ``--store`` nor ``DURABLE_STORE`` names one: ``durable.db`` in the
 #: current directory (SQLite: indexed, so the worker asks it for the due instances).
@@ -1363,7 +1363,7 @@ def _shown(
     return repr(value), unloaded_names(value)
 
 
-def _unloaded_error(value: Any) -> tuple[str, tuple] | None:
+def _unloaded_error(value: Any) -> tuple[str, tuple[Any, ...]] | None:
     """(class name, arguments) of an exception as the restricted unpickler records it: a
     call of the function stored exceptions are rebuilt by (`references.pickle_error`), whose
     arguments hold the exception's class name and arguments, enough to show it unloaded."""
@@ -1384,7 +1384,7 @@ def _unloaded_error(value: Any) -> tuple[str, tuple] | None:
     return factory.unloaded_name.removeprefix("builtins."), arguments
 
 
-def _exception_text(arguments: tuple) -> str:
+def _exception_text(arguments: tuple[Any, ...]) -> str:
     """What ``str()`` of an exception with `arguments` says (BaseException's rule)."""
     if not arguments:
         return ""

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     InstanceBusyError,
@@ -24,7 +24,10 @@ from .runtime.operations import CANCEL_EVENT
 from .runtime.runtime import COMPLETED, ENQUEUED, FAILED, RUNNING, SLEEPING, WAITING
 from .stores.base import Claim, InstanceSummary
 
-logger = logging.getLogger("durable.worker")
+if TYPE_CHECKING:
+    from .runtime.runtime import DurableRuntime
+
+logger: logging.Logger = logging.getLogger("durable.worker")
 
 #: Waits before running again an instance whose store write failed: doubled each time.
 _WRITE_RETRY_FIRST = 1.0
@@ -131,15 +134,15 @@ class Worker:
                 f"park_sleeps_after must be a number of seconds >= 0, got {park_sleeps_after!r}"
             )
         self.backend = backend
-        self.runtime = runtime_for(backend)
+        self.runtime: DurableRuntime = runtime_for(backend)
         #: Sleeps with more than this left park their instance (status ``sleeping``).
         self.runtime.park_sleeps_after = float(park_sleeps_after)
         self.concurrency = concurrency
-        self.min_poll = float(min_poll)
-        self.max_poll = float(max_poll)
-        self.grace = float(grace)
+        self.min_poll: float = float(min_poll)
+        self.max_poll: float = float(max_poll)
+        self.grace: float = float(grace)
         #: instance id -> the task running it.
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._slots = asyncio.Semaphore(concurrency)
         self._stopping = False
         #: Set when a run ends (a slot is free, a state changed): the next round starts now.
@@ -175,7 +178,7 @@ class Worker:
         #: instance id -> the mark of its last claim, for claimed instances that were not
         #: run (waiting for another event, refused by the runtime...): left out of the next
         #: claims until the store sees them change (`_SKIPPED_MAX` at most).
-        self._skipped: dict[str, tuple] = {}
+        self._skipped: dict[str, tuple[Any, ...]] = {}
 
     def __repr__(self) -> str:
         return f"<Worker over {self.backend!r}: {len(self._tasks)}/{self.concurrency} running>"
@@ -255,7 +258,7 @@ class Worker:
             return False, None  # every slot is taken: a run ending wakes the next round
         now = time.time()
         #: id -> its claim's mark, for the instances claimed this round (`_claims`).
-        claimed: dict[str, tuple] = {}
+        claimed: dict[str, tuple[Any, ...]] = {}
         if self._claims:
             claims = self._claim(now)
             if claims is None:
@@ -402,7 +405,7 @@ class Worker:
         """Claim as many due instances as there are free slots (None when the store fails),
         leaving out those claimed before and not run, until they change, and those waiting
         to try a failed write again."""
-        skip: dict[str, tuple | None] = dict(self._skipped)
+        skip: dict[str, tuple[Any, ...] | None] = dict(self._skipped)
         for instance_id, (when, _) in self._write_retries.items():
             if when > now:
                 skip[instance_id] = None
@@ -416,7 +419,7 @@ class Worker:
             self._skipped.pop(claim.instance_id, None)
         return claims
 
-    def _give_back(self, instance_id: str, mark: tuple) -> None:
+    def _give_back(self, instance_id: str, mark: tuple[Any, ...]) -> None:
         """Release the claim of `instance_id`, which this round did not run, and leave it out
         of later claims until it changes (a write, a newer event): an instance waiting for
         another event than the ones in its inbox is not claimed round after round."""
@@ -648,7 +651,7 @@ class Worker:
             await self._abandon([task for task in tasks if not task.done()])
         self._tasks.clear()
 
-    async def _abandon(self, tasks: list[asyncio.Task]) -> None:
+    async def _abandon(self, tasks: list[asyncio.Task[Any]]) -> None:
         """Stop `tasks` where they are, as a crash would: the runtime is told first, so
         cancelling them runs none of the user's ``finally`` blocks."""
         if not tasks:

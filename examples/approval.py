@@ -23,12 +23,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from durable import (  # noqa: E402
     DurableBackend,
+    DurableProgram,
     NotApplied,
     durable_execute,
     make_durable,
@@ -43,14 +45,14 @@ LEDGER = Path(os.environ.get("APPROVAL_LEDGER", "approval-ledger.jsonl"))
 COOLING_OFF = float(os.environ.get("APPROVAL_COOLING_OFF", "0.3"))
 
 
-def _append(entry: dict) -> None:
+def _append(entry: dict[str, Any]) -> None:
     with LEDGER.open("a", encoding="utf-8") as ledger:
         ledger.write(json.dumps(entry) + "\n")
         ledger.flush()
         os.fsync(ledger.fileno())
 
 
-def _ledger() -> list[dict]:
+def _ledger() -> list[dict[str, Any]]:
     if not LEDGER.exists():
         return []
     return [json.loads(line) for line in LEDGER.read_text(encoding="utf-8").splitlines()]
@@ -69,7 +71,7 @@ def notification_sent(request_id: str, approver: str) -> str:
     """The reconciler of `notify_requester`: was the notification sent before a crash?"""
     for entry in _ledger():
         if entry["kind"] == "notification" and entry["request"] == request_id:
-            return entry["receipt"]
+            return str(entry["receipt"])
     raise NotApplied
 
 
@@ -81,7 +83,7 @@ def notify_requester(request_id: str, approver: str) -> str:
 
 
 @make_durable
-async def request_approval(request_id: str, amount: float) -> dict:
+async def request_approval(request_id: str, amount: float) -> dict[str, Any]:
     reservation = await durable_execute(reserve_budget, request_id, amount)
     decision = await wait_for_event("approve")
     await sleep(COOLING_OFF)  # a durable timer: a restart waits only what is left of it
@@ -99,12 +101,14 @@ def backend() -> DurableBackend:
     return DurableBackend(store_from_url(STORE_URL))
 
 
-def workflow():
+def workflow() -> DurableProgram[[str, float], dict[str, Any]]:
     """This module as the worker imports it (by name, not as __main__): one program key."""
-    return importlib.import_module("approval").request_approval
+    program: DurableProgram[[str, float], dict[str, Any]]
+    program = importlib.import_module("approval").request_approval
+    return program
 
 
-def start_worker() -> subprocess.Popen:
+def start_worker() -> subprocess.Popen[bytes]:
     path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, "-m", "durable", "worker", "--store", STORE_URL, "--max-poll", "0.2",
@@ -115,7 +119,9 @@ def start_worker() -> subprocess.Popen:
 
 
 async def start(request_id: str, amount: float) -> None:
-    await workflow().start(request_id, amount, instance_id=request_id, orchestration_backend=backend())
+    await workflow().start(
+        request_id, amount, instance_id=request_id, orchestration_backend=backend()
+    )
     print(f"{request_id}: started, waiting for approval")
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from durable import (
     DiskStateStore,
@@ -40,7 +41,7 @@ def payment_in_ledger(order_id: str, amount: float) -> str:
         for line in LEDGER.read_text().splitlines():
             payment = json.loads(line)
             if payment["order"] == order_id:
-                return payment["receipt"]
+                return str(payment["receipt"])
     raise NotApplied
 
 
@@ -71,7 +72,7 @@ async def reserve(items: dict[str, int]) -> list[str]:
 
 
 @make_durable
-async def process_order(order_id: str, items: dict[str, int]) -> dict:
+async def process_order(order_id: str, items: dict[str, int]) -> dict[str, Any]:
     reservations = await reserve(items)
     print(f"{order_id}: reserved {len(reservations)} item kinds; waiting for approval")
     approval = await wait_for_event("approve")
@@ -99,7 +100,7 @@ async def main(command: str, order_id: str) -> None:
     if command == "approve":
         backend().publish_event(order_id, "approve", {"by": "ada"})
     try:
-        result = await process_order(order_id, items, orchestration_backend=backend(), instance_id=order_id)
+        result = await process_order.using(backend(), instance_id=order_id)(order_id, items)
     except PauseForEventException as pause:
         print(f"{order_id}: paused until event {pause.event!r} arrives")
         return

@@ -1,6 +1,8 @@
 """The public surface is exactly `durable.__all__`, sorted and complete."""
 
 import durable
+import durable.stores
+import durable.worker
 
 DESIGN_NAMES = {
     "make_durable",
@@ -38,3 +40,57 @@ def test_all_is_sorted_and_names_only_public_objects():
     public = {name for name in vars(durable) if not name.startswith("_")}
     modules = {"cli", "runtime", "stores", "testing", "transform", "worker"}
     assert public - modules == set(durable.__all__)
+
+
+#: Every public name of `durable`: one dropped or added is a change of the public API.
+PUBLIC_NAMES = {
+    *DESIGN_NAMES,
+    "ArgumentsMismatchError",
+    "Cancelled",
+    "CorruptStateError",
+    "Diagnostic",
+    "DurableCompileError",
+    "DurableError",
+    "Event",
+    "EventTimeoutError",
+    "IncompatibleStateError",
+    "InstanceBusyError",
+    "InstanceEndedError",
+    "InstanceHandle",
+    "InstanceInfo",
+    "InstanceSleeping",
+    "JournalPolicy",
+    "LeaseLostError",
+    "NotApplied",
+    "PostgresStateStore",
+    "RetryPolicy",
+    "SQLiteStateStore",
+    "StateFormatError",
+    "StateTooLargeError",
+    "Stored",
+    "Worker",
+    "default_backend",
+    "exclude_helpers",
+    "first",
+    "include_helpers",
+    "list_instances",
+    "prune_instances",
+    "resumable",
+    "step",
+    "store_from_url",
+}
+
+
+def test_all_is_exactly_the_public_names():
+    assert set(durable.__all__) == PUBLIC_NAMES
+    assert len(durable.__all__) == len(PUBLIC_NAMES)  # none twice
+
+
+def test_no_private_name_is_exported():
+    assert [name for name in durable.__all__ if name.startswith("_")] == []
+
+
+def test_what_the_guide_imports_from_submodules_is_the_same_object_in_durable():
+    # docs/guide.md and the examples name the worker and the store URLs by their modules.
+    assert durable.Worker is durable.worker.Worker
+    assert durable.store_from_url is durable.stores.store_from_url

@@ -161,7 +161,7 @@ class DurableBackend(OrchestrationBackend):
         ):
             if not isinstance(bound, int) or bound < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {bound!r}")
-        self.store = store if store is not None else InMemoryStateStore()
+        self.store: StateStore = store if store is not None else InMemoryStateStore()
         self._key = _secret_key(secret_key)
         if isinstance(verify_keys, (bytes, str)):
             raise TypeError("verify_keys must be a sequence of keys, not one key")
@@ -182,13 +182,13 @@ class DurableBackend(OrchestrationBackend):
         #: The largest record a write may make (a checkpoint's state, or the whole state
         #: when the log is compacted): beyond it, `StateTooLargeError`. Never more than the
         #: store can hold in one record (its ``max_record_bytes``).
-        self.max_state_bytes = min(
+        self.max_state_bytes: int = min(
             max_state_bytes, getattr(self.store, "max_record_bytes", None) or max_state_bytes
         )
         #: instance id -> (records, bytes of records) in its log, as read or written here.
         self._log_sizes: dict[str, tuple[int, int]] = {}
         #: instance id -> the summary its last write handed the store.
-        self._summaries: dict[str, tuple] = {}
+        self._summaries: dict[str, tuple[Any, ...]] = {}
         #: instance id -> {event id: digest of its bytes} handed to the running instance and
         #: not yet saved as consumed. The digest guards the deletion after a restart: a store
         #: may reuse the id of a deleted event (disk ids come from the clock).
@@ -204,7 +204,7 @@ class DurableBackend(OrchestrationBackend):
         return self.store.acquire_lease(instance_id, self._owner)
 
     def claim_due(
-        self, now: float, limit: int, skip: dict[str, tuple | None] | None = None
+        self, now: float, limit: int, skip: dict[str, tuple[Any, ...] | None] | None = None
     ) -> list[Claim]:
         """Claim due instances for runs through this backend, from a store that claims
         (``PostgresStateStore.claim_due``): the lease of each claim becomes the lease of
@@ -361,7 +361,7 @@ class DurableBackend(OrchestrationBackend):
         instance_id: str,
         payloads: list[bytes],
         loads: Callable[[bytes], Any] = pickle.loads,
-    ) -> tuple[dict[str, Any], dict]:
+    ) -> tuple[dict[str, Any], dict[Any, Any]]:
         """The state the record payloads add up to, and the events the last one consumed."""
         state: dict[str, Any] = {}
         journal: dict[int, Any] | None = None
@@ -494,7 +494,7 @@ class DurableBackend(OrchestrationBackend):
         return unsettled, len(data)
 
     def _after_write(
-        self, instance_id: str, claimed: dict | None, unsettled: Awaitable[None] | None
+        self, instance_id: str, claimed: dict[Any, Any] | None, unsettled: Awaitable[None] | None
     ) -> Awaitable[None] | None:
         """Delete the events a write consumed, once that write is durable."""
         if not claimed:
@@ -712,7 +712,7 @@ def keys_from_environment() -> dict[str, Any]:
     return {"secret_key": secret_key, "verify_keys": verify}
 
 
-def _blob_bytes(blobs: dict | None) -> int:
+def _blob_bytes(blobs: dict[Any, Any] | None) -> int:
     """Bytes of the blobs of a large state (see `out_of_line`)."""
     return sum(len(data) for _, data in blobs.values()) if blobs else 0
 
@@ -757,7 +757,7 @@ _dumps = pickle.dumps
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
-def _changes_of_flat_frame_step(record: tuple) -> dict[str, Any]:
+def _changes_of_flat_frame_step(record: tuple[Any, ...]) -> dict[str, Any]:
     """The changes a format-3 step record holds."""
     (
         _,
@@ -802,7 +802,9 @@ class WholeStateBackend(DurableBackend):
     #: asks a custom backend's async one as if it might wait for the event).
     answers_at_once = True
 
-    def __init__(self, store: StateStore, *, secret_key: bytes | str | None = None, **_) -> None:
+    def __init__(
+        self, store: StateStore, *, secret_key: bytes | str | None = None, **_: Any
+    ) -> None:
         if secret_key is not None:
             raise ValueError(
                 f"{type(store).__name__} is a whole-state store: it saves state dicts as it is "
@@ -846,7 +848,7 @@ class WholeStateBackend(DurableBackend):
         except StopIteration as done:
             return done.value
 
-    def _ask(self, request: tuple) -> Any:
+    def _ask(self, request: tuple[Any, ...]) -> Any:
         kind, key, *value = request
         return self.store.load(key) if kind == "load" else self.store.save(key, *value)
 
@@ -871,10 +873,14 @@ class WholeStateBackend(DurableBackend):
     def save_state(self, instance_id: str, state: dict[str, Any]) -> Any:
         return self._drive(self._saving(instance_id, state))
 
-    def save_changes(self, instance_id: str, changes: dict[str, Any], full_state) -> Any:
+    def save_changes(
+        self, instance_id: str, changes: dict[str, Any], full_state: Callable[[], dict[str, Any]]
+    ) -> Any:
         return self.save_state(instance_id, full_state())
 
-    def save_step(self, instance_id: str, step: StepWrite, full_state) -> Any:
+    def save_step(
+        self, instance_id: str, step: StepWrite, full_state: Callable[[], dict[str, Any]]
+    ) -> Any:
         return self.save_state(instance_id, full_state())
 
     def _saving(self, instance_id: str, state: dict[str, Any]):

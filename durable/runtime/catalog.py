@@ -6,14 +6,14 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._errors import IncompatibleStateError
 
 if TYPE_CHECKING:
     from .program import DurableProgram
 
-_programs: dict[str, DurableProgram] = {}
+_programs: dict[str, DurableProgram[..., Any]] = {}
 
 
 def registered_keys() -> list[str]:
@@ -40,12 +40,12 @@ def importable_name(module: str) -> str:
     return module
 
 
-def register(program: DurableProgram) -> None:
+def register(program: DurableProgram[..., Any]) -> None:
     """Make `program` findable by its key (the last one made under a key wins)."""
     _programs[program.key] = program
 
 
-def program_for_key(key: str) -> DurableProgram:
+def program_for_key(key: str) -> DurableProgram[..., Any]:
     """The registered program `module:qualname`, importing its module if needed."""
     program = _programs.get(key)
     if program is None:

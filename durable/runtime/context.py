@@ -3,6 +3,7 @@ fan-out member (`fanout.Slot`) the task runs, if any."""
 
 from __future__ import annotations
 
+import contextvars
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +22,9 @@ def current_run() -> InstanceRun | None:
     return _current_run.get()
 
 
-def enter_run(run: InstanceRun):
+def enter_run(run: InstanceRun) -> contextvars.Token[InstanceRun | None]:
     return _current_run.set(run)
 
 
-def leave_run(token) -> None:
+def leave_run(token: contextvars.Token[InstanceRun | None]) -> None:
     _current_run.reset(token)

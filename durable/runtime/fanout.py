@@ -46,7 +46,7 @@ from .operations import (
 
 
 # -- what a frame awaits (called by `FunctionCall`) ---------------------------------------------
-def helper_call(awaiting_module: str, coroutine: CoroutineType) -> HelperCall | None:
+def helper_call(awaiting_module: str, coroutine: CoroutineType[Any, Any, Any]) -> HelperCall | None:
     """The nested-frame call of `coroutine` when it is an unstarted helper coroutine."""
     found = helper_of(awaiting_module, coroutine)
     return None if found is None else HelperCall(*found)
@@ -85,10 +85,10 @@ class Slot:
 
     def __init__(self, changed: asyncio.Event) -> None:
         #: Set when this member (or any member of its fan-out) changes what it waits for.
-        self.changed = changed
+        self.changed: asyncio.Event = changed
         self.waits: list[Any] = []
         self.deadline: float | None = None
-        self.quiet = False
+        self.quiet: bool = False
 
     def settle_quietly(self, waits: list[Any], deadline: float | None) -> None:
         self.waits, self.deadline, self.quiet = waits, deadline, True
@@ -127,14 +127,14 @@ class FanOut(Operation):
         return entry.get("kind") == "fan-out" and entry.get("members") == len(self.awaitables)
 
     def _durable_link(self, frame: FunctionCall, resume_point: int) -> Awaitable[Any]:
-        self.frame = frame
+        self.frame: FunctionCall | None = frame
         run = frame.run
         branch = frame.stack.branch
         members: list[Any] = []
         awaitables = [_durable_form(frame, awaitable) for awaitable in self.awaitables]
         if self.first or any(not _is_leaf(awaitable) for awaitable in awaitables):
             # Members with frames of their own are named after the fan-out's entry.
-            self.seq = run.take_seq(branch)
+            self.seq: int = run.take_seq(branch)
         self.branch = branch
         for index, awaitable in enumerate(awaitables):
             if isinstance(awaitable, ChildCall):
@@ -150,9 +150,9 @@ class FanOut(Operation):
                 members.append(awaitable.place)
             else:
                 members.append(Branch(task=asyncio.ensure_future(awaitable)))
-        self.place = frame.pending = Gathering(
-            members, self.return_exceptions, self.first, self.seq
-        )
+        gathering = Gathering(members, self.return_exceptions, self.first, self.seq)
+        self.place: AtOperation | Gathering | None = gathering
+        frame.pending = gathering
         return self.settle()
 
     async def settle(self) -> Any:
@@ -199,7 +199,7 @@ def first(*awaitables: Any) -> Awaitable[tuple[int, Any]]:
 first.__durable_operation__ = True
 
 
-def fan_out_of_gather(module: str, gathering: asyncio.Future) -> FanOut | None:
+def fan_out_of_gather(module: str, gathering: asyncio.Future[Any]) -> FanOut | None:
     """The fan-out that replaces `asyncio.gather`'s future when a frame awaits it and any
     member is durable (an operation, or an unstarted helper coroutine); None otherwise.
     asyncio's own tasks for those members have not started yet: they are cancelled, and the
@@ -241,7 +241,7 @@ def _durable_member(module: str, child: Any) -> Any:
     return wrapped if isinstance(wrapped, Operation) else None
 
 
-def _forget(gathering: asyncio.Future) -> None:
+def _forget(gathering: asyncio.Future[Any]) -> None:
     """Retrieve the outcome of a replaced gather's future, which nothing awaits."""
     if not gathering.cancelled():
         gathering.exception()
@@ -299,7 +299,7 @@ async def run_members(frame: FunctionCall, gathering: Gathering) -> Any:
     run = frame.run
     members = gathering.members
     changed = asyncio.Event()
-    tasks: dict[int, asyncio.Task] = {}
+    tasks: dict[int, asyncio.Task[Any]] = {}
     slots: dict[int, Slot] = {}
     for index, member in enumerate(members):
         if type(member) is BranchDone:
@@ -397,9 +397,9 @@ async def _finish_first(
     frame: FunctionCall,
     gathering: Gathering,
     winner: int,
-    task: asyncio.Task,
+    task: asyncio.Task[Any],
     error: BaseException | None,
-    others: dict[int, asyncio.Task],
+    others: dict[int, asyncio.Task[Any]],
 ) -> tuple[int, Any]:
     """Journal `winner` as the fan-out's outcome, cancel the other members, and return it."""
     run = frame.run
@@ -426,7 +426,7 @@ async def _finish_first(
     return winner, task.result()
 
 
-async def _cancel(tasks: dict[int, asyncio.Task], run: Any) -> None:
+async def _cancel(tasks: dict[int, asyncio.Task[Any]], run: Any) -> None:
     """Cancel members still running and let them unwind (their handlers run: the fan-out
     really leaves them)."""
     for task in tasks.values():

@@ -13,7 +13,7 @@ import io
 import itertools
 import pickle
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from types import CellType, CoroutineType, FrameType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from .helpers import program_for_saved
 from .out_of_line import OutOfLine
 
 if TYPE_CHECKING:
+    from ..transform import CodeBlock
     from .program import DurableProgram
     from .runtime import InstanceRun
 
@@ -64,7 +65,7 @@ class Branch:
     task when the member is not durable code (it cannot be resumed while it runs)."""
 
     stack: CallStack | None = None
-    records: tuple | None = None
+    records: tuple[Any, ...] | None = None
     task: Any = None
 
 
@@ -103,13 +104,13 @@ class FrameRecord:
     resume_point: int
     line: int
     live_locals: dict[str, Any]
-    arguments: tuple | None
+    arguments: tuple[Any, ...] | None
     pending: Pending | None
     #: The frame's own cells (variables its closures share), in `CodeBlock.cell_names` order.
-    cells: tuple | None = None
+    cells: tuple[Any, ...] | None = None
 
     @classmethod
-    def from_plain(cls, plain: tuple) -> FrameRecord:
+    def from_plain(cls, plain: tuple[Any, ...]) -> FrameRecord:
         """The record a snapshot holds as plain tuples (`FunctionCall.plain_record`): tuples
         and builtins only, so the pickler names no class or function (a range iterator, which
         would name two builtins, is kept as its numbers)."""
@@ -141,7 +142,7 @@ _LEAF_TYPES = frozenset({int, float, complex, str, bytes, bool, type(None)})
 _UNBOUND = object()
 
 
-def _plain_pending(pending: Pending | None) -> tuple | None:
+def _plain_pending(pending: Pending | None) -> tuple[Any, ...] | None:
     kind = type(pending)
     if kind is AtOperation:
         return ("at", pending.seq, pending.operation)
@@ -155,7 +156,7 @@ def _plain_pending(pending: Pending | None) -> tuple | None:
     return None
 
 
-def _plain_member(member: Member) -> tuple:
+def _plain_member(member: Member) -> tuple[Any, ...]:
     kind = type(member)
     if kind is AtOperation:
         return ("at", member.seq, member.operation)
@@ -171,7 +172,7 @@ def _plain_member(member: Member) -> tuple:
     return ("branch", tuple(frame.plain_record()[0] for frame in member.stack.frames))
 
 
-def _member_from_plain(plain: tuple) -> Member:
+def _member_from_plain(plain: tuple[Any, ...]) -> Member:
     kind = plain[0]
     if type(kind) is int:  # stack format 3 and 4: (seq, operation)
         return AtOperation(*plain)
@@ -182,7 +183,7 @@ def _member_from_plain(plain: tuple) -> Member:
     return Branch(records=plain[1])
 
 
-def _pending_from_plain(plain: tuple | None) -> Pending | None:
+def _pending_from_plain(plain: tuple[Any, ...] | None) -> Pending | None:
     if plain is None:
         return None
     kind = plain[0]
@@ -203,12 +204,12 @@ class DictWalk:
 
     __slots__ = ("mapping", "kind", "keys", "position", "size")
 
-    def __init__(self, mapping: dict, kind: str) -> None:
-        self.mapping = mapping
-        self.kind = kind
-        self.keys = list(mapping)
-        self.position = 0
-        self.size = len(mapping)
+    def __init__(self, mapping: dict[Any, Any], kind: str) -> None:
+        self.mapping: dict[Any, Any] = mapping
+        self.kind: str = kind
+        self.keys: list[Any] = list(mapping)
+        self.position: int = 0
+        self.size: int = len(mapping)
 
     def __iter__(self) -> DictWalk:
         return self
@@ -272,25 +273,25 @@ class FunctionCall:
 
     def __init__(
         self,
-        program: DurableProgram,
+        program: DurableProgram[..., Any],
         run: InstanceRun,
         *,
-        arguments: tuple | None = None,
+        arguments: tuple[Any, ...] | None = None,
         resume_point: int = 0,
         saved_locals: dict[str, Any] | None = None,
         pending: Pending | None = None,
-        cells: tuple | None = None,
+        cells: tuple[Any, ...] | None = None,
     ) -> None:
-        self.program = program
+        self.program: DurableProgram[..., Any] = program
         #: The frame's own cells (see `CodeBlock.cell_names`); made when it first runs.
-        self.cells = cells
+        self.cells: tuple[Any, ...] | None = cells
         #: The compiled code this frame runs: the program's, or a saved older version.
-        self.code = program.code
-        self.run = run
-        self.arguments = arguments
-        self.resume_point = resume_point
-        self.saved_locals = saved_locals
-        self.pending = pending
+        self.code: CodeBlock = program.code
+        self.run: InstanceRun = run
+        self.arguments: tuple[Any, ...] | None = arguments
+        self.resume_point: int = resume_point
+        self.saved_locals: dict[str, Any] | None = saved_locals
+        self.pending: Pending | None = pending
         self.python_frame: FrameType | None = None
         #: The `CallStack` the frame is on (the instance's, or a fan-out branch's).
         self.stack: CallStack | None = None
@@ -360,12 +361,20 @@ class FunctionCall:
         run then (the instance has not really left them)."""
         return self.run.closing
 
-    enter_context = staticmethod(contexts.enter_context)
-    exit_context = staticmethod(contexts.exit_context)
-    reenter_context = staticmethod(contexts.reenter_context)
-    enter_context_async = staticmethod(contexts.enter_context_async)
-    exit_context_async = staticmethod(contexts.exit_context_async)
-    reenter_context_async = staticmethod(contexts.reenter_context_async)
+    enter_context: staticmethod[[Any], Any] = staticmethod(contexts.enter_context)
+    exit_context: staticmethod[[Any, BaseException | None], Any] = staticmethod(
+        contexts.exit_context
+    )
+    reenter_context: staticmethod[[Any], Any] = staticmethod(contexts.reenter_context)
+    enter_context_async: staticmethod[[Any], Coroutine[Any, Any, Any]] = staticmethod(
+        contexts.enter_context_async
+    )
+    exit_context_async: staticmethod[[Any, BaseException | None], Coroutine[Any, Any, Any]] = (
+        staticmethod(contexts.exit_context_async)
+    )
+    reenter_context_async: staticmethod[[Any], Coroutine[Any, Any, Any]] = staticmethod(
+        contexts.reenter_context_async
+    )
 
     @staticmethod
     def iterate(iterable: Iterable[Any]) -> Iterator[Any]:
@@ -386,7 +395,7 @@ class FunctionCall:
     def record(self) -> FrameRecord:
         return FrameRecord.from_plain(self.plain_record()[0])
 
-    def plain_record(self) -> tuple[tuple, bool]:
+    def plain_record(self) -> tuple[tuple[Any, ...], bool]:
         """This frame's `FrameRecord` as `FrameRecord.from_plain` reads it, built directly
         (it is on every snapshot's path), and whether it holds only leaf values: numbers,
         strings, bytes, None — nothing that could hold a module global or an exception."""
@@ -415,7 +424,7 @@ class FunctionCall:
                 leaves_only = False
         pending = self.pending
         if type(pending) is AtOperation and pending.operation is None:
-            plain_pending: tuple | None = ("at", pending.seq, None)
+            plain_pending: tuple[Any, ...] | None = ("at", pending.seq, None)
         else:
             plain_pending = _plain_pending(pending)
             if pending is not None:
@@ -445,7 +454,7 @@ class FunctionCall:
 
     @classmethod
     def from_record(
-        cls, record: FrameRecord, run: InstanceRun, code_versions: dict
+        cls, record: FrameRecord, run: InstanceRun, code_versions: dict[Any, Any]
     ) -> FunctionCall:
         """The frame `record` saved, on the code it was saved with (see
         `DurableProgram.code_for_saved_frame` for what happens when that code changed)."""
@@ -538,7 +547,7 @@ class CallStack:
                 return False
         return True
 
-    def snapshot(self, out_of_line: OutOfLine | None = None) -> tuple | bytes:
+    def snapshot(self, out_of_line: OutOfLine | None = None) -> tuple[Any, ...] | bytes:
         """The frames as saved. Frames that hold only leaf values (numbers, strings, bytes,
         None) are saved as their plain records, ``(STACK_FORMAT, records)``, which the write
         pickles with the rest of it; other frames are pickled here, all in one pickle so that
@@ -555,14 +564,14 @@ class CallStack:
         try:
             if len(frames) == 1:
                 record, leaves_only = frames[0].plain_record()
-                records: tuple = (record,)
+                records: tuple[Any, ...] = (record,)
             else:
                 plain = [frame.plain_record() for frame in frames]
                 records = tuple(record for record, _ in plain)
                 leaves_only = all(leaves for _, leaves in plain)
             if leaves_only:
                 # Nothing in it can be a module global, an exception or a shared object.
-                data: tuple | bytes = (STACK_FORMAT, records)
+                data: tuple[Any, ...] | bytes = (STACK_FORMAT, records)
             else:
                 data = references.dumps((STACK_FORMAT, records), self.all_frames())
         except Exception as error:
@@ -570,7 +579,9 @@ class CallStack:
         return data
 
     @classmethod
-    def from_snapshot(cls, data: tuple | bytes, run: InstanceRun, code_versions: dict) -> CallStack:
+    def from_snapshot(
+        cls, data: tuple[Any, ...] | bytes, run: InstanceRun, code_versions: dict[Any, Any]
+    ) -> CallStack:
         """The call stack `snapshot` saved (as its tuple or its pickle), its large values
         the objects of the run's `out_of_line`."""
         if type(data) is tuple:
@@ -603,7 +614,7 @@ class CallStack:
                 floor = min([floor, *seqs, *([pending.seq] if pending.seq else [])])
         return floor
 
-    def code_versions(self) -> dict:
+    def code_versions(self) -> dict[Any, Any]:
         """fingerprint -> `CodeVersion` of every frame's code, to save with the instance."""
         return {frame.code.fingerprint: frame.code.version for frame in self.all_frames()}
 
@@ -684,7 +695,9 @@ class FrameView:
     branches: tuple[tuple[FrameView, ...], ...] = ()
 
 
-def saved_stack(snapshot: tuple | bytes, loads: Any, blobs: dict | None = None) -> tuple:
+def saved_stack(
+    snapshot: tuple[Any, ...] | bytes, loads: Any, blobs: dict[Any, Any] | None = None
+) -> tuple[Any, ...]:
     """(stack format, frame records) of a state's snapshot, read with `loads` (a pickled
     snapshot; a restricted one shows an untrusted store without running it), its large
     values found in `blobs` (the state's ``"blobs"``)."""
@@ -694,7 +707,7 @@ def saved_stack(snapshot: tuple | bytes, loads: Any, blobs: dict | None = None) 
 
 
 def saved_frames(
-    snapshot: tuple | bytes | None, loads: Any, blobs: dict | None = None
+    snapshot: tuple[Any, ...] | bytes | None, loads: Any, blobs: dict[Any, Any] | None = None
 ) -> list[FrameView]:
     """The frames a state's snapshot holds, outermost first (see `saved_stack`)."""
     if snapshot is None:

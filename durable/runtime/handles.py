@@ -11,7 +11,7 @@ import inspect
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from .._errors import DurableError
 from .._ids import validate_instance_id
@@ -22,13 +22,18 @@ from .runtime import COMPLETED, FAILED, STATUSES, WAITING, answered
 if TYPE_CHECKING:
     from .backend import OrchestrationBackend
 
+R = TypeVar("R")
 
-class InstanceHandle:
-    """One instance of a durable function in one backend (``program.start`` returns one)."""
+
+class InstanceHandle(Generic[R]):
+    """One instance of a durable function in one backend (``program.start`` returns one).
+
+    ``InstanceHandle[R]``: `result` returns the function's return type ``R``.
+    """
 
     def __init__(self, instance_id: str, backend: OrchestrationBackend) -> None:
-        self.instance_id = validate_instance_id(instance_id)
-        self.backend = backend
+        self.instance_id: str = validate_instance_id(instance_id)
+        self.backend: OrchestrationBackend = backend
 
     def __repr__(self) -> str:
         return f"<InstanceHandle {self.instance_id!r} in {self.backend!r}>"
@@ -68,7 +73,7 @@ class InstanceHandle:
 
         return retry_instance(self._durable_backend("retry"), self.instance_id)
 
-    def fork(self, new_id: str, *, at: int | None = None) -> InstanceHandle:
+    def fork(self, new_id: str, *, at: int | None = None) -> InstanceHandle[R]:
         """A new instance `new_id` from this one's latest snapshot, or the one taken at its
         durable operation `at` (`operate.fork_instance`), sharing nothing with it
         afterwards; its handle."""
@@ -125,9 +130,10 @@ class InstanceHandle:
         return operation
 
     def done(self) -> bool:
+        """Whether the instance has ended (completed or failed)."""
         return self.status() in (COMPLETED, FAILED)
 
-    async def result(self, *, timeout: float | None = None, poll_interval: float = 0.05) -> Any:
+    async def result(self, *, timeout: float | None = None, poll_interval: float = 0.05) -> R:
         """Wait until the instance ends, then return its result or raise its exception.
 
         The instance is run elsewhere (a call of the program, a worker); this only watches
@@ -142,7 +148,7 @@ class InstanceHandle:
                     "it first (program.start(..., instance_id=...))"
                 )
             if state["status"] == COMPLETED:
-                return references.loads(state["result"])
+                return cast(R, references.loads(state["result"]))
             if state["status"] == FAILED:
                 raise references.loads(state["error"])
             if deadline is not None and time.monotonic() >= deadline:

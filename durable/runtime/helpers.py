@@ -12,8 +12,8 @@ import logging
 import site
 import sysconfig
 import types
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .._errors import DurableCompileError, NoSourceCodeException
 from ..transform import CodeBlock, compile_function
@@ -21,10 +21,15 @@ from .catalog import program_for_key
 from .references import findable, function_of
 from .saved_code import code_for_saved_frame
 
-logger = logging.getLogger("durable.runtime")
+if TYPE_CHECKING:
+    from ..transform.pipeline import CodeVersion
+    from .frames import FrameRecord
+    from .runtime import InstanceRun
+
+logger: logging.Logger = logging.getLogger("durable.runtime")
 
 
-class ByCode(dict):
+class ByCode(dict[Any, Any]):
     """A dict keyed by code objects by identity: equal code objects (the same function in
     two modules, or a module imported twice) are still different functions."""
 
@@ -55,7 +60,7 @@ _decisions: dict[str, ByCode] = {}
 #: Code object -> its `_HelperCode`, whoever awaits it.
 _compiled = ByCode()
 #: Code objects that did not compile -> why, for the error a durable operation in them gives.
-compile_failures = ByCode()
+compile_failures: ByCode = ByCode()
 
 _CO_VARARGS = inspect.CO_VARARGS
 _CO_VARKEYWORDS = inspect.CO_VARKEYWORDS
@@ -145,9 +150,9 @@ class _HelperCode:
     __slots__ = ("code", "saved_versions", "parameters")
 
     def __init__(self, code: CodeBlock | None, function: types.FunctionType) -> None:
-        self.code = code
+        self.code: CodeBlock | None = code
         self.saved_versions: dict[str, CodeBlock] = {}
-        self.parameters = _parameter_names(function.__code__)
+        self.parameters: tuple[str, ...] = _parameter_names(function.__code__)
 
 
 def _parameter_names(code: types.CodeType) -> tuple[str, ...]:
@@ -193,19 +198,19 @@ class Helper:
     __slots__ = ("function", "compiled", "code", "key", "rebinds", "saved_by_name")
 
     def __init__(self, function: types.FunctionType, compiled: _HelperCode) -> None:
-        self.function = function
-        self.compiled = compiled
-        self.code = compiled.code
-        self.key = f"{function.__module__}:{function.__qualname__}"
+        self.function: types.FunctionType = function
+        self.compiled: _HelperCode = compiled
+        self.code: CodeBlock | None = compiled.code
+        self.key: str = f"{function.__module__}:{function.__qualname__}"
         #: The shared compiled function is bound to another function object's closure
         #: (or globals: the same code imported twice).
-        self.rebinds = function.__closure__ is not None or (
+        self.rebinds: bool = function.__closure__ is not None or (
             compiled.code is not None
             and function.__globals__ is not compiled.code.function.__globals__
         )
         # A script's helper is pickled with the snapshot (`references` names it by the
         # module a worker imports the script as), not by its ``__main__`` name.
-        self.saved_by_name = findable(function) and function.__module__ != "__main__"
+        self.saved_by_name: bool = findable(function) and function.__module__ != "__main__"
 
     @property
     def saved_as(self) -> types.FunctionType:
@@ -218,7 +223,9 @@ class Helper:
     def __repr__(self) -> str:
         return f"<durable helper {self.key}>"
 
-    def code_for_saved_frame(self, record, run, code_versions):
+    def code_for_saved_frame(
+        self, record: FrameRecord, run: InstanceRun, code_versions: Mapping[str, CodeVersion]
+    ) -> tuple[CodeBlock, int, dict[str, Any]]:
         return code_for_saved_frame(
             self.code,
             self.function,
@@ -240,7 +247,9 @@ def helper_for_saved(function: types.FunctionType) -> Helper:
     return Helper(function, compiled)
 
 
-def helper_of(awaiting_module: str, coroutine: types.CoroutineType) -> tuple[Helper, tuple] | None:
+def helper_of(
+    awaiting_module: str, coroutine: types.CoroutineType[Any, Any, Any]
+) -> tuple[Helper, tuple[Any, ...]] | None:
     """(the helper, its arguments) when `coroutine` is a not yet started coroutine of a
     helper, else None. The coroutine is closed unstarted: a nested frame runs the compiled
     code with the arguments it was created with (`operations.HelperCall`)."""

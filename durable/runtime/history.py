@@ -7,7 +7,7 @@ to its entry, and only reading the history (or a compaction, which stores it) su
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from .journal import PENDING, entry_status
 
@@ -28,12 +28,12 @@ class History:
     def __init__(self, rows: Any = None, limit: int | None = DEFAULT_HISTORY_LIMIT) -> None:
         if isinstance(rows, History):
             rows = rows.stored()
-        self._rows: list[tuple] = list(rows or ())
+        self._rows: list[tuple[Any, ...]] = list(rows or ())
         #: seq -> position in `_rows` of its latest summary.
         self._index = {row[0]: i for i, row in enumerate(self._rows)}
         #: (seq, entry, written at) of the writes since the rows were last made.
         self.entries: list[tuple[int, dict[str, Any], float | None]] = []
-        self.limit = limit
+        self.limit: int | None = limit
 
     def __bool__(self) -> bool:
         return bool(self._rows or self.entries)
@@ -41,12 +41,12 @@ class History:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, History) and self.stored() == other.stored()
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
     def add(self, seq: int, entry: dict[str, Any], written_at: float | None) -> None:
         self.entries.append((seq, entry, written_at))
 
-    def stored(self, written_now: float | None = None) -> list[tuple]:
+    def stored(self, written_now: float | None = None) -> list[tuple[Any, ...]]:
         """The summaries as stored, with the entries added since summarized; an entry added
         without its write's time (being written now) takes `written_now`."""
         rows, index = self._rows, self._index
@@ -80,7 +80,7 @@ class History:
 
 def _summary(
     seq: int, entry: dict[str, Any], written_at: float | None, started_at: float | None
-) -> tuple:
+) -> tuple[Any, ...]:
     kind = entry.get("kind", "call")
     status = entry_status(entry)
     if kind == "call":

@@ -47,7 +47,7 @@ def function_id(func: Any) -> str:
     return f"{module}.{qualname}"
 
 
-def args_digest(args: tuple, kwargs: dict) -> str:
+def args_digest(args: tuple[Any, ...], kwargs: dict[Any, Any]) -> str:
     """First 16 hex digits of the SHA-256 of the pickled arguments (of their `str` when they
     cannot be pickled)."""
     for value in args:

@@ -19,10 +19,10 @@ import sys
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from .._errors import Cancelled, CheckpointException, EventTimeoutError
 from ..transform._records import FRAME
@@ -44,8 +44,13 @@ from .out_of_line import goes_out_of_line
 
 if TYPE_CHECKING:
     from .program import DurableProgram
+    from .runtime import InstanceRun
 
-logger = logging.getLogger("durable.runtime")
+logger: logging.Logger = logging.getLogger("durable.runtime")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +77,7 @@ class Operation(ABC):
 
     frame: FunctionCall | None = None
     #: Where the frame records this operation, and its journal sequence number.
-    place: AtOperation | None = None
+    place: AtOperation | Gathering | None = None
     seq: int = 0
     #: Whether the operation has written once (a snapshot goes only with the first write).
     counted: bool = False
@@ -108,7 +113,7 @@ class Operation(ABC):
         self.place = frame.pending = AtOperation(seq, self)
         return self.settle()
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, Any, Any]:
         self.caller = None
         if self.frame is not None:
             return self.settle().__await__()
@@ -273,13 +278,15 @@ class ChildCall(Operation):
     """`await child(...)` of a durable function inside another durable run. Not journaled:
     the child's frame joins the instance's call stack and its own operations are."""
 
-    def __init__(self, program: DurableProgram, args: tuple, kwargs: dict) -> None:
-        self.program = program
-        self.args = args
-        self.kwargs = kwargs
+    def __init__(
+        self, program: DurableProgram[..., Any], args: tuple[Any, ...], kwargs: dict[Any, Any]
+    ) -> None:
+        self.program: DurableProgram[..., Any] = program
+        self.args: tuple[Any, ...] = args
+        self.kwargs: dict[Any, Any] = kwargs
 
     def _durable_link(self, frame: FunctionCall, resume_point: int) -> Awaitable[Any]:
-        self.frame = frame
+        self.frame: FunctionCall | None = frame
         return self.settle()
 
     def describe(self) -> str:
@@ -290,7 +297,7 @@ class ChildCall(Operation):
             f"{self.describe()} was created inside a durable run and awaited after it ended"
         )
 
-    def callee(self, run) -> FunctionCall:
+    def callee(self, run: InstanceRun) -> FunctionCall:
         """The frame the call runs in (not on any stack yet)."""
         arguments = self.program.code.bind(*self.args, **self.kwargs)
         return FunctionCall(self.program, run, arguments=arguments)
@@ -308,14 +315,14 @@ class HelperCall(ChildCall):
     durable run: a nested frame like a durable function's, its arguments already bound
     (taken from the coroutine the call created)."""
 
-    def __init__(self, helper: Any, arguments: tuple) -> None:
+    def __init__(self, helper: Any, arguments: tuple[Any, ...]) -> None:
         self.program = helper
-        self.arguments = arguments
+        self.arguments: tuple[Any, ...] = arguments
 
     def describe(self) -> str:
         return f"the helper {self.program.code.qualname}()"
 
-    def callee(self, run) -> FunctionCall:
+    def callee(self, run: InstanceRun) -> FunctionCall:
         return FunctionCall(self.program, run, arguments=self.arguments)
 
 
@@ -342,7 +349,7 @@ class WaitForEvent(Operation):
         self.timeout = timeout
         self.deadline: float | None = None
         #: An event taken from the inbox before the run resumed (see `DurableRuntime`).
-        self.delivered = None
+        self.delivered: Event | None = None
 
     def describe(self) -> str:
         return f"wait_for_event({self.event!r})"
@@ -421,7 +428,17 @@ def _event_entry(name: str, status: str, **outcome: Any) -> dict[str, Any]:
     return {"kind": "event", "name": name, "status": status, **outcome}
 
 
-def wait_for_event(event: str, timeout: float | None = None) -> Awaitable[Any]:
+@overload
+def wait_for_event(event: str, timeout: float | None = None) -> Awaitable[Any]: ...
+
+
+@overload
+def wait_for_event(event: str, timeout: float | None = None, *, type: type[T]) -> Awaitable[T]: ...
+
+
+def wait_for_event(
+    event: str, timeout: float | None = None, *, type: type[Any] | None = None
+) -> Awaitable[Any]:
     """Wait durably for `event` sent to this instance; returns the event's payload.
 
     Awaited directly in a durable function. If the event is already in the inbox it is
@@ -430,6 +447,10 @@ def wait_for_event(event: str, timeout: float | None = None) -> Awaitable[Any]:
     resumes here. With `timeout` (seconds), a call made after the deadline without the event
     raises `EventTimeoutError` at this point. Consuming the event (or timing out) is
     journaled, so a restart neither loses nor repeats it.
+
+    `type` tells a type checker what the payload is (``await wait_for_event("approve",
+    type=Approval)`` is an ``Approval``); it is not checked at run time, where the payload
+    is whatever was published. Without it the payload is ``Any``.
     """
     return WaitForEvent(event, timeout)
 
@@ -574,8 +595,8 @@ class Execute(Operation):
     def __init__(
         self,
         func: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[Any, Any],
         reconciler: Callable[[], Any] | None,
         in_thread: bool,
         retry: RetryPolicy | None = None,
@@ -654,7 +675,7 @@ class Execute(Operation):
             and self.seq not in frame.run.journal
         ):
             # The common step, inline: a new call, no reconciler, no retries.
-            self.started_at = _time()
+            self.started_at: float = _time()
             try:
                 value = self.func(*self.args, **self.kwargs)
                 if _awaitable(value):
@@ -828,6 +849,26 @@ def _dump_error(error: BaseException) -> bytes:
     return references.pickle_error(error)
 
 
+@overload
+def durable_execute(  # type: ignore[overload-overlap]  # an awaitable result is awaited
+    func: Callable[..., Awaitable[R]],
+    *args: Any,
+    reconciler: Callable[[], Any] | None = None,
+    retry: RetryPolicy | None = None,
+    **kwargs: Any,
+) -> Awaitable[R]: ...
+
+
+@overload
+def durable_execute(
+    func: Callable[..., R],
+    *args: Any,
+    reconciler: Callable[[], Any] | None = None,
+    retry: RetryPolicy | None = None,
+    **kwargs: Any,
+) -> Awaitable[R]: ...
+
+
 def durable_execute(
     func: Callable[..., Any],
     *args: Any,
@@ -848,6 +889,26 @@ def durable_execute(
     return Execute(func, args, kwargs, reconciler, in_thread=False, retry=retry)
 
 
+@overload
+def durable_execute_async(  # type: ignore[overload-overlap]  # as durable_execute
+    func: Callable[..., Awaitable[R]],
+    *args: Any,
+    reconciler: Callable[[], Any] | None = None,
+    retry: RetryPolicy | None = None,
+    **kwargs: Any,
+) -> Awaitable[R]: ...
+
+
+@overload
+def durable_execute_async(
+    func: Callable[..., R],
+    *args: Any,
+    reconciler: Callable[[], Any] | None = None,
+    retry: RetryPolicy | None = None,
+    **kwargs: Any,
+) -> Awaitable[R]: ...
+
+
 def durable_execute_async(
     func: Callable[..., Any],
     *args: Any,
@@ -858,6 +919,51 @@ def durable_execute_async(
     """As `durable_execute`, but a sync `func` runs in a worker thread. Nothing runs and
     nothing is journaled until the returned awaitable is awaited."""
     return Execute(func, args, kwargs, reconciler, in_thread=True, retry=retry)
+
+
+class StepDecorator(Protocol):
+    """What ``step(reconciler=..., retry=..., in_thread=...)`` returns: it makes a step."""
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]  # an awaitable result is awaited
+        self, func: Callable[P, Awaitable[R]], /
+    ) -> Callable[P, Awaitable[R]]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, Awaitable[R]]: ...
+
+
+@overload
+def step(  # type: ignore[overload-overlap]  # an awaitable result is awaited
+    func: Callable[P, Awaitable[R]],
+    /,
+    *,
+    reconciler: Callable[..., Any] | None = None,
+    retry: RetryPolicy | None = None,
+    in_thread: bool = False,
+) -> Callable[P, Awaitable[R]]: ...
+
+
+@overload
+def step(
+    func: Callable[P, R],
+    /,
+    *,
+    reconciler: Callable[..., Any] | None = None,
+    retry: RetryPolicy | None = None,
+    in_thread: bool = False,
+) -> Callable[P, Awaitable[R]]: ...
+
+
+@overload
+def step(
+    func: None = None,
+    /,
+    *,
+    reconciler: Callable[..., Any] | None = None,
+    retry: RetryPolicy | None = None,
+    in_thread: bool = False,
+) -> StepDecorator: ...
 
 
 def step(

@@ -206,7 +206,8 @@ class Stored:
     def __init__(self, load: Any, *arguments: Any) -> None:
         if not callable(load):
             raise TypeError(f"Stored needs the function that loads the value, got {load!r}")
-        self.load, self.arguments = load, arguments
+        self.load: Any = load
+        self.arguments: tuple[Any, ...] = arguments
         self._value: Any = None
         self._loaded = False
 
@@ -217,7 +218,7 @@ class Stored:
             self._value, self._loaded = self.load(*self.arguments), True
         return self._value
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (Stored, (self.load, *self.arguments))
 
     def __repr__(self) -> str:

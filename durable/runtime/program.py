@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import inspect
 import types
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from .._errors import AlreadyDurableException
 from ..transform import CodeBlock, compile_function
@@ -24,18 +24,30 @@ from .operations import ChildCall
 from .references import pickle_by_name
 from .saved_code import CodeChangePolicy, Migration, code_for_saved_frame
 
+if TYPE_CHECKING:
+    from typing import Self
+
+    from .backend import OrchestrationBackend
+    from .frames import FrameRecord
+    from .runtime import InstanceRun
+
 #: `program_for_key` stays importable from here: pickles of programs made before the
 #: catalog had a module of its own name it in this one.
 __all__ = ["CodeChangePolicy", "DurableProgram", "Migration", "make_durable", "program_for_key"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class DurableProgram:
+
+class DurableProgram(Generic[P, R]):
     """A durable function. Await it like the original, plus two keyword arguments.
 
     ``await program(*args, orchestration_backend=backend, instance_id="order-7", **kwargs)``
     runs or resumes the instance ``instance_id`` in ``backend`` (the process-wide default
-    backend when omitted). Awaited inside another durable function without those keywords,
-    it runs as a nested frame of the caller's instance.
+    backend when omitted); ``await program.using(backend, instance_id="order-7")(*args,
+    **kwargs)`` is the same call in a form type checkers check. Awaited inside another
+    durable function without those keywords, it runs as a nested frame of the caller's
+    instance.
     """
 
     #: Awaited where a checkpoint cannot resume, a compile error (DUR104).
@@ -43,7 +55,7 @@ class DurableProgram:
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[P, Coroutine[Any, Any, R]],
         *,
         migrations: Mapping[str, Migration] | None = None,
         on_code_change: CodeChangePolicy = "resume_saved_version",
@@ -64,42 +76,75 @@ class DurableProgram:
             if not callable(migration):
                 raise TypeError(f"the migration for {fingerprint!r} must be callable")
         self.code: CodeBlock = compile_function(fn)
-        self.key = f"{importable_name(fn.__module__)}:{fn.__qualname__}"
-        self.migrations = dict(migrations or {})
-        self.on_code_change = on_code_change
-        self.journal_policy = journal if journal is not None else DEFAULT_POLICY
+        self.key: str = f"{importable_name(fn.__module__)}:{fn.__qualname__}"
+        self.migrations: dict[str, Migration] = dict(migrations or {})
+        self.on_code_change: CodeChangePolicy = on_code_change
+        self.journal_policy: JournalPolicy = journal if journal is not None else DEFAULT_POLICY
         self._saved_versions: dict[str, CodeBlock] = {}
         #: How a frame of this function is saved and found again: by its key.
-        self.saved_as = self.key
-        self.saved_by_name = True
-        self.rebinds = False  # `code.function` is already bound to its closure and globals
-        self.__wrapped__ = fn
+        self.saved_as: str = self.key
+        self.saved_by_name: bool = True
+        self.rebinds: bool = False  # `code.function` is already bound to its closure and globals
+        self.__wrapped__: Callable[P, Coroutine[Any, Any, R]] = fn
         functools.update_wrapper(self, fn)
         register(self)
 
     def __repr__(self) -> str:
         return f"<DurableProgram {self.key}>"
 
-    def __call__(
-        self,
-        *args: Any,
-        orchestration_backend: Any = None,
-        instance_id: str | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        if orchestration_backend is None and instance_id is None and current_run() is not None:
-            return ChildCall(self, args, kwargs)
+    if TYPE_CHECKING:
+        # Checked as the function itself: a ParamSpec takes no extra keywords, so a type
+        # checker sees the `orchestration_backend=`/`instance_id=` form as an error and
+        # `using(...)` is its checked spelling. At run time both are accepted.
+        def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
 
-        backend = orchestration_backend if orchestration_backend is not None else default_backend()
-        return runtime_for(backend).run(self, instance_id, args, kwargs)
+    else:
+
+        def __call__(self, *args, orchestration_backend=None, instance_id=None, **kwargs):
+            if orchestration_backend is None and instance_id is None and current_run() is not None:
+                return ChildCall(self, args, kwargs)
+
+            backend = (
+                orchestration_backend if orchestration_backend is not None else default_backend()
+            )
+            return runtime_for(backend).run(self, instance_id, args, kwargs)
+
+    def using(
+        self,
+        orchestration_backend: OrchestrationBackend | None = None,
+        *,
+        instance_id: str | None = None,
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
+        """This program, called with the function's own arguments, in `orchestration_backend`
+        as instance `instance_id`: ``await flow.using(backend, instance_id="order-7")(1, "a")``
+        is ``await flow(1, "a", orchestration_backend=backend, instance_id="order-7")``, in a
+        form a type checker checks (the arguments against the function's parameters, the
+        result as its return type).
+
+        Either may be omitted, as with the keywords: the default backend without a backend,
+        a new instance id without one; with neither, inside another durable function, the
+        call runs as a nested frame of the caller's instance.
+        """
+        call: Callable[..., Coroutine[Any, Any, R]] = self
+
+        def using_options(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+            return call(
+                *args,
+                orchestration_backend=orchestration_backend,
+                instance_id=instance_id,
+                **kwargs,
+            )
+
+        functools.update_wrapper(using_options, self.__wrapped__)
+        return using_options
 
     async def start(
         self,
         *args: Any,
         instance_id: str,
-        orchestration_backend: Any = None,
+        orchestration_backend: OrchestrationBackend | None = None,
         **kwargs: Any,
-    ) -> InstanceHandle:
+    ) -> InstanceHandle[R]:
         """Save a new instance with these arguments without running it; return its handle.
 
         The next call of the program with this `instance_id` (or a worker) runs it. Starting
@@ -111,21 +156,31 @@ class DurableProgram:
         await runtime_for(backend).start(self, instance_id, args, kwargs)
         return InstanceHandle(instance_id, backend)
 
-    def handle(self, instance_id: str, *, orchestration_backend: Any = None) -> InstanceHandle:
+    def handle(
+        self, instance_id: str, *, orchestration_backend: OrchestrationBackend | None = None
+    ) -> InstanceHandle[R]:
         """The handle of instance `instance_id` (started here or in another process)."""
 
         backend = orchestration_backend if orchestration_backend is not None else default_backend()
         return InstanceHandle(instance_id, backend)
 
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> Any: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
         if instance is None:
             return self
         return types.MethodType(self, instance)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[str], Any], tuple[str]]:
         return (program_for_key, (self.key,))
 
-    def code_for_saved_frame(self, record, run, code_versions: Mapping[str, CodeVersion]):
+    def code_for_saved_frame(
+        self, record: FrameRecord, run: InstanceRun, code_versions: Mapping[str, CodeVersion]
+    ) -> tuple[CodeBlock, int, dict[str, Any]]:
         """(code, resume point, live locals) to resume a frame saved by this function.
 
         The same code: as saved. Changed code: a migration registered for the saved
@@ -144,6 +199,26 @@ pickle_by_name(DurableProgram)
 #: `make_durable`'s function when none is given (used as a decorator with options): an
 #: explicit None is a mistake, not this.
 _DECORATING = object()
+
+
+@overload
+def make_durable(
+    fn: Callable[P, Coroutine[Any, Any, R]],
+    /,
+    *,
+    migrations: Mapping[str, Migration] | None = None,
+    on_code_change: CodeChangePolicy = "resume_saved_version",
+    journal: JournalPolicy | None = None,
+) -> DurableProgram[P, R]: ...
+
+
+@overload
+def make_durable(
+    *,
+    migrations: Mapping[str, Migration] | None = None,
+    on_code_change: CodeChangePolicy = "resume_saved_version",
+    journal: JournalPolicy | None = None,
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], DurableProgram[P, R]]: ...
 
 
 def make_durable(

@@ -42,10 +42,10 @@ _BY_VALUE_TYPES = frozenset({
 })  # fmt: skip
 
 
-def reference_table(frames: list[FunctionCall]) -> dict[int, tuple]:
+def reference_table(frames: list[FunctionCall]) -> dict[int, tuple[Any, ...]]:
     """id(object) -> how to find it again, for the globals and defaults the frames' code
     uses (defaults of durable programs; a helper's are bound into its arguments)."""
-    table: dict[int, tuple] = {}
+    table: dict[int, tuple[Any, ...]] = {}
     for frame in frames:
         code = frame.code
         module_globals = code.function.__globals__
@@ -160,7 +160,7 @@ class _Pickler(cloudpickle.CloudPickler):
         return super().reducer_override(obj)
 
 
-def function_of(coroutine: types.CoroutineType) -> types.FunctionType | None:
+def function_of(coroutine: types.CoroutineType[Any, Any, Any]) -> types.FunctionType | None:
     """The function that created `coroutine`: CPython keeps it in the coroutine's frame
     (and reports it to the garbage collector, the one way to reach it from Python)."""
     code = coroutine.cr_code
@@ -170,7 +170,7 @@ def function_of(coroutine: types.CoroutineType) -> types.FunctionType | None:
     return None  # not a function's coroutine (built from code directly)
 
 
-def reduce_coroutine(coroutine: types.CoroutineType) -> tuple:
+def reduce_coroutine(coroutine: types.CoroutineType[Any, Any, Any]) -> tuple[Any, ...]:
     """A coroutine made and not awaited yet (`task = fetch(order)` before a checkpoint,
     awaited after it) is saved as its function and the arguments it was called with: the
     resumed run calls the function again to make the same coroutine, still not started."""
@@ -195,18 +195,18 @@ def reduce_coroutine(coroutine: types.CoroutineType) -> tuple:
     return (_call, (function, tuple(positional), keywords))
 
 
-def _call(function: Any, arguments: tuple, keywords: dict) -> Any:
+def _call(function: Any, arguments: tuple[Any, ...], keywords: dict[Any, Any]) -> Any:
     return function(*arguments, **keywords)
 
 
-def _reduce_code(code: types.CodeType) -> tuple:
+def _reduce_code(code: types.CodeType) -> tuple[Any, ...]:
     """Code as `marshal` writes it: every field kept, its file name too (cloudpickle drops
     that, so tracebacks and reading the source again would lose the user's file). Saved
     state is tied to one Python minor version anyway (see code fingerprints)."""
     return (marshal.loads, (marshal.dumps(code),))
 
 
-def _reduce_cell(cell: types.CellType) -> tuple:
+def _reduce_cell(cell: types.CellType) -> tuple[Any, ...]:
     """A cell is made empty and remembered before its contents are pickled, so every
     closure and frame that shares it shares it again after loading (cloudpickle gives each
     function fresh cells), and a cell holding a function whose closure holds the cell works."""
@@ -217,11 +217,11 @@ def _reduce_cell(cell: types.CellType) -> tuple:
     return (types.CellType, (), (contents,), None, None, _fill_cell)
 
 
-def _fill_cell(cell: types.CellType, state: tuple) -> None:
+def _fill_cell(cell: types.CellType, state: tuple[Any, ...]) -> None:
     cell.cell_contents = state[0]
 
 
-def _reduce_function_by_value(function: types.FunctionType) -> tuple | None:
+def _reduce_function_by_value(function: types.FunctionType) -> tuple[Any, ...] | None:
     """A function that cannot be found by name (a lambda, a local function) as its code,
     its closure cells (shared, see `_reduce_cell`) and a reference to its module, whose
     globals it reads live after loading — cloudpickle would give it copies of them."""
@@ -246,7 +246,7 @@ def _reduce_function_by_value(function: types.FunctionType) -> tuple | None:
 
 
 def _make_function(
-    code: types.CodeType, module: str, name: str, closure: tuple | None
+    code: types.CodeType, module: str, name: str, closure: tuple[Any, ...] | None
 ) -> types.FunctionType:
     try:
         namespace = vars(importlib.import_module(module))
@@ -258,7 +258,7 @@ def _make_function(
     return types.FunctionType(code, namespace, name, None, closure)
 
 
-def _fill_function(function: types.FunctionType, state: tuple) -> None:
+def _fill_function(function: types.FunctionType, state: tuple[Any, ...]) -> None:
     qualname, defaults, kwdefaults, attributes, doc = state
     function.__qualname__ = qualname
     function.__defaults__ = defaults
@@ -268,7 +268,7 @@ def _fill_function(function: types.FunctionType, state: tuple) -> None:
         function.__dict__.update(attributes)
 
 
-def _reduce_wrapped_function(function: types.FunctionType) -> tuple | None:
+def _reduce_wrapped_function(function: types.FunctionType) -> tuple[Any, ...] | None:
     """A module-level function its module only holds wrapped (``@durable.step``, any
     ``functools.wraps`` decorator) is found again through the wrapper, not copied: a copy
     would carry copies of the module globals it uses."""
@@ -284,20 +284,23 @@ def _unwrap(module: str, qualname: str) -> Any:
 
 class _ReferencingPickler(_Pickler):
     def __init__(
-        self, file: io.BytesIO, table: dict[int, tuple], out_of_line: OutOfLine | None = None
+        self,
+        file: io.BytesIO,
+        table: dict[int, tuple[Any, ...]],
+        out_of_line: OutOfLine | None = None,
     ) -> None:
         super().__init__(file)
         self._table = table
         self._out_of_line = out_of_line
 
-    def persistent_id(self, obj: Any) -> tuple | None:
+    def persistent_id(self, obj: Any) -> tuple[Any, ...] | None:
         reference = self._table.get(id(obj))
         if reference is None and self._out_of_line is not None and goes_out_of_line(obj):
             return ("blob", self._out_of_line.key_of(obj))
         return reference
 
 
-def _reduce_exception(error: BaseException) -> tuple:
+def _reduce_exception(error: BaseException) -> tuple[Any, ...]:
     text = getattr(error, "__durable_traceback__", None)
     if error.__traceback__ is not None:
         text = "".join(traceback.format_tb(error.__traceback__))
@@ -305,7 +308,7 @@ def _reduce_exception(error: BaseException) -> tuple:
     return (_rebuild_exception, (error.__reduce_ex__(pickle.HIGHEST_PROTOCOL), history))
 
 
-def _rebuild_exception(reduced: tuple, history: tuple) -> BaseException:
+def _rebuild_exception(reduced: tuple[Any, ...], history: tuple[Any, ...]) -> BaseException:
     factory, arguments, *rest = reduced
     try:
         error = factory(*arguments)
@@ -343,7 +346,7 @@ class _Unpickler(pickle.Unpickler):
         self._blobs = blobs
         self._out_of_line = out_of_line
 
-    def persistent_load(self, reference: tuple) -> Any:
+    def persistent_load(self, reference: tuple[Any, ...]) -> Any:
         if reference[0] == "blob":
             return blob_object(reference[1], self._blobs, self._out_of_line)
         kind, owner, name = reference
@@ -404,7 +407,7 @@ def range_numbers(iterator: Any) -> tuple[int, int, int, int]:
     return (numbers.start, numbers.stop, numbers.step, position)
 
 
-def _reduce_range_iterator(iterator: Any) -> tuple:
+def _reduce_range_iterator(iterator: Any) -> tuple[Any, ...]:
     # CPython writes `iter(range(...))` plus a position, naming two builtins, which costs
     # the pickler more than the rest of a small snapshot: one function of ours and ints.
     return (range_iterator, range_numbers(iterator))
@@ -416,7 +419,7 @@ def range_iterator(start: int, stop: int, step: int, position: int) -> Any:
     return iterator
 
 
-def _reduce_sequence_iterator(iterator: Any) -> tuple:
+def _reduce_sequence_iterator(iterator: Any) -> tuple[Any, ...]:
     reduced = iterator.__reduce__()
     position = reduced[2] if len(reduced) > 2 else None
     return (_sequence_iterator, (reduced[1][0], position))
@@ -445,11 +448,11 @@ class _FastPickler(pickle.Pickler):
 
 
 class _FastReferencingPickler(_FastPickler):
-    def __init__(self, file: io.BytesIO, table: dict[int, tuple]) -> None:
+    def __init__(self, file: io.BytesIO, table: dict[int, tuple[Any, ...]]) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._table = table
 
-    def persistent_id(self, obj: Any) -> tuple | None:
+    def persistent_id(self, obj: Any) -> tuple[Any, ...] | None:
         return self._table.get(id(obj))
 
 
@@ -458,13 +461,15 @@ class _FastOutOfLinePickler(_FastPickler):
     object the state holds, so kept short: strings and bytes are never in the reference
     table (`_BY_VALUE_TYPES`)."""
 
-    def __init__(self, file: io.BytesIO, table: dict[int, tuple], out_of_line: OutOfLine) -> None:
+    def __init__(
+        self, file: io.BytesIO, table: dict[int, tuple[Any, ...]], out_of_line: OutOfLine
+    ) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._table = table
         self._key_of = out_of_line.key_of
         self._min_size = out_of_line_settings.MIN_SIZE
 
-    def persistent_id(self, obj: Any) -> tuple | None:
+    def persistent_id(self, obj: Any) -> tuple[Any, ...] | None:
         kind = type(obj)
         if kind is str or kind is bytes:
             return ("blob", self._key_of(obj)) if len(obj) >= self._min_size else None

@@ -52,7 +52,7 @@ from .operations import (
 from .out_of_line import OutOfLine
 from .tracing import operation_span, run_span, tracer
 
-logger = logging.getLogger("durable.runtime")
+logger: logging.Logger = logging.getLogger("durable.runtime")
 
 #: How often a running instance looks for a cancellation sent from elsewhere (seconds).
 CANCEL_CHECK_SECONDS = 1.0
@@ -94,7 +94,7 @@ class StepWrite(NamedTuple):
     args_digest: str
     outcome: str
     payload: Any
-    snapshot: tuple | bytes
+    snapshot: tuple[Any, ...] | bytes
     #: When the call started (epoch seconds), for the history; None in older records.
     started_at: float | None = None
 
@@ -131,7 +131,7 @@ class InstanceRun:
         self,
         backend: OrchestrationBackend,
         instance_id: str,
-        program: DurableProgram,
+        program: DurableProgram[..., Any],
         arguments_blob: bytes,
         created_at: float,
     ) -> None:
@@ -141,15 +141,15 @@ class InstanceRun:
         self.policy: JournalPolicy = program.journal_policy
         self.arguments_blob = arguments_blob
         self.created_at = created_at
-        self.stack = CallStack()
+        self.stack: CallStack = CallStack()
         self.journal: dict[int, dict[str, Any]] = {}
         #: A summary per durable operation, kept after the journal entry is pruned.
-        self.history = History(limit=self.policy.history_limit)
-        self.next_seq = 1
+        self.history: History = History(limit=self.policy.history_limit)
+        self.next_seq: int = 1
         #: Durable operations since the last snapshot (see `JournalPolicy.snapshot_every`).
-        self.operations_since_snapshot = 0
+        self.operations_since_snapshot: int = 0
         #: Tasks of fan-out members; cancelled if the run stops before they finish.
-        self.gathered_tasks: list = []
+        self.gathered_tasks: list[Any] = []
         #: Fan-outs running now: while any is, a snapshot is taken only where it resumes.
         self.fan_outs = 0
         #: On a resume, the journal entries written after the snapshot, by the fan-out branch
@@ -160,9 +160,9 @@ class InstanceRun:
         self.written_versions: set[str] = set()
         #: Writes a store has accepted but not yet made durable (group commit): awaited
         #: before the run goes on, so nothing is acknowledged before its transaction commits.
-        self.unsettled_writes: list = []
+        self.unsettled_writes: list[Any] = []
         #: Those of them that are futures, until the run ends (see `drain_writes`).
-        self.writes_in_flight: list[asyncio.Future] = []
+        self.writes_in_flight: list[asyncio.Future[Any]] = []
         self.waiting_for: WaitForEvent | None = None
         #: Sleeps longer than this many seconds park the instance (`park_sleeping`); None
         #: sleeps in place (see `DurableRuntime.park_sleeps_after`).
@@ -171,14 +171,14 @@ class InstanceRun:
         self.sleeping_until: float | None = None
         #: Set when the run stops without finishing (parked, or its state could not be
         #: saved): unwinding its coroutines must not run the user's handlers or finally.
-        self.closing = False
+        self.closing: bool = False
         #: Set when the run must do something else than start its next operation: stop
         #: there (`shutting_down`) or raise `Cancelled` there (`cancel_reason`).
-        self.stop_requested = False
+        self.stop_requested: bool = False
         #: Set by `DurableRuntime.request_stop`: the run stops before its next operation.
         self.shutting_down = False
         #: Set by `request_cancel`: `Cancelled` is raised at the next checkpoint.
-        self.cancel_pending = False
+        self.cancel_pending: bool = False
         self.cancel_reason: str | None = None
         #: When the run next looks in its inbox for a cancellation (monotonic seconds), or
         #: None: its backend cannot be asked without waiting.
@@ -187,7 +187,7 @@ class InstanceRun:
             if getattr(backend, "cancel_requested", None) is not None
             else None
         )
-        self.stopped = False
+        self.stopped: bool = False
         #: The OpenTelemetry tracer when tracing is on (see `tracing`), else None.
         self.tracer: Any = None
         #: What made a write fail, for the fan-outs its branches leave to raise.
@@ -199,7 +199,7 @@ class InstanceRun:
             else None
         )
         #: Set when the backend asked for the whole state (it rewrites the log with it).
-        self.compacting = False
+        self.compacting: bool = False
         #: Keys of the blobs the last snapshot refers to (`out_of_line`).
         self.snapshot_blob_keys: set[int] = set()
 
@@ -614,7 +614,7 @@ class InstanceRun:
             if not write.cancelled():
                 write.exception()  # retrieved: the failure that matters was raised already
 
-    def _take_snapshot(self) -> tuple[tuple | bytes, int]:
+    def _take_snapshot(self) -> tuple[tuple[Any, ...] | bytes, int]:
         """A snapshot of the call stack, and the sequence number below which the journal is
         pruned now: a resume from the snapshot reads nothing older."""
         stack = self.stack
@@ -760,12 +760,12 @@ class DurableRuntime:
 
     async def run(
         self,
-        program: DurableProgram,
+        program: DurableProgram[..., Any],
         instance_id: str | None,
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[Any, Any],
         *,
-        bound: tuple | None = None,
+        bound: tuple[Any, ...] | None = None,
     ) -> Any:
         instance_id = (
             validate_instance_id(instance_id) if instance_id is not None else uuid.uuid4().hex
@@ -800,7 +800,7 @@ class DurableRuntime:
             self.backend.release_instance(instance_id)
 
     async def _new_run(
-        self, program, instance_id: str, arguments: tuple, blob: bytes, status: str
+        self, program, instance_id: str, arguments: tuple[Any, ...], blob: bytes, status: str
     ) -> InstanceRun:
         """Create `instance_id`: its first write, durable when this returns."""
         run = InstanceRun(self.backend, instance_id, program, blob, time.time())
@@ -810,7 +810,11 @@ class DurableRuntime:
         return run
 
     async def start(
-        self, program: DurableProgram, instance_id: str, args: tuple, kwargs: dict
+        self,
+        program: DurableProgram[..., Any],
+        instance_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[Any, Any],
     ) -> bool:
         """Save a new instance without running it: True when it was created, False when it
         exists already with the same arguments (`ArgumentsMismatchError` with others)."""
@@ -834,9 +838,9 @@ class DurableRuntime:
         self,
         program,
         instance_id: str,
-        args: tuple,
-        kwargs: dict,
-        bound: tuple | None = None,
+        args: tuple[Any, ...],
+        kwargs: dict[Any, Any],
+        bound: tuple[Any, ...] | None = None,
         traced: Any = None,
     ) -> Any:
         arguments = program.code.bind(*args, **kwargs) if bound is None else bound
@@ -1056,7 +1060,9 @@ def _parked_waits(run: InstanceRun) -> list[WaitForEvent]:
     return waits
 
 
-def _check_identity(program, instance_id: str, state, arguments: tuple, blob: bytes) -> None:
+def _check_identity(
+    program, instance_id: str, state, arguments: tuple[Any, ...], blob: bytes
+) -> None:
     """Refuse stored state of another format, another function or other arguments."""
     if state.get("format_version") != STATE_FORMAT:
         raise StateFormatError(
@@ -1079,7 +1085,7 @@ def _check_identity(program, instance_id: str, state, arguments: tuple, blob: by
         )
 
 
-def _pickle_arguments(program, arguments: tuple) -> bytes:
+def _pickle_arguments(program, arguments: tuple[Any, ...]) -> bytes:
     try:
         return pickle.dumps(arguments, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
@@ -1093,7 +1099,7 @@ def _pickle_arguments(program, arguments: tuple) -> bytes:
         ) from error
 
 
-def _same_arguments(stored_blob: bytes, arguments: tuple) -> bool:
+def _same_arguments(stored_blob: bytes, arguments: tuple[Any, ...]) -> bool:
     try:
         return bool(cloudpickle.loads(stored_blob) == arguments)
     except Exception:

@@ -43,11 +43,11 @@ class UnloadedClass(type):
         return cls._unloaded["call"]
 
     @property
-    def unloaded_args(cls) -> tuple:
+    def unloaded_args(cls) -> tuple[Any, ...]:
         return cls._unloaded["args"]
 
     @property
-    def unloaded_kwargs(cls) -> dict:
+    def unloaded_kwargs(cls) -> dict[Any, Any]:
         return cls._unloaded["kwargs"]
 
     @property
@@ -56,12 +56,12 @@ class UnloadedClass(type):
         return cls._unloaded["state"]
 
     @property
-    def unloaded_items(cls) -> list:
+    def unloaded_items(cls) -> list[Any]:
         """What was appended or added to it."""
         return cls._unloaded["items"]
 
     @property
-    def unloaded_entries(cls) -> list:
+    def unloaded_entries(cls) -> list[Any]:
         """(key, value) of each item set on it."""
         return cls._unloaded["entries"]
 
@@ -93,7 +93,9 @@ class UnloadedClass(type):
         return f"<{cls.unloaded_name}, not loaded>"
 
 
-def _records(name: str, call: bool, args: tuple, kwargs: dict) -> dict[str, Any]:
+def _records(
+    name: str, call: bool, args: tuple[Any, ...], kwargs: dict[Any, Any]
+) -> dict[str, Any]:
     return {
         "name": name, "call": call, "args": args, "kwargs": kwargs, "state": None,
         "items": [], "entries": [],
@@ -113,7 +115,7 @@ class Unloaded(metaclass=UnloadedClass):
 
 
 def _placeholder(
-    name: str, call: bool = False, args: tuple = (), kwargs: dict | None = None
+    name: str, call: bool = False, args: tuple[Any, ...] = (), kwargs: dict[Any, Any] | None = None
 ) -> UnloadedClass:
     namespace = {"_unloaded": _records(name, call, args, kwargs or {})}
     return UnloadedClass.__new__(UnloadedClass, "Unloaded", (Unloaded,), namespace)
@@ -203,7 +205,7 @@ _EXTENSION_OPCODES = frozenset({"EXT1", "EXT2", "EXT4"})
 
 
 class _SafeUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, blobs: dict | None = None) -> None:
+    def __init__(self, data: bytes, blobs: dict[Any, Any] | None = None) -> None:
         super().__init__(io.BytesIO(data))
         self._blobs = blobs
         #: One placeholder class per name, so two objects of a class share their class.
@@ -233,7 +235,7 @@ class _SafeUnpickler(pickle.Unpickler):
         return _placeholder("a persistent reference", True, (reference,))
 
 
-def safe_loads(data: bytes, blobs: dict | None = None) -> Any:
+def safe_loads(data: bytes, blobs: dict[Any, Any] | None = None) -> Any:
     """The value `data` pickles, with plain data rebuilt and every other object a
     placeholder (`UnloadedClass`): nothing is imported and no stored callable runs.
 

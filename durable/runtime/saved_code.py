@@ -13,24 +13,26 @@ from ..transform import CodeBlock
 from ..transform.pipeline import CodeVersion, compile_version
 
 if TYPE_CHECKING:
+    from .frames import FrameRecord
     from .program import DurableProgram
+    from .runtime import InstanceRun
 
 #: ``migrate(saved_line, live_locals) -> (new_line, new_live_locals)``.
 Migration = Callable[[int, dict[str, Any]], tuple[int, dict[str, Any]]]
 CodeChangePolicy = Literal["resume_saved_version", "fail"]
 
-logger = logging.getLogger("durable.runtime")
+logger: logging.Logger = logging.getLogger("durable.runtime")
 
 
 def code_for_saved_frame(
     current: CodeBlock | None,
     fn: Callable[..., Any],
     saved_versions: dict[str, CodeBlock],
-    policy: DurableProgram,
-    record,
-    run,
+    policy: DurableProgram[..., Any],
+    record: FrameRecord,
+    run: InstanceRun,
     code_versions: Mapping[str, CodeVersion],
-):
+) -> tuple[CodeBlock, int, dict[str, Any]]:
     """(code, resume point, live locals) to resume a frame saved by `fn`, whose code now
     compiles to `current` (None: it no longer compiles). `policy` is the program whose
     ``migrations`` and ``on_code_change`` apply: the function's own, or for a helper the

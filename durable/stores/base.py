@@ -17,6 +17,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class Claim:
     #: The instance's version in the store when claimed (its last write and newest event),
     #: opaque: hand it back in ``claim_due(skip=...)`` to leave the instance out until it
     #: changes.
-    mark: tuple
+    mark: tuple[Any, ...]
 
 
 class StateStore(ABC):
@@ -55,13 +56,13 @@ class StateStore(ABC):
     """
 
     #: True for a subclass that implements `load`/`save` rather than the record methods.
-    whole_state = False
+    whole_state: bool = False
     #: True for a store that keeps the head given with record writes (`read_head`). The
     #: backend passes ``head=`` only to such stores, so a subclass written before heads
     #: existed, whose write methods take no `head`, keeps working.
-    keeps_heads = False
+    keeps_heads: bool = False
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not (callable(getattr(cls, "load", None)) and callable(getattr(cls, "save", None))):
             return
@@ -156,7 +157,7 @@ class StateStore(ABC):
 _lease_lock = threading.Lock()
 
 
-def checked_log(rows: Iterable[tuple], refuse: Callable[[str], None]) -> list[bytes]:
+def checked_log(rows: Iterable[tuple[Any, ...]], refuse: Callable[[str], None]) -> list[bytes]:
     """The records of one log from its stored `rows` (position, data, CRC-32 of the data or
     None for a row written without one), oldest first: each must sit at its place (0, 1,
     2, ...) and match its checksum, or `refuse` is called with the problem (and raises)."""

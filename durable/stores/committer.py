@@ -40,12 +40,14 @@ class GroupCommitter(ABC):
     name = "durable-group-commit"
 
     def __init__(self) -> None:
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         #: How many writes the batch being gathered waits for, and the signal that they came
         #: (one wake-up of this thread per batch, not one per write).
-        self.expected = 1
-        self.gathered = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self.expected: int = 1
+        self.gathered: threading.Event = threading.Event()
+        self.thread: threading.Thread = threading.Thread(
+            target=self._run, name=self.name, daemon=True
+        )
         self.thread.start()
 
     @abstractmethod
@@ -56,7 +58,7 @@ class GroupCommitter(ABC):
     def alive(self) -> bool:
         return self.thread.is_alive()
 
-    def submit(self, loop, write: Any):
+    def submit(self, loop: asyncio.AbstractEventLoop, write: Any) -> asyncio.Future[Any]:
         """A future, of `loop`, that completes once `write` is committed (or fails)."""
         future = loop.create_future()
         self.queue.put((loop, future, write))
@@ -92,7 +94,7 @@ class GroupCommitter(ABC):
             self.expected = max(1, len(batch) // 2)
             self._commit(batch)
 
-    def _commit(self, batch: list) -> None:
+    def _commit(self, batch: list[Any]) -> None:
         try:
             outcomes = self.commit([write for _, _, write in batch])
         except Exception as error:
@@ -104,14 +106,14 @@ class GroupCommitter(ABC):
         _settle(batch, outcomes)
 
 
-def _settle(batch: list, outcomes: list[BaseException | None]) -> None:
+def _settle(batch: list[Any], outcomes: list[BaseException | None]) -> None:
     """Complete the futures of `batch` in their loops with `outcomes`: one callback per
     loop, so that a batch wakes each loop once."""
-    by_loop: dict = {}
+    by_loop: dict[Any, Any] = {}
     for (loop, future, _), outcome in zip(batch, outcomes, strict=True):
         by_loop.setdefault(loop, []).append((future, outcome))
 
-    def complete(settled: list) -> None:
+    def complete(settled: list[Any]) -> None:
         for future, error in settled:
             if future.done():
                 continue

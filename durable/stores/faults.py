@@ -19,8 +19,8 @@ class FaultPlan:
 
     def __init__(self, spec: str | None) -> None:
         self.kind: str | None = None
-        self.at = 0
-        self.writes = 0
+        self.at: int = 0
+        self.writes: int = 0
         if not spec:
             return
         kind, _, number = spec.partition(":")

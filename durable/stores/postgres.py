@@ -299,9 +299,11 @@ class PostgresStateStore(StateStore):
                 f"{_shown_dsn(dsn)} is not a PostgreSQL URL or conninfo string "
                 f"({str(error).strip()}); write postgresql://user:password@host:5432/database"
             ) from None
-        self.dsn, self.schema = dsn, schema
-        self.lease_seconds = float(lease_seconds)
-        self.pool_size, self.connect_timeout = pool_size, connect_timeout
+        self.dsn: str = dsn
+        self.schema: str = schema
+        self.lease_seconds: float = float(lease_seconds)
+        self.pool_size: int = pool_size
+        self.connect_timeout: float = connect_timeout
         self.group_commit = group_commit
         self._psycopg = psycopg
         quoted = sql.Identifier(schema).as_string(None)
@@ -310,7 +312,7 @@ class PostgresStateStore(StateStore):
         }
         self._quoted_schema = quoted
         #: Where writes that make an instance due (a start, an event) notify (`watch`).
-        self.channel = f"durable:{schema}"[:63]
+        self.channel: str = f"durable:{schema}"[:63]
         self._faults = FaultPlan.from_environment()
         self._lock = threading.Lock()
         self._pool: Any = None
@@ -391,7 +393,7 @@ class PostgresStateStore(StateStore):
                 f"({error}); restore it from a backup"
             ) from error
 
-    def _query(self, instance_id: str | None, name: str, parameters: Any) -> list[tuple]:
+    def _query(self, instance_id: str | None, name: str, parameters: Any) -> list[tuple[Any, ...]]:
         """The rows of the read statement `name`. A read that meets a connection the server
         dropped (a restart, a cut) is made once more on a fresh one: it changes nothing, so
         running it again is safe (writes are not retried here: the runtime resumes the
@@ -518,7 +520,7 @@ class PostgresStateStore(StateStore):
         limit: int,
         owner: str,
         *,
-        skip: dict[str, tuple | None] | None = None,
+        skip: dict[str, tuple[Any, ...] | None] | None = None,
     ) -> list[Claim]:
         """Take, in one statement, the leases of at most `limit` instances that can make
         progress at `now` (those `due_instances` lists, but for those a live lease holds),
@@ -851,7 +853,7 @@ class _Write:
 
     __slots__ = ("instance_id", "kind", "statements", "fault")
 
-    def __init__(self, instance_id: str, kind: str, statements: list) -> None:
+    def __init__(self, instance_id: str, kind: str, statements: list[Any]) -> None:
         self.instance_id, self.kind, self.statements = instance_id, kind, statements
         self.fault: str | None = None
 

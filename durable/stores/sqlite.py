@@ -191,7 +191,7 @@ class SQLiteStateStore(StateStore):
                 f"SQLiteStateStore takes the path of a database file, not {os.fspath(path)!r}; "
                 "use InMemoryStateStore() for a store that lives in memory"
             )
-        self.path = Path(path)
+        self.path: Path = Path(path)
         # One connection behind a lock, shared by every thread (check_same_thread=False):
         # SQLite lets one writer at a time into a database anyway, and each call here is one
         # short statement or transaction, so per-thread connections would buy only parallel
@@ -242,7 +242,7 @@ class SQLiteStateStore(StateStore):
         )
         #: The largest record a row holds: SQLite's limit on a value (a billion bytes unless
         #: the library was built with another), less room for the row.
-        self.max_record_bytes = connection.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) - (1 << 16)
+        self.max_record_bytes: int = connection.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) - (1 << 16)
         try:
             self._open_schema(connection)
         except sqlite3.DatabaseError as error:
@@ -413,8 +413,8 @@ class SQLiteStateStore(StateStore):
             return cursor.lastrowid if cursor is not None else None
 
     def _read(
-        self, instance_id: str | None, sql: str, parameters: tuple | dict[str, Any] = ()
-    ) -> list:
+        self, instance_id: str | None, sql: str, parameters: tuple[Any, ...] | dict[str, Any] = ()
+    ) -> list[Any]:
         with self._lock:
             try:
                 return self._db().execute(sql, parameters).fetchall()
@@ -480,7 +480,7 @@ class SQLiteStateStore(StateStore):
         return self._write_or_queue(instance_id, statements, fault)
 
     def _write_or_queue(
-        self, instance_id: str, statements: list, fault: str | None
+        self, instance_id: str, statements: list[Any], fault: str | None
     ) -> Awaitable[None] | None:
         if self.group_commit:
             loop = running_loop()
@@ -718,7 +718,7 @@ class _GroupCommitter(GroupCommitter):
         self.store = store
         super().__init__()
 
-    def commit(self, writes: list) -> list[BaseException | None]:
+    def commit(self, writes: list[Any]) -> list[BaseException | None]:
         faults = [fault for _, _, fault in writes]
         if all(statements[0][0] is _APPEND_RECORD for _, statements, _ in writes):
             # Appends only: all records in one executemany, then all instance rows (the rows

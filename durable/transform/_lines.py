@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import libcst as cst
 
@@ -38,7 +39,7 @@ def _body(suite: cst.BaseSuite) -> Sequence[cst.CSTNode]:
     return suite.body if isinstance(suite, cst.IndentedBlock) else [suite]
 
 
-def _pair_children(statement: cst.CSTNode, node: ast.stmt) -> Iterator[tuple]:
+def _pair_children(statement: cst.CSTNode, node: ast.stmt) -> Iterator[tuple[Any, ...]]:
     if isinstance(statement, cst.If):
         yield from pair_statements(_body(statement.body), node.body)
         orelse = statement.orelse

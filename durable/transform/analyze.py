@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import symtable
+from typing import Any
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -50,7 +51,7 @@ class AnalyzePass:
         tree = context.syntax_tree = ast.parse(context.source, filename=context.filename)
         for node, ast_node in pair_statements(module.body, tree.body):
             context.origins[node] = ast_node.lineno + offset
-        positions: dict = {}
+        positions: dict[Any, Any] = {}
 
         def where(node: cst.CSTNode) -> tuple[int, int]:
             # Exact positions are only needed for diagnostics, and cost more than a compile.
@@ -235,7 +236,7 @@ class _Validator(Visitor):
         if self.function_depth == 0 and is_wait_point(node, self.context) and native:
             self._refuse_in_native(node, native[-1], "a wait point")
 
-    def _refuse_in_native(self, node: cst.CSTNode, native: tuple, what: str) -> None:
+    def _refuse_in_native(self, node: cst.CSTNode, native: tuple[Any, ...], what: str) -> None:
         kind, block = native
         line, _ = self.where(block)
         hint = f"move it out of the '{kind}' block"

@@ -101,7 +101,7 @@ class LivenessPass:
 
     def __init__(self, context: CompileContext) -> None:
         self.context = context
-        self.analysis = Analysis()
+        self.analysis: Analysis = Analysis()
         self._live: dict[int, set[str]] = {}
         self._loads_cache: dict[cst.CSTNode, frozenset[str]] = {}
         self._next_id = 1

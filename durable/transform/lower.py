@@ -18,6 +18,8 @@ checkpoint runs exactly as written.
 
 from __future__ import annotations
 
+from typing import Any
+
 import libcst as cst
 
 from ._records import FRAME, PAUSE, RESUME, STEP, CompileContext, as_await_statement
@@ -98,7 +100,7 @@ class LowerPass:
         self.context.origins[compiled] = line
         return compiled
 
-    def prologue(self, function: cst.FunctionDef, line: int) -> list:
+    def prologue(self, function: cst.FunctionDef, line: int) -> list[Any]:
         statements = [
             self._line(assign(RESUME, _frame_call("enter")), line),
         ]
@@ -157,14 +159,14 @@ class LowerPass:
         return self._at(cst.SimpleStatementLine([small]), line)
 
     # -- statements ---------------------------------------------------------------------
-    def block(self, statements, line: int) -> list:
+    def block(self, statements, line: int) -> list[Any]:
         """Guard runs of checkpoint-free statements; lower the others.
 
         A run that follows a checkpoint joins that checkpoint's block: it runs exactly when
         the checkpoint does (normally, or just after resuming there).
         """
-        result: list = []
-        plain: list = []
+        result: list[Any] = []
+        plain: list[Any] = []
         after_checkpoint: cst.If | None = None
 
         def flush() -> None:
@@ -282,12 +284,12 @@ class LowerPass:
             line,
         )
 
-    def try_statement(self, statement: cst.Try, line: int) -> list:
+    def try_statement(self, statement: cst.Try, line: int) -> list[Any]:
         """Re-enter a try: a handler by raising its saved exception again inside the body,
         a finally by replaying how control left the try (see `_replay`). While a parked run
         is being closed, no handler or finally of the user runs."""
         facts = self.context.try_facts[statement]
-        core: list = []
+        core: list[Any] = []
         for handler, exception in zip(statement.handlers, facts.exceptions, strict=True):
             span = self.analysis.span_of(statements_of(handler.body))
             if span is not None:
@@ -341,7 +343,7 @@ class LowerPass:
                 line,
             )
         ]
-        prologue: list = []
+        prologue: list[Any] = []
         if facts.pending is not None:
             span = self.analysis.span_of(finally_statements)
             escaped = self.context.new_temp("t", "an exception leaving a try")
@@ -402,7 +404,7 @@ class LowerPass:
             statements.append(self._line(rebind, line))
         return self._at(cst.If(_in_span(body_span), block(statements)), line)
 
-    def _replay(self, facts, line: int) -> list:
+    def _replay(self, facts, line: int) -> list[Any]:
         """Leave the try as it was left when the finally was checkpointed, so that Python runs
         the finally (now resuming inside it) and then completes that same return, raise,
         break or continue."""

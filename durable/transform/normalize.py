@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import libcst as cst
 
@@ -81,7 +82,7 @@ class NormalizePass:
         return self.block(statements_of(body), self.context.first_line)
 
     # -- statements ---------------------------------------------------------------------
-    def block(self, statements: Sequence[cst.BaseStatement], line: int) -> list:
+    def block(self, statements: Sequence[cst.BaseStatement], line: int) -> list[Any]:
         result: list[cst.BaseStatement] = []
         for statement in statements:
             result.extend(self.statement(statement, self.context.origins.get(statement, line)))
@@ -97,7 +98,7 @@ class NormalizePass:
         self.context.origins[statement] = line
         return statement
 
-    def statement(self, statement: cst.BaseStatement, line: int) -> list:
+    def statement(self, statement: cst.BaseStatement, line: int) -> list[Any]:
         if isinstance(statement, cst.SimpleStatementLine):
             result = []
             for small in statement.body:
@@ -117,7 +118,7 @@ class NormalizePass:
             return self.with_statement(statement, line)
         return [self._line(self._record_completions(statement), line)]
 
-    def small(self, small: cst.BaseSmallStatement, line: int) -> list:
+    def small(self, small: cst.BaseSmallStatement, line: int) -> list[Any]:
         has_await = self.context.has_await
         if is_wait_raise(small, self.context):
             call = small.exc
@@ -152,7 +153,7 @@ class NormalizePass:
             return hoisted + [self._line(small.with_changes(test=test), line)]
         raise AssertionError(f"normalize: unexpected await in {type(small).__name__}")
 
-    def checkpoint(self, target: str | None, value: cst.BaseExpression, line: int) -> list:
+    def checkpoint(self, target: str | None, value: cst.BaseExpression, line: int) -> list[Any]:
         """`[target =] value` where value holds an await: end in a checkpoint statement."""
         if isinstance(value, cst.Await):
             hoisted, operand = self.expression(value.expression, line)
@@ -166,11 +167,11 @@ class NormalizePass:
             return hoisted
         return hoisted + [self._line(cst.Expr(value), line)]
 
-    def augmented(self, small: cst.AugAssign, line: int) -> list:
+    def augmented(self, small: cst.AugAssign, line: int) -> list[Any]:
         """`t op= await v`: read the target before the await, as CPython does."""
         temp = self.context.new_temp
         target = small.target
-        hoisted: list = []
+        hoisted: list[Any] = []
         if isinstance(target, cst.Name):
             store: cst.BaseAssignTargetExpression = target
             read: cst.BaseExpression = target.deep_clone()
@@ -201,7 +202,7 @@ class NormalizePass:
         hoisted.append(self._line(cst.Assign([cst.AssignTarget(store)], cst.Name(old)), line))
         return hoisted
 
-    def if_statement(self, node: cst.If, line: int) -> list:
+    def if_statement(self, node: cst.If, line: int) -> list[Any]:
         hoisted, test = self.expression(node.test, line)
         body = block(self.block(statements_of(node.body), line))
         orelse = node.orelse
@@ -215,7 +216,7 @@ class NormalizePass:
             orelse = cst.Else(body=block(self.block(statements_of(orelse.body), line)))
         return hoisted + [self._line(node.with_changes(test=test, body=body, orelse=orelse), line)]
 
-    def while_statement(self, node: cst.While, line: int) -> list:
+    def while_statement(self, node: cst.While, line: int) -> list[Any]:
         with self._loop():
             body = self.block(statements_of(node.body), line)
         orelse = (
@@ -230,7 +231,7 @@ class NormalizePass:
         hoisted, test = self.expression(node.test, line)
         verdict = self.context.new_temp("t", "the while test")
         hoisted.append(self._line(assign(verdict, test), line))
-        leave: list = []
+        leave: list[Any] = []
         finished = None
         if orelse is not None:
             finished = self.context.new_temp("t", "the while-else flag")
@@ -247,7 +248,7 @@ class NormalizePass:
             self._line(cst.If(test=cst.Name(finished), body=block(orelse)), line),
         ]
 
-    def for_statement(self, node: cst.For, line: int) -> list:
+    def for_statement(self, node: cst.For, line: int) -> list[Any]:
         hoisted, iterable = self.expression(node.iter, line)
         body = statements_of(node.body)
         orelse = (
@@ -287,7 +288,7 @@ class NormalizePass:
             self._loop_depth -= 1
 
     # -- match --------------------------------------------------------------------------
-    def match_statement(self, node: cst.Match, line: int) -> list:
+    def match_statement(self, node: cst.Match, line: int) -> list[Any]:
         """Choose the case natively, then run its body from an `if` chain the lower pass can
         re-enter: a resumed instance goes back into the same case without matching again.
 
@@ -318,7 +319,7 @@ class NormalizePass:
         return hoisted + [match] + ([dispatch] if dispatch is not None else [])
 
     # -- with ---------------------------------------------------------------------------
-    def with_statement(self, node: cst.With, line: int) -> list:
+    def with_statement(self, node: cst.With, line: int) -> list[Any]:
         """`with resumable(m) as v: body` with a checkpoint inside, desugared as PEP 343 does,
         into a try the lower pass re-enters (calling the manager's re-entry on resume)::
 
@@ -413,7 +414,7 @@ class NormalizePass:
         return self.block(enter, line) + self.statement(desugared, line)
 
     # -- try ----------------------------------------------------------------------------
-    def try_statement(self, node: cst.Try, line: int) -> list:
+    def try_statement(self, node: cst.Try, line: int) -> list[Any]:
         """Name every handled exception; record how control leaves a checkpointed finally."""
         facts = TryFacts(exceptions=[])
         if node.finalbody is not None and self._has_checkpoint(node.finalbody):
@@ -472,9 +473,9 @@ class NormalizePass:
         self.context.try_facts[new] = facts
         return [self._line(new, line)]
 
-    def leave_try(self, small: cst.BaseSmallStatement, line: int) -> list:
+    def leave_try(self, small: cst.BaseSmallStatement, line: int) -> list[Any]:
         """`return`/`break`/`continue` leaving checkpointed finally blocks: record it first."""
-        hoisted: list = []
+        hoisted: list[Any] = []
         if isinstance(small, cst.Return):
             hoisted, value = self.expression(small.value, line)
             result = self.context.new_temp("t", "the value being returned")
@@ -494,7 +495,7 @@ class NormalizePass:
             hoisted.append(self._line(assign(scope.facts.pending, completion.deep_clone()), line))
         return hoisted + [self._line(small, line)]
 
-    def _abandoned_completions(self, body: cst.CSTNode, line: int) -> list:
+    def _abandoned_completions(self, body: cst.CSTNode, line: int) -> list[Any]:
         """Statements that forget completions recorded in `body`: a handler of its try runs
         only when an exception replaced them (raised by a finally they were passing)."""
         finder = _PendingAssignments(self._pending_names)
@@ -588,7 +589,7 @@ class NormalizePass:
         kinds = kinds or [""] * len(values)
         has_await = self.context.has_await
         last = max((i for i, v in enumerate(values) if v is not None and has_await(v)), default=-1)
-        hoisted: list = []
+        hoisted: list[Any] = []
         result = []
         for index, (value, kind) in enumerate(zip(values, kinds, strict=True)):
             if value is None or index > last:
@@ -651,7 +652,7 @@ class NormalizePass:
             ),
             default=-1,
         )
-        hoisted: list = []
+        hoisted: list[Any] = []
         for index, part in enumerate(parts[: last + 1]):
             if not isinstance(part, cst.FormattedStringExpression):
                 continue
@@ -712,7 +713,7 @@ class NormalizePass:
             )
             innermost = [cst.Expr(call)]
             empty = cst.List([]) if isinstance(node, cst.ListComp) else cst.Call(cst.Name("set"))
-        body: list = [cst.SimpleStatementLine([small]) for small in innermost]
+        body: list[Any] = [cst.SimpleStatementLine([small]) for small in innermost]
         for index, clause in reversed(list(enumerate(clauses))):
             for condition in reversed(clause.ifs):
                 body = [cst.If(test=condition.test.visit(rename), body=block(body))]
@@ -765,7 +766,7 @@ class NormalizePass:
         hoisted += more
         return hoisted + self._chain(result, left, targets, line), cst.Name(result)
 
-    def _chain(self, result: str, left, targets, line: int) -> list:
+    def _chain(self, result: str, left, targets, line: int) -> list[Any]:
         first, rest = targets[0], targets[1:]
         hoisted, right = self.expression(first.comparator, line)
         if rest:
@@ -828,7 +829,7 @@ class _CompletionRecorder(_OwnScopeTransformer):
         return updated.with_changes(handlers=handlers)
 
     def leave_SimpleStatementLine(self, original, updated):
-        lines: list = []
+        lines: list[Any] = []
         for small in updated.body:
             if isinstance(small, cst.Return | cst.Break | cst.Continue):
                 lines.extend(self.normalize.leave_try(small, self.normalize.context.first_line))
@@ -883,9 +884,9 @@ class _Renamer(cst.CSTTransformer):
         return updated.with_changes(keyword=original.keyword)
 
 
-def _slice_values(elements: Sequence[cst.SubscriptElement]) -> list:
+def _slice_values(elements: Sequence[cst.SubscriptElement]) -> list[Any]:
     """The expressions of a subscript in evaluation order (None for an omitted bound)."""
-    values: list = []
+    values: list[Any] = []
     for element in elements:
         index = element.slice
         if isinstance(index, cst.Index):
@@ -895,7 +896,7 @@ def _slice_values(elements: Sequence[cst.SubscriptElement]) -> list:
     return values
 
 
-def _rebuild_slice(elements: Sequence[cst.SubscriptElement], values: list) -> list:
+def _rebuild_slice(elements: Sequence[cst.SubscriptElement], values: list[Any]) -> list[Any]:
     rebuilt, position = [], 0
     for element in elements:
         index = element.slice
@@ -939,7 +940,7 @@ class _ZeroArgumentSuper(_OwnScopeTransformer):
     out, because the compiled function is not defined in the class body that gives it the
     ``__class__`` cell (the original function's cell is passed in as a free variable)."""
 
-    def __init__(self, first_parameter: str, origins: dict) -> None:
+    def __init__(self, first_parameter: str, origins: dict[Any, Any]) -> None:
         self.first_parameter = first_parameter
         self.origins = origins
 

@@ -47,7 +47,7 @@ class CodeBlock:
     #: `async def f(frame)`: the resumable function, with the original globals and closure.
     function: Callable[..., Any] = field(repr=False, compare=False)
     #: Takes the original arguments and returns them bound, in parameter order.
-    bind: Callable[..., tuple] = field(repr=False, compare=False)
+    bind: Callable[..., tuple[Any, ...]] = field(repr=False, compare=False)
     #: Compiler temporaries -> what they stand for, for error messages.
     temp_descriptions: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
     #: Module-level names the function reads; snapshots keep their objects by reference.
@@ -95,7 +95,9 @@ class CodeBlock:
         return point.line if point is not None else self.first_line
 
 
-def _closure(plan, closure: tuple | None, own_cells: tuple | None) -> tuple:
+def _closure(
+    plan, closure: tuple[Any, ...] | None, own_cells: tuple[Any, ...] | None
+) -> tuple[Any, ...]:
     """The cells of a compiled function's closure by its `CodeBlock.closure_plan` (an own
     cell made fresh when `own_cells` is None)."""
     return tuple(
@@ -112,7 +114,7 @@ class _CompiledShape:
     temp_descriptions: Mapping[str, str]
 
 
-_cache: dict[tuple, _CompiledShape] = {}
+_cache: dict[tuple[Any, ...], _CompiledShape] = {}
 
 
 def read_source(fn: Callable[..., Any]) -> tuple[str, str, int]:

@@ -1,8 +1,10 @@
-"""make_durable on bad input: each mistake gets a clear error that says what to do."""
+"""make_durable on bad input: each mistake gets a clear error that says what to do; the
+typed call form `program.using(backend, instance_id=...)(...)`."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 
 import pytest
@@ -12,9 +14,12 @@ from durable import (
     CheckpointException,
     DurableBackend,
     DurableProgram,
+    InMemoryStateStore,
     NoSourceCodeException,
     PauseForEventException,
+    default_backend,
     make_durable,
+    wait_for_event,
 )
 
 
@@ -145,3 +150,86 @@ def test_durable_call_in_a_position_that_cannot_resume_is_refused_clearly():
         CheckpointException, match="task of its own.*asyncio.wait_for.*cannot be resumed"
     ):
         asyncio.run(parent(orchestration_backend=DurableBackend()))
+
+
+# -- program.using(backend, instance_id=...)(...): the keyword form, typed ------------------
+RUNS: list[tuple[str, int, str]] = []
+
+
+@make_durable
+async def approve(count: int, name: str) -> str:
+    RUNS.append(("before", count, name))
+    approval = await wait_for_event("approve")
+    RUNS.append(("after", count, name))
+    return f"{name}x{count} by {approval}"
+
+
+@make_durable
+async def label(count: int, name: str) -> str:
+    return f"{name}-{count}"
+
+
+@pytest.fixture
+def backend() -> DurableBackend:
+    RUNS.clear()
+    return DurableBackend(InMemoryStateStore())
+
+
+async def test_using_runs_the_instance_it_names_in_its_backend(backend):
+    assert await label.using(backend, instance_id="l1")(3, name="a") == "a-3"
+    assert backend.load_state("l1")["status"] == "completed"
+    assert await label.handle("l1", orchestration_backend=backend).result() == "a-3"
+
+
+async def test_using_gives_what_the_keyword_form_gives_for_the_same_instance(backend):
+    assert await label.using(backend, instance_id="l1")(3, "a") == "a-3"
+    records = backend.store.read_records("l1")
+    assert await label(3, "a", orchestration_backend=backend, instance_id="l1") == "a-3"
+    assert backend.store.read_records("l1") == records  # the ended instance, not run again
+
+
+async def test_using_resumes_an_instance_paused_by_an_earlier_call(backend):
+    with pytest.raises(PauseForEventException):
+        await approve.using(backend, instance_id="a1")(2, "b")
+    backend.publish_event("a1", "approve", "ada")
+    assert await approve.using(backend, instance_id="a1")(2, "b") == "bx2 by ada"
+    assert RUNS == [("before", 2, "b"), ("after", 2, "b")]
+
+
+async def test_using_and_the_keyword_form_resume_each_others_instances(backend):
+    with pytest.raises(PauseForEventException):
+        await approve(2, "b", orchestration_backend=backend, instance_id="a1")
+    backend.publish_event("a1", "approve", "ada")
+    assert await approve.using(backend, instance_id="a1")(2, "b") == "bx2 by ada"
+    assert RUNS == [("before", 2, "b"), ("after", 2, "b")]
+
+
+async def test_using_resumes_a_started_instance(backend):
+    handle = await label.start(4, "c", instance_id="l1", orchestration_backend=backend)
+    assert await label.using(backend, instance_id="l1")(4, "c") == "c-4"
+    assert await handle.result() == "c-4"
+
+
+async def test_using_without_a_backend_runs_in_the_default_backend():
+    instance_id = "using-default-backend"
+    assert await label.using(instance_id=instance_id)(5, "d") == "d-5"
+    assert default_backend().load_state(instance_id)["status"] == "completed"
+
+
+async def test_using_without_options_inside_a_durable_run_is_a_nested_call(backend):
+    @make_durable
+    async def outer(count: int) -> str:
+        return await approve.using()(count, "e")
+
+    with pytest.raises(PauseForEventException):
+        await outer.using(backend, instance_id="o1")(6)
+    assert backend.load_state("o1")["status"] == "waiting"  # the child waits in o1's stack
+    backend.publish_event("o1", "approve", "bo")
+    assert await outer.using(backend, instance_id="o1")(6) == "ex6 by bo"
+    assert backend.store.list_instances() == ["o1"]
+
+
+def test_the_call_using_returns_has_the_functions_signature(backend):
+    call = label.using(backend, instance_id="l1")
+    assert call.__name__ == "label"
+    assert list(inspect.signature(call).parameters) == ["count", "name"]
