@@ -253,15 +253,11 @@ class DiskStateStore(StateStore):
     keeps_heads = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-<<<<<<< HEAD
         require_file_locks(
             "DiskStateStore",
             "use SQLiteStateStore('durable.db') here (or PostgresStateStore)",
         )
-        self.path = Path(path)
-=======
         self.path: Path = Path(path)
->>>>>>> typing
         self._states = self.path / "state"
         self._inboxes = self.path / "events"
         self._states.mkdir(parents=True, exist_ok=True)
