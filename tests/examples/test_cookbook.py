@@ -1,0 +1,170 @@
+"""The cookbook examples run, survive SIGKILL of the process running them, and keep their
+side effects to what the contract says (journaled results are never produced again)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from durable import DurableBackend, InstanceHandle, SQLiteStateStore
+
+#: Every test starts worker processes and kills them.
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+
+def example_env(tmp_path: Path, **variables: str) -> dict[str, str]:
+    env = {**os.environ, **variables}
+    env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLES), str(ROOT)])
+    env.pop("DURABLE_FAULT", None)
+    return env
+
+
+def run_example(tmp_path: Path, name: str, *args: str, env: dict[str, str]) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.splitlines()
+
+
+def worker(
+    tmp_path: Path, module: str, env: dict[str, str], fault: str | None = None, **extra: str
+) -> subprocess.Popen:
+    """`durable worker` over the test's database, as the examples' docstrings run it."""
+    env = {**env, **extra}
+    if fault:
+        env["DURABLE_FAULT"] = fault
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    return subprocess.Popen(
+        [sys.executable, "-m", "durable", "worker", "--store", store, "--max-poll", "0.1",
+         module],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def kill(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def backend(tmp_path: Path) -> DurableBackend:
+    return DurableBackend(SQLiteStateStore(tmp_path / "store.db"))
+
+
+def status(tmp_path: Path, instance_id: str) -> str | None:
+    return InstanceHandle(instance_id, backend(tmp_path)).status()
+
+
+def wait_until(condition, timeout: float = 20, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def finish_with_worker(tmp_path: Path, module: str, env: dict[str, str], instance_id: str):
+    """Run a worker until `instance_id` ends; its result."""
+    running = worker(tmp_path, module, env)
+    try:
+        wait_until(lambda: status(tmp_path, instance_id) in ("completed", "failed"), what="end")
+    finally:
+        kill(running)
+    handle = InstanceHandle(instance_id, backend(tmp_path))
+    return asyncio.run(handle.result(timeout=1))
+
+
+def crash_worker(tmp_path: Path, module: str, env: dict[str, str], fault: str) -> None:
+    """A worker that SIGKILLs itself at the store write `fault` names."""
+    crashing = worker(tmp_path, module, env, fault=fault)
+    assert crashing.wait(timeout=60) == -signal.SIGKILL, f"{fault} was never reached"
+
+
+def jsonl(path: Path) -> list[dict]:
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines]
+
+
+# -- agent_loop: model turns and tools journaled, a booking approved by a person -------------
+def agent_env(tmp_path: Path) -> dict[str, str]:
+    return example_env(
+        tmp_path,
+        AGENT_STORE=f"sqlite:///{tmp_path / 'store.db'}",
+        AGENT_LEDGER=str(tmp_path / "ledger.jsonl"),
+    )
+
+
+def agent_effects(tmp_path: Path) -> list[str]:
+    return [entry["kind"] for entry in jsonl(tmp_path / "ledger.jsonl")]
+
+
+AGENT_EFFECTS = ["model", "search", "model", "booking", "model"]
+
+
+def test_agent_demo_searches_waits_for_approval_and_books_the_cheapest_flight(tmp_path):
+    lines = run_example(tmp_path, "agent_loop", "demo", env=agent_env(tmp_path))
+    assert lines == [
+        "trip-1: started",
+        "trip-1: waiting for approval to book",
+        "trip-1: approved by ada",
+        "trip-1: Done: booked FR7",
+    ]
+    assert agent_effects(tmp_path) == AGENT_EFFECTS
+
+
+def test_agent_killed_while_waiting_for_approval_books_after_the_approval(tmp_path):
+    env = agent_env(tmp_path)
+    run_example(tmp_path, "agent_loop", "start", "trip-2", "fly me to Lisbon", env=env)
+    running = worker(tmp_path, "agent_loop", env)
+    try:
+        wait_until(lambda: status(tmp_path, "trip-2") == "waiting", what="the approval wait")
+    finally:
+        kill(running)
+    assert agent_effects(tmp_path) == ["model", "search", "model"]
+    run_example(tmp_path, "agent_loop", "approve", "trip-2", "ada", env=env)
+    assert finish_with_worker(tmp_path, "agent_loop", env, "trip-2") == "Done: booked FR7"
+    assert agent_effects(tmp_path) == AGENT_EFFECTS
+
+
+def test_agent_refused_by_the_approver_answers_without_booking(tmp_path):
+    env = agent_env(tmp_path)
+    run_example(tmp_path, "agent_loop", "start", "trip-3", "fly me to Lisbon", env=env)
+    run_example(tmp_path, "agent_loop", "refuse", "trip-3", "ada", env=env)
+    assert finish_with_worker(tmp_path, "agent_loop", env, "trip-3") == "Done: refused"
+    assert agent_effects(tmp_path) == ["model", "search", "model", "model"]
+
+
+def test_agent_killed_after_any_worker_write_asks_each_turn_once_and_books_once(tmp_path):
+    agent = importlib.import_module("agent_loop").agent
+    # The approval is there from the start, so one worker run does all of it: writes for
+    # each model turn, the search, the approval consumed, the booking (PENDING, then its
+    # result) and the outcome. SIGKILL right after write K: nothing journaled runs again.
+    for k in range(1, 9):
+        run_dir = tmp_path / f"after-{k}"
+        run_dir.mkdir()
+        env = agent_env(run_dir)
+        asyncio.run(agent.start("fly", instance_id="trip", orchestration_backend=backend(run_dir)))
+        backend(run_dir).publish_event("trip", "approval", {"approved": True, "by": "ada"})
+        crash_worker(run_dir, "agent_loop", env, f"after:{k}")
+        assert finish_with_worker(run_dir, "agent_loop", env, "trip") == "Done: booked FR7"
+        assert agent_effects(run_dir) == AGENT_EFFECTS, f"killed after write {k}"
