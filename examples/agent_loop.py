@@ -25,13 +25,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from durable import DurableBackend, NotApplied, durable_execute, make_durable, step, wait_for_event
+from durable.stores import store_from_url
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from durable import DurableBackend, NotApplied, durable_execute, make_durable, step  # noqa: E402
-from durable import wait_for_event  # noqa: E402
-from durable.stores import store_from_url  # noqa: E402
-
 STORE_URL = os.environ.get("AGENT_STORE", "sqlite:///agent.db")
 LEDGER = Path(os.environ.get("AGENT_LEDGER", "agent-ledger.jsonl"))
 

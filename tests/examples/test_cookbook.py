@@ -94,10 +94,22 @@ def finish_with_worker(tmp_path: Path, module: str, env: dict[str, str], instanc
     return asyncio.run(handle.result(timeout=1))
 
 
-def crash_worker(tmp_path: Path, module: str, env: dict[str, str], fault: str) -> None:
-    """A worker that SIGKILLs itself at the store write `fault` names."""
-    crashing = worker(tmp_path, module, env, fault=fault)
-    assert crashing.wait(timeout=60) == -signal.SIGKILL, f"{fault} was never reached"
+def killed_at(tmp_path: Path, module: str, env_for, start, instance_id: str, faults):
+    """For each fault point (``before:K``, ``after:K``), in a fresh directory: `start(run_dir)`,
+    a worker that SIGKILLs itself at that store write (`DURABLE_FAULT`), then a worker that
+    finishes the instance; yields (fault, run directory, result)."""
+    for fault in faults:
+        run_dir = tmp_path / fault.replace(":", "-")
+        run_dir.mkdir()
+        env = env_for(run_dir)
+        start(run_dir)
+        crashing = worker(run_dir, module, env, fault=fault)
+        try:
+            assert crashing.wait(timeout=60) == -signal.SIGKILL, f"{fault} was never reached"
+        finally:
+            if crashing.poll() is None:
+                kill(crashing)
+        yield fault, run_dir, finish_with_worker(run_dir, module, env, instance_id)
 
 
 def jsonl(path: Path) -> list[dict]:
@@ -156,15 +168,77 @@ def test_agent_refused_by_the_approver_answers_without_booking(tmp_path):
 
 def test_agent_killed_after_any_worker_write_asks_each_turn_once_and_books_once(tmp_path):
     agent = importlib.import_module("agent_loop").agent
-    # The approval is there from the start, so one worker run does all of it: writes for
-    # each model turn, the search, the approval consumed, the booking (PENDING, then its
-    # result) and the outcome. SIGKILL right after write K: nothing journaled runs again.
-    for k in range(1, 9):
-        run_dir = tmp_path / f"after-{k}"
-        run_dir.mkdir()
-        env = agent_env(run_dir)
+
+    def start(run_dir: Path) -> None:
         asyncio.run(agent.start("fly", instance_id="trip", orchestration_backend=backend(run_dir)))
         backend(run_dir).publish_event("trip", "approval", {"approved": True, "by": "ada"})
-        crash_worker(run_dir, "agent_loop", env, f"after:{k}")
-        assert finish_with_worker(run_dir, "agent_loop", env, "trip") == "Done: booked FR7"
-        assert agent_effects(run_dir) == AGENT_EFFECTS, f"killed after write {k}"
+
+    # The approval is there from the start, so one worker run does all of it. Its writes: 1
+    # running, 2 model turn, 3 search, 4 model turn, 5 approval consumed, 6 booking PENDING,
+    # 7 booking done, 8 model turn (9, the outcome, ends it). SIGKILL right after any of them:
+    # no model turn is asked again and no tool runs again.
+    faults = [f"after:{k}" for k in range(2, 9)]
+    for fault, run_dir, result in killed_at(
+        tmp_path, "agent_loop", agent_env, start, "trip", faults
+    ):
+        assert result == "Done: booked FR7", fault
+        assert agent_effects(run_dir) == AGENT_EFFECTS, fault
+
+
+# -- order_saga: compensation in reverse order, every effect reconciled ----------------------
+def saga_env(tmp_path: Path) -> dict[str, str]:
+    return example_env(
+        tmp_path,
+        SAGA_STORE=f"sqlite:///{tmp_path / 'store.db'}",
+        SAGA_LEDGER=str(tmp_path / "ledger.jsonl"),
+    )
+
+
+def saga_effects(tmp_path: Path) -> list[str]:
+    return [entry["kind"] for entry in jsonl(tmp_path / "ledger.jsonl")]
+
+
+def test_saga_demo_ships_one_order_and_undoes_the_other_in_reverse_order(tmp_path):
+    lines = run_example(tmp_path, "order_saga", "demo", env=saga_env(tmp_path))
+    assert lines == [
+        "order-1: placed, to Lisbon",
+        "order-1: {'order': 'order-1', 'status': 'shipped', 'tracking': 'ship-order-1'}",
+        "order-2: placed, to Atlantis",
+        "order-2: {'order': 'order-2', 'status': 'cancelled', 'why': 'no courier delivers to "
+        "Atlantis', 'undone': ['refund-order-2', 'release-order-2']}",
+    ]
+    assert saga_effects(tmp_path) == ["reserve", "charge", "ship", "reserve", "charge"] + [
+        "refund",
+        "release",
+    ]
+
+
+def start_saga(run_dir: Path) -> None:
+    saga = importlib.import_module("order_saga").place_order
+    saga_run = saga.start("order-9", {"book": 2}, "Atlantis", instance_id="order-9",
+                          orchestration_backend=backend(run_dir))  # fmt: skip
+    asyncio.run(saga_run)
+
+
+def assert_cancelled_once(fault: str, run_dir: Path, result: dict) -> None:
+    assert result["status"] == "cancelled", fault
+    assert result["undone"] == ["refund-order-9", "release-order-9"], fault
+    assert saga_effects(run_dir) == ["reserve", "charge", "refund", "release"], fault
+
+
+# The worker's writes: 1 running; then each of the five steps writes PENDING (2, 4, 6, 8,
+# 10) and its outcome (3, 5, 7, 9, 11): reserve, charge, ship (FAILED), refund, release.
+def test_saga_killed_after_a_step_took_effect_reconciles_it_instead_of_repeating_it(tmp_path):
+    # Killed before an outcome is written: the step ran, its entry is PENDING, and the
+    # reconciler finds the effect in the ledger.
+    faults = [f"before:{k}" for k in (3, 5, 7, 9, 11)]
+    for run in killed_at(tmp_path, "order_saga", saga_env, start_saga, "order-9", faults):
+        assert_cancelled_once(*run)
+
+
+def test_saga_killed_before_a_step_ran_runs_it_once_when_resumed(tmp_path):
+    # Killed right after PENDING is written: the reconciler finds nothing (NotApplied) and
+    # the step runs.
+    faults = [f"after:{k}" for k in (2, 4, 6, 8, 10)]
+    for run in killed_at(tmp_path, "order_saga", saga_env, start_saga, "order-9", faults):
+        assert_cancelled_once(*run)
