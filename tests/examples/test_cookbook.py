@@ -8,9 +8,11 @@ import importlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -242,3 +244,58 @@ def test_saga_killed_before_a_step_ran_runs_it_once_when_resumed(tmp_path):
     faults = [f"after:{k}" for k in (2, 4, 6, 8, 10)]
     for run in killed_at(tmp_path, "order_saga", saga_env, start_saga, "order-9", faults):
         assert_cancelled_once(*run)
+
+
+# -- fan_out: gather over a flaky step, retried with backoff ---------------------------------
+def fan_out_env(tmp_path: Path, backoff: float = 0.5) -> dict[str, str]:
+    return example_env(
+        tmp_path,
+        FAN_OUT_STORE=f"sqlite:///{tmp_path / 'store.db'}",
+        FAN_OUT_SERVICE=str(tmp_path / "service.db"),
+        FAN_OUT_BACKOFF=str(backoff),
+    )
+
+
+def service_books(tmp_path: Path) -> tuple[dict[str, int], list[tuple]]:
+    with closing(sqlite3.connect(tmp_path / "service.db")) as db:
+        attempts = dict(db.execute("SELECT photo, count FROM attempts ORDER BY photo"))
+        albums = db.execute("SELECT album, photos FROM albums").fetchall()
+    return attempts, albums
+
+
+ALBUM = {
+    "album": "summer",
+    "thumbnails": ["thumb-a.jpg", "thumb-b.jpg", "thumb-c.jpg"],
+    "link": "https://photos.example/summer",
+}
+
+
+def test_fan_out_demo_retries_each_photo_once_and_publishes_the_album(tmp_path):
+    lines = run_example(tmp_path, "fan_out", "demo", env=fan_out_env(tmp_path))
+    assert lines == [
+        "summer: started, 3 photos",
+        f"summer: {ALBUM}",
+        "summer: attempts per photo {'a.jpg': 2, 'b.jpg': 2, 'c.jpg': 2}",
+    ]
+
+
+def test_fan_out_killed_while_backing_off_neither_repeats_an_attempt_nor_publishes_twice(
+    tmp_path,
+):
+    env = fan_out_env(tmp_path, backoff=3.0)  # long enough for the kill to land in the wait
+    run_example(tmp_path, "fan_out", "start", "summer", "a.jpg", "b.jpg", "c.jpg", env=env)
+    running = worker(tmp_path, "fan_out", env)
+    handle = InstanceHandle("summer", backend(tmp_path))
+
+    def every_first_attempt_journaled() -> bool:
+        calls = handle.history()
+        return len(calls) == 3 and all(call["attempts"] == 1 for call in calls)
+
+    try:
+        wait_until(every_first_attempt_journaled, what="three failed attempts journaled")
+    finally:
+        kill(running)
+    assert service_books(tmp_path) == ({"a.jpg": 1, "b.jpg": 1, "c.jpg": 1}, [])
+    assert status(tmp_path, "summer") == "running"
+    assert finish_with_worker(tmp_path, "fan_out", env, "summer") == ALBUM
+    assert service_books(tmp_path) == ({"a.jpg": 2, "b.jpg": 2, "c.jpg": 2}, [("summer", 3)])
