@@ -15,6 +15,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import libfaketime
 import pytest
 
 from durable import DurableBackend, InstanceHandle, SQLiteStateStore
@@ -299,3 +300,62 @@ def test_fan_out_killed_while_backing_off_neither_repeats_an_attempt_nor_publish
     assert status(tmp_path, "summer") == "running"
     assert finish_with_worker(tmp_path, "fan_out", env, "summer") == ALBUM
     assert service_books(tmp_path) == ({"a.jpg": 2, "b.jpg": 2, "c.jpg": 2}, [("summer", 3)])
+
+
+# -- reminder: a week-long durable sleep ------------------------------------------------------
+def reminder_env(tmp_path: Path) -> dict[str, str]:
+    return example_env(
+        tmp_path,
+        REMINDER_STORE=f"sqlite:///{tmp_path / 'store.db'}",
+        REMINDER_OUTBOX=str(tmp_path / "outbox.jsonl"),
+    )
+
+
+def days_later(days: int) -> dict[str, str]:
+    """The environment of a process whose clock reads `days` days ahead of the machine's:
+    libfaketime, preloaded, shifts what the C library reports as the time of day (the
+    monotonic clock, which asyncio sleeps on, is left alone)."""
+    _, variables = libfaketime.get_reload_information()
+    return {**variables, "FAKETIME": f"+{days}d"}
+
+
+def sent(tmp_path: Path) -> list[str]:
+    return [message["text"] for message in jsonl(tmp_path / "outbox.jsonl")]
+
+
+def test_reminder_demo_confirms_then_reminds_after_its_timer(tmp_path):
+    lines = run_example(tmp_path, "reminder", "demo", env=reminder_env(tmp_path))
+    assert lines == [
+        "r-1: ada is reminded to renew the passport in 2 s",
+        "r-1: sent to ada",
+        "outbox: ada: I will remind you: renew the passport",
+        "outbox: ada: Reminder: renew the passport",
+    ]
+
+
+def test_reminder_a_week_away_is_sent_once_by_a_worker_started_after_the_week(tmp_path):
+    env = reminder_env(tmp_path)
+    run_example(tmp_path, "reminder", "start", "r-7", "ada", "renew the passport", env=env)
+    running = worker(tmp_path, "reminder", env)
+    try:
+        wait_until(lambda: status(tmp_path, "r-7") == "sleeping", what="the week's sleep")
+    finally:
+        kill(running)
+    assert sent(tmp_path) == ["I will remind you: renew the passport"]
+    # Six days on, the reminder is not due: a worker leaves it parked.
+    early = worker(tmp_path, "reminder", env, **days_later(6))
+    try:
+        time.sleep(1.5)
+        assert early.poll() is None
+        assert status(tmp_path, "r-7") == "sleeping"
+    finally:
+        kill(early)
+    # A week on, it is: the journaled deadline has passed (a timer started again on resume
+    # would park it for another week).
+    assert finish_with_worker(tmp_path, "reminder", {**env, **days_later(7)}, "r-7") == (
+        "sent to ada"
+    )
+    assert sent(tmp_path) == [
+        "I will remind you: renew the passport",
+        "Reminder: renew the passport",
+    ]
