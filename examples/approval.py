@@ -115,9 +115,7 @@ def start_worker() -> subprocess.Popen:
 
 
 async def start(request_id: str, amount: float) -> None:
-    await workflow().start(
-        request_id, amount, instance_id=request_id, orchestration_backend=backend()
-    )
+    await workflow().start(request_id, amount, instance_id=request_id, orchestration_backend=backend())
     print(f"{request_id}: started, waiting for approval")
 
 

@@ -99,9 +99,7 @@ async def main(command: str, order_id: str) -> None:
     if command == "approve":
         backend().publish_event(order_id, "approve", {"by": "ada"})
     try:
-        result = await process_order(
-            order_id, items, orchestration_backend=backend(), instance_id=order_id
-        )
+        result = await process_order(order_id, items, orchestration_backend=backend(), instance_id=order_id)
     except PauseForEventException as pause:
         print(f"{order_id}: paused until event {pause.event!r} arrives")
         return
