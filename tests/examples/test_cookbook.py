@@ -12,6 +12,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from contextlib import closing
 from pathlib import Path
 
@@ -359,3 +361,104 @@ def test_reminder_a_week_away_is_sent_once_by_a_worker_started_after_the_week(tm
         "I will remind you: renew the passport",
         "Reminder: renew the passport",
     ]
+
+
+# -- web_app: HTTP handlers start and approve, a worker process runs -------------------------
+def web_env(tmp_path: Path) -> dict[str, str]:
+    return example_env(
+        tmp_path,
+        WEB_APP_STORE=f"sqlite:///{tmp_path / 'store.db'}",
+        WEB_APP_LEDGER=str(tmp_path / "payments.jsonl"),
+    )
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    """The example's HTTP server, on a free port; its base URL."""
+    server = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "web_app.py"), "serve", "0"],
+        env=web_env(tmp_path),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("listening on http://127.0.0.1:"), line
+        yield line.split()[-1]
+    finally:
+        kill(server)
+        server.stdout.close()
+
+
+def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data, method=method)) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_web_app_demo_starts_approves_and_completes_a_request(tmp_path):
+    lines = run_example(tmp_path, "web_app", "demo", env=web_env(tmp_path))
+    assert lines[:2] == ["started: enqueued", "approved by: ada"]
+    assert lines[2].startswith(
+        "done: {'amount': 120.0, 'approved_by': 'ada', 'receipt': 'paid-req-"
+    )
+    assert len(jsonl(tmp_path / "payments.jsonl")) == 1
+
+
+def test_web_app_request_survives_kills_of_its_worker_while_waiting_and_while_paying(
+    tmp_path, web_server
+):
+    env = web_env(tmp_path)
+    code, created = http("POST", f"{web_server}/requests", {"amount": 120})
+    assert code == 201
+    request = f"{web_server}/requests/{created['id']}"
+    running = worker(tmp_path, "web_app", env)
+    try:
+        wait_until(lambda: http("GET", request)[1]["status"] == "waiting", what="waiting")
+    finally:
+        kill(running)  # SIGKILL while the request waits for its approval
+    assert http("POST", f"{request}/approve", {"by": "ada"}) == (
+        202,
+        {"id": created["id"], "approved_by": "ada"},
+    )
+    # The next worker's writes: 1 running, 2 the approval consumed, 3 the payment PENDING,
+    # 4 its receipt. Killed before 4: the payment went out, its receipt is not journaled.
+    crashing = worker(tmp_path, "web_app", env, fault="before:4")
+    assert crashing.wait(timeout=60) == -signal.SIGKILL
+    assert len(jsonl(tmp_path / "payments.jsonl")) == 1
+    assert http("GET", request)[1]["status"] == "running"
+    running = worker(tmp_path, "web_app", env)
+    try:
+        wait_until(lambda: http("GET", request)[1]["status"] == "completed", what="completed")
+    finally:
+        kill(running)
+    receipt = f"paid-{created['id']}"
+    assert http("GET", request) == (
+        200,
+        {
+            "id": created["id"],
+            "status": "completed",
+            "result": {"amount": 120.0, "approved_by": "ada", "receipt": receipt},
+        },
+    )
+    assert jsonl(tmp_path / "payments.jsonl") == [
+        {"request": created["id"], "amount": 120.0, "by": "ada"}
+    ]
+
+
+def test_web_app_answers_404_for_an_unknown_request_and_409_for_approving_a_finished_one(
+    tmp_path, web_server
+):
+    code, answer = http("GET", f"{web_server}/requests/req-nope")
+    assert (code, answer) == (404, {"error": "no request req-nope"})
+    _, created = http("POST", f"{web_server}/requests", {"amount": 5})
+    request = f"{web_server}/requests/{created['id']}"
+    http("POST", f"{request}/approve", {"by": "ada"})
+    assert finish_with_worker(tmp_path, "web_app", web_env(tmp_path), created["id"])
+    code, answer = http("POST", f"{request}/approve", {"by": "bob"})
+    assert (code, answer) == (409, {"error": f"request {created['id']} is already completed"})
+    assert http("POST", f"{web_server}/requests", {"amount": "lots"})[0] == 400
