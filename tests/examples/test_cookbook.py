@@ -99,10 +99,11 @@ def finish_with_worker(tmp_path: Path, module: str, env: dict[str, str], instanc
     return asyncio.run(handle.result(timeout=1))
 
 
-def killed_at(tmp_path: Path, module: str, env_for, start, instance_id: str, faults):
+def killed_at(tmp_path: Path, module: str, env_for, start, instance_id: str, faults, at_crash):
     """For each fault point (``before:K``, ``after:K``), in a fresh directory: `start(run_dir)`,
-    a worker that SIGKILLs itself at that store write (`DURABLE_FAULT`), then a worker that
-    finishes the instance; yields (fault, run directory, result)."""
+    a worker that SIGKILLs itself at that store write (`DURABLE_FAULT`), `at_crash(fault,
+    run_dir)` (asserting what the crash left), then a worker that finishes the instance;
+    yields (fault, run directory, result)."""
     for fault in faults:
         run_dir = tmp_path / fault.replace(":", "-")
         run_dir.mkdir()
@@ -114,6 +115,7 @@ def killed_at(tmp_path: Path, module: str, env_for, start, instance_id: str, fau
         finally:
             if crashing.poll() is None:
                 kill(crashing)
+        at_crash(fault, run_dir)
         yield fault, run_dir, finish_with_worker(run_dir, module, env, instance_id)
 
 
@@ -178,14 +180,19 @@ def test_agent_killed_after_any_worker_write_asks_each_turn_once_and_books_once(
         asyncio.run(agent.start("fly", instance_id="trip", orchestration_backend=backend(run_dir)))
         backend(run_dir).publish_event("trip", "approval", {"approved": True, "by": "ada"})
 
-    # The approval is there from the start, so one worker run does all of it. Its writes: 1
-    # running, 2 model turn, 3 search, 4 model turn, 5 approval consumed, 6 booking PENDING,
-    # 7 booking done, 8 model turn (9, the outcome, ends it). SIGKILL right after any of them:
-    # no model turn is asked again and no tool runs again.
-    faults = [f"after:{k}" for k in range(2, 9)]
-    for fault, run_dir, result in killed_at(
-        tmp_path, "agent_loop", agent_env, start, "trip", faults
-    ):
+    # The approval is there from the start, so one worker run does all of it: a write per
+    # model turn and search, one for the approval consumed, two for the booking (PENDING,
+    # then done) and the outcome (8). SIGKILL right after the search, a model turn, the
+    # approval or the booking: none of them is asked, consumed or made again.
+    writes = ["model", "search", "model", "approval", "booking PENDING", "booking", "model"]
+
+    def at_crash(fault: str, run_dir: Path) -> None:
+        done = writes[: int(fault.split(":")[1])]
+        assert agent_effects(run_dir) == [w for w in done if w in AGENT_EFFECTS], fault
+
+    faults = [f"after:{k}" for k in (2, 3, 4, 6, 7)]
+    runs = killed_at(tmp_path, "agent_loop", agent_env, start, "trip", faults, at_crash)
+    for fault, run_dir, result in runs:
         assert result == "Done: booked FR7", fault
         assert agent_effects(run_dir) == AGENT_EFFECTS, fault
 
@@ -231,21 +238,34 @@ def assert_cancelled_once(fault: str, run_dir: Path, result: dict) -> None:
     assert saga_effects(run_dir) == ["reserve", "charge", "refund", "release"], fault
 
 
-# The worker's writes: 1 running; then each of the five steps writes PENDING (2, 4, 6, 8,
-# 10) and its outcome (3, 5, 7, 9, 11): reserve, charge, ship (FAILED), refund, release.
+SAGA_STEPS = ["reserve", "charge", "ship", "refund", "release"]  # ship fails, no effect
+
+
+def saga_at_crash(fault: str, run_dir: Path) -> None:
+    """Each step writes PENDING (write 2i-1), runs, then writes its outcome (2i): killed
+    before 2i, step i ran; killed after 2i-1, it did not. Either way its entry is PENDING."""
+    kind, k = fault.split(":")
+    step = (int(k) + 1) // 2
+    ran = SAGA_STEPS[: step if kind == "before" else step - 1]
+    assert saga_effects(run_dir) == [s for s in ran if s != "ship"], fault
+    last = InstanceHandle("order-9", backend(run_dir)).history()[-1]
+    assert last["function"].startswith(f"order_saga.{SAGA_STEPS[step - 1]}"), fault
+    assert last["status"] == "PENDING", fault
+
+
 def test_saga_killed_after_a_step_took_effect_reconciles_it_instead_of_repeating_it(tmp_path):
-    # Killed before an outcome is written: the step ran, its entry is PENDING, and the
-    # reconciler finds the effect in the ledger.
-    faults = [f"before:{k}" for k in (3, 5, 7, 9, 11)]
-    for run in killed_at(tmp_path, "order_saga", saga_env, start_saga, "order-9", faults):
+    # The reconciler finds the effect in the ledger: the step does not run again.
+    faults = [f"before:{2 * step}" for step in range(1, 6)]
+    runs = killed_at(tmp_path, "order_saga", saga_env, start_saga, "order-9", faults, saga_at_crash)
+    for run in runs:
         assert_cancelled_once(*run)
 
 
 def test_saga_killed_before_a_step_ran_runs_it_once_when_resumed(tmp_path):
-    # Killed right after PENDING is written: the reconciler finds nothing (NotApplied) and
-    # the step runs.
-    faults = [f"after:{k}" for k in (2, 4, 6, 8, 10)]
-    for run in killed_at(tmp_path, "order_saga", saga_env, start_saga, "order-9", faults):
+    # The reconciler finds nothing (NotApplied): the step runs.
+    faults = [f"after:{2 * step - 1}" for step in range(1, 6)]
+    runs = killed_at(tmp_path, "order_saga", saga_env, start_saga, "order-9", faults, saga_at_crash)
+    for run in runs:
         assert_cancelled_once(*run)
 
 
@@ -425,11 +445,13 @@ def test_web_app_request_survives_kills_of_its_worker_while_waiting_and_while_pa
         202,
         {"id": created["id"], "approved_by": "ada"},
     )
-    # The next worker's writes: 1 running, 2 the approval consumed, 3 the payment PENDING,
-    # 4 its receipt. Killed before 4: the payment went out, its receipt is not journaled.
-    crashing = worker(tmp_path, "web_app", env, fault="before:4")
+    # The next worker's writes: 1 the approval consumed, 2 the payment PENDING, 3 its
+    # receipt. Killed before 3: the payment went out, its receipt is not journaled.
+    crashing = worker(tmp_path, "web_app", env, fault="before:3")
     assert crashing.wait(timeout=60) == -signal.SIGKILL
     assert len(jsonl(tmp_path / "payments.jsonl")) == 1
+    last = InstanceHandle(created["id"], backend(tmp_path)).history()[-1]
+    assert (last["function"], last["status"]) == ("web_app.pay", "PENDING")
     assert http("GET", request)[1]["status"] == "running"
     running = worker(tmp_path, "web_app", env)
     try:
