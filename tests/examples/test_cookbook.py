@@ -305,7 +305,7 @@ def test_fan_out_demo_retries_each_photo_once_and_publishes_the_album(tmp_path):
 def test_fan_out_killed_while_backing_off_neither_repeats_an_attempt_nor_publishes_twice(
     tmp_path,
 ):
-    env = fan_out_env(tmp_path, backoff=3.0)  # long enough for the kill to land in the wait
+    env = fan_out_env(tmp_path, backoff=4.0)  # long enough for the kill to land in the wait
     run_example(tmp_path, "fan_out", "start", "summer", "a.jpg", "b.jpg", "c.jpg", env=env)
     running = worker(tmp_path, "fan_out", env)
     handle = InstanceHandle("summer", backend(tmp_path))
@@ -320,8 +320,13 @@ def test_fan_out_killed_while_backing_off_neither_repeats_an_attempt_nor_publish
         kill(running)
     assert service_books(tmp_path) == ({"a.jpg": 1, "b.jpg": 1, "c.jpg": 1}, [])
     assert status(tmp_path, "summer") == "running"
+    time.sleep(1)  # down for a second of the 4 s wait
     assert finish_with_worker(tmp_path, "fan_out", env, "summer") == ALBUM
     assert service_books(tmp_path) == ({"a.jpg": 2, "b.jpg": 2, "c.jpg": 2}, [("summer", 3)])
+    # Each retry came 4 s (with 10 % jitter) after its first attempt: not at the restart
+    # (the time of the next attempt was journaled), and not 4 s after the restart either.
+    for call in handle.history()[:3]:
+        assert 3.5 <= call["ended_at"] - call["started_at"] < 5.0, call
 
 
 # -- reminder: a week-long durable sleep ------------------------------------------------------
