@@ -39,8 +39,9 @@ class InstanceHandle(Generic[R]):
         return f"<InstanceHandle {self.instance_id!r} in {self.backend!r}>"
 
     def status(self) -> str | None:
-        """``enqueued``, ``running``, ``waiting``, ``completed``, ``failed``, or None for an
-        instance the backend does not know."""
+        """``enqueued``, ``running``, ``waiting`` (for an event), ``sleeping`` (parked until
+        a durable timer's deadline), ``completed``, ``failed``, or None for an instance the
+        backend does not know."""
         state = self.backend.read_state(self.instance_id)
         if inspect.isawaitable(state):
             state.close()
