@@ -268,6 +268,7 @@ class FunctionCall:
         "python_frame",
         "cells",
         "stack",
+        "ranges_seen",
     )
 
     def __init__(
@@ -294,6 +295,8 @@ class FunctionCall:
         self.python_frame: FrameType | None = None
         #: The `CallStack` the frame is on (the instance's, or a fan-out branch's).
         self.stack: CallStack | None = None
+        #: Variable -> (range iterator, start, stop, step, length) of the last snapshot.
+        self.ranges_seen: dict[str, tuple] | None = None
 
     def __repr__(self) -> str:
         return f"<FunctionCall {self.code.qualname} at resume point {self.resume_point}>"
@@ -409,7 +412,7 @@ class FunctionCall:
             elif kind is _RANGE_ITERATOR:
                 if ranges is None:
                     ranges = {}
-                ranges[name] = _range_numbers(value)
+                ranges[name] = self.range_numbers(name, value)
             elif value is not _UNBOUND:
                 live[name] = value
                 leaves_only = False
@@ -442,6 +445,22 @@ class FunctionCall:
         elif not self.program.saved_by_name:
             leaves_only = False
         return record, leaves_only
+
+    def range_numbers(self, name: str, iterator: Any) -> tuple[int, int, int, int]:
+        """`references.range_numbers` of the range iterator in variable `name`. When it is
+        the one seen there at the last snapshot, only its position moved, which its length
+        hint tells without reducing it again (which makes a range and two tuples)."""
+        seen = self.ranges_seen
+        known = seen.get(name) if seen else None
+        if known is not None and known[0] is iterator:
+            _, start, stop, step, length = known
+            return (start, stop, step, length - iterator.__length_hint__())
+        numbers = _range_numbers(iterator)
+        start, stop, step, _ = numbers
+        if seen is None:
+            seen = self.ranges_seen = {}
+        seen[name] = (iterator, start, stop, step, len(range(start, stop, step)))
+        return numbers
 
     @classmethod
     def from_record(

@@ -17,7 +17,7 @@ from durable import (
 )
 from durable.runtime import backend as backend_module
 from durable.runtime import references
-from durable.runtime.frames import STACK_FORMAT
+from durable.runtime.frames import STACK_FORMAT, FunctionCall
 from durable.runtime.journal import SUCCEEDED, args_digest
 from durable.runtime.runtime import StepWrite
 from tests.crashing import CountsWrites, SimulatedCrash, WriteCounter
@@ -181,3 +181,26 @@ def test_a_range_iterator_is_saved_as_numbers_that_rebuild_it_at_every_position(
             next(iterator)
         rebuilt = references.range_iterator(*references.range_numbers(iterator))
         assert list(rebuilt) == list(iterator)
+
+
+def a_frame_without_a_run() -> FunctionCall:
+    frame = FunctionCall.__new__(FunctionCall)
+    frame.ranges_seen = None
+    return frame
+
+
+@pytest.mark.parametrize("numbers", [(0, 5, 1), (3, 10, 3), (10, -4, -4), (0, 0, 1)])
+def test_a_frame_saves_a_range_iterator_it_saw_before_at_its_position_now(numbers):
+    frame, iterator = a_frame_without_a_run(), iter(range(*numbers))
+    for consumed in range(len(range(*numbers)) + 1):
+        rebuilt = references.range_iterator(*frame.range_numbers("it", iterator))
+        assert list(rebuilt) == list(range(*numbers))[consumed:]
+        next(iterator, None)
+
+
+def test_a_frame_saves_another_range_iterator_in_the_same_variable_as_itself():
+    frame = a_frame_without_a_run()
+    frame.range_numbers("it", iter(range(10)))
+    other = iter(range(3, 6))
+    next(other)
+    assert list(references.range_iterator(*frame.range_numbers("it", other))) == [4, 5]
