@@ -104,7 +104,7 @@ def _summary(
     seq: int, entry: dict[str, Any], written_at: float | None, started_at: float | None
 ) -> tuple:
     kind = entry.get("kind", "call")
-    status = entry_status(entry)
+    status = entry.get("status") or entry_status(entry)  # older entries may have none
     if kind == "call":
         function = entry.get("function_id")
         if type(function) is str:

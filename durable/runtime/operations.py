@@ -661,8 +661,8 @@ class Execute(Operation):
             self.started_at = _time()
             try:
                 value = self.func(*self.args, **self.kwargs)
-                if _awaitable(value):
-                    value = await value
+                if type(value) not in _NEVER_AWAITABLE and inspect.isawaitable(value):
+                    value = await value  # (`_awaitable`, without a call for a plain value)
             except Exception as error:
                 await self.finish(FAILED, 1, error=error)
                 raise
@@ -849,7 +849,7 @@ def durable_execute(
     failures by a `RetryPolicy`. Outside a durable run it is a plain call (the reconciler is
     validated and ignored). `reconciler` and `retry` are never passed to `func`.
     """
-    return Execute(func, args, kwargs, reconciler, in_thread=False, retry=retry)
+    return Execute(func, args, kwargs, reconciler, False, retry)  # positional: a fast call
 
 
 def durable_execute_async(
