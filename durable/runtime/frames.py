@@ -412,7 +412,14 @@ class FunctionCall:
             elif kind is _RANGE_ITERATOR:
                 if ranges is None:
                     ranges = {}
-                ranges[name] = self.range_numbers(name, value)
+                seen = self.ranges_seen
+                known = seen.get(name) if seen else None
+                if known is not None and known[0] is value:
+                    # Seen at the last snapshot: only its position moved (see `see_range`).
+                    _, start, stop, step, length = known
+                    ranges[name] = (start, stop, step, length - value.__length_hint__())
+                else:
+                    ranges[name] = self.see_range(name, value)
             elif value is not _UNBOUND:
                 live[name] = value
                 leaves_only = False
@@ -446,15 +453,12 @@ class FunctionCall:
             leaves_only = False
         return record, leaves_only
 
-    def range_numbers(self, name: str, iterator: Any) -> tuple[int, int, int, int]:
-        """`references.range_numbers` of the range iterator in variable `name`. When it is
-        the one seen there at the last snapshot, only its position moved, which its length
-        hint tells without reducing it again (which makes a range and two tuples)."""
+    def see_range(self, name: str, iterator: Any) -> tuple[int, int, int, int]:
+        """`references.range_numbers` of the range iterator in variable `name`, kept: at the
+        next snapshot, if the variable holds the same iterator, only its position moved,
+        which its length hint tells without reducing it again (which makes a range and two
+        tuples)."""
         seen = self.ranges_seen
-        known = seen.get(name) if seen else None
-        if known is not None and known[0] is iterator:
-            _, start, stop, step, length = known
-            return (start, stop, step, length - iterator.__length_hint__())
         numbers = _range_numbers(iterator)
         start, stop, step, _ = numbers
         if seen is None:
