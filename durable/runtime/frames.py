@@ -618,15 +618,21 @@ class CallStack:
     def journal_floor(self, next_seq: int) -> int:
         """The oldest journal sequence number a resume from a snapshot taken now reads."""
         floor = next_seq
-        for frame in self.all_frames():
+        for frame in self.frames:  # and those of the branches, below (not `all_frames`)
             pending = frame.pending
             kind = type(pending)
             if kind is AtOperation:
                 if pending.seq < floor:
                     floor = pending.seq
             elif kind is Gathering:
-                seqs = [m.seq for m in pending.members if type(m) is AtOperation]
-                floor = min([floor, *seqs, *([pending.seq] if pending.seq else [])])
+                if pending.seq and pending.seq < floor:
+                    floor = pending.seq
+                for member in pending.members:
+                    kind = type(member)
+                    if kind is AtOperation:
+                        floor = min(floor, member.seq)
+                    elif kind is Branch and member.stack is not None:
+                        floor = member.stack.journal_floor(floor)
         return floor
 
     def code_versions(self) -> dict:
