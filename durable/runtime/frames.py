@@ -269,6 +269,7 @@ class FunctionCall:
         "python_frame",
         "cells",
         "stack",
+        "ranges_seen",
     )
 
     def __init__(
@@ -295,6 +296,8 @@ class FunctionCall:
         self.python_frame: FrameType | None = None
         #: The `CallStack` the frame is on (the instance's, or a fan-out branch's).
         self.stack: CallStack | None = None
+        #: Variable -> (range iterator, start, stop, step, length) of the last snapshot.
+        self.ranges_seen: dict[str, tuple] | None = None
 
     def __repr__(self) -> str:
         return f"<FunctionCall {self.code.qualname} at resume point {self.resume_point}>"
@@ -418,7 +421,14 @@ class FunctionCall:
             elif kind is _RANGE_ITERATOR:
                 if ranges is None:
                     ranges = {}
-                ranges[name] = _range_numbers(value)
+                seen = self.ranges_seen
+                known = seen.get(name) if seen else None
+                if known is not None and known[0] is value:
+                    # Seen at the last snapshot: only its position moved (see `see_range`).
+                    _, start, stop, step, length = known
+                    ranges[name] = (start, stop, step, length - value.__length_hint__())
+                else:
+                    ranges[name] = self.see_range(name, value)
             elif value is not _UNBOUND:
                 live[name] = value
                 leaves_only = False
@@ -451,6 +461,19 @@ class FunctionCall:
         elif not self.program.saved_by_name:
             leaves_only = False
         return record, leaves_only
+
+    def see_range(self, name: str, iterator: Any) -> tuple[int, int, int, int]:
+        """`references.range_numbers` of the range iterator in variable `name`, kept: at the
+        next snapshot, if the variable holds the same iterator, only its position moved,
+        which its length hint tells without reducing it again (which makes a range and two
+        tuples)."""
+        seen = self.ranges_seen
+        numbers = _range_numbers(iterator)
+        start, stop, step, _ = numbers
+        if seen is None:
+            seen = self.ranges_seen = {}
+        seen[name] = (iterator, start, stop, step, len(range(start, stop, step)))
+        return numbers
 
     @classmethod
     def from_record(
@@ -522,8 +545,11 @@ class CallStack:
     def all_frames(self) -> list[FunctionCall]:
         """Every frame: this stack's, each followed by those of the branches it fans out to."""
         frames = self.frames
-        if not any(type(frame.pending) is Gathering for frame in frames):
-            return frames
+        for frame in frames:
+            if type(frame.pending) is Gathering:
+                break
+        else:
+            return frames  # no fan-out (a loop: `any` of a generator costs twice as much)
         found: list[FunctionCall] = []
         for frame in frames:
             found.append(frame)
@@ -603,15 +629,21 @@ class CallStack:
     def journal_floor(self, next_seq: int) -> int:
         """The oldest journal sequence number a resume from a snapshot taken now reads."""
         floor = next_seq
-        for frame in self.all_frames():
+        for frame in self.frames:  # and those of the branches, below (not `all_frames`)
             pending = frame.pending
             kind = type(pending)
             if kind is AtOperation:
                 if pending.seq < floor:
                     floor = pending.seq
             elif kind is Gathering:
-                seqs = [m.seq for m in pending.members if type(m) is AtOperation]
-                floor = min([floor, *seqs, *([pending.seq] if pending.seq else [])])
+                if pending.seq and pending.seq < floor:
+                    floor = pending.seq
+                for member in pending.members:
+                    kind = type(member)
+                    if kind is AtOperation:
+                        floor = min(floor, member.seq)
+                    elif kind is Branch and member.stack is not None:
+                        floor = member.stack.journal_floor(floor)
         return floor
 
     def code_versions(self) -> dict[Any, Any]:

@@ -7,6 +7,7 @@ to its entry, and only reading the history (or a compaction, which stores it) su
 
 from __future__ import annotations
 
+import sys
 from typing import Any, ClassVar
 
 from .journal import PENDING, entry_status
@@ -23,14 +24,21 @@ class History:
     """The summaries of an instance's operations, oldest first (tuples of `ROW_FIELDS`, as
     stored), and the entries written since they were last made (`add`)."""
 
-    __slots__ = ("_rows", "_index", "entries", "limit")
+    __slots__ = ("_rows", "_dropped", "_pending", "entries", "limit")
 
     def __init__(self, rows: Any = None, limit: int | None = DEFAULT_HISTORY_LIMIT) -> None:
         if isinstance(rows, History):
             rows = rows.stored()
         self._rows: list[tuple[Any, ...]] = list(rows or ())
-        #: seq -> position in `_rows` of its latest summary.
-        self._index = {row[0]: i for i, row in enumerate(self._rows)}
+        #: How many summaries were dropped from the front of `_rows` (over the limit).
+        self._dropped = 0
+        #: seq -> place (position in `_rows` plus `_dropped`) of its latest summary, while
+        #: that one is in flight: a later entry of it completes that summary. Only those
+        #: are indexed, and by a place that dropping older rows does not move, so trimming
+        #: a long history at every compaction does not index it all again.
+        self._pending: dict[int, int] = {}
+        for place, row in enumerate(self._rows):
+            self._note(row, place)
         #: (seq, entry, written at) of the writes since the rows were last made.
         self.entries: list[tuple[int, dict[str, Any], float | None]] = []
         self.limit: int | None = limit
@@ -49,19 +57,33 @@ class History:
     def stored(self, written_now: float | None = None) -> list[tuple[Any, ...]]:
         """The summaries as stored, with the entries added since summarized; an entry added
         without its write's time (being written now) takes `written_now`."""
-        rows, index = self._rows, self._index
+        rows, pending, dropped = self._rows, self._pending, self._dropped
         for seq, entry, written_at in self.entries:
-            at = index.get(seq)
-            if at is not None and rows[at][_STATUS] == PENDING:
-                rows[at] = _summary(seq, entry, written_at or written_now, rows[at][_STARTED])
+            place = pending.pop(seq, None) if pending else None
+            if place is not None and place >= dropped:
+                at = place - dropped
+                row = rows[at] = _summary(seq, entry, written_at or written_now, rows[at][_STARTED])
             else:
-                index[seq] = len(rows)
-                rows.append(_summary(seq, entry, written_at or written_now, None))
+                place = dropped + len(rows)
+                row = _summary(seq, entry, written_at or written_now, None)
+                rows.append(row)
+            if row[_STATUS] == PENDING:
+                pending[seq] = place
         self.entries = []
         if self.limit is not None and len(rows) > self.limit:
-            del rows[: len(rows) - self.limit]
-            self._index = {row[0]: i for i, row in enumerate(rows)}
+            excess = len(rows) - self.limit
+            del rows[:excess]
+            dropped = self._dropped = dropped + excess
+            if pending:
+                self._pending = {seq: place for seq, place in pending.items() if place >= dropped}
         return list(rows)
+
+    def _note(self, row: tuple, place: int) -> None:
+        """Index `row`, the latest summary of its operation, at `place` (see `_pending`)."""
+        if row[_STATUS] == PENDING:
+            self._pending[row[0]] = place
+        else:
+            self._pending.pop(row[0], None)
 
     def rows(self) -> list[dict[str, Any]]:
         """Every summary kept, oldest first: ``seq``, ``kind``, ``function`` (what was
@@ -82,9 +104,13 @@ def _summary(
     seq: int, entry: dict[str, Any], written_at: float | None, started_at: float | None
 ) -> tuple[Any, ...]:
     kind = entry.get("kind", "call")
-    status = entry_status(entry)
+    status = entry.get("status") or entry_status(entry)  # older entries may have none
     if kind == "call":
         function = entry.get("function_id")
+        if type(function) is str:
+            # One string per function, not one per call: a compaction pickles each once
+            # and refers to it in the other rows (a quarter of the history's cost).
+            function = sys.intern(function)
     elif kind == "event":
         function = f"wait_for_event({entry.get('name')!r})"
     elif kind == "timer":

@@ -17,7 +17,7 @@ from durable import (
 )
 from durable.runtime import backend as backend_module
 from durable.runtime import references
-from durable.runtime.frames import STACK_FORMAT
+from durable.runtime.frames import STACK_FORMAT, saved_stack
 from durable.runtime.journal import SUCCEEDED, args_digest
 from durable.runtime.runtime import StepWrite
 from tests.crashing import CountsWrites, SimulatedCrash, WriteCounter
@@ -181,3 +181,43 @@ def test_a_range_iterator_is_saved_as_numbers_that_rebuild_it_at_every_position(
             next(iterator)
         rebuilt = references.range_iterator(*references.range_numbers(iterator))
         assert list(rebuilt) == list(iterator)
+
+
+def echo(i):
+    return i
+
+
+@make_durable
+async def nested_ranges(outer, width):
+    total = 0
+    for start in range(*outer):
+        for i in range(start, start + width):
+            total += await durable_execute(echo, i)
+    return total
+
+
+def saved_ranges(store: InMemoryStateStore, instance_id: str) -> list[list[list]]:
+    """The items each step's snapshot leaves to its range iterators, by variable."""
+    saved = []
+    for data in store.read_records(instance_id):
+        snapshot = backend_module._decode(instance_id, data).get("set", {}).get("snapshot")
+        if snapshot:
+            ranges = saved_stack(snapshot, references.loads)[1][0][7] or {}
+            saved.append(
+                [list(references.range_iterator(*ranges[name])) for name in sorted(ranges)]
+            )
+    return saved
+
+
+@pytest.mark.parametrize(("outer", "width"), [((2,), 3), ((9, -3, -4), 2)])
+async def test_every_snapshot_saves_the_range_iterators_at_their_positions_then(outer, width):
+    # The outer iterator stays the same one; the inner one is another at each outer turn.
+    store = InMemoryStateStore()
+    await nested_ranges(outer, width, orchestration_backend=DurableBackend(store), instance_id="r")
+    outer_items = list(range(*outer))
+    expected = [[]]  # the first write, before the loops
+    for turn, start in enumerate(outer_items):
+        inner_items = list(range(start, start + width))
+        for step in range(width):
+            expected.append([outer_items[turn + 1 :], inner_items[step + 1 :]])
+    assert saved_ranges(store, "r") == expected
