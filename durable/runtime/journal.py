@@ -47,43 +47,7 @@ def function_id(func: Any) -> str:
     return f"{module}.{qualname}"
 
 
-def args_digest(args: tuple, kwargs: dict) -> str:
-    """What a call's journal entry holds to know its arguments again: for a few short
-    scalars and no keyword arguments, their tuple's repr itself (``"(5, 'a')"``: exact,
-    the same in every process and Python version, and it costs a fifth of hashing them);
-    otherwise `hashed_args_digest`. The repr starts with "(", which a hex digest never
-    does, and earlier versions wrote the hashed form for every call: `Execute.matches`
-    takes that too."""
-    if not kwargs:
-        for value in args:
-            kind = type(value)
-            if kind is int or kind is float or kind is bool or value is None:
-                continue
-            # Only ASCII strings: which other characters repr escapes depends on the
-            # Unicode version of the Python running.
-            if (kind is bytes or kind is str and value.isascii()) and len(value) <= _REPR_DIGEST:
-                continue
-            break
-        else:
-            try:
-                text = repr(args)
-            except ValueError:  # an int of more digits than Python writes in decimal
-                text = ""
-            if text and len(text) <= _REPR_DIGEST:
-                return text
-    return hashed_args_digest(args, kwargs)
-
-
-#: The longest repr kept as the digest itself (longer arguments are hashed).
-_REPR_DIGEST = 32
-
-
-def is_repr_digest(digest: str) -> bool:
-    """Whether `digest` is the repr form of `args_digest` (not a hash)."""
-    return digest[:1] == "("
-
-
-def hashed_args_digest(args: tuple, kwargs: dict) -> str:
+def args_digest(args: tuple[Any, ...], kwargs: dict[Any, Any]) -> str:
     """First 16 hex digits of the SHA-256 of the pickled arguments (of their `str` when they
     cannot be pickled)."""
     for value in args:

@@ -39,8 +39,6 @@ from .journal import (
     args_digest,
     entry_status,
     function_id,
-    hashed_args_digest,
-    is_repr_digest,
 )
 from .out_of_line import goes_out_of_line
 
@@ -646,16 +644,14 @@ class Execute(Operation):
         return identity
 
     def matches(self, entry: dict[str, Any]) -> bool:
-        if entry.get("kind", "call") != "call":
-            return False
-        function, digest = self.identity()
-        if entry.get("function_id") != function:
-            return False
-        stored = entry.get("args_digest")
-        if stored == digest:
-            return True
-        # Written by an earlier version, which hashed the arguments the repr now stands for.
-        return is_repr_digest(digest) and stored == hashed_args_digest(self.args, self.kwargs)
+        return (
+            entry.get("kind", "call") == "call"
+            and (
+                entry.get("function_id"),
+                entry.get("args_digest"),
+            )
+            == self.identity()
+        )
 
     async def call(self) -> Any:
         if self.in_thread and not inspect.iscoroutinefunction(self.func):
