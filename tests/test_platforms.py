@@ -9,6 +9,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+#: Every test runs durable in a process of its own: left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Makes `import fcntl` raise ImportError, as it does on Windows, before durable is imported.

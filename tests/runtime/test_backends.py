@@ -528,6 +528,7 @@ def flow_dir(tmp_path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_durable_store_variable_keeps_a_paused_instance_for_the_next_process(flow_dir, store_dir):
     paused_run = run_python(flow_dir, PAUSE_SCRIPT, store_dir.as_uri())
     assert paused_run.returncode == 0, paused_run.stderr

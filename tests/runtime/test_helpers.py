@@ -461,6 +461,7 @@ asyncio.run(run())
 """
 
 
+@pytest.mark.slow
 def test_a_helper_of_a_script_resumes_when_the_script_runs_again(tmp_path):
     script = tmp_path / "agent.py"
     script.write_text(SCRIPT)

@@ -57,6 +57,7 @@ def records_seen_by_another_process(db_path: Path) -> list[bytes]:
     return ast.literal_eval(seen)
 
 
+@pytest.mark.slow
 def test_a_second_store_object_closed_leaves_the_first_ones_commits_durable(db_path):
     first = SQLiteStateStore(db_path, group_commit=False)
     first.append_record("order-7", b"one")
@@ -69,6 +70,7 @@ def test_a_second_store_object_closed_leaves_the_first_ones_commits_durable(db_p
     first.close()
 
 
+@pytest.mark.slow
 async def test_a_second_store_object_closed_leaves_group_commits_of_the_first_durable(db_path):
     first = SQLiteStateStore(db_path)
     await first.append_record("order-7", b"one")
@@ -81,6 +83,7 @@ async def test_a_second_store_object_closed_leaves_group_commits_of_the_first_du
     first.close()
 
 
+@pytest.mark.slow
 def test_a_second_store_object_writing_and_closing_leaves_the_first_one_working(db_path):
     first = SQLiteStateStore(db_path, group_commit=False)
     first.append_record("order-7", b"one")
@@ -95,6 +98,7 @@ def test_a_second_store_object_writing_and_closing_leaves_the_first_one_working(
     first.close()
 
 
+@pytest.mark.slow
 def test_leases_of_the_first_store_object_stay_held_after_a_second_one_closes(db_path):
     first = SQLiteStateStore(db_path, group_commit=False)
     first.append_record("order-7", b"one")

@@ -512,6 +512,7 @@ def test_a_torn_write_leaves_the_database_consistent(db_path):
     assert raw(db_path, "SELECT instance_id FROM instances") == [("order-7",)]
 
 
+@pytest.mark.slow
 def test_a_fault_point_past_the_last_write_changes_nothing(db_path):
     finished = run_with_fault(FAULT_SCRIPT, db_path, "after:5")
     assert finished.returncode == 0, finished.stderr

@@ -35,6 +35,7 @@ def test_transform_to_durable_ast_accepts_source_text():
     compile(code, "<check>", "exec")
 
 
+@pytest.mark.slow
 def test_python_m_durable_transform_prints_compiled_source(tmp_path):
     (tmp_path / "flow_module.py").write_text(
         "from durable import PauseForEventException\n\n" + SOURCE

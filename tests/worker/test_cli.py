@@ -233,6 +233,7 @@ def test_a_memory_store_needs_no_file(capsys):
     assert "no instance 'r-1'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_status_help_lists_the_exit_codes():
     result = subprocess.run(
         [sys.executable, "-m", "durable", "status", "--help"],
