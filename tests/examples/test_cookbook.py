@@ -71,6 +71,9 @@ def worker(
 def kill(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
+    # A process under libfaketime keeps a shared-memory segment that only its exit removes.
+    for segment in (f"faketime_shm_{process.pid}", f"sem.faketime_sem_{process.pid}"):
+        Path("/dev/shm", segment).unlink(missing_ok=True)
 
 
 def backend(tmp_path: Path) -> DurableBackend:
