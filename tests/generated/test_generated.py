@@ -7,7 +7,7 @@ at every wait point and resumed through new backend objects; and compiled again,
 right after one store write and resumed from what was saved. Result, exception text and
 TRACE must be exactly the plain run's.
 
-`DURABLE_HYPOTHESIS_EXAMPLES=5000` runs more examples than the default 300. A tenth of that
+`DURABLE_HYPOTHESIS_EXAMPLES=5000` runs more examples than the default 200. A tenth of that
 number of (other) programs is also crashed after every one of its store writes.
 """
 
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 #: Programs per run of the suite (sized to keep it under five minutes on two cores); set
 #: DURABLE_HYPOTHESIS_EXAMPLES for a deeper search (each run sees the same programs).
-EXAMPLES = int(os.environ.get("DURABLE_HYPOTHESIS_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("DURABLE_HYPOTHESIS_EXAMPLES", "200"))
 EVERY_WRITE_EXAMPLES = max(EXAMPLES // 10, 1)
 COVERAGE_SAMPLE = 300
 
