@@ -964,6 +964,11 @@ def runtime_for(backend: OrchestrationBackend) -> DurableRuntime:
 _default: DurableBackend | None = None
 
 
+def given_or_default(backend: OrchestrationBackend | None) -> OrchestrationBackend:
+    """`backend`, or the process-wide `default_backend()` when it is None."""
+    return backend if backend is not None else default_backend()
+
+
 def default_backend() -> DurableBackend:
     """The process-wide backend used when no `orchestration_backend` is given.
 

@@ -285,6 +285,6 @@ def prune_instances(
 
 
 def _given_or_default(backend: OrchestrationBackend | None) -> OrchestrationBackend:
-    from .backend import default_backend
+    from .backend import given_or_default
 
-    return backend if backend is not None else default_backend()
+    return given_or_default(backend)

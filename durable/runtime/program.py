@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from .._errors import AlreadyDurableException
 from ..transform import CodeBlock, compile_function
 from ..transform.pipeline import CodeVersion
-from .backend import default_backend, runtime_for
+from .backend import given_or_default, runtime_for
 from .catalog import importable_name, program_for_key, register
 from .context import current_run
 from .handles import InstanceHandle
@@ -104,9 +104,7 @@ class DurableProgram(Generic[P, R]):
             if orchestration_backend is None and instance_id is None and current_run() is not None:
                 return ChildCall(self, args, kwargs)
 
-            backend = (
-                orchestration_backend if orchestration_backend is not None else default_backend()
-            )
+            backend = given_or_default(orchestration_backend)
             return runtime_for(backend).run(self, instance_id, args, kwargs)
 
     def using(
@@ -152,7 +150,7 @@ class DurableProgram(Generic[P, R]):
         handle; with other arguments it raises `ArgumentsMismatchError`.
         """
 
-        backend = orchestration_backend if orchestration_backend is not None else default_backend()
+        backend = given_or_default(orchestration_backend)
         await runtime_for(backend).start(self, instance_id, args, kwargs)
         return InstanceHandle(instance_id, backend)
 
@@ -161,7 +159,7 @@ class DurableProgram(Generic[P, R]):
     ) -> InstanceHandle[R]:
         """The handle of instance `instance_id` (started here or in another process)."""
 
-        backend = orchestration_backend if orchestration_backend is not None else default_backend()
+        backend = given_or_default(orchestration_backend)
         return InstanceHandle(instance_id, backend)
 
     @overload
