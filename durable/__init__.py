@@ -4,10 +4,11 @@
 one instance, which checkpoints its call stack and resumes mid-function from the last one.
 """
 
-# The installed ``durable-frames`` distribution's version (pyproject's, in a source tree).
-from ._version import __version__ as __version__
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 # isort: split
+
 from ._errors import (
     AlreadyDurableException,
     ArgumentsMismatchError,
@@ -58,8 +59,11 @@ from .stores import (
     StateStore,
     store_from_url,
 )
-from .transform import CodeBlock, DurableAstTransformer, transform_to_durable_ast
+from .transform import DurableAstTransformer, transform_to_durable_ast
 from .worker import Worker
+
+if _TYPE_CHECKING:
+    from .transform.pipeline import CodeBlock
 
 __all__ = [
     "AlreadyDurableException",
@@ -117,3 +121,20 @@ __all__ = [
     "transform_to_durable_ast",
     "wait_for_event",
 ]
+
+
+def __getattr__(name: str) -> _Any:
+    # Read on first use: `__version__` from the distribution's metadata (see `_version`), and
+    # `CodeBlock` from the compiler, which imports libcst (a process that only reads stored
+    # state, as most commands do, never compiles).
+    if name == "__version__":
+        from ._version import package_version
+
+        version = globals()["__version__"] = package_version()
+        return version
+    if name == "CodeBlock":
+        from .transform.pipeline import CodeBlock
+
+        globals()["CodeBlock"] = CodeBlock
+        return CodeBlock
+    raise AttributeError(f"module 'durable' has no attribute {name!r}")

@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"durable {_version()}")
+    parser.add_argument("--version", action=_ShowVersion)
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     def store_option(command: argparse.ArgumentParser) -> None:
@@ -444,13 +444,19 @@ def _positive(text: str) -> int:
     return number
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+class _ShowVersion(argparse.Action):
+    """``--version``: the distribution's version, read only when asked (see `_version`)."""
 
-    try:
-        return version("durable")
-    except PackageNotFoundError:
-        return "(not installed)"
+    def __init__(self, option_strings: list[str], dest: str, **options: Any) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from ._version import package_version
+
+        print(f"durable {package_version()}")
+        parser.exit()
 
 
 def _paragraph(text: str) -> str:

@@ -143,7 +143,7 @@ def test_the_tutorial_runs_as_written(tmp_path):
     # The venv's `durable` and `python` first; a shorter cooling-off keeps the test short
     # while leaving the steps between the approval and the kill ample time.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["MYAPP_PAYOUT_DELAY"] = "20"
+    env["MYAPP_PAYOUT_DELAY"] = "14"
     env.pop("PYTHONPATH", None)
     shell = Shell(app, env)
     transcript: list[str] = []

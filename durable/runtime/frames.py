@@ -26,7 +26,7 @@ from .helpers import program_for_saved
 from .out_of_line import OutOfLine
 
 if TYPE_CHECKING:
-    from ..transform import CodeBlock
+    from ..transform.pipeline import CodeBlock
     from .program import DurableProgram
     from .runtime import InstanceRun
 

@@ -16,13 +16,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import DurableCompileError, NoSourceCodeException
-from ..transform import CodeBlock, compile_function
 from .catalog import program_for_key
 from .references import findable, function_of
 from .saved_code import code_for_saved_frame
 
 if TYPE_CHECKING:
-    from ..transform.pipeline import CodeVersion
+    from ..transform.pipeline import CodeBlock, CodeVersion
     from .frames import FrameRecord
     from .runtime import InstanceRun
 
@@ -180,6 +179,8 @@ def _compile(function: types.FunctionType) -> _HelperCode | None:
         return compiled
     if code in compile_failures:
         return None
+    from ..transform.pipeline import compile_function  # libcst: only where code compiles
+
     try:
         block = compile_function(function)
     except (DurableCompileError, NoSourceCodeException, TypeError, SyntaxError) as error:

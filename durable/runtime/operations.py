@@ -25,7 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from .._errors import Cancelled, CheckpointException, EventTimeoutError
-from ..transform._records import FRAME
+from ..transform._names import FRAME
 from . import references
 from .context import current_run, current_slot
 from .frames import AtOperation, AwaitingChild, FunctionCall, Gathering, Settled

@@ -13,8 +13,6 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from .._errors import AlreadyDurableException
-from ..transform import CodeBlock, compile_function
-from ..transform.pipeline import CodeVersion
 from .backend import given_or_default, runtime_for
 from .catalog import importable_name, program_for_key, register
 from .context import current_run
@@ -27,6 +25,7 @@ from .saved_code import CodeChangePolicy, Migration, code_for_saved_frame
 if TYPE_CHECKING:
     from typing import Self
 
+    from ..transform.pipeline import CodeBlock, CodeVersion
     from .backend import OrchestrationBackend
     from .frames import FrameRecord
     from .runtime import InstanceRun
@@ -75,6 +74,8 @@ class DurableProgram(Generic[P, R]):
                 )
             if not callable(migration):
                 raise TypeError(f"the migration for {fingerprint!r} must be callable")
+        from ..transform.pipeline import compile_function  # libcst: only where code compiles
+
         self.code: CodeBlock = compile_function(fn)
         self.key: str = f"{importable_name(fn.__module__)}:{fn.__qualname__}"
         self.migrations: dict[str, Migration] = dict(migrations or {})

@@ -9,10 +9,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import IncompatibleStateError
-from ..transform import CodeBlock
-from ..transform.pipeline import CodeVersion, compile_version
 
 if TYPE_CHECKING:
+    from ..transform.pipeline import CodeBlock, CodeVersion
     from .frames import FrameRecord
     from .program import DurableProgram
     from .runtime import InstanceRun
@@ -54,6 +53,8 @@ def code_for_saved_frame(
     if version is not None and policy.on_code_change == "resume_saved_version":
         saved = saved_versions.get(record.fingerprint)
         if saved is None:
+            from ..transform.pipeline import compile_version
+
             saved = saved_versions[record.fingerprint] = compile_version(version, fn)
         logger.info(
             "instance %r: %s resumes on its saved code version %s (the function has changed "

@@ -12,13 +12,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from .._errors import Diagnostic
-
-#: Every name the compiler introduces starts with this prefix; user code may not use it.
-RESERVED_PREFIX = "_durable_"
-FRAME = RESERVED_PREFIX + "f"
-RESUME = RESERVED_PREFIX + "rp"
-PAUSE = RESERVED_PREFIX + "pause"  # marker call left by normalize for a wait point
-STEP = RESERVED_PREFIX + "step"  # the awaitable of the checkpoint being run or resumed
+from ._names import RESERVED_PREFIX
 
 #: Bumped whenever emitted code changes shape; part of every fingerprint.
 COMPILER_VERSION = "1"

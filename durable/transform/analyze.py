@@ -15,8 +15,8 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from ._lines import pair_statements
+from ._names import RESERVED_PREFIX
 from ._records import (
-    RESERVED_PREFIX,
     CompileContext,
     Visitor,
     comprehension_clauses,

@@ -18,7 +18,8 @@ from functools import cached_property
 import libcst as cst
 
 from ._lines import pair_statements
-from ._records import RESERVED_PREFIX, CompileContext
+from ._names import RESERVED_PREFIX
+from ._records import CompileContext
 from .lower import parameter_names
 
 _FACTORY = RESERVED_PREFIX + "factory"

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from ._records import RESERVED_PREFIX, CompileContext, ResumePoint, Visitor, as_await_statement
+from ._names import RESERVED_PREFIX
+from ._records import CompileContext, ResumePoint, Visitor, as_await_statement
 from .normalize import statements_of
 
 Span = tuple[int, int]

@@ -22,7 +22,8 @@ from typing import Any
 
 import libcst as cst
 
-from ._records import FRAME, PAUSE, RESUME, STEP, CompileContext, as_await_statement
+from ._names import FRAME, PAUSE, RESUME, STEP
+from ._records import CompileContext, as_await_statement
 from .liveness import Analysis
 from .normalize import assign, block, statements_of
 

@@ -26,10 +26,8 @@ from typing import Any
 
 import libcst as cst
 
+from ._names import FRAME, PAUSE, RESERVED_PREFIX
 from ._records import (
-    FRAME,
-    PAUSE,
-    RESERVED_PREFIX,
     CompileContext,
     Reentry,
     TryFacts,

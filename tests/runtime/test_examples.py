@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,12 +217,15 @@ def test_approval_survives_kill_9_of_the_worker_while_waiting_and_while_sleeping
 @pytest.mark.parametrize("kind", ["before", "after", "torn"])
 def test_approval_finishes_once_whichever_write_of_the_worker_is_cut_by_kill_9(tmp_path, kind):
     # The approval arrives first; the worker then writes: the reservation, the event consumed,
-    # the timer, the notification (PENDING, then its receipt) and the outcome.
+    # the timer, the notification (PENDING, then its receipt) and the outcome. Each run starts
+    # from a copy of one store where the request was started and approved.
+    started = tmp_path / "started"
+    started.mkdir()
+    approval(started, "start", "REQ-9", "75")
+    approval(started, "approve", "REQ-9", "grace")
     for write in range(1, 7):
         run_dir = tmp_path / f"{kind}-{write}"
-        run_dir.mkdir()
-        approval(run_dir, "start", "REQ-9", "75")
-        approval(run_dir, "approve", "REQ-9", "grace")
+        shutil.copytree(started, run_dir)
         crashing = approval_worker(run_dir, fault=f"{kind}:{write}")
         assert crashing.wait(timeout=60) == -signal.SIGKILL, f"{kind}:{write} never happened"
         worker = approval_worker(run_dir)
