@@ -62,8 +62,10 @@ class GroupCommitter(ABC):
         """A future, of `loop`, that completes once `write` is committed (or fails)."""
         future = loop.create_future()
         self.queue.put((loop, future, write))
-        if self.queue.qsize() + 1 >= self.expected:
-            self.gathered.set()
+        gathered = self.gathered
+        # Set once per batch: setting a set Event again takes its lock for nothing.
+        if not gathered.is_set() and self.queue.qsize() + 1 >= self.expected:
+            gathered.set()
         return future
 
     def stop(self) -> None:
