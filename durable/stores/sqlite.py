@@ -695,19 +695,25 @@ def _touch(
     instance_id: str, summary: InstanceSummary | None, head: bytes | None = None
 ) -> dict[str, Any]:
     """The parameters of `_TOUCH_INSTANCE`."""
-    parameters = {
+    if summary is None:  # the common write: a step, which changes no status
+        return {
+            "instance_id": instance_id,
+            "now": time.time(),
+            "given": False,
+            "head": None if head is None else bytes(head),
+            "status": None,
+            "waiting_for": None,
+            "wake_at": None,
+        }
+    return {
         "instance_id": instance_id,
         "now": time.time(),
-        "given": summary is not None,
+        "given": True,
         "head": None if head is None else bytes(head),
+        "status": summary.status,
+        "waiting_for": summary.waiting_for,
+        "wake_at": _wake_at(summary),
     }
-    if summary is None:
-        parameters.update(status=None, waiting_for=None, wake_at=None)
-    else:
-        parameters.update(
-            status=summary.status, waiting_for=summary.waiting_for, wake_at=_wake_at(summary)
-        )
-    return parameters
 
 
 class _GroupCommitter(GroupCommitter):
