@@ -588,14 +588,28 @@ class InstanceRun:
         while self.unsettled_writes:
             unsettled = self.unsettled_writes.pop(0)
             is_future = isinstance(unsettled, asyncio.Future)
+            # A store's future that says it cannot be cancelled (a group commit's) commits
+            # whatever this task does: awaited as it is, a cancellation is told once it has.
+            uncancellable = is_future and getattr(unsettled, "cancellable", True) is False
             try:
-                # Shielded: a fan-out branch cancelled while it waits must not cancel its
-                # write, which commits anyway (`drain_writes` waits for it at the end).
-                await (asyncio.shield(unsettled) if is_future else unsettled)
+                if uncancellable:
+                    await unsettled
+                else:
+                    # Shielded: a fan-out branch cancelled while it waits must not cancel
+                    # its write, which commits anyway (`drain_writes` waits for it at the end).
+                    await (asyncio.shield(unsettled) if is_future else unsettled)
                 if self.out_of_line is not None:
                     self.out_of_line.settled(unsettled)
             except asyncio.CancelledError:
-                if not (is_future and not unsettled.done()):
+                if uncancellable and unsettled.done():
+                    # Cancelled while its write committed: the write has settled, and only
+                    # this task stops (as a branch whose shielded write is still committing).
+                    failure = unsettled.exception()
+                    if failure is not None:
+                        self.stop_at_failed_write(failure)
+                    elif self.out_of_line is not None:
+                        self.out_of_line.settled(unsettled)
+                elif not (is_future and not unsettled.done()):
                     self.stop_at_failed_write(asyncio.CancelledError())
                 raise  # else only this task was cancelled: the write goes on
             except BaseException as error:
