@@ -264,15 +264,11 @@ class InstanceRun:
         """Close the coroutines the frames made and have not awaited yet, as the run stops:
         a resumed run makes them again (`references.reduce_coroutine`), so these are not
         "never awaited"."""
+        seen: set[int] = set()
         for frame in self.stack.all_frames():
             python_frame = frame.python_frame
             values = python_frame.f_locals if python_frame is not None else frame.saved_locals
-            for value in (values or {}).values():
-                if (
-                    type(value) is CoroutineType
-                    and inspect.getcoroutinestate(value) == inspect.CORO_CREATED
-                ):
-                    value.close()
+            _close_unstarted(list((values or {}).values()), seen)
 
     def take_seq(self, branch: str | None = None) -> int:
         """The next journal sequence number of `branch` (see `replay_seqs`)."""
@@ -1110,3 +1106,17 @@ def _stored_outcome(state: dict[str, Any]) -> Any:
     if state["status"] == COMPLETED:
         return cloudpickle.loads(state["result"])
     raise references.loads(state["error"])
+
+
+def _close_unstarted(values: list[Any], seen: set[int]) -> None:
+    """Close the unstarted coroutines among `values` and inside the lists, tuples, sets and
+    dicts they hold (`pending = [fetch(a), fetch(b)]`)."""
+    while values:
+        value = values.pop()
+        kind = type(value)
+        if kind is CoroutineType:
+            if inspect.getcoroutinestate(value) == inspect.CORO_CREATED:
+                value.close()
+        elif kind in (list, tuple, set, frozenset, dict) and id(value) not in seen:
+            seen.add(id(value))
+            values.extend(value.values() if kind is dict else value)
