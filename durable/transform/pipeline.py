@@ -25,6 +25,7 @@ from .._errors import (
     NoSourceCodeException,
     PauseForEventException,
 )
+from ._mangle import mangle_private_names
 from ._records import COMPILER_VERSION, CompileContext, ResumePoint
 from .analyze import AnalyzePass
 from .emit import EmitPass, Emitted
@@ -190,6 +191,7 @@ def compile_source(
 def _run_passes(
     source, filename, first_line, qualname, wait_names, free_names, operation_names
 ) -> _CompiledShape:
+    source = mangle_private_names(source, qualname)
     context = CompileContext(
         filename=filename,
         first_line=first_line,
