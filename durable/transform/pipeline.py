@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import sys
 import textwrap
+import tokenize
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -131,7 +132,34 @@ def read_source(fn: Callable[..., Any]) -> tuple[str, str, int]:
             "a function from its source, so define it with 'async def' in a .py file "
             "(functions built by exec() or typed at an interactive prompt have none)"
         ) from None
-    return textwrap.dedent("".join(lines)), fn.__code__.co_filename, max(first_line, 1)
+    return dedent_source(lines), fn.__code__.co_filename, max(first_line, 1)
+
+
+def dedent_source(lines: list[str]) -> str:
+    """The source `lines` of a function moved to column 0 by the indentation of its first
+    line. Lines inside a multi-line string are kept as they are: `textwrap.dedent` would
+    take its common indentation out of a string's text too, or, for a string line at column
+    0, take out nothing and leave source that does not parse."""
+    first = lines[0] if lines else ""
+    indent = first[: len(first) - len(first.lstrip(" \t"))]
+    if not indent:
+        return "".join(lines)
+    inside: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(iter(lines).__next__):
+            if token.start[0] < token.end[0]:
+                inside.update(range(token.start[0] + 1, token.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError):
+        return textwrap.dedent("".join(lines))
+    moved = []
+    for number, line in enumerate(lines, 1):
+        if number in inside:
+            moved.append(line)
+        elif line.startswith(indent):
+            moved.append(line[len(indent) :])
+        else:  # a blank line, or a comment or bracketed line left of the function's indent
+            moved.append(line.lstrip(" \t"))
+    return "".join(moved)
 
 
 def _operation_names(fn: Callable[..., Any]) -> tuple[frozenset[str], frozenset[str]]:
