@@ -253,6 +253,7 @@ def _reduce_function_by_value(function: types.FunctionType) -> tuple[Any, ...] |
         function.__kwdefaults__,
         function.__dict__ or None,
         function.__doc__,
+        function.__annotations__ or None,
     )
     return (
         _make_function,
@@ -278,11 +279,13 @@ def _make_function(
 
 
 def _fill_function(function: types.FunctionType, state: tuple[Any, ...]) -> None:
-    qualname, defaults, kwdefaults, attributes, doc = state
+    qualname, defaults, kwdefaults, attributes, doc, *rest = state
     function.__qualname__ = qualname
     function.__defaults__ = defaults
     function.__kwdefaults__ = kwdefaults
     function.__doc__ = doc
+    if rest and rest[0]:  # annotations (states saved before they were kept have none)
+        function.__annotations__ = rest[0]
     if attributes:
         function.__dict__.update(attributes)
 

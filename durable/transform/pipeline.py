@@ -5,12 +5,15 @@ function, its resume-point table, its fingerprint and a binder for its arguments
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import copy
+import functools
 import gc
 import hashlib
 import inspect
+import operator
 import sys
 import textwrap
 import tokenize
@@ -118,6 +121,11 @@ class _CompiledShape:
 
 _cache: dict[tuple[Any, ...], _CompiledShape] = {}
 
+#: Every `from __future__` feature's compiler flag (of those a code object's flags carry).
+FUTURE_FLAGS = functools.reduce(
+    operator.or_, (getattr(__future__, name).compiler_flag for name in __future__.all_feature_names)
+)
+
 
 def read_source(fn: Callable[..., Any]) -> tuple[str, str, int]:
     """(dedented source, file name, first line) of `fn`, or `NoSourceCodeException`."""
@@ -191,9 +199,19 @@ def compile_source(
     wait_names: frozenset[str] = frozenset({"PauseForEventException"}),
     free_names: tuple[str, ...] = (),
     operation_names: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset()),
+    future_flags: int = 0,
 ) -> _CompiledShape:
     """Run every pass over the source of one async function. Cached by its inputs."""
-    key = (source, filename, first_line, qualname, wait_names, free_names, operation_names)
+    key = (
+        source,
+        filename,
+        first_line,
+        qualname,
+        wait_names,
+        free_names,
+        operation_names,
+        future_flags,
+    )
     cached = _cache.get(key)
     if cached is not None:
         return cached
@@ -203,7 +221,14 @@ def compile_source(
     gc.disable()
     try:
         shape = _run_passes(
-            source, filename, first_line, qualname, wait_names, free_names, operation_names
+            source,
+            filename,
+            first_line,
+            qualname,
+            wait_names,
+            free_names,
+            operation_names,
+            future_flags,
         )
     except (DurableCompileError, NoSourceCodeException):
         raise
@@ -217,7 +242,7 @@ def compile_source(
 
 
 def _run_passes(
-    source, filename, first_line, qualname, wait_names, free_names, operation_names
+    source, filename, first_line, qualname, wait_names, free_names, operation_names, future_flags
 ) -> _CompiledShape:
     source = mangle_private_names(source, qualname)
     context = CompileContext(
@@ -228,6 +253,7 @@ def _run_passes(
         wait_exception_names=wait_names,
         operation_names=operation_names[0],
         durable_module_names=operation_names[1],
+        future_flags=future_flags,
     )
     function = AnalyzePass(context).run()
     _raise_diagnostics(context)
@@ -305,6 +331,9 @@ class CodeVersion:
     wait_names: frozenset[str]
     free_names: tuple[str, ...]
     fingerprint: str
+    #: The `from __future__` flags of the function's module (`annotations`), which the
+    #: compiled code is compiled with too. A default, for versions saved before it.
+    future_flags: int = 0
 
 
 #: id(code object) -> (the code object, its source): reading source (inspect tokenizes the
@@ -329,6 +358,7 @@ def compile_function(fn: Callable[..., Any]) -> CodeBlock:
         wait_names=_wait_names(fn),
         free_names=fn.__code__.co_freevars,
         fingerprint="",
+        future_flags=fn.__code__.co_flags & FUTURE_FLAGS,
     )
     return compile_version(version, fn)
 
@@ -347,6 +377,7 @@ def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
         wait_names=version.wait_names,
         free_names=version.free_names,
         operation_names=_operation_names(fn),
+        future_flags=getattr(version, "future_flags", 0),
     )
     compiled_code = shape.emitted.code
     own_names = shape.emitted.cell_names
