@@ -701,7 +701,9 @@ def _explain_unpicklable(frames: list[FunctionCall], error: Exception) -> Checkp
         record, values = _live_values(frame)
         for name, value in values.items():
             try:
-                cloudpickle.dumps(value)
+                # The pickler of the state: plain cloudpickle refuses values it saves (a
+                # coroutine not started yet) and would name them instead of the culprit.
+                references.dumps(value)
             except Exception as cause:
                 what = code.temp_descriptions.get(name, f"local variable {name!r}")
                 return CheckpointException(

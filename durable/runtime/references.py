@@ -174,8 +174,14 @@ def reduce_coroutine(coroutine: types.CoroutineType[Any, Any, Any]) -> tuple[Any
     """A coroutine made and not awaited yet (`task = fetch(order)` before a checkpoint,
     awaited after it) is saved as its function and the arguments it was called with: the
     resumed run calls the function again to make the same coroutine, still not started."""
+    state = inspect.getcoroutinestate(coroutine)
+    if state == inspect.CORO_CLOSED:
+        # Awaited already (or closed): a container of coroutines awaited in turn (`for c in
+        # coros: await c`) still holds the one whose helper frame is at this checkpoint, and
+        # those before it. A closed coroutine has no state left; it is saved as one.
+        return (_closed_coroutine, (coroutine.__name__, coroutine.__qualname__))
     function = function_of(coroutine)
-    if function is None or inspect.getcoroutinestate(coroutine) != inspect.CORO_CREATED:
+    if function is None or state != inspect.CORO_CREATED:
         raise TypeError(
             f"cannot pickle the coroutine of {coroutine.cr_code.co_qualname}(), which has "
             "started; await it before the checkpoint, or create it after"
@@ -197,6 +203,19 @@ def reduce_coroutine(coroutine: types.CoroutineType[Any, Any, Any]) -> tuple[Any
 
 def _call(function: Any, arguments: tuple[Any, ...], keywords: dict[Any, Any]) -> Any:
     return function(*arguments, **keywords)
+
+
+def _closed_coroutine(name: str, qualname: str) -> types.CoroutineType[Any, Any, None]:
+    """A closed coroutine named as the saved one: awaiting it raises the RuntimeError that
+    awaiting the original again would."""
+
+    async def spent() -> None:
+        pass
+
+    coroutine = spent()
+    coroutine.__name__, coroutine.__qualname__ = name, qualname
+    coroutine.close()
+    return coroutine
 
 
 def _reduce_code(code: types.CodeType) -> tuple[Any, ...]:
@@ -234,6 +253,7 @@ def _reduce_function_by_value(function: types.FunctionType) -> tuple[Any, ...] |
         function.__kwdefaults__,
         function.__dict__ or None,
         function.__doc__,
+        function.__annotations__ or None,
     )
     return (
         _make_function,
@@ -259,11 +279,13 @@ def _make_function(
 
 
 def _fill_function(function: types.FunctionType, state: tuple[Any, ...]) -> None:
-    qualname, defaults, kwdefaults, attributes, doc = state
+    qualname, defaults, kwdefaults, attributes, doc, *rest = state
     function.__qualname__ = qualname
     function.__defaults__ = defaults
     function.__kwdefaults__ = kwdefaults
     function.__doc__ = doc
+    if rest and rest[0]:  # annotations (states saved before they were kept have none)
+        function.__annotations__ = rest[0]
     if attributes:
         function.__dict__.update(attributes)
 

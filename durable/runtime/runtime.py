@@ -37,6 +37,7 @@ from . import references
 from .catalog import program_for_key
 from .context import current_slot, enter_run, leave_run
 from .frames import AtOperation, CallStack, FunctionCall, Gathering, largest_live_values
+from .helpers import compile_failures
 from .history import History
 from .journal import SUCCEEDED, JournalPolicy
 from .operations import (
@@ -264,15 +265,11 @@ class InstanceRun:
         """Close the coroutines the frames made and have not awaited yet, as the run stops:
         a resumed run makes them again (`references.reduce_coroutine`), so these are not
         "never awaited"."""
+        seen: set[int] = set()
         for frame in self.stack.all_frames():
             python_frame = frame.python_frame
             values = python_frame.f_locals if python_frame is not None else frame.saved_locals
-            for value in (values or {}).values():
-                if (
-                    type(value) is CoroutineType
-                    and inspect.getcoroutinestate(value) == inspect.CORO_CREATED
-                ):
-                    value.close()
+            _close_unstarted(list((values or {}).values()), seen)
 
     def take_seq(self, branch: str | None = None) -> int:
         """The next journal sequence number of `branch` (see `replay_seqs`)."""
@@ -889,6 +886,11 @@ class DurableRuntime:
                 raise failed from None
             if not isinstance(error, Exception):
                 raise
+            if isinstance(error, PauseForEventException):
+                # Compiled code turns its wait points into checkpoints: this one was raised
+                # by code that is not a frame, where it cannot resume. Stored as the
+                # instance's failure, every later call would raise it again, as if waiting.
+                raise _wait_point_outside_frames(error, instance_id) from error
             run.fail(error)
             await run.settle_writes()
             logger.info("instance %r failed: %s", instance_id, error_summary(error))
@@ -1124,3 +1126,48 @@ def _stored_outcome(state: dict[str, Any]) -> Any:
     if state["status"] == COMPLETED:
         return cloudpickle.loads(state["result"])
     raise references.loads(state["error"])
+
+
+def _close_unstarted(values: list[Any], seen: set[int]) -> None:
+    """Close the unstarted coroutines among `values` and inside the lists, tuples, sets and
+    dicts they hold (`pending = [fetch(a), fetch(b)]`)."""
+    while values:
+        value = values.pop()
+        kind = type(value)
+        if kind is CoroutineType:
+            if inspect.getcoroutinestate(value) == inspect.CORO_CREATED:
+                value.close()
+        elif kind in (list, tuple, set, frozenset, dict) and id(value) not in seen:
+            seen.add(id(value))
+            values.extend(value.values() if kind is dict else value)
+
+
+def _wait_point_outside_frames(
+    error: PauseForEventException, instance_id: str
+) -> CheckpointException:
+    """The error for a `raise PauseForEventException(...)` that reached the instance's top
+    from code that is not a frame (a helper that does not compile, a plain function)."""
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    where, failure = "code that is not a frame of the instance", None
+    if traceback is not None:
+        code = traceback.tb_frame.f_code
+        where = f"{code.co_qualname}() at {code.co_filename}:{traceback.tb_lineno}"
+        failure = compile_failures.get(code)
+    message = (
+        f"raise PauseForEventException({error.event!r}) in {where} escaped durable instance "
+        f"{instance_id!r}: it is a wait point only in a durable function or a helper that "
+        "compiles, and "
+    )
+    if failure is not None:
+        message += (
+            f"this function runs plainly because it cannot be compiled as a helper:\n{failure}"
+        )
+    else:
+        message += (
+            "this code is not one (a plain function, or a coroutine that is not a frame); "
+            "wait there with `await wait_for_event(...)` in a helper, or move the wait point "
+            "into the durable function. The instance stays at its last write"
+        )
+    return CheckpointException(message)

@@ -42,6 +42,8 @@ class CompileContext:
     #: function, ...), and those naming the `durable` module itself (`durable.sleep`).
     operation_names: frozenset[str] = frozenset()
     durable_module_names: frozenset[str] = frozenset()
+    #: `from __future__` compiler flags of the function's module, for the compiled code.
+    future_flags: int = 0
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: Statement node -> line in the user's file; filled by every pass that creates statements.
     origins: dict[cst.CSTNode, int] = field(default_factory=dict)

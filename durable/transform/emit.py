@@ -98,7 +98,13 @@ class EmitPass:
         source = module.code
         tree = ast.parse(source, filename=self.context.filename)
         self._relocate(module, tree)
-        module_code = compile(tree, self.context.filename, "exec", dont_inherit=True)
+        module_code = compile(
+            tree,
+            self.context.filename,
+            "exec",
+            flags=self.context.future_flags,
+            dont_inherit=True,
+        )
         factory_code = _find_code(module_code, _FACTORY)
         name = original.name.value
         code = _requalify(

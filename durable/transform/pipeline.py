@@ -5,14 +5,18 @@ function, its resume-point table, its fingerprint and a binder for its arguments
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import copy
+import functools
 import gc
 import hashlib
 import inspect
+import operator
 import sys
 import textwrap
+import tokenize
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,6 +29,7 @@ from .._errors import (
     NoSourceCodeException,
     PauseForEventException,
 )
+from ._mangle import mangle_private_names
 from ._records import COMPILER_VERSION, CompileContext, ResumePoint
 from .analyze import AnalyzePass
 from .emit import EmitPass, Emitted
@@ -116,6 +121,11 @@ class _CompiledShape:
 
 _cache: dict[tuple[Any, ...], _CompiledShape] = {}
 
+#: Every `from __future__` feature's compiler flag (of those a code object's flags carry).
+FUTURE_FLAGS = functools.reduce(
+    operator.or_, (getattr(__future__, name).compiler_flag for name in __future__.all_feature_names)
+)
+
 
 def read_source(fn: Callable[..., Any]) -> tuple[str, str, int]:
     """(dedented source, file name, first line) of `fn`, or `NoSourceCodeException`."""
@@ -130,7 +140,34 @@ def read_source(fn: Callable[..., Any]) -> tuple[str, str, int]:
             "a function from its source, so define it with 'async def' in a .py file "
             "(functions built by exec() or typed at an interactive prompt have none)"
         ) from None
-    return textwrap.dedent("".join(lines)), fn.__code__.co_filename, max(first_line, 1)
+    return dedent_source(lines), fn.__code__.co_filename, max(first_line, 1)
+
+
+def dedent_source(lines: list[str]) -> str:
+    """The source `lines` of a function moved to column 0 by the indentation of its first
+    line. Lines inside a multi-line string are kept as they are: `textwrap.dedent` would
+    take its common indentation out of a string's text too, or, for a string line at column
+    0, take out nothing and leave source that does not parse."""
+    first = lines[0] if lines else ""
+    indent = first[: len(first) - len(first.lstrip(" \t"))]
+    if not indent:
+        return "".join(lines)
+    inside: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(iter(lines).__next__):
+            if token.start[0] < token.end[0]:
+                inside.update(range(token.start[0] + 1, token.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError):
+        return textwrap.dedent("".join(lines))
+    moved = []
+    for number, line in enumerate(lines, 1):
+        if number in inside:
+            moved.append(line)
+        elif line.startswith(indent):
+            moved.append(line[len(indent) :])
+        else:  # a blank line, or a comment or bracketed line left of the function's indent
+            moved.append(line.lstrip(" \t"))
+    return "".join(moved)
 
 
 def _operation_names(fn: Callable[..., Any]) -> tuple[frozenset[str], frozenset[str]]:
@@ -162,9 +199,19 @@ def compile_source(
     wait_names: frozenset[str] = frozenset({"PauseForEventException"}),
     free_names: tuple[str, ...] = (),
     operation_names: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset()),
+    future_flags: int = 0,
 ) -> _CompiledShape:
     """Run every pass over the source of one async function. Cached by its inputs."""
-    key = (source, filename, first_line, qualname, wait_names, free_names, operation_names)
+    key = (
+        source,
+        filename,
+        first_line,
+        qualname,
+        wait_names,
+        free_names,
+        operation_names,
+        future_flags,
+    )
     cached = _cache.get(key)
     if cached is not None:
         return cached
@@ -174,7 +221,14 @@ def compile_source(
     gc.disable()
     try:
         shape = _run_passes(
-            source, filename, first_line, qualname, wait_names, free_names, operation_names
+            source,
+            filename,
+            first_line,
+            qualname,
+            wait_names,
+            free_names,
+            operation_names,
+            future_flags,
         )
     except (DurableCompileError, NoSourceCodeException):
         raise
@@ -188,8 +242,9 @@ def compile_source(
 
 
 def _run_passes(
-    source, filename, first_line, qualname, wait_names, free_names, operation_names
+    source, filename, first_line, qualname, wait_names, free_names, operation_names, future_flags
 ) -> _CompiledShape:
+    source = mangle_private_names(source, qualname)
     context = CompileContext(
         filename=filename,
         first_line=first_line,
@@ -198,6 +253,7 @@ def _run_passes(
         wait_exception_names=wait_names,
         operation_names=operation_names[0],
         durable_module_names=operation_names[1],
+        future_flags=future_flags,
     )
     function = AnalyzePass(context).run()
     _raise_diagnostics(context)
@@ -275,6 +331,9 @@ class CodeVersion:
     wait_names: frozenset[str]
     free_names: tuple[str, ...]
     fingerprint: str
+    #: The `from __future__` flags of the function's module (`annotations`), which the
+    #: compiled code is compiled with too. A default, for versions saved before it.
+    future_flags: int = 0
 
 
 #: id(code object) -> (the code object, its source): reading source (inspect tokenizes the
@@ -299,6 +358,7 @@ def compile_function(fn: Callable[..., Any]) -> CodeBlock:
         wait_names=_wait_names(fn),
         free_names=fn.__code__.co_freevars,
         fingerprint="",
+        future_flags=fn.__code__.co_flags & FUTURE_FLAGS,
     )
     return compile_version(version, fn)
 
@@ -317,6 +377,7 @@ def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
         wait_names=version.wait_names,
         free_names=version.free_names,
         operation_names=_operation_names(fn),
+        future_flags=getattr(version, "future_flags", 0),
     )
     compiled_code = shape.emitted.code
     own_names = shape.emitted.cell_names

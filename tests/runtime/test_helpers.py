@@ -385,6 +385,42 @@ async def test_a_helper_that_cannot_be_compiled_runs_plainly_and_says_why_when_i
     assert "DUR102" in str(caught.value)
 
 
+async def global_then_wait_point():
+    global COUNTER
+    COUNTER += 1
+    raise PauseForEventException("bumped")
+    return COUNTER
+
+
+def plain_check():
+    raise PauseForEventException("checked")
+
+
+@make_durable
+async def waits_outside_frames(in_helper):
+    if in_helper:
+        return await global_then_wait_point()
+    plain_check()
+    return "never"
+
+
+@pytest.mark.parametrize("in_helper", [True, False])
+async def test_a_wait_point_outside_frames_is_a_clear_error_not_a_stored_pause(tmp_path, in_helper):
+    """`raise PauseForEventException` in code that is not a frame cannot resume; it was
+    stored as the instance's failure, so every later call raised it again, as if waiting."""
+    backend = backend_at(tmp_path)
+    for _ in range(2):
+        with pytest.raises(CheckpointException) as caught:
+            await waits_outside_frames(in_helper, orchestration_backend=backend, instance_id="w")
+        message = str(caught.value)
+        assert "escaped durable instance 'w'" in message
+        if in_helper:
+            assert "global_then_wait_point() at" in message and "DUR102" in message
+        else:
+            assert "plain_check() at" in message
+    assert backend.load_state("w")["status"] == "running"
+
+
 # -- code identity -----------------------------------------------------------------------------
 FLOW = """
 from durable import make_durable, PauseForEventException

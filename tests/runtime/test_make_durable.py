@@ -137,6 +137,30 @@ def test_unpicklable_loop_iterator_is_described_as_the_loop():
         asyncio.run(iterates_a_generator(orchestration_backend=DurableBackend()))
 
 
+async def _later_value():
+    return 1
+
+
+@make_durable
+async def keeps_a_coroutine_and_a_lock():
+    later = _later_value()  # saved as its call: not the culprit
+    lock = threading.Lock()
+    raise PauseForEventException("later")
+    return await later, lock.locked()
+
+
+def test_unpicklable_local_is_found_by_the_pickler_of_the_state():
+    """An unstarted coroutine is saved as its call; plain cloudpickle refuses it, and the
+    message named it instead of the lock, which is what cannot be saved."""
+    with pytest.raises(CheckpointException) as caught:
+        asyncio.run(
+            keeps_a_coroutine_and_a_lock(orchestration_backend=DurableBackend(), instance_id="c")
+        )
+    message = str(caught.value)
+    assert "local variable 'lock' (lock)" in message
+    assert "'later'" not in message
+
+
 def test_durable_call_in_a_position_that_cannot_resume_is_refused_clearly():
     @make_durable
     async def child():

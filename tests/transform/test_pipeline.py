@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from durable import transform_to_durable_ast
-from durable.transform.pipeline import compile_source
+from durable.transform.pipeline import compile_source, dedent_source
 
 SOURCE = "async def f(x):\n    raise PauseForEventException('e')\n    return x\n"
 
@@ -81,3 +81,20 @@ def test_an_internal_fault_of_the_compiler_is_a_compile_error_naming_file_line_a
     assert "flow.py:7:1: DUR000 internal error of durable's compiler (KeyError" in message
     assert "this is a bug in durable, not in your code" in message
     assert isinstance(raised.value.__cause__, KeyError)
+
+
+def test_source_of_an_indented_function_keeps_the_text_of_its_multiline_strings():
+    lines = [
+        "    async def render(self):\n",
+        '        a = """x\n',
+        "col0\n",
+        '        kept"""\n',
+        "\n",
+        "  # a comment left of the method\n",
+        "        return a\n",
+    ]
+    source = dedent_source(lines)
+    assert source.splitlines()[0] == "async def render(self):"
+    namespace: dict = {}
+    exec(compile(source.replace("async def", "def"), "<s>", "exec"), namespace)
+    assert namespace["render"](None) == "x\ncol0\n        kept"
