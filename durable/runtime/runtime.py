@@ -1130,16 +1130,29 @@ def _stored_outcome(state: dict[str, Any]) -> Any:
 
 def _close_unstarted(values: list[Any], seen: set[int]) -> None:
     """Close the unstarted coroutines among `values` and inside the lists, tuples, sets and
-    dicts they hold (`pending = [fetch(a), fetch(b)]`)."""
-    while values:
-        value = values.pop()
+    dicts they hold (`pending = [fetch(a), fetch(b)]`). Only small containers are looked
+    into, two levels down: a run stopping must not walk a large state (a coroutine left
+    deeper is only reported as never awaited)."""
+    found = [(value, 0) for value in values]
+    while found:
+        value, depth = found.pop()
         kind = type(value)
         if kind is CoroutineType:
             if inspect.getcoroutinestate(value) == inspect.CORO_CREATED:
                 value.close()
-        elif kind in (list, tuple, set, frozenset, dict) and id(value) not in seen:
+        elif (
+            kind in _CONTAINERS
+            and depth < 2
+            and len(value) <= _CONTAINER_ITEMS
+            and id(value) not in seen
+        ):
             seen.add(id(value))
-            values.extend(value.values() if kind is dict else value)
+            found.extend((item, depth + 1) for item in (value.values() if kind is dict else value))
+
+
+_CONTAINERS = frozenset({list, tuple, set, frozenset, dict})
+#: The most items of a container looked into for coroutines as a run stops.
+_CONTAINER_ITEMS = 256
 
 
 def _wait_point_outside_frames(

@@ -165,8 +165,10 @@ def run_compiled(
             return PostgresStateStore(postgres, schema=schema, group_commit=False)
         return CrashingStore(directory, counter) if counted else DiskStateStore(directory)
 
+    publisher: DurableBackend | None = None  # one for the run: events come from elsewhere
+
     async def drive() -> Any:
-        nonlocal calls
+        nonlocal calls, publisher
         while True:
             calls += 1
             assert calls < 1000, "the program never finishes"
@@ -176,9 +178,9 @@ def run_compiled(
                     *module.ARGS, orchestration_backend=backend, instance_id=instance
                 )
             except PauseForEventException as pause:
-                publisher = DurableBackend(store(counted=False))
+                if publisher is None:
+                    publisher = DurableBackend(store(counted=False))
                 publisher.publish_event(instance, pause.event, f"payload of {pause.event}")
-                _close(publisher.store)
             except SimulatedCrash:
                 pass
             except StoreUnreachable as unreachable:
@@ -187,5 +189,9 @@ def run_compiled(
             finally:
                 _close(backend.store)
 
-    outcome = asyncio.run(Outcome.of(module, drive))
+    try:
+        outcome = asyncio.run(Outcome.of(module, drive))
+    finally:
+        if publisher is not None:
+            _close(publisher.store)
     return outcome, counter.writes
