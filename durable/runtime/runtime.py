@@ -958,21 +958,26 @@ class DurableRuntime:
         run.stack = CallStack.from_snapshot(state["snapshot"], run, versions)
         if run.out_of_line is not None:
             run.snapshot_blob_keys = set(run.out_of_line.referenced)
-        if run.look_for_cancel_at is not None:
-            run.look_for_cancel()
-        if status == WAITING and not run.cancel_pending:
-            waits = _parked_waits(run)
-            if waits:
-                delivered = False
-                for waiting in waits:
-                    with _from_store(instance_id):
-                        event = await ask_for_event(self.backend, instance_id, waiting.event)
-                    if event is not None:
-                        waiting.delivered, delivered = event, True
-                deadline = state.get("deadline")
-                if not delivered and (deadline is None or time.time() < deadline):
-                    run.close_unstarted_coroutines()  # loaded, not run: made again next time
-                    raise PauseForEventException(waits[0].event, instance_id=instance_id)
+        try:
+            if run.look_for_cancel_at is not None:
+                run.look_for_cancel()
+            if status == WAITING and not run.cancel_pending:
+                waits = _parked_waits(run)
+                if waits:
+                    delivered = False
+                    for waiting in waits:
+                        with _from_store(instance_id):
+                            event = await ask_for_event(self.backend, instance_id, waiting.event)
+                        if event is not None:
+                            waiting.delivered, delivered = event, True
+                    deadline = state.get("deadline")
+                    if not delivered and (deadline is None or time.time() < deadline):
+                        raise PauseForEventException(waits[0].event, instance_id=instance_id)
+        except BaseException:
+            # Still waiting, or the store failed to answer: loaded, not run. The coroutines
+            # the snapshot made are made again next time, so these are not "never awaited".
+            run.close_unstarted_coroutines()
+            raise
         return run
 
 
