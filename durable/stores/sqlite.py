@@ -130,6 +130,13 @@ _TOUCH_INSTANCE = (
     "wake_at = CASE WHEN :given THEN excluded.wake_at ELSE wake_at END, "
     "head = COALESCE(excluded.head, head)"
 )
+#: `_TOUCH_INSTANCE` for the most common write, a step: no summary, no head (two parameters,
+#: none of which sqlite3 has to adapt, where None and booleans each cost a lookup).
+_TOUCH_INSTANCE_TIME = (
+    "INSERT INTO instances (instance_id, created_at, updated_at) "
+    "VALUES (:instance_id, :now, :now) "
+    "ON CONFLICT (instance_id) DO UPDATE SET updated_at = excluded.updated_at"
+)
 
 # The instances that can make progress (see `SQLiteStateStore.due_instances`). Each part but
 # the last is a search of `instances_by_status`; the last starts from the (few) pending events
@@ -475,7 +482,7 @@ class SQLiteStateStore(StateStore):
                 _APPEND_RECORD,
                 {"instance_id": instance_id, "data": data, "checksum": zlib.crc32(data)},
             ),
-            (_TOUCH_INSTANCE, _touch(instance_id, summary, head)),
+            _touch(instance_id, summary, head),
         ]
         return self._write_or_queue(instance_id, statements, fault)
 
@@ -512,7 +519,7 @@ class SQLiteStateStore(StateStore):
         statements = [
             ("DELETE FROM records WHERE instance_id = ?", (instance_id,)),
             (_INSERT_RECORD, rows),
-            (_TOUCH_INSTANCE, _touch(instance_id, summary, head)),
+            _touch(instance_id, summary, head),
         ]
         return self._write_or_queue(instance_id, statements, fault)
 
@@ -693,27 +700,24 @@ def _wake_at(summary: InstanceSummary) -> float | None:
 
 def _touch(
     instance_id: str, summary: InstanceSummary | None, head: bytes | None = None
-) -> dict[str, Any]:
-    """The parameters of `_TOUCH_INSTANCE`."""
-    if summary is None:  # the common write: a step, which changes no status
-        return {
-            "instance_id": instance_id,
-            "now": time.time(),
-            "given": False,
-            "head": None if head is None else bytes(head),
-            "status": None,
-            "waiting_for": None,
-            "wake_at": None,
-        }
-    return {
+) -> tuple[str, dict[str, Any]]:
+    """The statement that updates the instance's row in a record write, and its parameters."""
+    if summary is None and head is None:  # a step: only the time changes
+        return _TOUCH_INSTANCE_TIME, {"instance_id": instance_id, "now": time.time()}
+    parameters = {
         "instance_id": instance_id,
         "now": time.time(),
-        "given": True,
+        "given": summary is not None,
         "head": None if head is None else bytes(head),
-        "status": summary.status,
-        "waiting_for": summary.waiting_for,
-        "wake_at": _wake_at(summary),
+        "status": None,
+        "waiting_for": None,
+        "wake_at": None,
     }
+    if summary is not None:
+        parameters["status"] = summary.status
+        parameters["waiting_for"] = summary.waiting_for
+        parameters["wake_at"] = _wake_at(summary)
+    return _TOUCH_INSTANCE, parameters
 
 
 class _GroupCommitter(GroupCommitter):
@@ -727,12 +731,16 @@ class _GroupCommitter(GroupCommitter):
     def commit(self, writes: list[Any]) -> list[BaseException | None]:
         faults = [fault for _, _, fault in writes]
         if all(statements[0][0] is _APPEND_RECORD for _, statements, _ in writes):
-            # Appends only: all records in one executemany, then all instance rows (the rows
-            # are not read by the inserts, and each instance's records keep their order).
-            statements = [
-                (_APPEND_RECORD, [write[1][0][1] for write in writes]),
-                (_TOUCH_INSTANCE, [write[1][1][1] for write in writes]),
-            ]
+            # Appends only: all records in one executemany, then the instance rows, one
+            # executemany per run of writes updating them with the same statement (the rows
+            # are not read by the inserts, and each instance's records and rows keep their
+            # order).
+            statements = [(_APPEND_RECORD, [write[1][0][1] for write in writes])]
+            for _, (_, (touch, parameters)), _ in writes:
+                if statements[-1][0] is touch:
+                    statements[-1][1].append(parameters)
+                else:
+                    statements.append((touch, [parameters]))
         else:
             statements = [statement for _, each, _ in writes for statement in each]
         fault = next((f for f in faults if f in ("before", "torn")), None) or (

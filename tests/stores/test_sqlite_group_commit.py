@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 from durable import DurableBackend, SQLiteStateStore, durable_execute, make_durable
+from durable.stores.base import InstanceSummary
 
 
 @pytest.fixture
@@ -127,3 +128,25 @@ def test_closing_the_store_stops_its_committer(tmp_path):
     assert committer is not None and committer.alive()
     store.close()
     assert not committer.alive()
+
+
+async def test_a_batch_mixing_steps_and_status_changes_keeps_each_instances_summary(store):
+    # Each instance's row is updated in its writes' order, whichever statement a write uses
+    # (a step changes only the time; a status change sets the summary and the head).
+    summary = InstanceSummary("sleeping", None, 123.0)
+    store._lock.acquire()  # queue every write before the committer takes any
+    try:
+        written = [
+            store.append_record("a", b"start", summary, head=b"head-a"),
+            store.append_record("b", b"step"),
+            store.append_record("a", b"step"),
+            store.append_record("b", b"parked", InstanceSummary("waiting", "approval", None)),
+            store.append_record("c", b"step"),
+        ]
+    finally:
+        store._lock.release()
+    await asyncio.gather(*written)
+    assert store.summary("a") == summary and store.read_head("a") == b"head-a"
+    assert store.summary("b") == InstanceSummary("waiting", "approval", None)
+    assert store.summary("c") is None  # a row with no summary known yet
+    assert store.read_records("a") == [b"start", b"step"]

@@ -356,6 +356,7 @@ def test_a_statement_failing_late_in_a_compaction_rolls_back_the_delete_and_inse
     store._connection.set_trace_callback(statements.append)
     # The last statement of the transaction (the instances row) fails after the new log is in.
     monkeypatch.setattr(sqlite_module, "_TOUCH_INSTANCE", "THIS IS NOT SQL")
+    monkeypatch.setattr(sqlite_module, "_TOUCH_INSTANCE_TIME", "THIS IS NOT SQL EITHER")
     with pytest.raises(sqlite3.OperationalError):
         store.replace_records("order-7", [b"new one", b"new two"])
     monkeypatch.undo()
