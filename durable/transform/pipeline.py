@@ -220,16 +220,7 @@ def compile_source(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        shape = _run_passes(
-            source,
-            filename,
-            first_line,
-            qualname,
-            wait_names,
-            free_names,
-            operation_names,
-            future_flags,
-        )
+        shape = _run_passes(*key)  # the key is the passes' inputs, in their order
     except (DurableCompileError, NoSourceCodeException):
         raise
     except Exception as error:
