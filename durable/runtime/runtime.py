@@ -265,11 +265,12 @@ class InstanceRun:
         """Close the coroutines the frames made and have not awaited yet, as the run stops:
         a resumed run makes them again (`references.reduce_coroutine`), so these are not
         "never awaited"."""
-        seen: set[int] = set()
+        values: list[Any] = []
         for frame in self.stack.all_frames():
             python_frame = frame.python_frame
-            values = python_frame.f_locals if python_frame is not None else frame.saved_locals
-            _close_unstarted(list((values or {}).values()), seen)
+            frame_locals = python_frame.f_locals if python_frame is not None else frame.saved_locals
+            values.extend((frame_locals or {}).values())
+        _close_unstarted(values)
 
     def take_seq(self, branch: str | None = None) -> int:
         """The next journal sequence number of `branch` (see `replay_seqs`)."""
@@ -1133,12 +1134,13 @@ def _stored_outcome(state: dict[str, Any]) -> Any:
     raise references.loads(state["error"])
 
 
-def _close_unstarted(values: list[Any], seen: set[int]) -> None:
+def _close_unstarted(values: list[Any]) -> None:
     """Close the unstarted coroutines among `values` and inside the lists, tuples, sets and
     dicts they hold (`pending = [fetch(a), fetch(b)]`). Only small containers are looked
     into, two levels down: a run stopping must not walk a large state (a coroutine left
     deeper is only reported as never awaited)."""
     found = [(value, 0) for value in values]
+    seen: set[int] = set()
     while found:
         value, depth = found.pop()
         kind = type(value)

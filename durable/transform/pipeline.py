@@ -368,7 +368,7 @@ def compile_version(version: CodeVersion, fn: Callable[..., Any]) -> CodeBlock:
         wait_names=version.wait_names,
         free_names=version.free_names,
         operation_names=_operation_names(fn),
-        future_flags=getattr(version, "future_flags", 0),
+        future_flags=version.future_flags,  # 0 for versions saved before (class default)
     )
     compiled_code = shape.emitted.code
     own_names = shape.emitted.cell_names
