@@ -150,3 +150,41 @@ async def test_a_batch_mixing_steps_and_status_changes_keeps_each_instances_summ
     assert store.summary("b") == InstanceSummary("waiting", "approval", None)
     assert store.summary("c") is None  # a row with no summary known yet
     assert store.read_records("a") == [b"start", b"step"]
+
+
+CALLS: list[int] = []
+
+
+def counted_add(i: int) -> int:
+    CALLS.append(i)
+    return i + 1
+
+
+@make_durable
+async def two_steps() -> int:
+    first = await durable_execute(counted_add, 1)
+    return first + await durable_execute(counted_add, 2)
+
+
+async def test_a_run_cancelled_while_its_write_commits_stops_once_the_write_is_in(store):
+    # The run ends only once the write it made has committed (its future cannot be
+    # cancelled), so the resumed instance does not run the step again.
+    CALLS.clear()
+    backend = DurableBackend(store)
+    await two_steps.start(orchestration_backend=backend, instance_id="cancelled")
+    store._lock.acquire()  # the committer cannot commit the first step's write yet
+    try:
+        run = asyncio.create_task(two_steps(orchestration_backend=backend, instance_id="cancelled"))
+        while CALLS != [1]:
+            await asyncio.sleep(0.01)
+        run.cancel()
+        await asyncio.sleep(0.2)
+        assert not run.done(), "the run stopped before its write had committed"
+    finally:
+        store._lock.release()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert (
+        await two_steps(orchestration_backend=DurableBackend(store), instance_id="cancelled") == 5
+    )
+    assert CALLS == [1, 2]
