@@ -178,12 +178,14 @@ _RELEASE = """WITH released AS (UPDATE {s}.leases SET expires_at = '-infinity'
 #: Renewing never waits on a lock: a lease row locked is being renewed by a write of its own
 #: holder (or looked at by a claim, which leaves it), and is renewed next time otherwise.
 #: Waiting could deadlock with this process's group commit, which locks the same rows in
-#: another order.
+#: another order. A released lease (``-infinity``) is not renewed: the renewer's copy of the
+#: leases held may predate the release.
 _RENEW = """UPDATE {s}.leases AS l SET expires_at = now() + %(lease)s * interval '1 second'
     FROM (SELECT r.instance_id FROM {s}.leases AS r
             JOIN unnest(%(ids)s::text[], %(owners)s::text[], %(fences)s::bigint[])
                 AS h (id, owner, fence)
             ON r.instance_id = h.id AND r.owner = h.owner AND r.fence = h.fence
+        WHERE r.expires_at <> '-infinity'
         FOR UPDATE OF r SKIP LOCKED) AS held
     WHERE l.instance_id = held.instance_id
     RETURNING l.instance_id"""

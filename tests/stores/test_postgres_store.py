@@ -204,6 +204,20 @@ def test_a_released_lease_is_taken_at_once(open_store):
     assert other.fencing_token("order-7") == 2
 
 
+def test_a_renewal_racing_a_release_does_not_take_the_lease_again(open_store):
+    # The renewer thread copies the leases held, then renews them: a release in between
+    # must stay a release (a revived lease kept every other runner out for its length, after
+    # `durable edit` had exited).
+    runner, other = open_store(lease_seconds=30), open_store(lease_seconds=30)
+    runner.acquire_lease("order-7", "runner a")
+    copied_by_the_renewer = dict(runner._held)
+    runner.release_lease("order-7", "runner a")
+    runner._held.update(copied_by_the_renewer)
+    runner._renew()
+    runner._held.clear()
+    assert other.acquire_lease("order-7", "runner b") is None
+
+
 # -- claiming due instances -------------------------------------------------------------------
 def saved(store: PostgresStateStore, instance_id: str, status: str, **summary) -> None:
     store.append_record(instance_id, b"state", InstanceSummary(status, **summary))
