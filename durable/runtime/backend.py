@@ -38,8 +38,13 @@ from .operations import CANCEL_EVENT, Event
 from .runtime import DurableRuntime, StepWrite, readable_size
 from .signing import EMPTY_LOG_END, LogEnd, Seals
 
-#: Version of the bytes `DurableBackend` hands its store.
-RECORD_FORMAT = 2
+#: Version of the bytes `DurableBackend` hands its store (record formats share one series
+#: of numbers, the step records' included). Format 7 (with step format 6) is the first
+#: whose journal entries may hold shown argument digests (`args_digest`): a version before
+#: them refuses it rather than taking such an entry for another call.
+RECORD_FORMAT = 7
+#: The general record before shown digests, still read (the same layout).
+_RECORD_BEFORE_SHOWN_DIGESTS = 2
 
 
 class OrchestrationBackend(ABC):
@@ -730,9 +735,9 @@ def _decode(
 ) -> dict[str, Any]:
     record = loads(data)
     version = record[0]
-    if version == RECORD_FORMAT:
+    if version == RECORD_FORMAT or version == _RECORD_BEFORE_SHOWN_DIGESTS:
         return record[1]
-    if version == STEP_RECORD_FORMAT:
+    if version == STEP_RECORD_FORMAT or version == _STEP_BEFORE_SHOWN_DIGESTS:
         return StepWrite._make(record[1:]).changes()
     if version == _STEP_WITHOUT_START_FORMAT:
         return StepWrite._make((*record[1:], None)).changes()
@@ -740,14 +745,16 @@ def _decode(
         return _changes_of_flat_frame_step(record)
     raise StateFormatError(
         f"instance {instance_id!r} was stored in record format {version!r}; this version "
-        f"reads formats {RECORD_FORMAT} and {_FLAT_FRAME_STEP_FORMAT} to {STEP_RECORD_FORMAT}"
+        f"reads formats {_RECORD_BEFORE_SHOWN_DIGESTS} to {RECORD_FORMAT}"
     )
 
 
 #: The record of the most common write (`StepWrite`), its fields laid out flat after the
 #: format number: one small pickle of a tuple costs about half the nested dictionaries of
 #: the same changes.
-STEP_RECORD_FORMAT = 5
+STEP_RECORD_FORMAT = 6
+#: The step record before shown digests, still read (the same layout).
+_STEP_BEFORE_SHOWN_DIGESTS = 5
 #: The step record before it held the call's start time, still read.
 _STEP_WITHOUT_START_FORMAT = 4
 #: The step record of earlier versions, still read: one frame of leaf values, laid out flat

@@ -37,6 +37,7 @@ from .journal import (
     NotApplied,
     RetryPolicy,
     args_digest,
+    digests_match,
     entry_status,
     function_id,
 )
@@ -644,13 +645,11 @@ class Execute(Operation):
         return identity
 
     def matches(self, entry: dict[str, Any]) -> bool:
+        function, digest = self.identity()
         return (
             entry.get("kind", "call") == "call"
-            and (
-                entry.get("function_id"),
-                entry.get("args_digest"),
-            )
-            == self.identity()
+            and entry.get("function_id") == function
+            and digests_match(entry.get("args_digest"), digest, self.args, self.kwargs)
         )
 
     async def call(self) -> Any:

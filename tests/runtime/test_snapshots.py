@@ -161,6 +161,15 @@ def test_a_step_record_of_an_earlier_version_is_read_as_its_changes():
     }
 
 
+def test_records_of_the_formats_before_shown_digests_are_read_as_their_changes():
+    frame = ("m:flow", "f" * 64, 1, 4, {"total": 3}, None, ("at", 2, None), None)
+    step = (1.5, 3, 2, 2, "m.f", "0" * 16, "value", 5, (STACK_FORMAT, (frame,)), 1.25)
+    now = backend_module._decode("i", pickle.dumps((backend_module.STEP_RECORD_FORMAT, *step)))
+    assert backend_module._decode("i", pickle.dumps((5, *step))) == now
+    changes = {"set": {"status": "RUNNING"}, "entries": {}}
+    assert backend_module._decode("i", pickle.dumps((2, changes))) == changes
+
+
 async def test_a_stack_saved_as_a_pickle_by_an_earlier_version_resumes():
     store = await crashed_after_first_step()
     backend = DurableBackend(store)
