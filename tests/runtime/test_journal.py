@@ -242,9 +242,7 @@ def test_scalars_of_equal_value_and_other_types_have_other_digests():
 
 def test_no_hashed_digest_looks_like_a_shown_one():
     # A shown digest is a tuple's repr; `digests_match` tells an older entry's by this.
-    assert all(
-        not hashed_args_digest((n, "o"), {}).startswith("(") for n in range(2_000)
-    )
+    assert all(not hashed_args_digest((n, "o"), {}).startswith("(") for n in range(2_000))
 
 
 @make_durable
